@@ -1,0 +1,12 @@
+//! Compiles the .proto files under `proto/` with protox (pure Rust, no protoc).
+
+fn main() {
+    let files = ["google/rpc/status.proto", "google/rpc/error_details.proto"];
+    for file in files {
+        println!("cargo:rerun-if-changed=proto/{file}");
+    }
+    let descriptors = protox::compile(files, ["proto"]).expect("the .proto files under proto/ compile");
+    prost_build::Config::new()
+        .compile_fds(descriptors)
+        .expect("prost-build generates Rust from the descriptors");
+}

@@ -1,0 +1,14 @@
+//! Protobuf types ferro needs beyond the OTLP ones that `opentelemetry-proto` carries.
+//!
+//! Generated at build time from the files under `proto/` by prost-build, with
+//! protox as the compiler so that no `protoc` binary is needed. Later signals add
+//! their wire formats here (remote-write, Loki push, pprof, Pyroscope push).
+
+/// `google.rpc`: the error model of gRPC and of OTLP/HTTP error bodies.
+pub mod google {
+    pub mod rpc {
+        include!(concat!(env!("OUT_DIR"), "/google.rpc.rs"));
+    }
+}
+
+pub use prost_types;

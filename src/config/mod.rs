@@ -1,0 +1,464 @@
+//! The config file: TOML in, a validated [`Config`] out.
+//!
+//! Layout: `[receivers.TYPE.NAME]`, `[processors.TYPE.NAME]`,
+//! `[exporters.TYPE.NAME]`, `[pipelines.SIGNAL]` (or `[pipelines."SIGNAL/NAME"]`),
+//! `[telemetry]`, `[log]` and a few top-level settings. Loading reports every
+//! mistake at once with its dotted path and line (see [`document`]).
+
+pub mod document;
+pub mod env;
+pub mod units;
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use toml::de::DeValue;
+
+pub use document::{ConfigError, ConfigErrors, FieldError, Validate};
+pub use units::{ByteSize, Duration};
+
+use crate::exporters::ExporterConfig;
+use crate::processors::ProcessorConfig;
+use crate::processors::batch::BatchConfig;
+use crate::receivers::ReceiverConfig;
+use crate::signal::Signal;
+use document::{Document, Value};
+
+/// The config ferro runs when started without `-c`: useful on a laptop.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/local.toml");
+
+/// Where a component lives in the config: `otlp.default` is
+/// `[receivers.otlp.default]`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ComponentId {
+    pub type_name: String,
+    pub name: String,
+}
+
+impl ComponentId {
+    pub fn new(type_name: &str, name: &str) -> Self {
+        Self { type_name: type_name.to_string(), name: name.to_string() }
+    }
+
+    /// Parses `TYPE.NAME`; a bare `TYPE` means `TYPE.default`.
+    pub fn parse(reference: &str) -> Self {
+        match reference.split_once('.') {
+            Some((type_name, name)) => Self::new(type_name, name),
+            None => Self::new(reference, "default"),
+        }
+    }
+}
+
+impl fmt::Display for ComponentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.type_name, self.name)
+    }
+}
+
+/// A validated config: what `ferro validate` approves and `ferro run` builds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// Bytes of telemetry in flight across the whole process before receivers refuse.
+    pub memory_limit: ByteSize,
+    pub shutdown_timeout: Duration,
+    pub telemetry: TelemetryConfig,
+    pub log: LogConfig,
+    pub receivers: BTreeMap<ComponentId, ReceiverConfig>,
+    pub processors: BTreeMap<ComponentId, ProcessorConfig>,
+    pub exporters: BTreeMap<ComponentId, ExporterConfig>,
+    pub pipelines: Vec<PipelineConfig>,
+}
+
+/// One pipeline: receivers → stages in config order → exporters, for one signal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineConfig {
+    /// `traces` or `traces/NAME`, as written in the config.
+    pub name: String,
+    pub signal: Signal,
+    pub receivers: Vec<ComponentId>,
+    pub stages: Vec<Stage>,
+    pub exporters: Vec<ComponentId>,
+}
+
+/// A step of a pipeline between its receivers and its exporters.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stage {
+    /// Groups items into batches by size and time (at most one per pipeline).
+    Batch(BatchConfig),
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Address of ferro's own HTTP server (`/metrics`, `/-/healthy`, `/-/ready`).
+    pub listen: SocketAddr,
+    /// Set to false to run without the self-telemetry server.
+    pub enabled: bool,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8888)), enabled: true }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `info,ferro::exporters=debug`;
+    /// `RUST_LOG` overrides it.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The top-level settings other than the component sections.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGlobals {
+    data_dir: Option<PathBuf>,
+    memory_limit: Option<ByteSize>,
+    shutdown_timeout: Option<Duration>,
+    #[serde(default)]
+    telemetry: TelemetryConfig,
+    #[serde(default)]
+    log: LogConfig,
+}
+
+struct Globals {
+    data_dir: PathBuf,
+    memory_limit: ByteSize,
+    shutdown_timeout: Duration,
+    telemetry: TelemetryConfig,
+    log: LogConfig,
+}
+
+impl Validate for RawGlobals {
+    type Valid = Globals;
+    fn validate(self) -> Result<Globals, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let memory_limit = self.memory_limit.unwrap_or(ByteSize::mib(256));
+        if memory_limit.get() < 1 << 20 {
+            errors.push(FieldError::new("memory_limit", "must be at least 1MiB"));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            errors.push(FieldError::new("log.level", format!("not a log filter: {e}")));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Globals {
+            data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("/var/lib/ferro")),
+            memory_limit,
+            shutdown_timeout: self.shutdown_timeout.unwrap_or(Duration::from_secs(10)),
+            telemetry: self.telemetry,
+            log: self.log,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    receivers: Vec<String>,
+    #[serde(default)]
+    processors: Vec<String>,
+    exporters: Vec<String>,
+}
+
+impl Validate for RawPipeline {
+    type Valid = RawPipeline;
+    fn validate(self) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.receivers.is_empty() {
+            errors.push(FieldError::new("receivers", "a pipeline needs at least one receiver"));
+        }
+        if self.exporters.is_empty() {
+            errors.push(FieldError::new("exporters", "a pipeline needs at least one exporter"));
+        }
+        if errors.is_empty() { Ok(self) } else { Err(errors) }
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigErrors> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            origin: origin.clone(),
+            errors: vec![ConfigError { path: String::new(), line: None, message: format!("cannot read: {e}") }],
+        })?;
+        Self::from_str(&text, &origin)
+    }
+
+    /// The embedded default config.
+    pub fn embedded() -> Result<Config, ConfigErrors> {
+        Self::from_str(EMBEDDED_DEFAULT, "embedded config/local.toml")
+    }
+
+    /// Validates `text`, interpolating variables from the process environment.
+    pub fn from_str(text: &str, origin: &str) -> Result<Config, ConfigErrors> {
+        Self::from_str_with_env(text, origin, &|name| std::env::var(name).ok())
+    }
+
+    pub fn from_str_with_env(
+        text: &str,
+        origin: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let (mut doc, root) = Document::parse(text, lookup);
+        let config = root.and_then(|root| load(&mut doc, root));
+        match config {
+            Some(config) if doc.errors.is_empty() => Ok(config),
+            _ => {
+                let mut errors = doc.errors;
+                errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+                Err(ConfigErrors { origin: origin.to_string(), errors })
+            }
+        }
+    }
+
+    /// A one-line description for `ferro validate` and the start-up log.
+    pub fn summary(&self) -> String {
+        let pipelines: Vec<&str> = self.pipelines.iter().map(|p| p.name.as_str()).collect();
+        format!(
+            "{} receiver(s), {} processor(s), {} exporter(s), pipelines: {}",
+            self.receivers.len(),
+            self.processors.len(),
+            self.exporters.len(),
+            if pipelines.is_empty() { "none".to_string() } else { pipelines.join(", ") }
+        )
+    }
+}
+
+/// Loads every section of the document, recording all errors; `None` if any.
+fn load<'a>(doc: &mut Document<'a>, root: toml::Spanned<toml::de::DeTable<'a>>) -> Option<Config> {
+    let root_span = root.span();
+    let mut root = root.into_inner();
+    let receivers_v = root.remove("receivers");
+    let processors_v = root.remove("processors");
+    let exporters_v = root.remove("exporters");
+    let pipelines_v = root.remove("pipelines");
+    let globals = doc.section::<RawGlobals>("", toml::Spanned::new(root_span, DeValue::Table(root)));
+
+    let receivers = components(doc, "receivers", receivers_v, ReceiverConfig::parse);
+    let processors = components(doc, "processors", processors_v, ProcessorConfig::parse);
+    let exporters = components(doc, "exporters", exporters_v, ExporterConfig::parse);
+
+    let mut pipelines = Vec::new();
+    match pipelines_v.map(|v| (v.span(), v.into_inner())) {
+        None => {}
+        Some((_, DeValue::Table(table))) => {
+            for (key, value) in table {
+                let name = key.get_ref().to_string();
+                let path = format!("pipelines.{}", quote_key(&name));
+                let key_span = key.span();
+                let Some(raw) = doc.section::<RawPipeline>(&path, value) else { continue };
+                if let Some(p) =
+                    resolve_pipeline(doc, &path, key_span, &name, raw, &receivers, &processors, &exporters)
+                {
+                    pipelines.push(p);
+                }
+            }
+        }
+        Some((span, _)) => doc.push("pipelines".into(), Some(span), "must be a table of pipelines"),
+    }
+    let mut used_receivers: Vec<&ComponentId> = pipelines.iter().flat_map(|p| &p.receivers).collect();
+    used_receivers.sort();
+    for id in receivers.keys() {
+        if used_receivers.binary_search(&id).is_err() {
+            doc.push(
+                format!("receivers.{id}"),
+                None,
+                "is not used by any pipeline (remove it, or add it to a pipeline's receivers)",
+            );
+        }
+    }
+
+    let globals = globals?;
+    if !doc.errors.is_empty() {
+        return None;
+    }
+    Some(Config {
+        data_dir: globals.data_dir,
+        memory_limit: globals.memory_limit,
+        shutdown_timeout: globals.shutdown_timeout,
+        telemetry: globals.telemetry,
+        log: globals.log,
+        receivers,
+        processors,
+        exporters,
+        pipelines,
+    })
+}
+
+fn quote_key(key: &str) -> String {
+    if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        key.to_string()
+    } else {
+        format!("\"{key}\"")
+    }
+}
+
+type ParseFn<'a, T> = fn(&str, &mut Document<'a>, &str, Value<'a>) -> Option<Option<T>>;
+
+/// Reads `[KIND.TYPE.NAME]` tables through the kind's `parse` function.
+fn components<'a, T>(
+    doc: &mut Document<'a>,
+    kind: &str,
+    value: Option<Value<'a>>,
+    parse: ParseFn<'a, T>,
+) -> BTreeMap<ComponentId, T> {
+    let mut out = BTreeMap::new();
+    let Some(value) = value else { return out };
+    let span = value.span();
+    let DeValue::Table(types) = value.into_inner() else {
+        doc.push(kind.to_string(), Some(span), format!("must be a table such as [{kind}.TYPE.NAME]"));
+        return out;
+    };
+    for (type_key, named) in types {
+        let type_name = type_key.get_ref().to_string();
+        let type_span = type_key.span();
+        let named_span = named.span();
+        let DeValue::Table(named) = named.into_inner() else {
+            doc.push(
+                format!("{kind}.{type_name}"),
+                Some(named_span),
+                format!("must be a table of named components such as [{kind}.{type_name}.NAME]"),
+            );
+            continue;
+        };
+        for (name_key, body) in named {
+            let name = name_key.get_ref().to_string();
+            let path = format!("{kind}.{type_name}.{name}");
+            if !matches!(body.get_ref(), DeValue::Table(_)) {
+                doc.push(path, Some(name_key.span()), format!("must be a table: [{kind}.{type_name}.{name}]"));
+                continue;
+            }
+            match parse(&type_name, doc, &path, body) {
+                None => {
+                    doc.push(format!("{kind}.{type_name}"), Some(type_span.clone()), format!("unknown {kind} type `{type_name}`"));
+                    break;
+                }
+                Some(Some(config)) => {
+                    out.insert(ComponentId::new(&type_name, &name), config);
+                }
+                Some(None) => {}
+            }
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn resolve_pipeline(
+    doc: &mut Document<'_>,
+    path: &str,
+    key_span: std::ops::Range<usize>,
+    name: &str,
+    raw: RawPipeline,
+    receivers: &BTreeMap<ComponentId, ReceiverConfig>,
+    processors: &BTreeMap<ComponentId, ProcessorConfig>,
+    exporters: &BTreeMap<ComponentId, ExporterConfig>,
+) -> Option<PipelineConfig> {
+    let signal_name = name.split_once('/').map_or(name, |(signal, _)| signal);
+    let Some(signal) = Signal::from_name(signal_name) else {
+        doc.push(
+            path.to_string(),
+            Some(key_span),
+            format!("`{signal_name}` is not a signal (use traces, metrics, logs or profiles, optionally as \"traces/NAME\")"),
+        );
+        return None;
+    };
+    let errors_before = doc.errors.len();
+    let here = Some(key_span);
+
+    let mut receiver_ids = Vec::new();
+    for reference in &raw.receivers {
+        let id = ComponentId::parse(reference);
+        match receivers.get(&id) {
+            None => doc.push(format!("{path}.receivers"), here.clone(), format!("receiver `{reference}` is not defined")),
+            Some(r) if !r.signals().contains(&signal) => doc.push(
+                format!("{path}.receivers"),
+                here.clone(),
+                format!("receiver `{reference}` cannot carry {signal} (it carries {})", list(r.signals())),
+            ),
+            Some(_) if receiver_ids.contains(&id) => {
+                doc.push(format!("{path}.receivers"), here.clone(), format!("receiver `{reference}` is listed twice"))
+            }
+            Some(_) => receiver_ids.push(id),
+        }
+    }
+
+    let mut stages = Vec::new();
+    for reference in &raw.processors {
+        let id = ComponentId::parse(reference);
+        let config = match processors.get(&id) {
+            Some(config) => Some(config.clone()),
+            None => ProcessorConfig::implicit(&id),
+        };
+        let Some(config) = config else {
+            doc.push(format!("{path}.processors"), here.clone(), format!("processor `{reference}` is not defined"));
+            continue;
+        };
+        if !config.signals().contains(&signal) {
+            doc.push(format!("{path}.processors"), here.clone(), format!("processor `{reference}` cannot work on {signal}"));
+            continue;
+        }
+        match config {
+            ProcessorConfig::Batch(batch) => {
+                if stages.iter().any(|s| matches!(s, Stage::Batch(_))) {
+                    doc.push(format!("{path}.processors"), here.clone(), "a pipeline has at most one batch stage");
+                    continue;
+                }
+                stages.push(Stage::Batch(batch));
+            }
+        }
+    }
+
+    let mut exporter_ids = Vec::new();
+    for reference in &raw.exporters {
+        let id = ComponentId::parse(reference);
+        match exporters.get(&id) {
+            None => doc.push(format!("{path}.exporters"), here.clone(), format!("exporter `{reference}` is not defined")),
+            Some(e) if !e.signals().contains(&signal) => doc.push(
+                format!("{path}.exporters"),
+                here.clone(),
+                format!("exporter `{reference}` cannot carry {signal} (it carries {})", list(e.signals())),
+            ),
+            Some(_) if exporter_ids.contains(&id) => {
+                doc.push(format!("{path}.exporters"), here.clone(), format!("exporter `{reference}` is listed twice"))
+            }
+            Some(_) => exporter_ids.push(id),
+        }
+    }
+    if doc.errors.len() > errors_before {
+        return None;
+    }
+    Some(PipelineConfig { name: name.to_string(), signal, receivers: receiver_ids, stages, exporters: exporter_ids })
+}
+
+fn list(signals: &[Signal]) -> String {
+    if signals.is_empty() {
+        return "nothing yet".into();
+    }
+    signals.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,227 @@
+//! What travels with data through a pipeline so that memory is accounted and
+//! delivery can be acknowledged.
+//!
+//! A receiver takes a [`Ticket`] from the process-wide [`MemoryLimiter`] for the
+//! bytes it accepts; the ticket rides in the [`Batch`] through processors,
+//! batching, fan-out and exporter queues, and gives its bytes back when the
+//! last copy of the data is gone (sent, or dropped and counted). A receiver
+//! that must know the outcome (a log tailer advancing its positions) attaches
+//! an [`AckWaiter`]: it resolves once every copy is finished, with the worst
+//! outcome any copy had.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use tokio::sync::oneshot;
+
+use crate::signal::SignalData;
+
+/// How a batch's journey ended. Ordered from best to worst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Outcome {
+    /// Every exporter accepted it.
+    Delivered = 0,
+    /// An exporter gave up on it (a permanent error, or shutdown).
+    Dropped = 1,
+}
+
+/// Bytes in flight across the process, and the ceiling beyond which receivers refuse.
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    limit: AtomicUsize,
+    used: AtomicUsize,
+}
+
+impl MemoryLimiter {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self { limit: AtomicUsize::new(limit), used: AtomicUsize::new(0) })
+    }
+
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Reserves `bytes`, or refuses when that would pass the limit.
+    pub fn try_acquire(self: &Arc<Self>, bytes: usize) -> Option<Ticket> {
+        let limit = self.limit();
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let next = used.checked_add(bytes)?;
+            if next > limit {
+                return None;
+            }
+            match self.used.compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Some(Ticket { bytes, limiter: Some(self.clone()), ack: None }),
+                Err(actual) => used = actual,
+            }
+        }
+    }
+}
+
+/// A reservation of memory for accepted data, and optionally an acknowledgement.
+#[derive(Debug)]
+pub struct Ticket {
+    bytes: usize,
+    limiter: Option<Arc<MemoryLimiter>>,
+    ack: Option<AckSender>,
+}
+
+impl Ticket {
+    /// A ticket that counts nothing: for data made inside ferro.
+    pub fn untracked() -> Self {
+        Self { bytes: 0, limiter: None, ack: None }
+    }
+
+    /// Attaches an acknowledgement; the returned waiter resolves when every
+    /// copy of the data carrying this ticket is finished.
+    pub fn with_ack(mut self) -> (Self, AckWaiter) {
+        let (tx, rx) = oneshot::channel();
+        self.ack = Some(AckSender { worst: AtomicU8::new(Outcome::Delivered as u8), tx: Some(tx) });
+        (self, AckWaiter(rx))
+    }
+
+    fn record(&self, outcome: Outcome) {
+        if let Some(ack) = &self.ack {
+            ack.worst.fetch_max(outcome as u8, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(limiter) = &self.limiter {
+            limiter.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        }
+        if let Some(ack) = &mut self.ack
+            && let Some(tx) = ack.tx.take()
+        {
+            let outcome = if ack.worst.load(Ordering::Relaxed) == Outcome::Delivered as u8 {
+                Outcome::Delivered
+            } else {
+                Outcome::Dropped
+            };
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct AckSender {
+    worst: AtomicU8,
+    tx: Option<oneshot::Sender<Outcome>>,
+}
+
+/// Resolves with the outcome once all copies of the acknowledged data are finished.
+pub struct AckWaiter(oneshot::Receiver<Outcome>);
+
+impl AckWaiter {
+    pub async fn wait(self) -> Outcome {
+        self.0.await.unwrap_or(Outcome::Dropped)
+    }
+}
+
+/// Data of one signal plus the tickets of everything merged into it.
+#[derive(Debug)]
+pub struct Batch<T> {
+    pub data: T,
+    /// Encoded size of `data`, kept up to date by merge and split.
+    pub bytes: usize,
+    tickets: Vec<Arc<Ticket>>,
+}
+
+impl<T: SignalData> Batch<T> {
+    pub fn new(data: T, ticket: Ticket) -> Self {
+        let bytes = data.encoded_len();
+        Self { data, bytes, tickets: vec![Arc::new(ticket)] }
+    }
+
+    /// A batch whose encoded size the caller already knows.
+    pub fn with_size(data: T, bytes: usize, ticket: Ticket) -> Self {
+        Self { data, bytes, tickets: vec![Arc::new(ticket)] }
+    }
+
+    pub fn items(&self) -> usize {
+        self.data.item_count()
+    }
+
+    pub fn merge(&mut self, other: Batch<T>) {
+        self.data.merge(other.data);
+        self.bytes += other.bytes;
+        self.tickets.extend(other.tickets);
+    }
+
+    /// Splits off the first `n` items; both halves keep the tickets, so memory
+    /// is released and acknowledgements fire only once both are finished.
+    pub fn split_to(&mut self, n: usize) -> Batch<T> {
+        let data = self.data.split_to(n);
+        let bytes = data.encoded_len();
+        self.bytes = self.bytes.saturating_sub(bytes);
+        Batch { data, bytes, tickets: self.tickets.clone() }
+    }
+
+    /// Marks this copy as given up on; the acknowledgement reports it.
+    pub fn drop_with(self, outcome: Outcome) {
+        for ticket in &self.tickets {
+            ticket.record(outcome);
+        }
+    }
+}
+
+impl<T: Clone> Clone for Batch<T> {
+    fn clone(&self) -> Self {
+        Self { data: self.data.clone(), bytes: self.bytes, tickets: self.tickets.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::traces::tests::sample;
+
+    #[test]
+    fn limiter_refuses_past_the_limit_and_releases_on_drop() {
+        let limiter = MemoryLimiter::new(100);
+        let a = limiter.try_acquire(60).unwrap();
+        assert!(limiter.try_acquire(41).is_none());
+        let b = limiter.try_acquire(40).unwrap();
+        assert_eq!(limiter.used(), 100);
+        drop(a);
+        assert_eq!(limiter.used(), 40);
+        drop(b);
+        assert_eq!(limiter.used(), 0);
+    }
+
+    #[tokio::test]
+    async fn ack_waits_for_every_copy_and_reports_the_worst() {
+        let limiter = MemoryLimiter::new(1 << 20);
+        let (ticket, waiter) = limiter.try_acquire(10).unwrap().with_ack();
+        let mut batch = Batch::new(sample(1, 1, 4), ticket);
+        let head = batch.split_to(2);
+        let copy = batch.clone();
+        drop(head);
+        drop(batch);
+        assert_eq!(limiter.used(), 10, "one copy is still in flight");
+        copy.drop_with(Outcome::Dropped);
+        assert_eq!(waiter.wait().await, Outcome::Dropped);
+        assert_eq!(limiter.used(), 0);
+    }
+
+    #[tokio::test]
+    async fn ack_reports_delivered_when_all_copies_succeed() {
+        let limiter = MemoryLimiter::new(1 << 20);
+        let (ticket, waiter) = limiter.try_acquire(10).unwrap().with_ack();
+        let mut a = Batch::new(sample(1, 1, 1), ticket);
+        let (t2, _w2) = limiter.try_acquire(5).unwrap().with_ack();
+        a.merge(Batch::new(sample(1, 1, 1), t2));
+        drop(a);
+        assert_eq!(waiter.wait().await, Outcome::Delivered);
+    }
+}

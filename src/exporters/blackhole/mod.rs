@@ -1,0 +1,31 @@
+//! The blackhole exporter: counts what reaches it and discards it. For
+//! benchmarks and pipeline tests, where the sink must cost nothing.
+
+use serde::Deserialize;
+
+use super::QueueConfig;
+use crate::config::{FieldError, Validate};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBlackholeConfig {
+    #[serde(default)]
+    queue: QueueConfig,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlackholeConfig {
+    pub queue: QueueConfig,
+}
+
+impl Validate for RawBlackholeConfig {
+    type Valid = BlackholeConfig;
+    fn validate(self) -> Result<BlackholeConfig, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        self.queue.check(&mut errors);
+        if errors.is_empty() { Ok(BlackholeConfig { queue: self.queue }) } else { Err(errors) }
+    }
+}
+
+/// Accepts everything; the runner's `sent` counter is the record.
+pub struct BlackholeSink;

@@ -1,0 +1,140 @@
+//! The debug exporter: prints what passes, for a new user's first run.
+//!
+//! `basic` prints one line per batch; `detailed` prints every span with its
+//! ids, timing and attributes. Output goes to stdout, apart from ferro's logs.
+
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use super::{QueueConfig, Sent};
+use crate::config::{FieldError, Validate};
+use crate::signal::{SignalData, Traces};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verbosity {
+    Basic,
+    Detailed,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDebugConfig {
+    verbosity: Option<Verbosity>,
+    #[serde(default)]
+    queue: QueueConfig,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DebugConfig {
+    pub verbosity: Verbosity,
+    pub queue: QueueConfig,
+}
+
+impl Validate for RawDebugConfig {
+    type Valid = DebugConfig;
+    fn validate(self) -> Result<DebugConfig, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        self.queue.check(&mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(DebugConfig { verbosity: self.verbosity.unwrap_or(Verbosity::Basic), queue: self.queue })
+    }
+}
+
+pub struct DebugSink {
+    config: DebugConfig,
+}
+
+impl DebugSink {
+    pub fn new(config: DebugConfig) -> Self {
+        Self { config }
+    }
+
+    pub fn print_traces(&self, traces: &Traces) -> Sent {
+        let text = render_traces(traces, self.config.verbosity);
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout must not stop the pipeline: the debug output is a courtesy.
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+        Sent::default()
+    }
+}
+
+pub fn render_traces(traces: &Traces, verbosity: Verbosity) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "traces: {} resource(s), {} span(s)",
+        traces.resource_spans.len(),
+        traces.item_count()
+    );
+    if verbosity == Verbosity::Basic {
+        return out;
+    }
+    for rs in &traces.resource_spans {
+        let resource = rs.resource.as_ref().map(|r| attributes(&r.attributes)).unwrap_or_default();
+        let _ = writeln!(out, "  resource {{{resource}}}");
+        for ss in &rs.scope_spans {
+            let scope = ss.scope.as_ref().map(|s| s.name.as_str()).unwrap_or("");
+            let _ = writeln!(out, "    scope {scope:?}");
+            for span in &ss.spans {
+                let _ = writeln!(
+                    out,
+                    "      span {:?} trace={} id={} parent={} kind={} duration={}ns attrs={{{}}} events={} links={}",
+                    span.name,
+                    hex::encode(&span.trace_id),
+                    hex::encode(&span.span_id),
+                    hex::encode(&span.parent_span_id),
+                    span.kind,
+                    span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano),
+                    attributes(&span.attributes),
+                    span.events.len(),
+                    span.links.len(),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn attributes(kvs: &[KeyValue]) -> String {
+    kvs.iter()
+        .map(|kv| format!("{}={}", kv.key, value(kv.value.as_ref())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn value(v: Option<&AnyValue>) -> String {
+    match v.and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => format!("{s:?}"),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        Some(any_value::Value::BytesValue(b)) => format!("0x{}", hex::encode(b)),
+        Some(any_value::Value::ArrayValue(a)) => {
+            format!("[{}]", a.values.iter().map(|v| value(Some(v))).collect::<Vec<_>>().join(", "))
+        }
+        Some(any_value::Value::KvlistValue(kv)) => format!("{{{}}}", attributes(&kv.values)),
+        Some(any_value::Value::StringValueStrindex(i)) => format!("<string #{i}>"),
+        None => "null".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::traces::tests::sample;
+
+    #[test]
+    fn basic_is_one_line_and_detailed_shows_spans() {
+        let traces = sample(1, 1, 2);
+        assert_eq!(render_traces(&traces, Verbosity::Basic), "traces: 1 resource(s), 2 span(s)\n");
+        let detailed = render_traces(&traces, Verbosity::Detailed);
+        assert!(detailed.contains("service.name=\"svc-0\""), "{detailed}");
+        assert!(detailed.contains("span \"span-2\" trace=01010101010101010101010101010101 id=0000000000000002"));
+    }
+}

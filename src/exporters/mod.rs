@@ -1,0 +1,135 @@
+//! Exporters: each owns a bounded delivery queue and `num_consumers` senders
+//! that send with retries, and says per failure whether it may be retried.
+
+pub mod blackhole;
+pub mod debug;
+pub mod otlp;
+mod retry;
+mod runner;
+
+use serde::Deserialize;
+use std::time::Duration as StdDuration;
+
+pub use retry::{Backoff, RawRetryConfig, RetryConfig};
+pub use runner::RunningExporter;
+
+use crate::config::document::{Document, Value};
+use crate::config::{ByteSize, FieldError};
+use crate::signal::Signal;
+
+/// A validated `[exporters.TYPE.NAME]` section.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExporterConfig {
+    Otlp(otlp::OtlpExporterConfig),
+    Debug(debug::DebugConfig),
+    Blackhole(blackhole::BlackholeConfig),
+}
+
+impl ExporterConfig {
+    /// Reads an `[exporters.TYPE.NAME]` table; `None` for an unknown type.
+    pub fn parse<'a>(type_name: &str, doc: &mut Document<'a>, path: &str, value: Value<'a>) -> Option<Option<Self>> {
+        match type_name {
+            "otlp" => Some(doc.section::<otlp::RawOtlpExporterConfig>(path, value).map(Self::Otlp)),
+            "debug" => Some(doc.section::<debug::RawDebugConfig>(path, value).map(Self::Debug)),
+            "blackhole" => Some(doc.section::<blackhole::RawBlackholeConfig>(path, value).map(Self::Blackhole)),
+            _ => None,
+        }
+    }
+
+    pub fn signals(&self) -> &'static [Signal] {
+        match self {
+            Self::Otlp(_) | Self::Debug(_) | Self::Blackhole(_) => &[Signal::Traces],
+        }
+    }
+
+    pub fn queue(&self) -> &QueueConfig {
+        match self {
+            Self::Otlp(c) => &c.queue,
+            Self::Debug(c) => &c.queue,
+            Self::Blackhole(c) => &c.queue,
+        }
+    }
+}
+
+/// What a pipeline does when an exporter's queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFull {
+    /// Wait: the pipeline stops reading and receivers refuse (nothing lost).
+    Block,
+    /// Drop the newest batch and count it: for data that is worth less than
+    /// the sender's time.
+    Drop,
+}
+
+/// `queue = { ... }` of any exporter.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Most items (spans, samples, records) waiting to be sent.
+    pub max_items: usize,
+    /// Most encoded bytes waiting to be sent.
+    pub max_bytes: ByteSize,
+    /// Parallel senders taking batches from the queue.
+    pub num_consumers: usize,
+    pub on_full: OnFull,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self { max_items: 100_000, max_bytes: ByteSize::mib(64), num_consumers: 4, on_full: OnFull::Block }
+    }
+}
+
+impl QueueConfig {
+    pub fn check(&self, errors: &mut Vec<FieldError>) {
+        if self.max_items == 0 {
+            errors.push(FieldError::new("queue.max_items", "must be at least 1"));
+        }
+        if self.max_bytes.get() == 0 {
+            errors.push(FieldError::new("queue.max_bytes", "must be more than 0"));
+        }
+        if self.num_consumers == 0 || self.num_consumers > 256 {
+            errors.push(FieldError::new("queue.num_consumers", "must be between 1 and 256"));
+        }
+    }
+}
+
+/// Why one send attempt failed, and whether trying again may help.
+#[derive(Debug, Clone)]
+pub struct ExportError {
+    pub retryable: bool,
+    /// Short label for counters: `transport`, `timeout`, `http_503`, `grpc_unavailable`, …
+    pub reason: &'static str,
+    /// What the server asked for (`Retry-After`, gRPC `RetryInfo`).
+    pub retry_after: Option<StdDuration>,
+    pub message: String,
+}
+
+impl ExportError {
+    pub fn retryable(reason: &'static str, message: impl Into<String>) -> Self {
+        Self { retryable: true, reason, retry_after: None, message: message.into() }
+    }
+
+    pub fn permanent(reason: &'static str, message: impl Into<String>) -> Self {
+        Self { retryable: false, reason, retry_after: None, message: message.into() }
+    }
+
+    pub fn after(mut self, retry_after: Option<StdDuration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+}
+
+impl std::fmt::Display for ExportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// What a successful send may still report: items the backend refused.
+#[derive(Debug, Default)]
+pub struct Sent {
+    pub rejected_items: u64,
+    pub rejected_message: String,
+}

@@ -1,0 +1,128 @@
+use http::Uri;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use crate::config::{Duration, FieldError, Validate};
+use crate::exporters::{QueueConfig, RawRetryConfig, RetryConfig};
+use crate::net::tls::TlsConfig;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Grpc,
+    Http,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// `[exporters.otlp.NAME]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOtlpExporterConfig {
+    /// `http(s)://host:port` of the OTLP receiver (Tempo, a collector, …).
+    endpoint: String,
+    /// `grpc` (default) or `http` (OTLP/HTTP with protobuf bodies).
+    protocol: Option<Protocol>,
+    /// Full URL for traces over HTTP; default `endpoint` + `/v1/traces`.
+    traces_endpoint: Option<String>,
+    /// `gzip` (default), `zstd` or `none`.
+    compression: Option<Compression>,
+    /// Extra request headers or gRPC metadata, e.g. `X-Scope-OrgID`.
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    /// Deadline of one send attempt.
+    timeout: Option<Duration>,
+    #[serde(default)]
+    tls: TlsConfig,
+    #[serde(default)]
+    queue: QueueConfig,
+    #[serde(default)]
+    retry: RawRetryConfig,
+}
+
+/// A checked OTLP exporter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OtlpExporterConfig {
+    pub endpoint: Uri,
+    pub protocol: Protocol,
+    pub traces_url: Uri,
+    pub compression: Compression,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub timeout: std::time::Duration,
+    pub tls: TlsConfig,
+    pub queue: QueueConfig,
+    pub retry: RetryConfig,
+}
+
+impl Validate for RawOtlpExporterConfig {
+    type Valid = OtlpExporterConfig;
+
+    fn validate(self) -> Result<OtlpExporterConfig, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let protocol = self.protocol.unwrap_or(Protocol::Grpc);
+        let endpoint = check_url("endpoint", &self.endpoint, &mut errors);
+        let traces_url = match (&self.traces_endpoint, &endpoint) {
+            (Some(url), _) => check_url("traces_endpoint", url, &mut errors),
+            (None, Some(endpoint)) => {
+                let base = endpoint.to_string();
+                format!("{}/v1/traces", base.trim_end_matches('/')).parse().ok()
+            }
+            (None, None) => None,
+        };
+        if protocol == Protocol::Grpc
+            && let Some(endpoint) = &endpoint
+            && !matches!(endpoint.path(), "" | "/")
+        {
+            errors.push(FieldError::new(
+                "endpoint",
+                "a gRPC endpoint is host and port only (the path belongs to the protocol)",
+            ));
+        }
+        let mut headers = Vec::new();
+        for (name, value) in &self.headers {
+            let name_ok = http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes());
+            let value_ok = http::HeaderValue::from_str(value);
+            match (name_ok, value_ok) {
+                (Ok(n), Ok(v)) => headers.push((n, v)),
+                _ => errors.push(FieldError::new(format!("headers.{name}"), "is not a valid header name and value")),
+            }
+        }
+        let timeout = self.timeout.map_or(std::time::Duration::from_secs(10), |t| t.get());
+        if timeout.is_zero() {
+            errors.push(FieldError::new("timeout", "must be more than 0"));
+        }
+        self.tls.check(&mut errors);
+        self.queue.check(&mut errors);
+        let retry = self.retry.check(&mut errors);
+        match (endpoint, traces_url) {
+            (Some(endpoint), Some(traces_url)) if errors.is_empty() => Ok(OtlpExporterConfig {
+                endpoint,
+                protocol,
+                traces_url,
+                compression: self.compression.unwrap_or(Compression::Gzip),
+                headers,
+                timeout,
+                tls: self.tls,
+                queue: self.queue,
+                retry,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn check_url(field: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<Uri> {
+    match text.parse::<Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() => Some(uri),
+        _ => {
+            errors.push(FieldError::new(field, format!("`{text}` is not an http:// or https:// URL with a host")));
+            None
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The part every exporter shares: its queue, its senders, retries, counters
+//! and an orderly shutdown.
+
+use prometheus_client::metrics::counter::Counter;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Backoff, ExportError, ExporterConfig, RetryConfig, Sent, blackhole, debug, otlp};
+use crate::config::ComponentId;
+use crate::delivery::{Batch, Outcome};
+use crate::queue::Queue;
+use crate::signal::{SignalData, Traces};
+use crate::telemetry::{ComponentLabels, Telemetry};
+use crate::topology::fanout::ExporterInput;
+
+/// Sends one batch of `T` once. Retrying is the runner's job.
+pub trait Sink<T>: Send + Sync + 'static {
+    fn send(&self, batch: &Batch<T>) -> impl Future<Output = Result<Sent, ExportError>> + Send;
+}
+
+/// The trace senders, one per exporter type.
+pub enum TracesSink {
+    Otlp(otlp::OtlpSender),
+    Debug(debug::DebugSink),
+    Blackhole(blackhole::BlackholeSink),
+}
+
+impl Sink<Traces> for TracesSink {
+    async fn send(&self, batch: &Batch<Traces>) -> Result<Sent, ExportError> {
+        match self {
+            Self::Otlp(s) => s.send_traces(batch).await,
+            Self::Debug(s) => Ok(s.print_traces(&batch.data)),
+            Self::Blackhole(_) => Ok(Sent::default()),
+        }
+    }
+}
+
+/// An exporter with its queue and senders running.
+pub struct RunningExporter {
+    pub id: ComponentId,
+    pub config: ExporterConfig,
+    pub traces: Option<Lane<Traces>>,
+}
+
+/// One signal's queue and senders inside an exporter.
+pub struct Lane<T> {
+    pub queue: Arc<Queue<T>>,
+    consumers: Vec<JoinHandle<()>>,
+    abort: CancellationToken,
+    labels: ComponentLabels,
+    telemetry: Arc<Telemetry>,
+    on_full: super::OnFull,
+}
+
+impl RunningExporter {
+    /// Builds the exporter's client and starts its senders.
+    pub fn start(id: &ComponentId, config: &ExporterConfig, telemetry: &Arc<Telemetry>) -> Result<Self, String> {
+        let sink = match config {
+            ExporterConfig::Otlp(c) => TracesSink::Otlp(otlp::OtlpSender::new(c)?),
+            ExporterConfig::Debug(c) => TracesSink::Debug(debug::DebugSink::new(c.clone())),
+            ExporterConfig::Blackhole(_) => TracesSink::Blackhole(blackhole::BlackholeSink),
+        };
+        let retry = match config {
+            ExporterConfig::Otlp(c) => c.retry.clone(),
+            _ => RetryConfig::default(),
+        };
+        let traces = Some(Lane::start(id, config, sink, retry, telemetry));
+        Ok(Self { id: id.clone(), config: config.clone(), traces })
+    }
+
+    /// Closes the queues, lets the senders finish until `deadline`, then stops
+    /// them and counts what was left as dropped for `shutdown`.
+    pub async fn shutdown(self, deadline: Instant) {
+        if let Some(lane) = self.traces {
+            lane.shutdown(deadline).await;
+        }
+    }
+}
+
+impl<T: SignalData> Lane<T> {
+    fn start<S: Sink<T>>(
+        id: &ComponentId,
+        config: &ExporterConfig,
+        sink: S,
+        retry: RetryConfig,
+        telemetry: &Arc<Telemetry>,
+    ) -> Self {
+        let labels = Telemetry::labels("exporter", id, T::SIGNAL);
+        let queue_config = config.queue();
+        let queue = Arc::new(Queue::new(
+            queue_config.max_items,
+            queue_config.max_bytes.as_usize(),
+            telemetry.queue_items.get_or_create(&labels).clone(),
+            telemetry.queue_bytes.get_or_create(&labels).clone(),
+        ));
+        let abort = CancellationToken::new();
+        let sink = Arc::new(sink);
+        let consumers = (0..queue_config.num_consumers)
+            .map(|_| {
+                let sender = Sender {
+                    id: id.clone(),
+                    queue: queue.clone(),
+                    sink: sink.clone(),
+                    retry: retry.clone(),
+                    abort: abort.clone(),
+                    sent: Telemetry::counter(&telemetry.sent, &labels),
+                    retries: Telemetry::counter(&telemetry.retries, &labels),
+                    labels: labels.clone(),
+                    telemetry: telemetry.clone(),
+                };
+                tokio::spawn(sender.run())
+            })
+            .collect();
+        Self { queue, consumers, abort, labels, telemetry: telemetry.clone(), on_full: queue_config.on_full }
+    }
+
+    pub fn input(&self, id: &ComponentId) -> ExporterInput<T> {
+        ExporterInput {
+            id: id.clone(),
+            queue: self.queue.clone(),
+            on_full: self.on_full,
+            dropped_full: Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, "queue_full"),
+            dropped_closed: Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, "exporter_closed"),
+        }
+    }
+
+    async fn shutdown(self, deadline: Instant) {
+        self.queue.close();
+        let mut consumers = self.consumers;
+        let finished = tokio::time::timeout_at(deadline, async {
+            for consumer in &mut consumers {
+                let _ = consumer.await;
+            }
+        })
+        .await;
+        if finished.is_err() {
+            self.abort.cancel();
+            for consumer in consumers {
+                let _ = consumer.await;
+            }
+        }
+        let left = self.queue.take_all();
+        let items: usize = left.iter().map(|b| b.items()).sum();
+        if items > 0 {
+            Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, "shutdown").inc_by(items as u64);
+            tracing::warn!(
+                exporter = %self.labels.component,
+                items,
+                "shutdown deadline reached with data still queued; dropped"
+            );
+        }
+        for batch in left {
+            batch.drop_with(Outcome::Dropped);
+        }
+    }
+}
+
+/// One of an exporter's parallel senders.
+struct Sender<T, S> {
+    id: ComponentId,
+    queue: Arc<Queue<T>>,
+    sink: Arc<S>,
+    retry: RetryConfig,
+    abort: CancellationToken,
+    sent: Counter,
+    retries: Counter,
+    labels: ComponentLabels,
+    telemetry: Arc<Telemetry>,
+}
+
+impl<T: SignalData, S: Sink<T>> Sender<T, S> {
+    async fn run(self) {
+        while let Some(batch) = self.queue.pop().await {
+            if !self.deliver(batch).await {
+                return;
+            }
+        }
+    }
+
+    /// Sends one batch until it succeeds, fails for good, or the shutdown
+    /// deadline aborts it. Returns false on abort.
+    async fn deliver(&self, batch: Batch<T>) -> bool {
+        let items = batch.items() as u64;
+        let started = Instant::now();
+        let mut backoff = Backoff::new(&self.retry);
+        loop {
+            let result = tokio::select! {
+                result = self.sink.send(&batch) => result,
+                _ = self.abort.cancelled() => {
+                    self.drop_batch(batch, "shutdown");
+                    return false;
+                }
+            };
+            let error = match result {
+                Ok(sent) => {
+                    self.sent.inc_by(items.saturating_sub(sent.rejected_items));
+                    if sent.rejected_items > 0 {
+                        Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, "rejected_by_backend")
+                            .inc_by(sent.rejected_items);
+                        tracing::warn!(
+                            exporter = %self.id,
+                            rejected = sent.rejected_items,
+                            message = %sent.rejected_message,
+                            "the backend accepted the request but rejected part of it"
+                        );
+                    }
+                    return true;
+                }
+                Err(error) => error,
+            };
+            Telemetry::reason_counter(&self.telemetry.send_failed, &self.labels, error.reason).inc_by(items);
+            let out_of_time = self.retry.max_elapsed_time.is_some_and(|max| started.elapsed() >= max);
+            if !error.retryable || out_of_time {
+                let reason = if error.retryable { "retries_exhausted" } else { "permanent_error" };
+                tracing::warn!(exporter = %self.id, items, error = %error.message, reason, "dropping batch");
+                self.drop_batch(batch, reason);
+                return true;
+            }
+            let wait = backoff.next_wait(error.retry_after);
+            tracing::debug!(exporter = %self.id, error = %error.message, ?wait, "send failed; will retry");
+            self.retries.inc();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.abort.cancelled() => {
+                    self.drop_batch(batch, "shutdown");
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn drop_batch(&self, batch: Batch<T>, reason: &'static str) {
+        Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, reason).inc_by(batch.items() as u64);
+        batch.drop_with(Outcome::Dropped);
+    }
+}

@@ -1,0 +1,26 @@
+//! ferro: a telemetry collector agent for Kubernetes nodes.
+//!
+//! Layout:
+//! - [`config`]: TOML in, a validated [`config::Config`] out, every error at once.
+//! - [`signal`]: the kinds of telemetry and their in-memory models.
+//! - [`delivery`]: memory accounting and acknowledgement that ride with data.
+//! - [`receivers`], [`processors`], [`exporters`]: the components, a closed set
+//!   dispatched with enums.
+//! - [`topology`]: wiring a config into running tasks; start, stop, reload.
+//! - [`queue`]: the bounded exporter queue.
+//! - [`otlp`], [`net`]: wire formats and network plumbing shared by components.
+//! - [`telemetry`]: ferro's own metrics and probes.
+//! - [`app`]: the `ferro run` process: signals, reload, shutdown.
+
+pub mod app;
+pub mod config;
+pub mod delivery;
+pub mod exporters;
+pub mod net;
+pub mod otlp;
+pub mod processors;
+pub mod queue;
+pub mod receivers;
+pub mod signal;
+pub mod telemetry;
+pub mod topology;

@@ -1,0 +1,72 @@
+//! The `ferro` command: `run`, `validate`, `--version`.
+
+use clap::{Parser, Subcommand};
+use ferro::app::{self, ConfigSource};
+use ferro::config::LogFormat;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// ferro: one agent for traces, metrics, logs and profiles.
+#[derive(Parser)]
+#[command(name = "ferro", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format; overrides `[log] format` in the config.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent (with no -c: the embedded default config, for a laptop).
+    Run {
+        /// Config file (TOML).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Check a config file without starting anything.
+    Validate {
+        /// Config file (TOML).
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { config } => match ferro::config::Config::from_file(&config) {
+            Ok(config) => {
+                println!("ok: {}", config.summary());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprint!("{errors}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config } => {
+            let source = config.map_or(ConfigSource::Embedded, ConfigSource::File);
+            let config = match source.load() {
+                Ok(config) => config,
+                Err(errors) => {
+                    eprint!("{errors}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            app::init_logging(&config.log.level, cli.log_format.unwrap_or(config.log.format));
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(app::run(source, config))
+        }
+    }
+}

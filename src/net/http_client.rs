@@ -1,0 +1,56 @@
+//! The HTTP(S) connector and client the exporters share.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+use super::tls::TlsConfig;
+
+pub type Connector = HttpsConnector<HttpConnector>;
+pub type HttpClient = Client<Connector, Full<Bytes>>;
+
+/// Which HTTP versions a connection may speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Versions {
+    /// gRPC: HTTP/2 only (h2c in plain text, ALPN `h2` over TLS).
+    Http2Only,
+    /// Plain HTTP APIs: HTTP/1.1, or HTTP/2 where TLS ALPN agrees.
+    Any,
+}
+
+/// A connector for `http://` and `https://` endpoints with `tls` settings.
+pub fn connector(tls: &TlsConfig, versions: Versions) -> Result<Connector, String> {
+    let alpn: &[&[u8]] = match versions {
+        Versions::Http2Only => &[b"h2"],
+        Versions::Any => &[b"h2", b"http/1.1"],
+    };
+    let config = tls.client_config(alpn)?;
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    http.set_keepalive(Some(Duration::from_secs(60)));
+    let builder = HttpsConnectorBuilder::new().with_tls_config(config).https_or_http();
+    let builder = match &tls.server_name {
+        Some(name) => builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
+            rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| format!("tls.server_name: {e}"))?,
+        )),
+        None => builder,
+    };
+    Ok(match versions {
+        Versions::Http2Only => builder.enable_http2().wrap_connector(http),
+        Versions::Any => builder.enable_all_versions().wrap_connector(http),
+    })
+}
+
+/// An HTTP client over [`connector`].
+pub fn client(tls: &TlsConfig) -> Result<HttpClient, String> {
+    let connector = connector(tls, Versions::Any)?;
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(connector))
+}

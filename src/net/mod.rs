@@ -1,0 +1,5 @@
+//! Network plumbing shared by the exporters: TLS client settings and the HTTP
+//! client built on hyper and rustls (the same stack tonic uses).
+
+pub mod http_client;
+pub mod tls;

@@ -1,0 +1,60 @@
+use super::*;
+use crate::config::Duration;
+use crate::delivery::Ticket;
+use crate::signal::traces::tests::sample;
+use crate::signal::Traces;
+
+fn input(spans: usize) -> Batch<Traces> {
+    Batch::new(sample(1, 1, spans), Ticket::untracked())
+}
+
+fn batcher(size: usize, max: Option<usize>) -> Batcher<Traces> {
+    Batcher::new(BatchConfig { send_batch_size: size, send_batch_max_size: max, timeout: Duration::from_secs(1) })
+}
+
+#[tokio::test]
+async fn sends_when_the_size_is_reached() {
+    let mut b = batcher(10, None);
+    let mut out = Vec::new();
+    b.push(input(4), &mut out);
+    b.push(input(4), &mut out);
+    assert!(out.is_empty());
+    assert!(b.deadline().is_some());
+    b.push(input(4), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].items(), 12, "without a max size the whole batch goes");
+    assert!(b.deadline().is_none());
+}
+
+#[tokio::test]
+async fn splits_at_the_max_size_keeping_every_item() {
+    let mut b = batcher(10, Some(10));
+    let mut out = Vec::new();
+    b.push(input(25), &mut out);
+    let sizes: Vec<usize> = out.iter().map(|b| b.items()).collect();
+    assert_eq!(sizes, vec![10, 10, 5]);
+}
+
+#[tokio::test]
+async fn flush_emits_the_partial_batch() {
+    let mut b = batcher(100, None);
+    let mut out = Vec::new();
+    b.push(input(3), &mut out);
+    b.flush(&mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].items(), 3);
+    out.clear();
+    b.flush(&mut out);
+    assert!(out.is_empty(), "nothing pending, nothing sent");
+}
+
+#[test]
+fn config_checks_sizes() {
+    let raw: RawBatchConfig = toml::from_str("send_batch_size = 100\nsend_batch_max_size = 10").unwrap();
+    let errors = raw.validate().unwrap_err();
+    assert_eq!(errors[0].field, "send_batch_max_size");
+    let raw: RawBatchConfig = toml::from_str("send_batch_max_size = 0\ntimeout = \"1s\"").unwrap();
+    let config = raw.validate().unwrap();
+    assert_eq!(config.send_batch_max_size, None);
+    assert_eq!(config.timeout, Duration::from_secs(1));
+}

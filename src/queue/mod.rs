@@ -1,0 +1,213 @@
+//! The exporter delivery queue: bounded in items and in bytes.
+//!
+//! Producers (pipelines) wait while it is full, which is how a slow exporter
+//! slows its pipelines and, through them, the receivers; consumers (the
+//! exporter's senders) take batches in order. An empty queue admits a batch of
+//! any size so that one oversized batch cannot wedge it.
+
+use prometheus_client::metrics::gauge::Gauge;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use tokio::sync::Notify;
+
+use crate::delivery::Batch;
+use crate::signal::SignalData;
+
+pub struct Queue<T> {
+    state: Mutex<State<T>>,
+    not_empty: Notify,
+    not_full: Notify,
+    max_items: usize,
+    max_bytes: usize,
+    items_gauge: Gauge,
+    bytes_gauge: Gauge,
+}
+
+struct State<T> {
+    batches: VecDeque<Batch<T>>,
+    items: usize,
+    bytes: usize,
+    closed: bool,
+}
+
+impl<T: SignalData> Queue<T> {
+    pub fn new(max_items: usize, max_bytes: usize, items_gauge: Gauge, bytes_gauge: Gauge) -> Self {
+        Self {
+            state: Mutex::new(State { batches: VecDeque::new(), items: 0, bytes: 0, closed: false }),
+            not_empty: Notify::new(),
+            not_full: Notify::new(),
+            max_items,
+            max_bytes,
+            items_gauge,
+            bytes_gauge,
+        }
+    }
+
+    /// Adds `batch` once there is room. Gives it back if the queue is closed.
+    pub async fn push(&self, batch: Batch<T>) -> Result<(), Batch<T>> {
+        let items = batch.items();
+        let mut batch = Some(batch);
+        loop {
+            let notified = self.not_full.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.try_push_sized(batch.take().unwrap(), items) {
+                Ok(()) => return Ok(()),
+                Err(PushError::Closed(b)) => return Err(b),
+                Err(PushError::Full(b)) => batch = Some(b),
+            }
+            notified.await;
+        }
+    }
+
+    /// Adds `batch` if there is room now.
+    pub fn try_push(&self, batch: Batch<T>) -> Result<(), PushError<T>> {
+        let items = batch.items();
+        self.try_push_sized(batch, items)
+    }
+
+    fn try_push_sized(&self, batch: Batch<T>, items: usize) -> Result<(), PushError<T>> {
+        let mut state = self.state.lock().unwrap();
+        if state.closed {
+            return Err(PushError::Closed(batch));
+        }
+        let fits = state.batches.is_empty()
+            || (state.items + items <= self.max_items && state.bytes + batch.bytes <= self.max_bytes);
+        if !fits {
+            return Err(PushError::Full(batch));
+        }
+        state.items += items;
+        state.bytes += batch.bytes;
+        state.batches.push_back(batch);
+        self.publish(&state);
+        drop(state);
+        self.not_empty.notify_one();
+        Ok(())
+    }
+
+    /// The oldest batch, waiting for one; `None` once closed and empty.
+    pub async fn pop(&self) -> Option<Batch<T>> {
+        loop {
+            let notified = self.not_empty.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = self.state.lock().unwrap();
+                if let Some(batch) = state.batches.pop_front() {
+                    state.items -= batch.items();
+                    state.bytes -= batch.bytes;
+                    self.publish(&state);
+                    let more = !state.batches.is_empty();
+                    drop(state);
+                    self.not_full.notify_waiters();
+                    if more {
+                        // Pass the wake-up on: another sender may be idle.
+                        self.not_empty.notify_one();
+                    }
+                    return Some(batch);
+                }
+                if state.closed {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// No more pushes; consumers drain what is left and then see `None`.
+    pub fn close(&self) {
+        self.state.lock().unwrap().closed = true;
+        self.not_empty.notify_waiters();
+        self.not_full.notify_waiters();
+    }
+
+    /// Removes everything still queued (at the end of a shutdown deadline).
+    pub fn take_all(&self) -> Vec<Batch<T>> {
+        let mut state = self.state.lock().unwrap();
+        state.items = 0;
+        state.bytes = 0;
+        self.publish(&state);
+        state.batches.drain(..).collect()
+    }
+
+    pub fn len_items(&self) -> usize {
+        self.state.lock().unwrap().items
+    }
+
+    fn publish(&self, state: &State<T>) {
+        self.items_gauge.set(state.items as i64);
+        self.bytes_gauge.set(state.bytes as i64);
+    }
+}
+
+pub enum PushError<T> {
+    Full(Batch<T>),
+    Closed(Batch<T>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::Ticket;
+    use crate::signal::traces::tests::sample;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn batch(spans: usize) -> Batch<crate::signal::Traces> {
+        Batch::new(sample(1, 1, spans), Ticket::untracked())
+    }
+
+    fn queue(items: usize, bytes: usize) -> Arc<Queue<crate::signal::Traces>> {
+        Arc::new(Queue::new(items, bytes, Gauge::default(), Gauge::default()))
+    }
+
+    #[tokio::test]
+    async fn bounded_in_items_and_fifo() {
+        let q = queue(10, usize::MAX);
+        q.try_push(batch(6)).ok().unwrap();
+        assert!(matches!(q.try_push(batch(6)), Err(PushError::Full(_))));
+        q.try_push(batch(4)).ok().unwrap();
+        assert_eq!(q.len_items(), 10);
+        assert_eq!(q.pop().await.unwrap().items(), 6);
+        assert_eq!(q.pop().await.unwrap().items(), 4);
+    }
+
+    #[tokio::test]
+    async fn bounded_in_bytes() {
+        let one = batch(5).bytes;
+        let q = queue(usize::MAX, one * 2);
+        q.try_push(batch(5)).ok().unwrap();
+        q.try_push(batch(5)).ok().unwrap();
+        assert!(matches!(q.try_push(batch(5)), Err(PushError::Full(_))));
+    }
+
+    #[tokio::test]
+    async fn an_empty_queue_takes_an_oversized_batch() {
+        let q = queue(2, 10);
+        q.try_push(batch(50)).ok().unwrap();
+        assert!(matches!(q.try_push(batch(1)), Err(PushError::Full(_))));
+    }
+
+    #[tokio::test]
+    async fn push_waits_for_room_then_proceeds() {
+        let q = queue(5, usize::MAX);
+        q.try_push(batch(5)).ok().unwrap();
+        let q2 = q.clone();
+        let pusher = tokio::spawn(async move { q2.push(batch(3)).await.is_ok() });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!pusher.is_finished(), "push waits while the queue is full");
+        assert_eq!(q.pop().await.unwrap().items(), 5);
+        assert!(pusher.await.unwrap());
+        assert_eq!(q.len_items(), 3);
+    }
+
+    #[tokio::test]
+    async fn close_drains_then_ends() {
+        let q = queue(100, usize::MAX);
+        q.try_push(batch(1)).ok().unwrap();
+        q.close();
+        assert!(matches!(q.try_push(batch(1)), Err(PushError::Closed(_))));
+        assert!(q.pop().await.is_some());
+        assert!(q.pop().await.is_none());
+    }
+}

@@ -1,0 +1,74 @@
+//! Receivers: where telemetry enters ferro. Each hands what it accepts to its
+//! pipelines through [`Outputs`], and refuses with its protocol's retryable
+//! answer when they are full.
+
+pub mod otlp;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::document::{Document, Value};
+use crate::config::ComponentId;
+use crate::signal::{Signal, Traces};
+use crate::topology::fanout::PipelineInputs;
+
+/// A validated `[receivers.TYPE.NAME]` section.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReceiverConfig {
+    Otlp(otlp::OtlpReceiverConfig),
+}
+
+impl ReceiverConfig {
+    /// Reads a `[receivers.TYPE.NAME]` table; `None` for an unknown type.
+    pub fn parse<'a>(type_name: &str, doc: &mut Document<'a>, path: &str, value: Value<'a>) -> Option<Option<Self>> {
+        match type_name {
+            "otlp" => Some(doc.section::<otlp::RawOtlpReceiverConfig>(path, value).map(Self::Otlp)),
+            _ => None,
+        }
+    }
+
+    /// The signals this receiver can feed into pipelines today.
+    pub fn signals(&self) -> &'static [Signal] {
+        match self {
+            Self::Otlp(_) => &[Signal::Traces],
+        }
+    }
+}
+
+/// The pipelines a receiver feeds, per signal; `None` where no pipeline of
+/// that signal lists the receiver.
+#[derive(Clone, Default)]
+pub struct Outputs {
+    pub traces: Option<PipelineInputs<Traces>>,
+}
+
+/// A receiver that is listening.
+pub struct RunningReceiver {
+    pub id: ComponentId,
+    /// What it listens on, by name (`grpc`, `http`).
+    pub addrs: Vec<(&'static str, SocketAddr)>,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningReceiver {
+    /// Stops accepting, lets in-flight requests finish for up to `grace`.
+    pub async fn stop(self, grace: Duration) {
+        self.stop.cancel();
+        let mut tasks = self.tasks;
+        let done = tokio::time::timeout(grace, async {
+            for task in &mut tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+        if done.is_err() {
+            tracing::warn!(receiver = %self.id, "in-flight requests did not finish in time; closing");
+            for task in tasks {
+                task.abort();
+            }
+        }
+    }
+}

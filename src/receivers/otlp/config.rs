@@ -1,0 +1,57 @@
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+use crate::config::{ByteSize, Duration, FieldError, Validate};
+
+/// `[receivers.otlp.NAME]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOtlpReceiverConfig {
+    /// Address for OTLP/gRPC, e.g. `0.0.0.0:4317`. Omit to not serve gRPC.
+    grpc: Option<SocketAddr>,
+    /// Address for OTLP/HTTP, e.g. `0.0.0.0:4318`. Omit to not serve HTTP.
+    http: Option<SocketAddr>,
+    /// Largest request accepted, after decompression (gRPC message or HTTP body).
+    max_recv_msg_size: Option<ByteSize>,
+    /// How long a request may wait for room in a full pipeline before it is
+    /// refused with a retryable answer.
+    pipeline_wait: Option<Duration>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OtlpReceiverConfig {
+    pub grpc: Option<SocketAddr>,
+    pub http: Option<SocketAddr>,
+    pub max_recv_msg_size: usize,
+    pub pipeline_wait: std::time::Duration,
+}
+
+impl Validate for RawOtlpReceiverConfig {
+    type Valid = OtlpReceiverConfig;
+
+    fn validate(self) -> Result<OtlpReceiverConfig, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.grpc.is_none() && self.http.is_none() {
+            errors.push(FieldError::new("", "set `grpc`, `http` or both to an address such as \"0.0.0.0:4317\""));
+        }
+        if let (Some(g), Some(h)) = (self.grpc, self.http)
+            && g == h
+            && g.port() != 0
+        {
+            errors.push(FieldError::new("http", "gRPC and HTTP need different ports"));
+        }
+        let max = self.max_recv_msg_size.unwrap_or(ByteSize::mib(4));
+        if max.get() < 1024 || max.get() > 1 << 30 {
+            errors.push(FieldError::new("max_recv_msg_size", "must be between 1KiB and 1GiB"));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(OtlpReceiverConfig {
+            grpc: self.grpc,
+            http: self.http,
+            max_recv_msg_size: max.as_usize(),
+            pipeline_wait: self.pipeline_wait.map_or(std::time::Duration::from_secs(1), |d| d.get()),
+        })
+    }
+}

@@ -1,0 +1,200 @@
+//! OTLP/HTTP: `POST /v1/traces` (and `/v1/metrics`, `/v1/logs`) with protobuf
+//! or JSON bodies, optionally gzip or zstd compressed. Answers are encoded in
+//! the request's content type, errors as `google.rpc.Status`.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use prost::Message;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{RETRY_AFTER, Rejection, Shared};
+use crate::otlp::{self as wire, status};
+use crate::signal::Signal;
+use crate::topology::fanout::Refusal;
+
+pub async fn serve(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/v1/traces", post(traces))
+        .route("/v1/metrics", post(|State(s): State<Arc<Shared>>, h: HeaderMap| async move { no_pipeline(&s, &h, Signal::Metrics) }))
+        .route("/v1/logs", post(|State(s): State<Arc<Shared>>, h: HeaderMap| async move { no_pipeline(&s, &h, Signal::Logs) }))
+        // The limit is applied after decompression, below.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(shared);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+            tracing::error!(error = %e, "OTLP HTTP server failed");
+        }
+    });
+    Ok((bound, task))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Protobuf,
+    Json,
+}
+
+fn format_of(headers: &HeaderMap) -> Option<Format> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let media = value.split(';').next()?.trim().to_ascii_lowercase();
+    match media.as_str() {
+        wire::CONTENT_TYPE_PROTOBUF => Some(Format::Protobuf),
+        wire::CONTENT_TYPE_JSON => Some(Format::Json),
+        _ => None,
+    }
+}
+
+async fn traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    let Some(format) = format_of(&headers) else {
+        let rejection = Rejection::Invalid {
+            reason: "unsupported_media_type",
+            message: "Content-Type must be application/x-protobuf or application/json".into(),
+        };
+        return error_response(Format::Json, shared.rejected(Signal::Traces, rejection), &shared);
+    };
+    let body = match read_body(body, &headers, shared.config.max_recv_msg_size).await {
+        Ok(body) => body,
+        Err(rejection) => return error_response(format, shared.rejected(Signal::Traces, rejection), &shared),
+    };
+    let result = match format {
+        Format::Protobuf => shared.accept_traces_protobuf(body).await,
+        Format::Json => shared.accept_traces_json(body).await,
+    };
+    match result {
+        Ok(partial) => success(format, partial),
+        Err(rejection) => error_response(format, rejection, &shared),
+    }
+}
+
+fn no_pipeline(shared: &Shared, headers: &HeaderMap, signal: Signal) -> Response {
+    let format = format_of(headers).unwrap_or(Format::Json);
+    error_response(format, shared.rejected(signal, Rejection::NoPipeline(signal)), shared)
+}
+
+/// Reads the body, undoes `Content-Encoding`, and enforces `max` on both the
+/// compressed and the decompressed size.
+async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, Rejection> {
+    let too_large = || Rejection::Invalid {
+        reason: "too_large",
+        message: format!("request body is larger than max_recv_msg_size ({max} bytes)"),
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return Err(too_large());
+    }
+    let raw = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(e) => {
+            return Err(Rejection::Invalid { reason: "truncated", message: format!("reading the body failed: {e}") });
+        }
+    };
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let decoder: Box<dyn Read> = match encoding.as_str() {
+        "" | "identity" => return Ok(raw),
+        "gzip" => Box::new(flate2::read::GzDecoder::new(std::io::Cursor::new(raw))),
+        "zstd" => match zstd::stream::read::Decoder::new(std::io::Cursor::new(raw)) {
+            Ok(decoder) => Box::new(decoder),
+            Err(e) => return Err(Rejection::Invalid { reason: "bad_compression", message: format!("zstd: {e}") }),
+        },
+        other => {
+            return Err(Rejection::Invalid {
+                reason: "unsupported_encoding",
+                message: format!("Content-Encoding {other:?} is not supported (use gzip, zstd or none)"),
+            });
+        }
+    };
+    let mut out = Vec::new();
+    match decoder.take(max as u64 + 1).read_to_end(&mut out) {
+        Ok(_) if out.len() > max => Err(too_large()),
+        Ok(_) => Ok(out.into()),
+        Err(e) => Err(Rejection::Invalid {
+            reason: "bad_compression",
+            message: format!("the body is not valid {encoding}: {e}"),
+        }),
+    }
+}
+
+fn success(format: Format, partial: Option<ExportTracePartialSuccess>) -> Response {
+    let body: Vec<u8> = match format {
+        Format::Protobuf => ExportTraceServiceResponse { partial_success: partial }.encode_to_vec(),
+        Format::Json => {
+            let value = match partial {
+                Some(p) => serde_json::json!({
+                    "partialSuccess": {"rejectedSpans": p.rejected_spans.to_string(), "errorMessage": p.error_message}
+                }),
+                None => serde_json::json!({}),
+            };
+            value.to_string().into_bytes()
+        }
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type(format))], body).into_response()
+}
+
+fn content_type(format: Format) -> &'static str {
+    match format {
+        Format::Protobuf => wire::CONTENT_TYPE_PROTOBUF,
+        Format::Json => wire::CONTENT_TYPE_JSON,
+    }
+}
+
+fn error_response(format: Format, rejection: Rejection, shared: &Shared) -> Response {
+    let (code, grpc_code, message, retry) = match rejection {
+        Rejection::Refused(Refusal::MemoryLimit) => {
+            (StatusCode::TOO_MANY_REQUESTS, 8, "ferro is at its memory limit; retry later".to_string(), true)
+        }
+        Rejection::Refused(Refusal::PipelineFull) => {
+            (StatusCode::SERVICE_UNAVAILABLE, 14, "the pipeline is full; retry later".to_string(), true)
+        }
+        Rejection::Refused(Refusal::ShuttingDown) => {
+            (StatusCode::SERVICE_UNAVAILABLE, 14, "ferro is shutting down or reloading; retry".to_string(), true)
+        }
+        Rejection::Invalid { reason, message } => {
+            let code = match reason {
+                "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+                "unsupported_media_type" | "unsupported_encoding" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            (code, 3, message, false)
+        }
+        Rejection::NoPipeline(signal) => {
+            (StatusCode::NOT_FOUND, 12, format!("receiver {} feeds no {signal} pipeline", shared.id), false)
+        }
+    };
+    let body: Vec<u8> = match format {
+        Format::Protobuf => status::encode_status(grpc_code, &message, None).to_vec(),
+        Format::Json => serde_json::json!({"code": grpc_code, "message": message}).to_string().into_bytes(),
+    };
+    let mut response = (code, [(header::CONTENT_TYPE, content_type(format))], body).into_response();
+    if retry {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
+    }
+    response
+}

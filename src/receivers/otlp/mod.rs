@@ -1,0 +1,212 @@
+//! The OTLP receiver: OTLP/gRPC and OTLP/HTTP (protobuf and JSON), gzip and
+//! zstd bodies, size limits, partial success, and backpressure answers the
+//! OTLP clients know to retry (gRPC `UNAVAILABLE`/`RESOURCE_EXHAUSTED` with
+//! `RetryInfo`, HTTP 503/429 with `Retry-After`).
+//!
+//! Spec: <https://opentelemetry.io/docs/specs/otlp/>.
+
+mod config;
+mod grpc;
+mod http;
+
+pub use config::{OtlpReceiverConfig, RawOtlpReceiverConfig};
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest};
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use prometheus_client::metrics::counter::Counter;
+use prost::Message;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+use super::{Outputs, RunningReceiver};
+use crate::config::ComponentId;
+use crate::delivery::{Batch, MemoryLimiter, Ticket};
+use crate::signal::{Signal, SignalData, Traces};
+use crate::telemetry::{ComponentLabels, Telemetry};
+use crate::topology::fanout::Refusal;
+
+/// How long a refused client is asked to wait.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Why a request was not taken.
+#[derive(Debug)]
+pub enum Rejection {
+    /// The pipeline or memory is full: retryable.
+    Refused(Refusal),
+    /// The request itself is wrong: not retryable.
+    Invalid { reason: &'static str, message: String },
+    /// No pipeline of this signal takes data from this receiver.
+    NoPipeline(Signal),
+}
+
+/// State shared by the gRPC and HTTP servers of one receiver.
+struct Shared {
+    id: ComponentId,
+    config: OtlpReceiverConfig,
+    outputs: Outputs,
+    limiter: Arc<MemoryLimiter>,
+    telemetry: Arc<Telemetry>,
+    traces: SignalCounters,
+}
+
+struct SignalCounters {
+    labels: ComponentLabels,
+    accepted: Counter,
+    invalid_spans: Counter,
+}
+
+impl Shared {
+    /// Takes a protobuf-encoded traces request (already size-checked and decompressed).
+    async fn accept_traces_protobuf(&self, body: Bytes) -> Result<Option<ExportTracePartialSuccess>, Rejection> {
+        let Some(inputs) = &self.outputs.traces else {
+            return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
+        };
+        let ticket = self.reserve(Signal::Traces, body.len())?;
+        let request = ExportTraceServiceRequest::decode(body.clone()).map_err(|e| {
+            self.rejected(Signal::Traces, Rejection::Invalid { reason: "malformed", message: format!("invalid protobuf: {e}") })
+        })?;
+        self.accept_traces(inputs, request.resource_spans, Some(body.len()), ticket).await
+    }
+
+    /// Takes an OTLP/JSON traces request.
+    async fn accept_traces_json(&self, body: Bytes) -> Result<Option<ExportTracePartialSuccess>, Rejection> {
+        let Some(inputs) = &self.outputs.traces else {
+            return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
+        };
+        let ticket = self.reserve(Signal::Traces, body.len())?;
+        let request = crate::otlp::json::decode_traces(&body)
+            .map_err(|message| self.rejected(Signal::Traces, Rejection::Invalid { reason: "malformed", message }))?;
+        self.accept_traces(inputs, request.resource_spans, None, ticket).await
+    }
+
+    async fn accept_traces(
+        &self,
+        inputs: &crate::topology::fanout::PipelineInputs<Traces>,
+        mut resource_spans: Vec<ResourceSpans>,
+        wire_len: Option<usize>,
+        ticket: Ticket,
+    ) -> Result<Option<ExportTracePartialSuccess>, Rejection> {
+        let invalid = drop_invalid_spans(&mut resource_spans);
+        let traces = Traces::new(resource_spans);
+        let items = traces.item_count() as u64;
+        let partial = (invalid > 0).then(|| {
+            self.traces.invalid_spans.inc_by(invalid);
+            ExportTracePartialSuccess {
+                rejected_spans: invalid as i64,
+                error_message: format!(
+                    "{invalid} span(s) rejected: trace_id must be 16 bytes and span_id 8 bytes, not all zero"
+                ),
+            }
+        });
+        if items == 0 {
+            return Ok(partial);
+        }
+        let bytes = match wire_len {
+            Some(len) if invalid == 0 => len,
+            _ => traces.encoded_len(),
+        };
+        match inputs.send(Batch::with_size(traces, bytes, ticket)).await {
+            Ok(()) => {
+                self.traces.accepted.inc_by(items);
+                Ok(partial)
+            }
+            Err(refusal) => {
+                Telemetry::reason_counter(&self.telemetry.refused, &self.traces.labels, refusal.reason()).inc_by(items);
+                Err(Rejection::Refused(refusal))
+            }
+        }
+    }
+
+    /// Reserves memory for a request of `len` bytes before decoding it.
+    fn reserve(&self, signal: Signal, len: usize) -> Result<Ticket, Rejection> {
+        self.limiter.try_acquire(len).ok_or_else(|| {
+            let labels = Telemetry::labels("receiver", &self.id, signal);
+            Telemetry::reason_counter(&self.telemetry.rejected_requests, &labels, "memory_limit").inc();
+            Rejection::Refused(Refusal::MemoryLimit)
+        })
+    }
+
+    /// Counts a rejected request and passes the rejection on.
+    fn rejected(&self, signal: Signal, rejection: Rejection) -> Rejection {
+        let reason = match &rejection {
+            Rejection::Invalid { reason, .. } => reason,
+            Rejection::NoPipeline(_) => "no_pipeline",
+            Rejection::Refused(r) => r.reason(),
+        };
+        self.count_rejected(signal, reason);
+        rejection
+    }
+
+    fn count_rejected(&self, signal: Signal, reason: &'static str) {
+        let labels = Telemetry::labels("receiver", &self.id, signal);
+        Telemetry::reason_counter(&self.telemetry.rejected_requests, &labels, reason).inc();
+    }
+}
+
+/// Removes spans whose ids the OTLP spec calls invalid (wrong length or all
+/// zero); returns how many. A backend would refuse the whole request for them.
+fn drop_invalid_spans(resource_spans: &mut [ResourceSpans]) -> u64 {
+    fn valid(id: &[u8], len: usize) -> bool {
+        id.len() == len && id.iter().any(|&b| b != 0)
+    }
+    let mut invalid = 0;
+    for rs in resource_spans {
+        for ss in &mut rs.scope_spans {
+            let before = ss.spans.len();
+            ss.spans.retain(|s| valid(&s.trace_id, 16) && valid(&s.span_id, 8));
+            invalid += (before - ss.spans.len()) as u64;
+        }
+    }
+    invalid
+}
+
+/// Binds the configured addresses and starts serving.
+pub async fn start(
+    id: &ComponentId,
+    config: &OtlpReceiverConfig,
+    outputs: Outputs,
+    limiter: Arc<MemoryLimiter>,
+    telemetry: &Arc<Telemetry>,
+) -> std::io::Result<RunningReceiver> {
+    let labels = Telemetry::labels("receiver", id, Signal::Traces);
+    let shared = Arc::new(Shared {
+        id: id.clone(),
+        config: config.clone(),
+        outputs,
+        limiter,
+        telemetry: telemetry.clone(),
+        traces: SignalCounters {
+            accepted: Telemetry::counter(&telemetry.accepted, &labels),
+            invalid_spans: Telemetry::reason_counter(&telemetry.dropped, &labels, "invalid_span"),
+            labels,
+        },
+    });
+    let stop = CancellationToken::new();
+    let mut addrs = Vec::new();
+    let mut tasks = Vec::new();
+    if let Some(addr) = config.grpc {
+        let (bound, task) = grpc::serve(addr, shared.clone(), stop.clone()).await?;
+        addrs.push(("grpc", bound));
+        tasks.push(task);
+    }
+    if let Some(addr) = config.http {
+        let bound = http::serve(addr, shared.clone(), stop.clone()).await;
+        let (bound, task) = match bound {
+            Ok(ok) => ok,
+            Err(e) => {
+                stop.cancel();
+                return Err(e);
+            }
+        };
+        addrs.push(("http", bound));
+        tasks.push(task);
+    }
+    for (protocol, addr) in &addrs {
+        tracing::info!(receiver = %id, protocol, %addr, "OTLP receiver listening");
+    }
+    Ok(RunningReceiver { id: id.clone(), addrs, stop, tasks })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,164 @@
+//! ferro's own observability: counters per component, process figures, and
+//! the HTTP server that serves them with the health and readiness probes.
+
+pub mod process;
+pub mod server;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::config::ComponentId;
+use crate::signal::Signal;
+
+/// Which component a figure is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComponentLabels {
+    pub kind: &'static str,
+    pub component: String,
+    pub signal: &'static str,
+}
+
+/// A component's figure split by why it happened.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub kind: &'static str,
+    pub component: String,
+    pub signal: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
+}
+
+/// Every counter and gauge ferro exposes. One per process; it outlives config
+/// reloads so counters never reset under a running Prometheus.
+pub struct Telemetry {
+    registry: Mutex<Registry>,
+    pub accepted: Family<ComponentLabels, Counter>,
+    pub refused: Family<ReasonLabels, Counter>,
+    pub rejected_requests: Family<ReasonLabels, Counter>,
+    pub dropped: Family<ReasonLabels, Counter>,
+    pub sent: Family<ComponentLabels, Counter>,
+    pub send_failed: Family<ReasonLabels, Counter>,
+    pub retries: Family<ComponentLabels, Counter>,
+    pub queue_items: Family<ComponentLabels, Gauge>,
+    pub queue_bytes: Family<ComponentLabels, Gauge>,
+    pub memory_in_flight: Gauge,
+    pub memory_limit: Gauge,
+    process_rss: Gauge,
+    process_cpu: Gauge<f64, AtomicU64>,
+    process_start: Gauge<f64, AtomicU64>,
+    ready: AtomicBool,
+}
+
+impl Telemetry {
+    pub fn new() -> Arc<Self> {
+        let t = Self {
+            registry: Mutex::new(Registry::default()),
+            accepted: Family::default(),
+            refused: Family::default(),
+            rejected_requests: Family::default(),
+            dropped: Family::default(),
+            sent: Family::default(),
+            send_failed: Family::default(),
+            retries: Family::default(),
+            queue_items: Family::default(),
+            queue_bytes: Family::default(),
+            memory_in_flight: Gauge::default(),
+            memory_limit: Gauge::default(),
+            process_rss: Gauge::default(),
+            process_cpu: Gauge::default(),
+            process_start: Gauge::default(),
+            ready: AtomicBool::new(false),
+        };
+        {
+            let mut r = t.registry.lock().unwrap();
+            r.register(
+                "ferro_receiver_accepted_items",
+                "Items (spans, samples, log records, profiles) a receiver accepted into its pipelines",
+                t.accepted.clone(),
+            );
+            r.register(
+                "ferro_receiver_refused_items",
+                "Items a receiver refused with a retryable answer because the pipeline or memory was full",
+                t.refused.clone(),
+            );
+            r.register(
+                "ferro_receiver_rejected_requests",
+                "Requests a receiver rejected as malformed, too large or of an unsupported kind",
+                t.rejected_requests.clone(),
+            );
+            r.register("ferro_dropped_items", "Items ferro gave up on, by component and reason", t.dropped.clone());
+            r.register("ferro_exporter_sent_items", "Items an exporter delivered", t.sent.clone());
+            r.register(
+                "ferro_exporter_send_failed_items",
+                "Items in failed send attempts, by reason (retried or dropped)",
+                t.send_failed.clone(),
+            );
+            r.register("ferro_exporter_retries", "Send attempts an exporter retried", t.retries.clone());
+            r.register("ferro_exporter_queue_items", "Items waiting in an exporter's queue", t.queue_items.clone());
+            r.register("ferro_exporter_queue_bytes", "Bytes waiting in an exporter's queue", t.queue_bytes.clone());
+            r.register("ferro_memory_in_flight_bytes", "Bytes of telemetry held across the process", t.memory_in_flight.clone());
+            r.register("ferro_memory_limit_bytes", "The memory_limit beyond which receivers refuse", t.memory_limit.clone());
+            r.register("process_resident_memory_bytes", "Resident set size of the ferro process", t.process_rss.clone());
+            r.register("process_cpu_seconds", "User and system CPU time of the ferro process", t.process_cpu.clone());
+            r.register("process_start_time_seconds", "Start time of the process since the Unix epoch", t.process_start.clone());
+            let info: Family<VersionLabels, Gauge> = Family::default();
+            info.get_or_create(&VersionLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
+            r.register("ferro_build_info", "The running ferro version", info);
+        }
+        t.process_start.set(process::start_time_seconds());
+        Arc::new(t)
+    }
+
+    /// The labels for one component carrying one signal.
+    pub fn labels(kind: &'static str, id: &ComponentId, signal: Signal) -> ComponentLabels {
+        ComponentLabels { kind, component: id.to_string(), signal: signal.as_str() }
+    }
+
+    pub fn counter(family: &Family<ComponentLabels, Counter>, labels: &ComponentLabels) -> Counter {
+        family.get_or_create(labels).clone()
+    }
+
+    pub fn reason_counter(
+        family: &Family<ReasonLabels, Counter>,
+        labels: &ComponentLabels,
+        reason: &'static str,
+    ) -> Counter {
+        family
+            .get_or_create(&ReasonLabels {
+                kind: labels.kind,
+                component: labels.component.clone(),
+                signal: labels.signal,
+                reason,
+            })
+            .clone()
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// The OpenMetrics text of every figure, with process figures read now.
+    pub fn encode(&self) -> String {
+        if let Some(stats) = process::read() {
+            self.process_rss.set(stats.rss_bytes as i64);
+            self.process_cpu.set(stats.cpu_seconds);
+        }
+        let mut out = String::with_capacity(8 * 1024);
+        let registry = self.registry.lock().unwrap();
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,130 @@
+//! Moving batches between stages: receivers → pipelines and pipelines →
+//! exporter queues. Copies are made for all consumers but the last, which
+//! gets the original.
+
+use prometheus_client::metrics::counter::Counter;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+use crate::config::ComponentId;
+use crate::delivery::{Batch, Outcome};
+use crate::exporters::OnFull;
+use crate::queue::{PushError, Queue};
+use crate::signal::SignalData;
+
+/// Why a receiver could not hand data to its pipelines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A pipeline stayed full for the whole wait: the sender should retry.
+    PipelineFull,
+    /// Accepting would pass the process memory limit: retry later.
+    MemoryLimit,
+    /// ferro is shutting down or reloading: retry later.
+    ShuttingDown,
+}
+
+impl Refusal {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::PipelineFull => "pipeline_full",
+            Self::MemoryLimit => "memory_limit",
+            Self::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// The pipelines one receiver feeds with one signal.
+pub struct PipelineInputs<T> {
+    senders: Vec<mpsc::Sender<Batch<T>>>,
+    wait: Duration,
+}
+
+impl<T> Clone for PipelineInputs<T> {
+    fn clone(&self) -> Self {
+        Self { senders: self.senders.clone(), wait: self.wait }
+    }
+}
+
+impl<T: SignalData> PipelineInputs<T> {
+    pub fn new(senders: Vec<mpsc::Sender<Batch<T>>>, wait: Duration) -> Self {
+        Self { senders, wait }
+    }
+
+    /// Hands `batch` to every pipeline, or to none: room is reserved in all of
+    /// them first (waiting up to the receiver's patience), so a full pipeline
+    /// never causes a partial delivery that the client's retry would duplicate.
+    pub async fn send(&self, batch: Batch<T>) -> Result<(), Refusal> {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        let mut permits = Vec::with_capacity(self.senders.len());
+        for sender in &self.senders {
+            let permit = match sender.try_reserve() {
+                Ok(permit) => permit,
+                Err(mpsc::error::TrySendError::Closed(())) => return Err(Refusal::ShuttingDown),
+                Err(mpsc::error::TrySendError::Full(())) => {
+                    match tokio::time::timeout_at(deadline, sender.reserve()).await {
+                        Ok(Ok(permit)) => permit,
+                        Ok(Err(_)) => return Err(Refusal::ShuttingDown),
+                        Err(_) => return Err(Refusal::PipelineFull),
+                    }
+                }
+            };
+            permits.push(permit);
+        }
+        let Some(last) = permits.pop() else { return Ok(()) };
+        for permit in permits {
+            permit.send(batch.clone());
+        }
+        last.send(batch);
+        Ok(())
+    }
+}
+
+/// One exporter's queue as a pipeline sees it.
+pub struct ExporterInput<T> {
+    pub id: ComponentId,
+    pub queue: Arc<Queue<T>>,
+    pub on_full: OnFull,
+    /// Items dropped because the queue was full and `on_full = "drop"`.
+    pub dropped_full: Counter,
+    /// Items that arrived after the exporter closed (cannot happen in an
+    /// orderly shutdown; counted so it could never go unnoticed).
+    pub dropped_closed: Counter,
+}
+
+impl<T: SignalData> ExporterInput<T> {
+    pub async fn deliver(&self, batch: Batch<T>) {
+        let items = batch.items() as u64;
+        match self.on_full {
+            OnFull::Block => {
+                if let Err(batch) = self.queue.push(batch).await {
+                    self.dropped_closed.inc_by(items);
+                    batch.drop_with(Outcome::Dropped);
+                }
+            }
+            OnFull::Drop => match self.queue.try_push(batch) {
+                Ok(()) => {}
+                Err(PushError::Full(batch)) => {
+                    self.dropped_full.inc_by(items);
+                    batch.drop_with(Outcome::Dropped);
+                }
+                Err(PushError::Closed(batch)) => {
+                    self.dropped_closed.inc_by(items);
+                    batch.drop_with(Outcome::Dropped);
+                }
+            },
+        }
+    }
+}
+
+/// Delivers `batch` to every exporter, in order; waits while a queue is full.
+pub async fn deliver_all<T: SignalData>(exporters: &[ExporterInput<T>], batch: Batch<T>) {
+    let Some((last, rest)) = exporters.split_last() else {
+        batch.drop_with(Outcome::Dropped);
+        return;
+    };
+    for exporter in rest {
+        exporter.deliver(batch.clone()).await;
+    }
+    last.deliver(batch).await;
+}

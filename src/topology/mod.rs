@@ -1,0 +1,210 @@
+//! Building and running a config: exporters first, then pipelines, then
+//! receivers; stopping in the reverse order so that everything accepted is
+//! drained into the exporters before they are flushed.
+
+pub mod fanout;
+mod pipeline;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ComponentId, Config};
+use crate::delivery::{Batch, MemoryLimiter};
+use crate::exporters::RunningExporter;
+use crate::receivers::{self, Outputs, ReceiverConfig, RunningReceiver};
+use crate::signal::{Signal, Traces};
+use crate::telemetry::Telemetry;
+use fanout::PipelineInputs;
+use pipeline::Pipeline;
+
+/// Batches a pipeline's input channel holds before receivers wait.
+const PIPELINE_CHANNEL: usize = 64;
+
+/// How long receivers get to finish in-flight requests when stopping.
+const RECEIVER_GRACE: Duration = Duration::from_secs(5);
+
+/// A started config.
+pub struct Topology {
+    pub config: Config,
+    exporters: BTreeMap<ComponentId, RunningExporter>,
+    pipelines: Vec<JoinHandle<()>>,
+    close_pipelines: CancellationToken,
+    receivers: Vec<RunningReceiver>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("exporter {0}: {1}")]
+    Exporter(ComponentId, String),
+    #[error("receiver {0}: {1}")]
+    Receiver(ComponentId, std::io::Error),
+}
+
+impl Topology {
+    /// Starts `config`. Exporters in `keep` (from a previous topology, with the
+    /// same config) are taken over with their queues instead of started anew.
+    pub async fn start(
+        config: Config,
+        telemetry: &Arc<Telemetry>,
+        limiter: &Arc<MemoryLimiter>,
+        mut keep: BTreeMap<ComponentId, RunningExporter>,
+    ) -> Result<Topology, (StartError, BTreeMap<ComponentId, RunningExporter>)> {
+        limiter.set_limit(config.memory_limit.as_usize());
+        telemetry.memory_limit.set(config.memory_limit.get() as i64);
+
+        // 1. Exporters.
+        let mut exporters = BTreeMap::new();
+        for (id, exporter_config) in &config.exporters {
+            if let Some(running) = keep.remove(id) {
+                exporters.insert(id.clone(), running);
+                continue;
+            }
+            match RunningExporter::start(id, exporter_config, telemetry) {
+                Ok(running) => {
+                    exporters.insert(id.clone(), running);
+                }
+                Err(e) => {
+                    // Hand back what was kept; stop what was started here.
+                    let deadline = Instant::now() + config.shutdown_timeout.get();
+                    for (id, running) in exporters {
+                        if keep.contains_key(&id) {
+                            continue;
+                        }
+                        running.shutdown(deadline).await;
+                    }
+                    return Err((StartError::Exporter(id.clone(), e), keep));
+                }
+            }
+        }
+        // Kept exporters the new config no longer has: flush and stop them.
+        for (_, running) in std::mem::take(&mut keep) {
+            let deadline = Instant::now() + config.shutdown_timeout.get();
+            tokio::spawn(running.shutdown(deadline));
+        }
+
+        // 2. Pipelines.
+        let close_pipelines = CancellationToken::new();
+        let mut pipelines = Vec::new();
+        let mut traces_inputs: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Traces>>>> = BTreeMap::new();
+        for pipeline in &config.pipelines {
+            match pipeline.signal {
+                Signal::Traces => {
+                    let (tx, rx) = mpsc::channel(PIPELINE_CHANNEL);
+                    let inputs = pipeline
+                        .exporters
+                        .iter()
+                        .filter_map(|id| exporters.get(id).and_then(|e| e.traces.as_ref().map(|lane| lane.input(id))))
+                        .collect();
+                    let task = Pipeline::new(pipeline.name.clone(), rx, &pipeline.stages, inputs, close_pipelines.clone());
+                    pipelines.push(tokio::spawn(task.run()));
+                    for receiver in &pipeline.receivers {
+                        traces_inputs.entry(receiver.clone()).or_default().push(tx.clone());
+                    }
+                }
+                // Validation admits no component for these signals yet.
+                Signal::Metrics | Signal::Logs | Signal::Profiles => {
+                    unreachable!("config validation refuses {} pipelines until a component carries them", pipeline.signal)
+                }
+            }
+        }
+
+        let mut topology = Topology { config: config.clone(), exporters, pipelines, close_pipelines, receivers: Vec::new() };
+
+        // 3. Receivers.
+        for (id, receiver_config) in &config.receivers {
+            let started = match receiver_config {
+                ReceiverConfig::Otlp(c) => {
+                    let outputs = Outputs {
+                        traces: traces_inputs.remove(id).map(|senders| PipelineInputs::new(senders, c.pipeline_wait)),
+                    };
+                    receivers::otlp::start(id, c, outputs, limiter.clone(), telemetry).await
+                }
+            };
+            match started {
+                Ok(running) => topology.receivers.push(running),
+                Err(e) => {
+                    let kept = topology.stop_keeping_exporters(&config).await;
+                    return Err((StartError::Receiver(id.clone(), e), kept));
+                }
+            }
+        }
+        drop(traces_inputs);
+        Ok(topology)
+    }
+
+    /// Where each receiver listens: `(receiver, protocol, address)`.
+    pub fn listen_addrs(&self) -> Vec<(ComponentId, &'static str, SocketAddr)> {
+        self.receivers
+            .iter()
+            .flat_map(|r| r.addrs.iter().map(|(proto, addr)| (r.id.clone(), *proto, *addr)))
+            .collect()
+    }
+
+    /// Stops receivers and drains pipelines into the exporter queues.
+    async fn stop_inputs(&mut self) {
+        for receiver in self.receivers.drain(..) {
+            receiver.stop(RECEIVER_GRACE).await;
+        }
+        self.close_pipelines.cancel();
+        for pipeline in self.pipelines.drain(..) {
+            let _ = pipeline.await;
+        }
+    }
+
+    /// The whole orderly stop: receivers, pipelines, then exporters flushed
+    /// within the shutdown timeout.
+    pub async fn shutdown(mut self) {
+        let deadline = Instant::now() + self.config.shutdown_timeout.get();
+        self.stop_inputs().await;
+        let exporters = std::mem::take(&mut self.exporters);
+        let flushes: Vec<_> = exporters.into_values().map(|e| tokio::spawn(e.shutdown(deadline))).collect();
+        for flush in flushes {
+            let _ = flush.await;
+        }
+    }
+
+    /// Stops inputs and hands back the exporters whose config `next` keeps
+    /// unchanged; the rest are flushed and stopped in the background.
+    async fn stop_keeping_exporters(&mut self, next: &Config) -> BTreeMap<ComponentId, RunningExporter> {
+        self.stop_inputs().await;
+        let mut kept = BTreeMap::new();
+        let deadline = Instant::now() + self.config.shutdown_timeout.get();
+        for (id, exporter) in std::mem::take(&mut self.exporters) {
+            if next.exporters.get(&id) == Some(&exporter.config) {
+                kept.insert(id, exporter);
+            } else {
+                tokio::spawn(exporter.shutdown(deadline));
+            }
+        }
+        kept
+    }
+
+    /// Replaces this topology with one for `next`, keeping the queues of
+    /// exporters whose config did not change. If `next` cannot start (a port
+    /// in use), the old config is started again and the error returned.
+    pub async fn reload(
+        mut self,
+        next: Config,
+        telemetry: &Arc<Telemetry>,
+        limiter: &Arc<MemoryLimiter>,
+    ) -> Result<(Topology, Option<StartError>), StartError> {
+        let old = self.config.clone();
+        let kept = self.stop_keeping_exporters(&next).await;
+        match Topology::start(next, telemetry, limiter, kept).await {
+            Ok(topology) => Ok((topology, None)),
+            Err((error, kept)) => {
+                tracing::error!(%error, "the new config could not start; restoring the previous one");
+                match Topology::start(old, telemetry, limiter, kept).await {
+                    Ok(topology) => Ok((topology, Some(error))),
+                    Err((again, _)) => Err(again),
+                }
+            }
+        }
+    }
+}
