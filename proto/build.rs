@@ -5,7 +5,8 @@ fn main() {
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");
     }
-    let descriptors = protox::compile(files, ["proto"]).expect("the .proto files under proto/ compile");
+    let descriptors =
+        protox::compile(files, ["proto"]).expect("the .proto files under proto/ compile");
     prost_build::Config::new()
         .compile_fds(descriptors)
         .expect("prost-build generates Rust from the descriptors");

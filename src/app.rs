@@ -33,7 +33,9 @@ pub fn init_logging(config_level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(config_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
@@ -49,7 +51,13 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
     let mut telemetry_stop = CancellationToken::new();
     let mut telemetry_listen = None;
     if config.telemetry.enabled {
-        match server::serve(config.telemetry.listen, telemetry.clone(), telemetry_stop.clone()).await {
+        match server::serve(
+            config.telemetry.listen,
+            telemetry.clone(),
+            telemetry_stop.clone(),
+        )
+        .await
+        {
             Ok((addr, _)) => {
                 tracing::info!(%addr, "self-telemetry listening");
                 telemetry_listen = Some(config.telemetry.listen);
@@ -62,7 +70,8 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
     }
 
     let summary = config.summary();
-    let mut topology = match Topology::start(config, &telemetry, &limiter, Default::default()).await {
+    let mut topology = match Topology::start(config, &telemetry, &limiter, Default::default()).await
+    {
         Ok(topology) => topology,
         Err((error, _)) => {
             tracing::error!(%error, "cannot start");
@@ -76,9 +85,11 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
         "ferro started"
     );
 
-    let (Ok(mut sigterm), Ok(mut sigint), Ok(mut sighup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut sigterm), Ok(mut sigint), Ok(mut sighup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return ExitCode::FAILURE;
     };
@@ -153,6 +164,9 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
     topology.shutdown().await;
     memory_gauge.abort();
     telemetry_stop.cancel();
-    tracing::info!(shutdown_ms = stopping.elapsed().as_millis() as u64, "ferro stopped");
+    tracing::info!(
+        shutdown_ms = stopping.elapsed().as_millis() as u64,
+        "ferro stopped"
+    );
     ExitCode::SUCCESS
 }

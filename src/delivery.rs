@@ -34,7 +34,10 @@ pub struct MemoryLimiter {
 
 impl MemoryLimiter {
     pub fn new(limit: usize) -> Arc<Self> {
-        Arc::new(Self { limit: AtomicUsize::new(limit), used: AtomicUsize::new(0) })
+        Arc::new(Self {
+            limit: AtomicUsize::new(limit),
+            used: AtomicUsize::new(0),
+        })
     }
 
     pub fn set_limit(&self, limit: usize) {
@@ -58,8 +61,17 @@ impl MemoryLimiter {
             if next > limit {
                 return None;
             }
-            match self.used.compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return Some(Ticket { bytes, limiter: Some(self.clone()), ack: None }),
+            match self
+                .used
+                .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    return Some(Ticket {
+                        bytes,
+                        limiter: Some(self.clone()),
+                        ack: None,
+                    });
+                }
                 Err(actual) => used = actual,
             }
         }
@@ -77,14 +89,21 @@ pub struct Ticket {
 impl Ticket {
     /// A ticket that counts nothing: for data made inside ferro.
     pub fn untracked() -> Self {
-        Self { bytes: 0, limiter: None, ack: None }
+        Self {
+            bytes: 0,
+            limiter: None,
+            ack: None,
+        }
     }
 
     /// Attaches an acknowledgement; the returned waiter resolves when every
     /// copy of the data carrying this ticket is finished.
     pub fn with_ack(mut self) -> (Self, AckWaiter) {
         let (tx, rx) = oneshot::channel();
-        self.ack = Some(AckSender { worst: AtomicU8::new(Outcome::Delivered as u8), tx: Some(tx) });
+        self.ack = Some(AckSender {
+            worst: AtomicU8::new(Outcome::Delivered as u8),
+            tx: Some(tx),
+        });
         (self, AckWaiter(rx))
     }
 
@@ -140,12 +159,20 @@ pub struct Batch<T> {
 impl<T: SignalData> Batch<T> {
     pub fn new(data: T, ticket: Ticket) -> Self {
         let bytes = data.encoded_len();
-        Self { data, bytes, tickets: vec![Arc::new(ticket)] }
+        Self {
+            data,
+            bytes,
+            tickets: vec![Arc::new(ticket)],
+        }
     }
 
     /// A batch whose encoded size the caller already knows.
     pub fn with_size(data: T, bytes: usize, ticket: Ticket) -> Self {
-        Self { data, bytes, tickets: vec![Arc::new(ticket)] }
+        Self {
+            data,
+            bytes,
+            tickets: vec![Arc::new(ticket)],
+        }
     }
 
     pub fn items(&self) -> usize {
@@ -164,7 +191,11 @@ impl<T: SignalData> Batch<T> {
         let data = self.data.split_to(n);
         let bytes = data.encoded_len();
         self.bytes = self.bytes.saturating_sub(bytes);
-        Batch { data, bytes, tickets: self.tickets.clone() }
+        Batch {
+            data,
+            bytes,
+            tickets: self.tickets.clone(),
+        }
     }
 
     /// Marks this copy as given up on; the acknowledgement reports it.
@@ -177,7 +208,11 @@ impl<T: SignalData> Batch<T> {
 
 impl<T: Clone> Clone for Batch<T> {
     fn clone(&self) -> Self {
-        Self { data: self.data.clone(), bytes: self.bytes, tickets: self.tickets.clone() }
+        Self {
+            data: self.data.clone(),
+            bytes: self.bytes,
+            tickets: self.tickets.clone(),
+        }
     }
 }
 

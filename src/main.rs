@@ -58,8 +58,14 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            app::init_logging(&config.log.level, cli.log_format.unwrap_or(config.log.format));
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            app::init_logging(
+                &config.log.level,
+                cli.log_format.unwrap_or(config.log.format),
+            );
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(e) => {
                     eprintln!("cannot start the async runtime: {e}");

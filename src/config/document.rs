@@ -46,7 +46,12 @@ pub struct ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors.len();
-        writeln!(f, "{}: {n} error{}", self.origin, if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{}: {n} error{}",
+            self.origin,
+            if n == 1 { "" } else { "s" }
+        )?;
         for error in &self.errors {
             writeln!(f, "  {error}")?;
         }
@@ -66,7 +71,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -91,7 +99,10 @@ impl<'a> Document<'a> {
         source: &'a str,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> (Self, Option<Spanned<DeTable<'a>>>) {
-        let mut doc = Document { source, errors: Vec::new() };
+        let mut doc = Document {
+            source,
+            errors: Vec::new(),
+        };
         match DeTable::parse(source) {
             Ok(mut root) => {
                 let span = root.span();
@@ -155,12 +166,20 @@ impl<'a> Document<'a> {
 
     pub fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.source.len());
-        self.source.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.source.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 
     pub fn push(&mut self, path: String, span: Option<Range<usize>>, message: impl Into<String>) {
         let line = span.map(|s| self.line_of(s.start));
-        self.errors.push(ConfigError { path, line, message: message.into() });
+        self.errors.push(ConfigError {
+            path,
+            line,
+            message: message.into(),
+        });
     }
 
     /// Deserializes `value` as `T` and validates it; every unknown key, the first
@@ -226,9 +245,9 @@ fn segments(path: &serde_ignored::Path<'_>) -> Vec<String> {
             v.push(key.clone());
             v
         }
-        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
-            segments(parent)
-        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => segments(parent),
     }
 }
 

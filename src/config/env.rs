@@ -76,7 +76,10 @@ mod tests {
     fn expands_set_and_default() {
         assert_eq!(interpolate("${NODE_NAME}", env).unwrap(), "node-1");
         assert_eq!(interpolate("a-${NODE_NAME}-b", env).unwrap(), "a-node-1-b");
-        assert_eq!(interpolate("${MISSING:-fallback}", env).unwrap(), "fallback");
+        assert_eq!(
+            interpolate("${MISSING:-fallback}", env).unwrap(),
+            "fallback"
+        );
         assert_eq!(interpolate("${EMPTY:-fallback}", env).unwrap(), "fallback");
         assert_eq!(interpolate("${MISSING:-}", env).unwrap(), "");
     }
@@ -92,6 +95,10 @@ mod tests {
     fn missing_variable_is_an_error() {
         let err = interpolate("${MISSING}", env).unwrap_err();
         assert!(err.contains("`MISSING` is not set"), "{err}");
-        assert!(interpolate("${NODE_NAME", env).unwrap_err().contains("unclosed"));
+        assert!(
+            interpolate("${NODE_NAME", env)
+                .unwrap_err()
+                .contains("unclosed")
+        );
     }
 }

@@ -39,7 +39,10 @@ pub struct ComponentId {
 
 impl ComponentId {
     pub fn new(type_name: &str, name: &str) -> Self {
-        Self { type_name: type_name.to_string(), name: name.to_string() }
+        Self {
+            type_name: type_name.to_string(),
+            name: name.to_string(),
+        }
     }
 
     /// Parses `TYPE.NAME`; a bare `TYPE` means `TYPE.default`.
@@ -101,7 +104,10 @@ pub struct TelemetryConfig {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8888)), enabled: true }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8888)),
+            enabled: true,
+        }
     }
 }
 
@@ -116,7 +122,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into(), format: LogFormat::Text }
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -157,13 +166,18 @@ impl Validate for RawGlobals {
             errors.push(FieldError::new("memory_limit", "must be at least 1MiB"));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
-            errors.push(FieldError::new("log.level", format!("not a log filter: {e}")));
+            errors.push(FieldError::new(
+                "log.level",
+                format!("not a log filter: {e}"),
+            ));
         }
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(Globals {
-            data_dir: self.data_dir.unwrap_or_else(|| PathBuf::from("/var/lib/ferro")),
+            data_dir: self
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from("/var/lib/ferro")),
             memory_limit,
             shutdown_timeout: self.shutdown_timeout.unwrap_or(Duration::from_secs(10)),
             telemetry: self.telemetry,
@@ -186,12 +200,22 @@ impl Validate for RawPipeline {
     fn validate(self) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         if self.receivers.is_empty() {
-            errors.push(FieldError::new("receivers", "a pipeline needs at least one receiver"));
+            errors.push(FieldError::new(
+                "receivers",
+                "a pipeline needs at least one receiver",
+            ));
         }
         if self.exporters.is_empty() {
-            errors.push(FieldError::new("exporters", "a pipeline needs at least one exporter"));
+            errors.push(FieldError::new(
+                "exporters",
+                "a pipeline needs at least one exporter",
+            ));
         }
-        if errors.is_empty() { Ok(self) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -201,7 +225,11 @@ impl Config {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
             origin: origin.clone(),
-            errors: vec![ConfigError { path: String::new(), line: None, message: format!("cannot read: {e}") }],
+            errors: vec![ConfigError {
+                path: String::new(),
+                line: None,
+                message: format!("cannot read: {e}"),
+            }],
         })?;
         Self::from_str(&text, &origin)
     }
@@ -228,7 +256,10 @@ impl Config {
             _ => {
                 let mut errors = doc.errors;
                 errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
-                Err(ConfigErrors { origin: origin.to_string(), errors })
+                Err(ConfigErrors {
+                    origin: origin.to_string(),
+                    errors,
+                })
             }
         }
     }
@@ -241,7 +272,11 @@ impl Config {
             self.receivers.len(),
             self.processors.len(),
             self.exporters.len(),
-            if pipelines.is_empty() { "none".to_string() } else { pipelines.join(", ") }
+            if pipelines.is_empty() {
+                "none".to_string()
+            } else {
+                pipelines.join(", ")
+            }
         )
     }
 }
@@ -254,7 +289,8 @@ fn load<'a>(doc: &mut Document<'a>, root: toml::Spanned<toml::de::DeTable<'a>>) 
     let processors_v = root.remove("processors");
     let exporters_v = root.remove("exporters");
     let pipelines_v = root.remove("pipelines");
-    let globals = doc.section::<RawGlobals>("", toml::Spanned::new(root_span, DeValue::Table(root)));
+    let globals =
+        doc.section::<RawGlobals>("", toml::Spanned::new(root_span, DeValue::Table(root)));
 
     let receivers = components(doc, "receivers", receivers_v, ReceiverConfig::parse);
     let processors = components(doc, "processors", processors_v, ProcessorConfig::parse);
@@ -268,17 +304,31 @@ fn load<'a>(doc: &mut Document<'a>, root: toml::Spanned<toml::de::DeTable<'a>>) 
                 let name = key.get_ref().to_string();
                 let path = format!("pipelines.{}", quote_key(&name));
                 let key_span = key.span();
-                let Some(raw) = doc.section::<RawPipeline>(&path, value) else { continue };
-                if let Some(p) =
-                    resolve_pipeline(doc, &path, key_span, &name, raw, &receivers, &processors, &exporters)
-                {
+                let Some(raw) = doc.section::<RawPipeline>(&path, value) else {
+                    continue;
+                };
+                if let Some(p) = resolve_pipeline(
+                    doc,
+                    &path,
+                    key_span,
+                    &name,
+                    raw,
+                    &receivers,
+                    &processors,
+                    &exporters,
+                ) {
                     pipelines.push(p);
                 }
             }
         }
-        Some((span, _)) => doc.push("pipelines".into(), Some(span), "must be a table of pipelines"),
+        Some((span, _)) => doc.push(
+            "pipelines".into(),
+            Some(span),
+            "must be a table of pipelines",
+        ),
     }
-    let mut used_receivers: Vec<&ComponentId> = pipelines.iter().flat_map(|p| &p.receivers).collect();
+    let mut used_receivers: Vec<&ComponentId> =
+        pipelines.iter().flat_map(|p| &p.receivers).collect();
     used_receivers.sort();
     for id in receivers.keys() {
         if used_receivers.binary_search(&id).is_err() {
@@ -308,7 +358,10 @@ fn load<'a>(doc: &mut Document<'a>, root: toml::Spanned<toml::de::DeTable<'a>>) 
 }
 
 fn quote_key(key: &str) -> String {
-    if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         key.to_string()
     } else {
         format!("\"{key}\"")
@@ -328,7 +381,11 @@ fn components<'a, T>(
     let Some(value) = value else { return out };
     let span = value.span();
     let DeValue::Table(types) = value.into_inner() else {
-        doc.push(kind.to_string(), Some(span), format!("must be a table such as [{kind}.TYPE.NAME]"));
+        doc.push(
+            kind.to_string(),
+            Some(span),
+            format!("must be a table such as [{kind}.TYPE.NAME]"),
+        );
         return out;
     };
     for (type_key, named) in types {
@@ -347,12 +404,20 @@ fn components<'a, T>(
             let name = name_key.get_ref().to_string();
             let path = format!("{kind}.{type_name}.{name}");
             if !matches!(body.get_ref(), DeValue::Table(_)) {
-                doc.push(path, Some(name_key.span()), format!("must be a table: [{kind}.{type_name}.{name}]"));
+                doc.push(
+                    path,
+                    Some(name_key.span()),
+                    format!("must be a table: [{kind}.{type_name}.{name}]"),
+                );
                 continue;
             }
             match parse(&type_name, doc, &path, body) {
                 None => {
-                    doc.push(format!("{kind}.{type_name}"), Some(type_span.clone()), format!("unknown {kind} type `{type_name}`"));
+                    doc.push(
+                        format!("{kind}.{type_name}"),
+                        Some(type_span.clone()),
+                        format!("unknown {kind} type `{type_name}`"),
+                    );
                     break;
                 }
                 Some(Some(config)) => {
@@ -392,15 +457,24 @@ fn resolve_pipeline(
     for reference in &raw.receivers {
         let id = ComponentId::parse(reference);
         match receivers.get(&id) {
-            None => doc.push(format!("{path}.receivers"), here.clone(), format!("receiver `{reference}` is not defined")),
+            None => doc.push(
+                format!("{path}.receivers"),
+                here.clone(),
+                format!("receiver `{reference}` is not defined"),
+            ),
             Some(r) if !r.signals().contains(&signal) => doc.push(
                 format!("{path}.receivers"),
                 here.clone(),
-                format!("receiver `{reference}` cannot carry {signal} (it carries {})", list(r.signals())),
+                format!(
+                    "receiver `{reference}` cannot carry {signal} (it carries {})",
+                    list(r.signals())
+                ),
             ),
-            Some(_) if receiver_ids.contains(&id) => {
-                doc.push(format!("{path}.receivers"), here.clone(), format!("receiver `{reference}` is listed twice"))
-            }
+            Some(_) if receiver_ids.contains(&id) => doc.push(
+                format!("{path}.receivers"),
+                here.clone(),
+                format!("receiver `{reference}` is listed twice"),
+            ),
             Some(_) => receiver_ids.push(id),
         }
     }
@@ -413,17 +487,29 @@ fn resolve_pipeline(
             None => ProcessorConfig::implicit(&id),
         };
         let Some(config) = config else {
-            doc.push(format!("{path}.processors"), here.clone(), format!("processor `{reference}` is not defined"));
+            doc.push(
+                format!("{path}.processors"),
+                here.clone(),
+                format!("processor `{reference}` is not defined"),
+            );
             continue;
         };
         if !config.signals().contains(&signal) {
-            doc.push(format!("{path}.processors"), here.clone(), format!("processor `{reference}` cannot work on {signal}"));
+            doc.push(
+                format!("{path}.processors"),
+                here.clone(),
+                format!("processor `{reference}` cannot work on {signal}"),
+            );
             continue;
         }
         match config {
             ProcessorConfig::Batch(batch) => {
                 if stages.iter().any(|s| matches!(s, Stage::Batch(_))) {
-                    doc.push(format!("{path}.processors"), here.clone(), "a pipeline has at most one batch stage");
+                    doc.push(
+                        format!("{path}.processors"),
+                        here.clone(),
+                        "a pipeline has at most one batch stage",
+                    );
                     continue;
                 }
                 stages.push(Stage::Batch(batch));
@@ -435,29 +521,48 @@ fn resolve_pipeline(
     for reference in &raw.exporters {
         let id = ComponentId::parse(reference);
         match exporters.get(&id) {
-            None => doc.push(format!("{path}.exporters"), here.clone(), format!("exporter `{reference}` is not defined")),
+            None => doc.push(
+                format!("{path}.exporters"),
+                here.clone(),
+                format!("exporter `{reference}` is not defined"),
+            ),
             Some(e) if !e.signals().contains(&signal) => doc.push(
                 format!("{path}.exporters"),
                 here.clone(),
-                format!("exporter `{reference}` cannot carry {signal} (it carries {})", list(e.signals())),
+                format!(
+                    "exporter `{reference}` cannot carry {signal} (it carries {})",
+                    list(e.signals())
+                ),
             ),
-            Some(_) if exporter_ids.contains(&id) => {
-                doc.push(format!("{path}.exporters"), here.clone(), format!("exporter `{reference}` is listed twice"))
-            }
+            Some(_) if exporter_ids.contains(&id) => doc.push(
+                format!("{path}.exporters"),
+                here.clone(),
+                format!("exporter `{reference}` is listed twice"),
+            ),
             Some(_) => exporter_ids.push(id),
         }
     }
     if doc.errors.len() > errors_before {
         return None;
     }
-    Some(PipelineConfig { name: name.to_string(), signal, receivers: receiver_ids, stages, exporters: exporter_ids })
+    Some(PipelineConfig {
+        name: name.to_string(),
+        signal,
+        receivers: receiver_ids,
+        stages,
+        exporters: exporter_ids,
+    })
 }
 
 fn list(signals: &[Signal]) -> String {
     if signals.is_empty() {
         return "nothing yet".into();
     }
-    signals.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+    signals
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -44,13 +44,17 @@ pub fn parse_duration(text: &str) -> Result<StdDuration, String> {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .ok_or_else(|| format!("`{text}` has a number without a unit (use ms, s, m or h)"))?;
         if digits == 0 {
-            return Err(format!("`{text}` is not a duration such as 500ms, 5s or 1m30s"));
+            return Err(format!(
+                "`{text}` is not a duration such as 500ms, 5s or 1m30s"
+            ));
         }
         let number: f64 = rest[..digits]
             .parse()
             .map_err(|_| format!("`{text}` is not a duration such as 500ms, 5s or 1m30s"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let nanos_per_unit: f64 = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -58,7 +62,11 @@ pub fn parse_duration(text: &str) -> Result<StdDuration, String> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            unit => return Err(format!("`{text}` has an unknown unit `{unit}` (use ms, s, m or h)")),
+            unit => {
+                return Err(format!(
+                    "`{text}` has an unknown unit `{unit}` (use ms, s, m or h)"
+                ));
+            }
         };
         rest = &rest[unit_len..];
         total += StdDuration::from_nanos((number * nanos_per_unit) as u64);
@@ -69,7 +77,9 @@ pub fn parse_duration(text: &str) -> Result<StdDuration, String> {
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        parse_duration(&text).map(Duration).map_err(de::Error::custom)
+        parse_duration(&text)
+            .map(Duration)
+            .map_err(de::Error::custom)
     }
 }
 
@@ -93,7 +103,7 @@ impl ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const MIB: u64 = 1024 * 1024;
-        if self.0 >= MIB && self.0 % MIB == 0 {
+        if self.0 >= MIB && self.0.is_multiple_of(MIB) {
             write!(f, "{}MiB", self.0 / MIB)
         } else {
             write!(f, "{}B", self.0)
@@ -103,7 +113,9 @@ impl fmt::Display for ByteSize {
 
 pub fn parse_byte_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let number: f64 = text[..split]
         .parse()
         .map_err(|_| format!("`{text}` is not a size such as 512KiB, 16MiB or 1GiB"))?;
@@ -115,7 +127,11 @@ pub fn parse_byte_size(text: &str) -> Result<u64, String> {
         "KiB" => 1024.0,
         "MiB" => 1024.0 * 1024.0,
         "GiB" => 1024.0 * 1024.0 * 1024.0,
-        unit => return Err(format!("`{text}` has an unknown unit `{unit}` (use KiB, MiB or GiB)")),
+        unit => {
+            return Err(format!(
+                "`{text}` has an unknown unit `{unit}` (use KiB, MiB or GiB)"
+            ));
+        }
     };
     Ok((number * multiplier) as u64)
 }
@@ -151,9 +167,15 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("5s").unwrap(), StdDuration::from_secs(5));
-        assert_eq!(parse_duration("250ms").unwrap(), StdDuration::from_millis(250));
+        assert_eq!(
+            parse_duration("250ms").unwrap(),
+            StdDuration::from_millis(250)
+        );
         assert_eq!(parse_duration("1m30s").unwrap(), StdDuration::from_secs(90));
-        assert_eq!(parse_duration("1.5s").unwrap(), StdDuration::from_millis(1500));
+        assert_eq!(
+            parse_duration("1.5s").unwrap(),
+            StdDuration::from_millis(1500)
+        );
         assert_eq!(parse_duration("0").unwrap(), StdDuration::ZERO);
         assert!(parse_duration("5").unwrap_err().contains("without a unit"));
         assert!(parse_duration("5 parsecs").is_err());

@@ -20,18 +20,32 @@ use crate::signal::Signal;
 /// A validated `[exporters.TYPE.NAME]` section.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExporterConfig {
-    Otlp(otlp::OtlpExporterConfig),
+    Otlp(Box<otlp::OtlpExporterConfig>),
     Debug(debug::DebugConfig),
     Blackhole(blackhole::BlackholeConfig),
 }
 
 impl ExporterConfig {
     /// Reads an `[exporters.TYPE.NAME]` table; `None` for an unknown type.
-    pub fn parse<'a>(type_name: &str, doc: &mut Document<'a>, path: &str, value: Value<'a>) -> Option<Option<Self>> {
+    pub fn parse<'a>(
+        type_name: &str,
+        doc: &mut Document<'a>,
+        path: &str,
+        value: Value<'a>,
+    ) -> Option<Option<Self>> {
         match type_name {
-            "otlp" => Some(doc.section::<otlp::RawOtlpExporterConfig>(path, value).map(Self::Otlp)),
-            "debug" => Some(doc.section::<debug::RawDebugConfig>(path, value).map(Self::Debug)),
-            "blackhole" => Some(doc.section::<blackhole::RawBlackholeConfig>(path, value).map(Self::Blackhole)),
+            "otlp" => Some(
+                doc.section::<otlp::RawOtlpExporterConfig>(path, value)
+                    .map(|c| Self::Otlp(Box::new(c))),
+            ),
+            "debug" => Some(
+                doc.section::<debug::RawDebugConfig>(path, value)
+                    .map(Self::Debug),
+            ),
+            "blackhole" => Some(
+                doc.section::<blackhole::RawBlackholeConfig>(path, value)
+                    .map(Self::Blackhole),
+            ),
             _ => None,
         }
     }
@@ -77,7 +91,12 @@ pub struct QueueConfig {
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        Self { max_items: 100_000, max_bytes: ByteSize::mib(64), num_consumers: 4, on_full: OnFull::Block }
+        Self {
+            max_items: 100_000,
+            max_bytes: ByteSize::mib(64),
+            num_consumers: 4,
+            on_full: OnFull::Block,
+        }
     }
 }
 
@@ -90,7 +109,10 @@ impl QueueConfig {
             errors.push(FieldError::new("queue.max_bytes", "must be more than 0"));
         }
         if self.num_consumers == 0 || self.num_consumers > 256 {
-            errors.push(FieldError::new("queue.num_consumers", "must be between 1 and 256"));
+            errors.push(FieldError::new(
+                "queue.num_consumers",
+                "must be between 1 and 256",
+            ));
         }
     }
 }
@@ -108,11 +130,21 @@ pub struct ExportError {
 
 impl ExportError {
     pub fn retryable(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { retryable: true, reason, retry_after: None, message: message.into() }
+        Self {
+            retryable: true,
+            reason,
+            retry_after: None,
+            message: message.into(),
+        }
     }
 
     pub fn permanent(reason: &'static str, message: impl Into<String>) -> Self {
-        Self { retryable: false, reason, retry_after: None, message: message.into() }
+        Self {
+            retryable: false,
+            reason,
+            retry_after: None,
+            message: message.into(),
+        }
     }
 
     pub fn after(mut self, retry_after: Option<StdDuration>) -> Self {

@@ -38,10 +38,16 @@ pub struct RetryConfig {
 impl RawRetryConfig {
     pub fn check(self, errors: &mut Vec<FieldError>) -> RetryConfig {
         if self.initial_interval.get().is_zero() {
-            errors.push(FieldError::new("retry.initial_interval", "must be more than 0"));
+            errors.push(FieldError::new(
+                "retry.initial_interval",
+                "must be more than 0",
+            ));
         }
         if self.max_interval < self.initial_interval {
-            errors.push(FieldError::new("retry.max_interval", "must be at least retry.initial_interval"));
+            errors.push(FieldError::new(
+                "retry.max_interval",
+                "must be at least retry.initial_interval",
+            ));
         }
         let elapsed = self.max_elapsed_time.get();
         RetryConfig {
@@ -68,7 +74,10 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(config: &RetryConfig) -> Self {
-        Self { next: config.initial_interval, max: config.max_interval }
+        Self {
+            next: config.initial_interval,
+            max: config.max_interval,
+        }
     }
 
     /// The next wait; at least `server_asked` when the server said how long.
@@ -98,7 +107,10 @@ mod tests {
         let nominal = [100u64, 200, 400, 400, 400];
         for n in nominal {
             let wait = backoff.next_wait(None).as_millis() as u64;
-            assert!(wait >= n / 2 && wait <= n * 3 / 2, "wait {wait} for nominal {n}");
+            assert!(
+                wait >= n / 2 && wait <= n * 3 / 2,
+                "wait {wait} for nominal {n}"
+            );
         }
     }
 

@@ -23,7 +23,7 @@ pub trait Sink<T>: Send + Sync + 'static {
 
 /// The trace senders, one per exporter type.
 pub enum TracesSink {
-    Otlp(otlp::OtlpSender),
+    Otlp(Box<otlp::OtlpSender>),
     Debug(debug::DebugSink),
     Blackhole(blackhole::BlackholeSink),
 }
@@ -57,9 +57,13 @@ pub struct Lane<T> {
 
 impl RunningExporter {
     /// Builds the exporter's client and starts its senders.
-    pub fn start(id: &ComponentId, config: &ExporterConfig, telemetry: &Arc<Telemetry>) -> Result<Self, String> {
+    pub fn start(
+        id: &ComponentId,
+        config: &ExporterConfig,
+        telemetry: &Arc<Telemetry>,
+    ) -> Result<Self, String> {
         let sink = match config {
-            ExporterConfig::Otlp(c) => TracesSink::Otlp(otlp::OtlpSender::new(c)?),
+            ExporterConfig::Otlp(c) => TracesSink::Otlp(Box::new(otlp::OtlpSender::new(c)?)),
             ExporterConfig::Debug(c) => TracesSink::Debug(debug::DebugSink::new(c.clone())),
             ExporterConfig::Blackhole(_) => TracesSink::Blackhole(blackhole::BlackholeSink),
         };
@@ -68,7 +72,11 @@ impl RunningExporter {
             _ => RetryConfig::default(),
         };
         let traces = Some(Lane::start(id, config, sink, retry, telemetry));
-        Ok(Self { id: id.clone(), config: config.clone(), traces })
+        Ok(Self {
+            id: id.clone(),
+            config: config.clone(),
+            traces,
+        })
     }
 
     /// Closes the queues, lets the senders finish until `deadline`, then stops
@@ -114,7 +122,14 @@ impl<T: SignalData> Lane<T> {
                 tokio::spawn(sender.run())
             })
             .collect();
-        Self { queue, consumers, abort, labels, telemetry: telemetry.clone(), on_full: queue_config.on_full }
+        Self {
+            queue,
+            consumers,
+            abort,
+            labels,
+            telemetry: telemetry.clone(),
+            on_full: queue_config.on_full,
+        }
     }
 
     pub fn input(&self, id: &ComponentId) -> ExporterInput<T> {
@@ -122,8 +137,16 @@ impl<T: SignalData> Lane<T> {
             id: id.clone(),
             queue: self.queue.clone(),
             on_full: self.on_full,
-            dropped_full: Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, "queue_full"),
-            dropped_closed: Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, "exporter_closed"),
+            dropped_full: Telemetry::reason_counter(
+                &self.telemetry.dropped,
+                &self.labels,
+                "queue_full",
+            ),
+            dropped_closed: Telemetry::reason_counter(
+                &self.telemetry.dropped,
+                &self.labels,
+                "exporter_closed",
+            ),
         }
     }
 
@@ -145,7 +168,8 @@ impl<T: SignalData> Lane<T> {
         let left = self.queue.take_all();
         let items: usize = left.iter().map(|b| b.items()).sum();
         if items > 0 {
-            Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, "shutdown").inc_by(items as u64);
+            Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, "shutdown")
+                .inc_by(items as u64);
             tracing::warn!(
                 exporter = %self.labels.component,
                 items,
@@ -198,8 +222,12 @@ impl<T: SignalData, S: Sink<T>> Sender<T, S> {
                 Ok(sent) => {
                     self.sent.inc_by(items.saturating_sub(sent.rejected_items));
                     if sent.rejected_items > 0 {
-                        Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, "rejected_by_backend")
-                            .inc_by(sent.rejected_items);
+                        Telemetry::reason_counter(
+                            &self.telemetry.dropped,
+                            &self.labels,
+                            "rejected_by_backend",
+                        )
+                        .inc_by(sent.rejected_items);
                         tracing::warn!(
                             exporter = %self.id,
                             rejected = sent.rejected_items,
@@ -211,10 +239,18 @@ impl<T: SignalData, S: Sink<T>> Sender<T, S> {
                 }
                 Err(error) => error,
             };
-            Telemetry::reason_counter(&self.telemetry.send_failed, &self.labels, error.reason).inc_by(items);
-            let out_of_time = self.retry.max_elapsed_time.is_some_and(|max| started.elapsed() >= max);
+            Telemetry::reason_counter(&self.telemetry.send_failed, &self.labels, error.reason)
+                .inc_by(items);
+            let out_of_time = self
+                .retry
+                .max_elapsed_time
+                .is_some_and(|max| started.elapsed() >= max);
             if !error.retryable || out_of_time {
-                let reason = if error.retryable { "retries_exhausted" } else { "permanent_error" };
+                let reason = if error.retryable {
+                    "retries_exhausted"
+                } else {
+                    "permanent_error"
+                };
                 tracing::warn!(exporter = %self.id, items, error = %error.message, reason, "dropping batch");
                 self.drop_batch(batch, reason);
                 return true;
@@ -233,7 +269,8 @@ impl<T: SignalData, S: Sink<T>> Sender<T, S> {
     }
 
     fn drop_batch(&self, batch: Batch<T>, reason: &'static str) {
-        Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, reason).inc_by(batch.items() as u64);
+        Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, reason)
+            .inc_by(batch.items() as u64);
         batch.drop_with(Outcome::Dropped);
     }
 }

@@ -24,21 +24,22 @@ pub enum Versions {
 
 /// A connector for `http://` and `https://` endpoints with `tls` settings.
 pub fn connector(tls: &TlsConfig, versions: Versions) -> Result<Connector, String> {
-    let alpn: &[&[u8]] = match versions {
-        Versions::Http2Only => &[b"h2"],
-        Versions::Any => &[b"h2", b"http/1.1"],
-    };
-    let config = tls.client_config(alpn)?;
+    let config = tls.client_config()?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(10)));
     http.set_keepalive(Some(Duration::from_secs(60)));
-    let builder = HttpsConnectorBuilder::new().with_tls_config(config).https_or_http();
+    let builder = HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http();
     let builder = match &tls.server_name {
-        Some(name) => builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
-            rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| format!("tls.server_name: {e}"))?,
-        )),
+        Some(name) => {
+            builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
+                rustls::pki_types::ServerName::try_from(name.clone())
+                    .map_err(|e| format!("tls.server_name: {e}"))?,
+            ))
+        }
         None => builder,
     };
     Ok(match versions {

@@ -36,17 +36,25 @@ impl TlsConfig {
         if self.cert_file.is_some() != self.key_file.is_some() {
             errors.push(FieldError::new("tls", "cert_file and key_file go together"));
         }
-        for (field, path) in [("tls.ca_file", &self.ca_file), ("tls.cert_file", &self.cert_file), ("tls.key_file", &self.key_file)] {
+        for (field, path) in [
+            ("tls.ca_file", &self.ca_file),
+            ("tls.cert_file", &self.cert_file),
+            ("tls.key_file", &self.key_file),
+        ] {
             if let Some(path) = path
                 && !path.is_file()
             {
-                errors.push(FieldError::new(field, format!("{} is not a readable file", path.display())));
+                errors.push(FieldError::new(
+                    field,
+                    format!("{} is not a readable file", path.display()),
+                ));
             }
         }
     }
 
-    /// Builds the rustls client config, with `alpn` protocols offered.
-    pub fn client_config(&self, alpn: &[&[u8]]) -> Result<ClientConfig, String> {
+    /// Builds the rustls client config. ALPN is left to the connector, which
+    /// sets it from the HTTP versions it enables.
+    pub fn client_config(&self) -> Result<ClientConfig, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -62,7 +70,9 @@ impl TlsConfig {
                 .map_err(|e| format!("TLS ca_file {}: {e}", ca_file.display()))?;
             for cert in certs {
                 let cert = cert.map_err(|e| format!("TLS ca_file {}: {e}", ca_file.display()))?;
-                roots.add(cert).map_err(|e| format!("TLS ca_file {}: {e}", ca_file.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("TLS ca_file {}: {e}", ca_file.display()))?;
             }
         }
         let builder = builder.with_root_certificates(roots);
@@ -73,14 +83,17 @@ impl TlsConfig {
                     .map_err(|e| format!("TLS cert_file {}: {e}", cert_file.display()))?;
                 let key = PrivateKeyDer::from_pem_file(key_file)
                     .map_err(|e| format!("TLS key_file {}: {e}", key_file.display()))?;
-                builder.with_client_auth_cert(chain, key).map_err(|e| format!("TLS client certificate: {e}"))?
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("TLS client certificate: {e}"))?
             }
             _ => builder.with_no_client_auth(),
         };
         if self.insecure_skip_verify {
-            config.dangerous().set_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)));
+            config
+                .dangerous()
+                .set_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)));
         }
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(config)
     }
 }
@@ -108,7 +121,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -117,7 +135,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -18,25 +18,49 @@ pub fn encode_status(code: i32, message: &str, retry_after: Option<Duration>) ->
                 nanos: delay.subsec_nanos() as i32,
             }),
         };
-        details.push(ferro_proto::prost_types::Any { type_url: RETRY_INFO_TYPE.into(), value: info.encode_to_vec() });
+        details.push(ferro_proto::prost_types::Any {
+            type_url: RETRY_INFO_TYPE.into(),
+            value: info.encode_to_vec(),
+        });
     }
-    rpc::Status { code, message: message.into(), details }.encode_to_vec().into()
+    rpc::Status {
+        code,
+        message: message.into(),
+        details,
+    }
+    .encode_to_vec()
+    .into()
 }
 
 /// The retry delay in an encoded `google.rpc.Status`, if it carries a `RetryInfo`.
 pub fn retry_delay(status_bytes: &[u8]) -> Option<Duration> {
     let status = rpc::Status::decode(status_bytes).ok()?;
-    status.details.iter().find(|any| any.type_url == RETRY_INFO_TYPE).and_then(|any| {
-        let info = rpc::RetryInfo::decode(any.value.as_slice()).ok()?;
-        let delay = info.retry_delay?;
-        Some(Duration::new(delay.seconds.max(0) as u64, delay.nanos.max(0) as u32))
-    })
+    status
+        .details
+        .iter()
+        .find(|any| any.type_url == RETRY_INFO_TYPE)
+        .and_then(|any| {
+            let info = rpc::RetryInfo::decode(any.value.as_slice()).ok()?;
+            let delay = info.retry_delay?;
+            Some(Duration::new(
+                delay.seconds.max(0) as u64,
+                delay.nanos.max(0) as u32,
+            ))
+        })
 }
 
 /// A tonic status with a `RetryInfo` in its details.
-pub fn grpc_status(code: tonic::Code, message: &str, retry_after: Option<Duration>) -> tonic::Status {
+pub fn grpc_status(
+    code: tonic::Code,
+    message: &str,
+    retry_after: Option<Duration>,
+) -> tonic::Status {
     match retry_after {
-        Some(_) => tonic::Status::with_details(code, message, encode_status(code as i32, message, retry_after)),
+        Some(_) => tonic::Status::with_details(
+            code,
+            message,
+            encode_status(code as i32, message, retry_after),
+        ),
         None => tonic::Status::new(code, message),
     }
 }

@@ -3,8 +3,8 @@
 
 pub mod batch;
 
-use crate::config::document::{Document, Value};
 use crate::config::ComponentId;
+use crate::config::document::{Document, Value};
 use crate::signal::Signal;
 
 /// A validated `[processors.TYPE.NAME]` section.
@@ -15,9 +15,17 @@ pub enum ProcessorConfig {
 
 impl ProcessorConfig {
     /// Reads a `[processors.TYPE.NAME]` table; `None` for an unknown type.
-    pub fn parse<'a>(type_name: &str, doc: &mut Document<'a>, path: &str, value: Value<'a>) -> Option<Option<Self>> {
+    pub fn parse<'a>(
+        type_name: &str,
+        doc: &mut Document<'a>,
+        path: &str,
+        value: Value<'a>,
+    ) -> Option<Option<Self>> {
         match type_name {
-            "batch" => Some(doc.section::<batch::RawBatchConfig>(path, value).map(Self::Batch)),
+            "batch" => Some(
+                doc.section::<batch::RawBatchConfig>(path, value)
+                    .map(Self::Batch),
+            ),
             _ => None,
         }
     }
@@ -32,7 +40,12 @@ impl ProcessorConfig {
 
     pub fn signals(&self) -> &'static [Signal] {
         match self {
-            Self::Batch(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs, Signal::Profiles],
+            Self::Batch(_) => &[
+                Signal::Traces,
+                Signal::Metrics,
+                Signal::Logs,
+                Signal::Profiles,
+            ],
         }
     }
 }

@@ -33,7 +33,12 @@ struct State<T> {
 impl<T: SignalData> Queue<T> {
     pub fn new(max_items: usize, max_bytes: usize, items_gauge: Gauge, bytes_gauge: Gauge) -> Self {
         Self {
-            state: Mutex::new(State { batches: VecDeque::new(), items: 0, bytes: 0, closed: false }),
+            state: Mutex::new(State {
+                batches: VecDeque::new(),
+                items: 0,
+                bytes: 0,
+                closed: false,
+            }),
             not_empty: Notify::new(),
             not_full: Notify::new(),
             max_items,
@@ -72,7 +77,8 @@ impl<T: SignalData> Queue<T> {
             return Err(PushError::Closed(batch));
         }
         let fits = state.batches.is_empty()
-            || (state.items + items <= self.max_items && state.bytes + batch.bytes <= self.max_bytes);
+            || (state.items + items <= self.max_items
+                && state.bytes + batch.bytes <= self.max_bytes);
         if !fits {
             return Err(PushError::Full(batch));
         }

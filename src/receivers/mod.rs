@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::document::{Document, Value};
 use crate::config::ComponentId;
+use crate::config::document::{Document, Value};
 use crate::signal::{Signal, Traces};
 use crate::topology::fanout::PipelineInputs;
 
@@ -22,9 +22,17 @@ pub enum ReceiverConfig {
 
 impl ReceiverConfig {
     /// Reads a `[receivers.TYPE.NAME]` table; `None` for an unknown type.
-    pub fn parse<'a>(type_name: &str, doc: &mut Document<'a>, path: &str, value: Value<'a>) -> Option<Option<Self>> {
+    pub fn parse<'a>(
+        type_name: &str,
+        doc: &mut Document<'a>,
+        path: &str,
+        value: Value<'a>,
+    ) -> Option<Option<Self>> {
         match type_name {
-            "otlp" => Some(doc.section::<otlp::RawOtlpReceiverConfig>(path, value).map(Self::Otlp)),
+            "otlp" => Some(
+                doc.section::<otlp::RawOtlpReceiverConfig>(path, value)
+                    .map(Self::Otlp),
+            ),
             _ => None,
         }
     }

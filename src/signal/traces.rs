@@ -47,7 +47,11 @@ impl SignalData for Traces {
         let mut taken = Vec::new();
         let mut remaining = n;
         while remaining > 0 && !self.resource_spans.is_empty() {
-            let count: usize = self.resource_spans[0].scope_spans.iter().map(|s| s.spans.len()).sum();
+            let count: usize = self.resource_spans[0]
+                .scope_spans
+                .iter()
+                .map(|s| s.spans.len())
+                .sum();
             if count <= remaining {
                 remaining -= count;
                 taken.push(self.resource_spans.remove(0));
@@ -79,7 +83,9 @@ impl SignalData for Traces {
             }
             taken.push(part);
         }
-        Traces { resource_spans: taken }
+        Traces {
+            resource_spans: taken,
+        }
     }
 }
 
@@ -87,14 +93,18 @@ impl SignalData for Traces {
 pub(crate) mod tests {
     use super::*;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+    use opentelemetry_proto::tonic::common::v1::{
+        AnyValue, InstrumentationScope, KeyValue, any_value,
+    };
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::Span;
 
     pub fn kv(key: &str, value: &str) -> KeyValue {
         KeyValue {
             key: key.into(),
-            value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.into())) }),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
             ..Default::default()
         }
     }
@@ -104,10 +114,16 @@ pub(crate) mod tests {
         let mut next = 0u64;
         let resource_spans = (0..resources)
             .map(|r| ResourceSpans {
-                resource: Some(Resource { attributes: vec![kv("service.name", &format!("svc-{r}"))], ..Default::default() }),
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", &format!("svc-{r}"))],
+                    ..Default::default()
+                }),
                 scope_spans: (0..scopes)
                     .map(|s| ScopeSpans {
-                        scope: Some(InstrumentationScope { name: format!("scope-{s}"), ..Default::default() }),
+                        scope: Some(InstrumentationScope {
+                            name: format!("scope-{s}"),
+                            ..Default::default()
+                        }),
                         spans: (0..spans)
                             .map(|_| {
                                 next += 1;
@@ -142,7 +158,9 @@ pub(crate) mod tests {
     fn counts_and_sizes_match_the_wire() {
         let t = sample(2, 3, 4);
         assert_eq!(t.item_count(), 24);
-        let request = ExportTraceServiceRequest { resource_spans: t.resource_spans.clone() };
+        let request = ExportTraceServiceRequest {
+            resource_spans: t.resource_spans.clone(),
+        };
         assert_eq!(t.encoded_len(), request.encoded_len());
     }
 
@@ -158,9 +176,26 @@ pub(crate) mod tests {
         assert_eq!(rejoined, all);
         // The split resource appears on both sides with its attributes intact.
         assert_eq!(head.resource_spans.len(), 1);
-        assert_eq!(t.resource_spans[0].resource, head.resource_spans[0].resource);
-        assert_eq!(head.resource_spans[0].scope_spans[1].scope.as_ref().unwrap().name, "scope-1");
-        assert_eq!(t.resource_spans[0].scope_spans[0].scope.as_ref().unwrap().name, "scope-1");
+        assert_eq!(
+            t.resource_spans[0].resource,
+            head.resource_spans[0].resource
+        );
+        assert_eq!(
+            head.resource_spans[0].scope_spans[1]
+                .scope
+                .as_ref()
+                .unwrap()
+                .name,
+            "scope-1"
+        );
+        assert_eq!(
+            t.resource_spans[0].scope_spans[0]
+                .scope
+                .as_ref()
+                .unwrap()
+                .name,
+            "scope-1"
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub struct Telemetry {
     pub memory_in_flight: Gauge,
     pub memory_limit: Gauge,
     process_rss: Gauge,
-    process_cpu: Gauge<f64, AtomicU64>,
+    process_cpu: Counter<f64, AtomicU64>,
     process_start: Gauge<f64, AtomicU64>,
     ready: AtomicBool,
 }
@@ -74,7 +74,7 @@ impl Telemetry {
             memory_in_flight: Gauge::default(),
             memory_limit: Gauge::default(),
             process_rss: Gauge::default(),
-            process_cpu: Gauge::default(),
+            process_cpu: Counter::default(),
             process_start: Gauge::default(),
             ready: AtomicBool::new(false),
         };
@@ -95,23 +95,66 @@ impl Telemetry {
                 "Requests a receiver rejected as malformed, too large or of an unsupported kind",
                 t.rejected_requests.clone(),
             );
-            r.register("ferro_dropped_items", "Items ferro gave up on, by component and reason", t.dropped.clone());
-            r.register("ferro_exporter_sent_items", "Items an exporter delivered", t.sent.clone());
+            r.register(
+                "ferro_dropped_items",
+                "Items ferro gave up on, by component and reason",
+                t.dropped.clone(),
+            );
+            r.register(
+                "ferro_exporter_sent_items",
+                "Items an exporter delivered",
+                t.sent.clone(),
+            );
             r.register(
                 "ferro_exporter_send_failed_items",
                 "Items in failed send attempts, by reason (retried or dropped)",
                 t.send_failed.clone(),
             );
-            r.register("ferro_exporter_retries", "Send attempts an exporter retried", t.retries.clone());
-            r.register("ferro_exporter_queue_items", "Items waiting in an exporter's queue", t.queue_items.clone());
-            r.register("ferro_exporter_queue_bytes", "Bytes waiting in an exporter's queue", t.queue_bytes.clone());
-            r.register("ferro_memory_in_flight_bytes", "Bytes of telemetry held across the process", t.memory_in_flight.clone());
-            r.register("ferro_memory_limit_bytes", "The memory_limit beyond which receivers refuse", t.memory_limit.clone());
-            r.register("process_resident_memory_bytes", "Resident set size of the ferro process", t.process_rss.clone());
-            r.register("process_cpu_seconds", "User and system CPU time of the ferro process", t.process_cpu.clone());
-            r.register("process_start_time_seconds", "Start time of the process since the Unix epoch", t.process_start.clone());
+            r.register(
+                "ferro_exporter_retries",
+                "Send attempts an exporter retried",
+                t.retries.clone(),
+            );
+            r.register(
+                "ferro_exporter_queue_items",
+                "Items waiting in an exporter's queue",
+                t.queue_items.clone(),
+            );
+            r.register(
+                "ferro_exporter_queue_bytes",
+                "Bytes waiting in an exporter's queue",
+                t.queue_bytes.clone(),
+            );
+            r.register(
+                "ferro_memory_in_flight_bytes",
+                "Bytes of telemetry held across the process",
+                t.memory_in_flight.clone(),
+            );
+            r.register(
+                "ferro_memory_limit_bytes",
+                "The memory_limit beyond which receivers refuse",
+                t.memory_limit.clone(),
+            );
+            r.register(
+                "process_resident_memory_bytes",
+                "Resident set size of the ferro process",
+                t.process_rss.clone(),
+            );
+            r.register(
+                "process_cpu_seconds",
+                "User and system CPU time of the ferro process",
+                t.process_cpu.clone(),
+            );
+            r.register(
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch",
+                t.process_start.clone(),
+            );
             let info: Family<VersionLabels, Gauge> = Family::default();
-            info.get_or_create(&VersionLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
+            info.get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
             r.register("ferro_build_info", "The running ferro version", info);
         }
         t.process_start.set(process::start_time_seconds());
@@ -120,7 +163,11 @@ impl Telemetry {
 
     /// The labels for one component carrying one signal.
     pub fn labels(kind: &'static str, id: &ComponentId, signal: Signal) -> ComponentLabels {
-        ComponentLabels { kind, component: id.to_string(), signal: signal.as_str() }
+        ComponentLabels {
+            kind,
+            component: id.to_string(),
+            signal: signal.as_str(),
+        }
     }
 
     pub fn counter(family: &Family<ComponentLabels, Counter>, labels: &ComponentLabels) -> Counter {
@@ -152,13 +199,19 @@ impl Telemetry {
 
     /// The OpenMetrics text of every figure, with process figures read now.
     pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        // Held while the process figures are brought up to date, so that two
+        // scrapes at once cannot both add the same CPU time.
+        let registry = self.registry.lock().unwrap();
         if let Some(stats) = process::read() {
             self.process_rss.set(stats.rss_bytes as i64);
-            self.process_cpu.set(stats.cpu_seconds);
+            let delta = stats.cpu_seconds - self.process_cpu.get();
+            if delta > 0.0 {
+                self.process_cpu.inc_by(delta);
+            }
         }
-        let mut out = String::with_capacity(8 * 1024);
-        let registry = self.registry.lock().unwrap();
-        prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }

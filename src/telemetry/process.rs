@@ -22,7 +22,10 @@ pub fn read_pid(pid: &str) -> Option<ProcessStats> {
     let fields: Vec<&str> = after.split_whitespace().collect();
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some(ProcessStats { rss_bytes: rss_kib * 1024, cpu_seconds: (utime + stime) / CLOCK_TICKS })
+    Some(ProcessStats {
+        rss_bytes: rss_kib * 1024,
+        cpu_seconds: (utime + stime) / CLOCK_TICKS,
+    })
 }
 
 /// Peak resident set size (`VmHWM`) of a process, in bytes.
@@ -33,7 +36,12 @@ pub fn peak_rss(pid: &str) -> Option<u64> {
 
 fn field_kib(status: &str, name: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(name))?;
-    line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+    line[name.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 pub fn start_time_seconds() -> f64 {
@@ -48,7 +56,10 @@ mod tests {
     #[test]
     fn reads_this_process() {
         let stats = super::read().expect("/proc is readable");
-        assert!(stats.rss_bytes > 1024 * 1024, "a test binary holds more than 1 MiB");
+        assert!(
+            stats.rss_bytes > 1024 * 1024,
+            "a test binary holds more than 1 MiB"
+        );
         assert!(super::peak_rss("self").unwrap() >= stats.rss_bytes);
     }
 }

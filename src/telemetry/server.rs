@@ -26,7 +26,9 @@ pub async fn serve(
         .route("/-/ready", get(ready))
         .with_state(telemetry);
     let task = tokio::spawn(async move {
-        let result = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "self-telemetry server failed");
         }
@@ -36,7 +38,10 @@ pub async fn serve(
 
 async fn metrics(State(telemetry): State<Arc<Telemetry>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         telemetry.encode(),
     )
 }

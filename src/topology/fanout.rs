@@ -42,7 +42,10 @@ pub struct PipelineInputs<T> {
 
 impl<T> Clone for PipelineInputs<T> {
     fn clone(&self) -> Self {
-        Self { senders: self.senders.clone(), wait: self.wait }
+        Self {
+            senders: self.senders.clone(),
+            wait: self.wait,
+        }
     }
 }
 
@@ -71,7 +74,9 @@ impl<T: SignalData> PipelineInputs<T> {
             };
             permits.push(permit);
         }
-        let Some(last) = permits.pop() else { return Ok(()) };
+        let Some(last) = permits.pop() else {
+            return Ok(());
+        };
         for permit in permits {
             permit.send(batch.clone());
         }

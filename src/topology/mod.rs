@@ -91,7 +91,8 @@ impl Topology {
         // 2. Pipelines.
         let close_pipelines = CancellationToken::new();
         let mut pipelines = Vec::new();
-        let mut traces_inputs: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Traces>>>> = BTreeMap::new();
+        let mut traces_inputs: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Traces>>>> =
+            BTreeMap::new();
         for pipeline in &config.pipelines {
             match pipeline.signal {
                 Signal::Traces => {
@@ -99,29 +100,53 @@ impl Topology {
                     let inputs = pipeline
                         .exporters
                         .iter()
-                        .filter_map(|id| exporters.get(id).and_then(|e| e.traces.as_ref().map(|lane| lane.input(id))))
+                        .filter_map(|id| {
+                            exporters
+                                .get(id)
+                                .and_then(|e| e.traces.as_ref().map(|lane| lane.input(id)))
+                        })
                         .collect();
-                    let task = Pipeline::new(pipeline.name.clone(), rx, &pipeline.stages, inputs, close_pipelines.clone());
+                    let task = Pipeline::new(
+                        pipeline.name.clone(),
+                        rx,
+                        &pipeline.stages,
+                        inputs,
+                        close_pipelines.clone(),
+                    );
                     pipelines.push(tokio::spawn(task.run()));
                     for receiver in &pipeline.receivers {
-                        traces_inputs.entry(receiver.clone()).or_default().push(tx.clone());
+                        traces_inputs
+                            .entry(receiver.clone())
+                            .or_default()
+                            .push(tx.clone());
                     }
                 }
                 // Validation admits no component for these signals yet.
                 Signal::Metrics | Signal::Logs | Signal::Profiles => {
-                    unreachable!("config validation refuses {} pipelines until a component carries them", pipeline.signal)
+                    unreachable!(
+                        "config validation refuses {} pipelines until a component carries them",
+                        pipeline.signal
+                    )
                 }
             }
         }
 
-        let mut topology = Topology { config: config.clone(), exporters, pipelines, close_pipelines, receivers: Vec::new() };
+        let mut topology = Topology {
+            config: config.clone(),
+            exporters,
+            pipelines,
+            close_pipelines,
+            receivers: Vec::new(),
+        };
 
         // 3. Receivers.
         for (id, receiver_config) in &config.receivers {
             let started = match receiver_config {
                 ReceiverConfig::Otlp(c) => {
                     let outputs = Outputs {
-                        traces: traces_inputs.remove(id).map(|senders| PipelineInputs::new(senders, c.pipeline_wait)),
+                        traces: traces_inputs
+                            .remove(id)
+                            .map(|senders| PipelineInputs::new(senders, c.pipeline_wait)),
                     };
                     receivers::otlp::start(id, c, outputs, limiter.clone(), telemetry).await
                 }
@@ -142,7 +167,11 @@ impl Topology {
     pub fn listen_addrs(&self) -> Vec<(ComponentId, &'static str, SocketAddr)> {
         self.receivers
             .iter()
-            .flat_map(|r| r.addrs.iter().map(|(proto, addr)| (r.id.clone(), *proto, *addr)))
+            .flat_map(|r| {
+                r.addrs
+                    .iter()
+                    .map(|(proto, addr)| (r.id.clone(), *proto, *addr))
+            })
             .collect()
     }
 
@@ -163,7 +192,10 @@ impl Topology {
         let deadline = Instant::now() + self.config.shutdown_timeout.get();
         self.stop_inputs().await;
         let exporters = std::mem::take(&mut self.exporters);
-        let flushes: Vec<_> = exporters.into_values().map(|e| tokio::spawn(e.shutdown(deadline))).collect();
+        let flushes: Vec<_> = exporters
+            .into_values()
+            .map(|e| tokio::spawn(e.shutdown(deadline)))
+            .collect();
         for flush in flushes {
             let _ = flush.await;
         }
@@ -171,7 +203,10 @@ impl Topology {
 
     /// Stops inputs and hands back the exporters whose config `next` keeps
     /// unchanged; the rest are flushed and stopped in the background.
-    async fn stop_keeping_exporters(&mut self, next: &Config) -> BTreeMap<ComponentId, RunningExporter> {
+    async fn stop_keeping_exporters(
+        &mut self,
+        next: &Config,
+    ) -> BTreeMap<ComponentId, RunningExporter> {
         self.stop_inputs().await;
         let mut kept = BTreeMap::new();
         let deadline = Instant::now() + self.config.shutdown_timeout.get();

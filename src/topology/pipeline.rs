@@ -37,7 +37,13 @@ impl<T: SignalData> Pipeline<T> {
                 Stage::Batch(config) => batcher = Some(Batcher::new(config.clone())),
             }
         }
-        Self { name, input, batcher, exporters, close }
+        Self {
+            name,
+            input,
+            batcher,
+            exporters,
+            close,
+        }
     }
 
     pub async fn run(mut self) {

@@ -23,7 +23,11 @@ impl Validate for RawBlackholeConfig {
     fn validate(self) -> Result<BlackholeConfig, Vec<FieldError>> {
         let mut errors = Vec::new();
         self.queue.check(&mut errors);
-        if errors.is_empty() { Ok(BlackholeConfig { queue: self.queue }) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(BlackholeConfig { queue: self.queue })
+        } else {
+            Err(errors)
+        }
     }
 }
 

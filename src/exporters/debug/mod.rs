@@ -41,7 +41,10 @@ impl Validate for RawDebugConfig {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(DebugConfig { verbosity: self.verbosity.unwrap_or(Verbosity::Basic), queue: self.queue })
+        Ok(DebugConfig {
+            verbosity: self.verbosity.unwrap_or(Verbosity::Basic),
+            queue: self.queue,
+        })
     }
 }
 
@@ -76,7 +79,11 @@ pub fn render_traces(traces: &Traces, verbosity: Verbosity) -> String {
         return out;
     }
     for rs in &traces.resource_spans {
-        let resource = rs.resource.as_ref().map(|r| attributes(&r.attributes)).unwrap_or_default();
+        let resource = rs
+            .resource
+            .as_ref()
+            .map(|r| attributes(&r.attributes))
+            .unwrap_or_default();
         let _ = writeln!(out, "  resource {{{resource}}}");
         for ss in &rs.scope_spans {
             let scope = ss.scope.as_ref().map(|s| s.name.as_str()).unwrap_or("");
@@ -90,7 +97,8 @@ pub fn render_traces(traces: &Traces, verbosity: Verbosity) -> String {
                     hex::encode(&span.span_id),
                     hex::encode(&span.parent_span_id),
                     span.kind,
-                    span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano),
+                    span.end_time_unix_nano
+                        .saturating_sub(span.start_time_unix_nano),
                     attributes(&span.attributes),
                     span.events.len(),
                     span.links.len(),
@@ -116,7 +124,14 @@ fn value(v: Option<&AnyValue>) -> String {
         Some(any_value::Value::DoubleValue(d)) => d.to_string(),
         Some(any_value::Value::BytesValue(b)) => format!("0x{}", hex::encode(b)),
         Some(any_value::Value::ArrayValue(a)) => {
-            format!("[{}]", a.values.iter().map(|v| value(Some(v))).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                a.values
+                    .iter()
+                    .map(|v| value(Some(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
         Some(any_value::Value::KvlistValue(kv)) => format!("{{{}}}", attributes(&kv.values)),
         Some(any_value::Value::StringValueStrindex(i)) => format!("<string #{i}>"),
@@ -132,9 +147,14 @@ mod tests {
     #[test]
     fn basic_is_one_line_and_detailed_shows_spans() {
         let traces = sample(1, 1, 2);
-        assert_eq!(render_traces(&traces, Verbosity::Basic), "traces: 1 resource(s), 2 span(s)\n");
+        assert_eq!(
+            render_traces(&traces, Verbosity::Basic),
+            "traces: 1 resource(s), 2 span(s)\n"
+        );
         let detailed = render_traces(&traces, Verbosity::Detailed);
         assert!(detailed.contains("service.name=\"svc-0\""), "{detailed}");
-        assert!(detailed.contains("span \"span-2\" trace=01010101010101010101010101010101 id=0000000000000002"));
+        assert!(detailed.contains(
+            "span \"span-2\" trace=01010101010101010101010101010101 id=0000000000000002"
+        ));
     }
 }

@@ -71,7 +71,9 @@ impl Validate for RawOtlpExporterConfig {
             (Some(url), _) => check_url("traces_endpoint", url, &mut errors),
             (None, Some(endpoint)) => {
                 let base = endpoint.to_string();
-                format!("{}/v1/traces", base.trim_end_matches('/')).parse().ok()
+                format!("{}/v1/traces", base.trim_end_matches('/'))
+                    .parse()
+                    .ok()
             }
             (None, None) => None,
         };
@@ -90,10 +92,15 @@ impl Validate for RawOtlpExporterConfig {
             let value_ok = http::HeaderValue::from_str(value);
             match (name_ok, value_ok) {
                 (Ok(n), Ok(v)) => headers.push((n, v)),
-                _ => errors.push(FieldError::new(format!("headers.{name}"), "is not a valid header name and value")),
+                _ => errors.push(FieldError::new(
+                    format!("headers.{name}"),
+                    "is not a valid header name and value",
+                )),
             }
         }
-        let timeout = self.timeout.map_or(std::time::Duration::from_secs(10), |t| t.get());
+        let timeout = self
+            .timeout
+            .map_or(std::time::Duration::from_secs(10), |t| t.get());
         if timeout.is_zero() {
             errors.push(FieldError::new("timeout", "must be more than 0"));
         }
@@ -119,9 +126,16 @@ impl Validate for RawOtlpExporterConfig {
 
 fn check_url(field: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<Uri> {
     match text.parse::<Uri>() {
-        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() => Some(uri),
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() =>
+        {
+            Some(uri)
+        }
         _ => {
-            errors.push(FieldError::new(field, format!("`{text}` is not an http:// or https:// URL with a host")));
+            errors.push(FieldError::new(
+                field,
+                format!("`{text}` is not an http:// or https:// URL with a host"),
+            ));
             None
         }
     }

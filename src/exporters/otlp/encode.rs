@@ -21,7 +21,10 @@ pub fn compress(body: Bytes, compression: Compression) -> std::io::Result<Bytes>
     match compression {
         Compression::None => Ok(body),
         Compression::Gzip => {
-            let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+            let mut encoder = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::fast(),
+            );
             encoder.write_all(&body)?;
             Ok(encoder.finish()?.into())
         }
@@ -40,7 +43,10 @@ mod tests {
     fn matches_prost_encoding() {
         let traces = sample(2, 2, 3);
         let ours = traces_request(&traces.resource_spans, 0);
-        let prost = ExportTraceServiceRequest { resource_spans: traces.resource_spans.clone() }.encode_to_vec();
+        let prost = ExportTraceServiceRequest {
+            resource_spans: traces.resource_spans.clone(),
+        }
+        .encode_to_vec();
         assert_eq!(ours.as_ref(), prost.as_slice());
     }
 
@@ -49,7 +55,8 @@ mod tests {
         let body = traces_request(&sample(1, 1, 50).resource_spans, 0);
         let gz = compress(body.clone(), Compression::Gzip).unwrap();
         let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz.as_ref()), &mut out).unwrap();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz.as_ref()), &mut out)
+            .unwrap();
         assert_eq!(out, body.as_ref());
         let zs = compress(body.clone(), Compression::Zstd).unwrap();
         assert_eq!(zstd::decode_all(zs.as_ref()).unwrap(), body.as_ref());

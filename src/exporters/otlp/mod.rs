@@ -33,7 +33,7 @@ pub struct OtlpSender {
 
 enum Transport {
     Grpc(Channel),
-    Http(HttpClient),
+    Http(Box<HttpClient>),
 }
 
 impl OtlpSender {
@@ -52,9 +52,12 @@ impl OtlpSender {
                     .map_err(|e| format!("user agent: {e}"))?;
                 Transport::Grpc(endpoint.connect_with_connector_lazy(connector))
             }
-            Protocol::Http => Transport::Http(http_client::client(&config.tls)?),
+            Protocol::Http => Transport::Http(Box::new(http_client::client(&config.tls)?)),
         };
-        Ok(Self { config: config.clone(), transport })
+        Ok(Self {
+            config: config.clone(),
+            transport,
+        })
     }
 
     pub async fn send_traces(&self, batch: &Batch<Traces>) -> Result<Sent, ExportError> {
@@ -66,8 +69,9 @@ impl OtlpSender {
         if response.is_empty() {
             return Ok(Sent::default());
         }
-        let response = ExportTraceServiceResponse::decode(response)
-            .map_err(|e| ExportError::permanent("bad_response", format!("undecodable OTLP response: {e}")))?;
+        let response = ExportTraceServiceResponse::decode(response).map_err(|e| {
+            ExportError::permanent("bad_response", format!("undecodable OTLP response: {e}"))
+        })?;
         Ok(match response.partial_success {
             Some(partial) if partial.rejected_spans > 0 => Sent {
                 rejected_items: partial.rejected_spans as u64,
@@ -77,7 +81,12 @@ impl OtlpSender {
         })
     }
 
-    async fn grpc(&self, channel: &Channel, path: &'static str, body: Bytes) -> Result<Bytes, ExportError> {
+    async fn grpc(
+        &self,
+        channel: &Channel,
+        path: &'static str,
+        body: Bytes,
+    ) -> Result<Bytes, ExportError> {
         let mut grpc = tonic::client::Grpc::new(channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
@@ -87,9 +96,9 @@ impl OtlpSender {
             Compression::Zstd => grpc.send_compressed(CompressionEncoding::Zstd),
             Compression::None => grpc,
         };
-        grpc.ready()
-            .await
-            .map_err(|e| ExportError::retryable("transport", format!("gRPC channel not ready: {e}")))?;
+        grpc.ready().await.map_err(|e| {
+            ExportError::retryable("transport", format!("gRPC channel not ready: {e}"))
+        })?;
         let mut request = tonic::Request::new(body);
         request.set_timeout(self.config.timeout);
         for (name, value) in &self.config.headers {
@@ -100,18 +109,29 @@ impl OtlpSender {
                 request.metadata_mut().insert(key, value);
             }
         }
-        match grpc.unary(request, PathAndQuery::from_static(path), RawCodec).await {
+        match grpc
+            .unary(request, PathAndQuery::from_static(path), RawCodec)
+            .await
+        {
             Ok(response) => Ok(response.into_inner()),
             Err(status) => Err(grpc_error(&status)),
         }
     }
 
-    async fn http(&self, client: &HttpClient, url: &http::Uri, body: Bytes) -> Result<Bytes, ExportError> {
+    async fn http(
+        &self,
+        client: &HttpClient,
+        url: &http::Uri,
+        body: Bytes,
+    ) -> Result<Bytes, ExportError> {
         let body = encode::compress(body, self.config.compression)
             .map_err(|e| ExportError::permanent("encode", format!("compressing the body: {e}")))?;
         let mut request = http::Request::post(url.clone())
             .header(http::header::CONTENT_TYPE, wire::CONTENT_TYPE_PROTOBUF)
-            .header(http::header::USER_AGENT, concat!("ferro/", env!("CARGO_PKG_VERSION")));
+            .header(
+                http::header::USER_AGENT,
+                concat!("ferro/", env!("CARGO_PKG_VERSION")),
+            );
         match self.config.compression {
             Compression::Gzip => request = request.header(http::header::CONTENT_ENCODING, "gzip"),
             Compression::Zstd => request = request.header(http::header::CONTENT_ENCODING, "zstd"),
@@ -124,10 +144,9 @@ impl OtlpSender {
             .body(Full::new(body))
             .map_err(|e| ExportError::permanent("encode", format!("building the request: {e}")))?;
         let exchange = async {
-            let response = client
-                .request(request)
-                .await
-                .map_err(|e| ExportError::retryable("transport", format!("POST {url}: {}", error_chain(&e))))?;
+            let response = client.request(request).await.map_err(|e| {
+                ExportError::retryable("transport", format!("POST {url}: {}", error_chain(&e)))
+            })?;
             let status = response.status();
             let retry_after = response
                 .headers()
@@ -144,7 +163,12 @@ impl OtlpSender {
         };
         let (status, retry_after, body) = tokio::time::timeout(self.config.timeout, exchange)
             .await
-            .map_err(|_| ExportError::retryable("timeout", format!("POST {url}: no answer within {:?}", self.config.timeout)))??;
+            .map_err(|_| {
+                ExportError::retryable(
+                    "timeout",
+                    format!("POST {url}: no answer within {:?}", self.config.timeout),
+                )
+            })??;
         if status.is_success() {
             return Ok(body);
         }

@@ -24,7 +24,11 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self { send_batch_size: 8192, send_batch_max_size: None, timeout: Duration::from_millis(200) }
+        Self {
+            send_batch_size: 8192,
+            send_batch_max_size: None,
+            timeout: Duration::from_millis(200),
+        }
     }
 }
 
@@ -52,7 +56,11 @@ impl Validate for RawBatchConfig {
             errors.push(FieldError::new("timeout", "must be more than 0"));
         }
         if errors.is_empty() {
-            Ok(BatchConfig { send_batch_size: size, send_batch_max_size: max, timeout })
+            Ok(BatchConfig {
+                send_batch_size: size,
+                send_batch_max_size: max,
+                timeout,
+            })
         } else {
             Err(errors)
         }

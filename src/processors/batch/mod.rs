@@ -22,7 +22,11 @@ pub struct Batcher<T> {
 
 impl<T: SignalData> Batcher<T> {
     pub fn new(config: BatchConfig) -> Self {
-        Self { config, pending: None, deadline: None }
+        Self {
+            config,
+            pending: None,
+            deadline: None,
+        }
     }
 
     /// When the pending batch must go out, if there is one.
@@ -48,7 +52,9 @@ impl<T: SignalData> Batcher<T> {
     /// Emits whatever is pending (on timeout and at shutdown).
     pub fn flush(&mut self, out: &mut Vec<Batch<T>>) {
         self.deadline = None;
-        let Some(mut pending) = self.pending.take() else { return };
+        let Some(mut pending) = self.pending.take() else {
+            return;
+        };
         if let Some(max) = self.config.send_batch_max_size {
             while pending.items() > max {
                 out.push(pending.split_to(max));

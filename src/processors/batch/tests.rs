@@ -1,15 +1,19 @@
 use super::*;
-use crate::config::Duration;
+use crate::config::{Duration, Validate};
 use crate::delivery::Ticket;
-use crate::signal::traces::tests::sample;
 use crate::signal::Traces;
+use crate::signal::traces::tests::sample;
 
 fn input(spans: usize) -> Batch<Traces> {
     Batch::new(sample(1, 1, spans), Ticket::untracked())
 }
 
 fn batcher(size: usize, max: Option<usize>) -> Batcher<Traces> {
-    Batcher::new(BatchConfig { send_batch_size: size, send_batch_max_size: max, timeout: Duration::from_secs(1) })
+    Batcher::new(BatchConfig {
+        send_batch_size: size,
+        send_batch_max_size: max,
+        timeout: Duration::from_secs(1),
+    })
 }
 
 #[tokio::test]
@@ -22,7 +26,11 @@ async fn sends_when_the_size_is_reached() {
     assert!(b.deadline().is_some());
     b.push(input(4), &mut out);
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].items(), 12, "without a max size the whole batch goes");
+    assert_eq!(
+        out[0].items(),
+        12,
+        "without a max size the whole batch goes"
+    );
     assert!(b.deadline().is_none());
 }
 
@@ -50,7 +58,8 @@ async fn flush_emits_the_partial_batch() {
 
 #[test]
 fn config_checks_sizes() {
-    let raw: RawBatchConfig = toml::from_str("send_batch_size = 100\nsend_batch_max_size = 10").unwrap();
+    let raw: RawBatchConfig =
+        toml::from_str("send_batch_size = 100\nsend_batch_max_size = 10").unwrap();
     let errors = raw.validate().unwrap_err();
     assert_eq!(errors[0].field, "send_batch_max_size");
     let raw: RawBatchConfig = toml::from_str("send_batch_max_size = 0\ntimeout = \"1s\"").unwrap();

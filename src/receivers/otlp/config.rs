@@ -32,17 +32,26 @@ impl Validate for RawOtlpReceiverConfig {
     fn validate(self) -> Result<OtlpReceiverConfig, Vec<FieldError>> {
         let mut errors = Vec::new();
         if self.grpc.is_none() && self.http.is_none() {
-            errors.push(FieldError::new("", "set `grpc`, `http` or both to an address such as \"0.0.0.0:4317\""));
+            errors.push(FieldError::new(
+                "",
+                "set `grpc`, `http` or both to an address such as \"0.0.0.0:4317\"",
+            ));
         }
         if let (Some(g), Some(h)) = (self.grpc, self.http)
             && g == h
             && g.port() != 0
         {
-            errors.push(FieldError::new("http", "gRPC and HTTP need different ports"));
+            errors.push(FieldError::new(
+                "http",
+                "gRPC and HTTP need different ports",
+            ));
         }
         let max = self.max_recv_msg_size.unwrap_or(ByteSize::mib(4));
         if max.get() < 1024 || max.get() > 1 << 30 {
-            errors.push(FieldError::new("max_recv_msg_size", "must be between 1KiB and 1GiB"));
+            errors.push(FieldError::new(
+                "max_recv_msg_size",
+                "must be between 1KiB and 1GiB",
+            ));
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -51,7 +60,9 @@ impl Validate for RawOtlpReceiverConfig {
             grpc: self.grpc,
             http: self.http,
             max_recv_msg_size: max.as_usize(),
-            pipeline_wait: self.pipeline_wait.map_or(std::time::Duration::from_secs(1), |d| d.get()),
+            pipeline_wait: self
+                .pipeline_wait
+                .map_or(std::time::Duration::from_secs(1), |d| d.get()),
         })
     }
 }

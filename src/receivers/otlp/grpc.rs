@@ -43,7 +43,10 @@ pub async fn serve(
         .add_service(OtlpService::<MetricsExport>::new(shared.clone()))
         .add_service(OtlpService::<LogsExport>::new(shared));
     let task = tokio::spawn(async move {
-        if let Err(e) = router.serve_with_incoming_shutdown(incoming, stop.cancelled_owned()).await {
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+            .await
+        {
             tracing::error!(error = %e, "OTLP gRPC server failed");
         }
     });
@@ -80,13 +83,19 @@ pub struct OtlpService<E> {
 
 impl<E> Clone for OtlpService<E> {
     fn clone(&self) -> Self {
-        Self { shared: self.shared.clone(), _export: PhantomData }
+        Self {
+            shared: self.shared.clone(),
+            _export: PhantomData,
+        }
     }
 }
 
 impl<E: Export> OtlpService<E> {
     fn new(shared: Arc<Shared>) -> Self {
-        Self { shared, _export: PhantomData }
+        Self {
+            shared,
+            _export: PhantomData,
+        }
     }
 }
 
@@ -108,13 +117,20 @@ impl<E: Export> tower::Service<http::Request<tonic::body::Body>> for OtlpService
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let shared = self.shared.clone();
         Box::pin(async move {
-            let is_export = request.uri().path().strip_prefix('/').and_then(|p| p.strip_prefix(E::SERVICE))
+            let is_export = request
+                .uri()
+                .path()
+                .strip_prefix('/')
+                .and_then(|p| p.strip_prefix(E::SERVICE))
                 == Some("/Export");
             if !is_export {
                 let mut response = http::Response::new(tonic::body::Body::default());
                 let headers = response.headers_mut();
                 headers.insert(Status::GRPC_STATUS, (Code::Unimplemented as i32).into());
-                headers.insert(http::header::CONTENT_TYPE, tonic::metadata::GRPC_CONTENT_TYPE);
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    tonic::metadata::GRPC_CONTENT_TYPE,
+                );
                 return Ok(response);
             }
             let mut grpc = tonic::server::Grpc::new(RawCodec)
@@ -123,7 +139,11 @@ impl<E: Export> tower::Service<http::Request<tonic::body::Body>> for OtlpService
                 .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(shared.config.max_recv_msg_size);
             let reached = Arc::new(AtomicBool::new(false));
-            let method = ExportMethod::<E> { shared: shared.clone(), reached: reached.clone(), _export: PhantomData };
+            let method = ExportMethod::<E> {
+                shared: shared.clone(),
+                reached: reached.clone(),
+                _export: PhantomData,
+            };
             let response = grpc.unary(method, request).await;
             // Failures before the handler ran (size limit, bad compression)
             // show only in the status tonic wrote: count them here.
@@ -132,8 +152,12 @@ impl<E: Export> tower::Service<http::Request<tonic::body::Body>> for OtlpService
                 && let Ok(code) = code.to_str().unwrap_or("").parse::<i32>()
             {
                 match Code::from(code) {
-                    Code::ResourceExhausted | Code::OutOfRange => shared.count_rejected(E::SIGNAL, "too_large"),
-                    Code::Internal | Code::Unimplemented => shared.count_rejected(E::SIGNAL, "undecodable"),
+                    Code::ResourceExhausted | Code::OutOfRange => {
+                        shared.count_rejected(E::SIGNAL, "too_large")
+                    }
+                    Code::Internal | Code::Unimplemented => {
+                        shared.count_rejected(E::SIGNAL, "undecodable")
+                    }
                     _ => {}
                 }
             }
@@ -160,7 +184,10 @@ impl<E: Export> UnaryService<Bytes> for ExportMethod<E> {
             let body = request.into_inner();
             let result = match E::SIGNAL {
                 Signal::Traces => shared.accept_traces_protobuf(body).await.map(|partial| {
-                    ExportTraceServiceResponse { partial_success: partial }.encode_to_vec()
+                    ExportTraceServiceResponse {
+                        partial_success: partial,
+                    }
+                    .encode_to_vec()
                 }),
                 signal => Err(shared.rejected(signal, Rejection::NoPipeline(signal))),
             };
@@ -184,13 +211,14 @@ fn to_status(rejection: Rejection, shared: &Shared) -> Status {
             "the pipeline is full; retry later",
             Some(RETRY_AFTER),
         ),
-        Rejection::Refused(Refusal::ShuttingDown) => {
-            status::grpc_status(Code::Unavailable, "ferro is shutting down or reloading; retry", Some(RETRY_AFTER))
-        }
+        Rejection::Refused(Refusal::ShuttingDown) => status::grpc_status(
+            Code::Unavailable,
+            "ferro is shutting down or reloading; retry",
+            Some(RETRY_AFTER),
+        ),
         Rejection::Invalid { message, .. } => Status::invalid_argument(message),
-        Rejection::NoPipeline(signal) => Status::unimplemented(format!(
-            "receiver {} feeds no {signal} pipeline",
-            shared.id
-        )),
+        Rejection::NoPipeline(signal) => {
+            Status::unimplemented(format!("receiver {} feeds no {signal} pipeline", shared.id))
+        }
     }
 }

@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
 use prost::Message;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -33,13 +35,26 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/v1/traces", post(traces))
-        .route("/v1/metrics", post(|State(s): State<Arc<Shared>>, h: HeaderMap| async move { no_pipeline(&s, &h, Signal::Metrics) }))
-        .route("/v1/logs", post(|State(s): State<Arc<Shared>>, h: HeaderMap| async move { no_pipeline(&s, &h, Signal::Logs) }))
+        .route(
+            "/v1/metrics",
+            post(|State(s): State<Arc<Shared>>, h: HeaderMap| async move {
+                no_pipeline(&s, &h, Signal::Metrics)
+            }),
+        )
+        .route(
+            "/v1/logs",
+            post(|State(s): State<Arc<Shared>>, h: HeaderMap| async move {
+                no_pipeline(&s, &h, Signal::Logs)
+            }),
+        )
         // The limit is applied after decompression, below.
         .layer(DefaultBodyLimit::disable())
         .with_state(shared);
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+        {
             tracing::error!(error = %e, "OTLP HTTP server failed");
         }
     });
@@ -68,11 +83,17 @@ async fn traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
             reason: "unsupported_media_type",
             message: "Content-Type must be application/x-protobuf or application/json".into(),
         };
-        return error_response(Format::Json, shared.rejected(Signal::Traces, rejection), &shared);
+        return error_response(
+            Format::Json,
+            shared.rejected(Signal::Traces, rejection),
+            &shared,
+        );
     };
     let body = match read_body(body, &headers, shared.config.max_recv_msg_size).await {
         Ok(body) => body,
-        Err(rejection) => return error_response(format, shared.rejected(Signal::Traces, rejection), &shared),
+        Err(rejection) => {
+            return error_response(format, shared.rejected(Signal::Traces, rejection), &shared);
+        }
     };
     let result = match format {
         Format::Protobuf => shared.accept_traces_protobuf(body).await,
@@ -86,7 +107,11 @@ async fn traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
 
 fn no_pipeline(shared: &Shared, headers: &HeaderMap, signal: Signal) -> Response {
     let format = format_of(headers).unwrap_or(Format::Json);
-    error_response(format, shared.rejected(signal, Rejection::NoPipeline(signal)), shared)
+    error_response(
+        format,
+        shared.rejected(signal, Rejection::NoPipeline(signal)),
+        shared,
+    )
 }
 
 /// Reads the body, undoes `Content-Encoding`, and enforces `max` on both the
@@ -107,7 +132,10 @@ async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes,
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
         Err(e) => {
-            return Err(Rejection::Invalid { reason: "truncated", message: format!("reading the body failed: {e}") });
+            return Err(Rejection::Invalid {
+                reason: "truncated",
+                message: format!("reading the body failed: {e}"),
+            });
         }
     };
     let encoding = headers
@@ -120,12 +148,19 @@ async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes,
         "gzip" => Box::new(flate2::read::GzDecoder::new(std::io::Cursor::new(raw))),
         "zstd" => match zstd::stream::read::Decoder::new(std::io::Cursor::new(raw)) {
             Ok(decoder) => Box::new(decoder),
-            Err(e) => return Err(Rejection::Invalid { reason: "bad_compression", message: format!("zstd: {e}") }),
+            Err(e) => {
+                return Err(Rejection::Invalid {
+                    reason: "bad_compression",
+                    message: format!("zstd: {e}"),
+                });
+            }
         },
         other => {
             return Err(Rejection::Invalid {
                 reason: "unsupported_encoding",
-                message: format!("Content-Encoding {other:?} is not supported (use gzip, zstd or none)"),
+                message: format!(
+                    "Content-Encoding {other:?} is not supported (use gzip, zstd or none)"
+                ),
             });
         }
     };
@@ -142,7 +177,10 @@ async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes,
 
 fn success(format: Format, partial: Option<ExportTracePartialSuccess>) -> Response {
     let body: Vec<u8> = match format {
-        Format::Protobuf => ExportTraceServiceResponse { partial_success: partial }.encode_to_vec(),
+        Format::Protobuf => ExportTraceServiceResponse {
+            partial_success: partial,
+        }
+        .encode_to_vec(),
         Format::Json => {
             let value = match partial {
                 Some(p) => serde_json::json!({
@@ -153,7 +191,12 @@ fn success(format: Format, partial: Option<ExportTracePartialSuccess>) -> Respon
             value.to_string().into_bytes()
         }
     };
-    (StatusCode::OK, [(header::CONTENT_TYPE, content_type(format))], body).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type(format))],
+        body,
+    )
+        .into_response()
 }
 
 fn content_type(format: Format) -> &'static str {
@@ -165,36 +208,53 @@ fn content_type(format: Format) -> &'static str {
 
 fn error_response(format: Format, rejection: Rejection, shared: &Shared) -> Response {
     let (code, grpc_code, message, retry) = match rejection {
-        Rejection::Refused(Refusal::MemoryLimit) => {
-            (StatusCode::TOO_MANY_REQUESTS, 8, "ferro is at its memory limit; retry later".to_string(), true)
-        }
-        Rejection::Refused(Refusal::PipelineFull) => {
-            (StatusCode::SERVICE_UNAVAILABLE, 14, "the pipeline is full; retry later".to_string(), true)
-        }
-        Rejection::Refused(Refusal::ShuttingDown) => {
-            (StatusCode::SERVICE_UNAVAILABLE, 14, "ferro is shutting down or reloading; retry".to_string(), true)
-        }
+        Rejection::Refused(Refusal::MemoryLimit) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            8,
+            "ferro is at its memory limit; retry later".to_string(),
+            true,
+        ),
+        Rejection::Refused(Refusal::PipelineFull) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            14,
+            "the pipeline is full; retry later".to_string(),
+            true,
+        ),
+        Rejection::Refused(Refusal::ShuttingDown) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            14,
+            "ferro is shutting down or reloading; retry".to_string(),
+            true,
+        ),
         Rejection::Invalid { reason, message } => {
             let code = match reason {
                 "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-                "unsupported_media_type" | "unsupported_encoding" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type" | "unsupported_encoding" => {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE
+                }
                 _ => StatusCode::BAD_REQUEST,
             };
             (code, 3, message, false)
         }
-        Rejection::NoPipeline(signal) => {
-            (StatusCode::NOT_FOUND, 12, format!("receiver {} feeds no {signal} pipeline", shared.id), false)
-        }
+        Rejection::NoPipeline(signal) => (
+            StatusCode::NOT_FOUND,
+            12,
+            format!("receiver {} feeds no {signal} pipeline", shared.id),
+            false,
+        ),
     };
     let body: Vec<u8> = match format {
         Format::Protobuf => status::encode_status(grpc_code, &message, None).to_vec(),
-        Format::Json => serde_json::json!({"code": grpc_code, "message": message}).to_string().into_bytes(),
+        Format::Json => serde_json::json!({"code": grpc_code, "message": message})
+            .to_string()
+            .into_bytes(),
     };
     let mut response = (code, [(header::CONTENT_TYPE, content_type(format))], body).into_response();
     if retry {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER.as_secs()));
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(RETRY_AFTER.as_secs()),
+        );
     }
     response
 }

@@ -12,7 +12,9 @@ mod http;
 pub use config::{OtlpReceiverConfig, RawOtlpReceiverConfig};
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceRequest};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest,
+};
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use prometheus_client::metrics::counter::Counter;
 use prost::Message;
@@ -35,7 +37,10 @@ pub enum Rejection {
     /// The pipeline or memory is full: retryable.
     Refused(Refusal),
     /// The request itself is wrong: not retryable.
-    Invalid { reason: &'static str, message: String },
+    Invalid {
+        reason: &'static str,
+        message: String,
+    },
     /// No pipeline of this signal takes data from this receiver.
     NoPipeline(Signal),
 }
@@ -58,26 +63,47 @@ struct SignalCounters {
 
 impl Shared {
     /// Takes a protobuf-encoded traces request (already size-checked and decompressed).
-    async fn accept_traces_protobuf(&self, body: Bytes) -> Result<Option<ExportTracePartialSuccess>, Rejection> {
+    async fn accept_traces_protobuf(
+        &self,
+        body: Bytes,
+    ) -> Result<Option<ExportTracePartialSuccess>, Rejection> {
         let Some(inputs) = &self.outputs.traces else {
             return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
         };
         let ticket = self.reserve(Signal::Traces, body.len())?;
         let request = ExportTraceServiceRequest::decode(body.clone()).map_err(|e| {
-            self.rejected(Signal::Traces, Rejection::Invalid { reason: "malformed", message: format!("invalid protobuf: {e}") })
+            self.rejected(
+                Signal::Traces,
+                Rejection::Invalid {
+                    reason: "malformed",
+                    message: format!("invalid protobuf: {e}"),
+                },
+            )
         })?;
-        self.accept_traces(inputs, request.resource_spans, Some(body.len()), ticket).await
+        self.accept_traces(inputs, request.resource_spans, Some(body.len()), ticket)
+            .await
     }
 
     /// Takes an OTLP/JSON traces request.
-    async fn accept_traces_json(&self, body: Bytes) -> Result<Option<ExportTracePartialSuccess>, Rejection> {
+    async fn accept_traces_json(
+        &self,
+        body: Bytes,
+    ) -> Result<Option<ExportTracePartialSuccess>, Rejection> {
         let Some(inputs) = &self.outputs.traces else {
             return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
         };
         let ticket = self.reserve(Signal::Traces, body.len())?;
-        let request = crate::otlp::json::decode_traces(&body)
-            .map_err(|message| self.rejected(Signal::Traces, Rejection::Invalid { reason: "malformed", message }))?;
-        self.accept_traces(inputs, request.resource_spans, None, ticket).await
+        let request = crate::otlp::json::decode_traces(&body).map_err(|message| {
+            self.rejected(
+                Signal::Traces,
+                Rejection::Invalid {
+                    reason: "malformed",
+                    message,
+                },
+            )
+        })?;
+        self.accept_traces(inputs, request.resource_spans, None, ticket)
+            .await
     }
 
     async fn accept_traces(
@@ -112,7 +138,12 @@ impl Shared {
                 Ok(partial)
             }
             Err(refusal) => {
-                Telemetry::reason_counter(&self.telemetry.refused, &self.traces.labels, refusal.reason()).inc_by(items);
+                Telemetry::reason_counter(
+                    &self.telemetry.refused,
+                    &self.traces.labels,
+                    refusal.reason(),
+                )
+                .inc_by(items);
                 Err(Rejection::Refused(refusal))
             }
         }
@@ -122,7 +153,8 @@ impl Shared {
     fn reserve(&self, signal: Signal, len: usize) -> Result<Ticket, Rejection> {
         self.limiter.try_acquire(len).ok_or_else(|| {
             let labels = Telemetry::labels("receiver", &self.id, signal);
-            Telemetry::reason_counter(&self.telemetry.rejected_requests, &labels, "memory_limit").inc();
+            Telemetry::reason_counter(&self.telemetry.rejected_requests, &labels, "memory_limit")
+                .inc();
             Rejection::Refused(Refusal::MemoryLimit)
         })
     }
@@ -154,7 +186,8 @@ fn drop_invalid_spans(resource_spans: &mut [ResourceSpans]) -> u64 {
     for rs in resource_spans {
         for ss in &mut rs.scope_spans {
             let before = ss.spans.len();
-            ss.spans.retain(|s| valid(&s.trace_id, 16) && valid(&s.span_id, 8));
+            ss.spans
+                .retain(|s| valid(&s.trace_id, 16) && valid(&s.span_id, 8));
             invalid += (before - ss.spans.len()) as u64;
         }
     }
@@ -205,7 +238,12 @@ pub async fn start(
     for (protocol, addr) in &addrs {
         tracing::info!(receiver = %id, protocol, %addr, "OTLP receiver listening");
     }
-    Ok(RunningReceiver { id: id.clone(), addrs, stop, tasks })
+    Ok(RunningReceiver {
+        id: id.clone(),
+        addrs,
+        stop,
+        tasks,
+    })
 }
 
 #[cfg(test)]

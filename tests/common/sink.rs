@@ -1,0 +1,254 @@
+//! A recording OTLP server standing in for Tempo: gRPC (tonic, the generated
+//! TraceService) and HTTP (`POST /v1/traces`, protobuf, gzip/zstd), answering
+//! as an OTLP server does. It can be switched to refuse with the retryable
+//! answers (gRPC UNAVAILABLE, HTTP 503) or to answer slowly.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tonic::codec::CompressionEncoding;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    Accept,
+    /// gRPC UNAVAILABLE / HTTP 503 with Retry-After: 1.
+    Unavailable,
+    /// Answer after this long.
+    Slow(Duration),
+}
+
+#[derive(Default)]
+pub struct Recorded {
+    pub requests: Vec<ExportTraceServiceRequest>,
+    /// `(header name, value)` of every request, for header checks.
+    pub headers: Vec<Vec<(String, String)>>,
+    pub refused: usize,
+}
+
+pub struct Sink {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    state: Arc<SinkState>,
+}
+
+struct SinkState {
+    recorded: Mutex<Recorded>,
+    mode: Mutex<Mode>,
+}
+
+impl SinkState {
+    async fn handle(
+        &self,
+        request: ExportTraceServiceRequest,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), ()> {
+        let mode = *self.mode.lock().unwrap();
+        match mode {
+            Mode::Unavailable => {
+                self.recorded.lock().unwrap().refused += 1;
+                return Err(());
+            }
+            Mode::Slow(delay) => tokio::time::sleep(delay).await,
+            Mode::Accept => {}
+        }
+        let mut recorded = self.recorded.lock().unwrap();
+        recorded.requests.push(request);
+        recorded.headers.push(headers);
+        Ok(())
+    }
+}
+
+struct Grpc(Arc<SinkState>);
+
+#[tonic::async_trait]
+impl TraceService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let headers = request
+            .metadata()
+            .iter()
+            .filter_map(|kv| match kv {
+                tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                    Some((k.to_string(), v.to_str().unwrap_or("").to_string()))
+                }
+                _ => None,
+            })
+            .collect();
+        match self.0.handle(request.into_inner(), headers).await {
+            Ok(()) => Ok(tonic::Response::new(ExportTraceServiceResponse {
+                partial_success: None,
+            })),
+            Err(()) => Err(tonic::Status::unavailable("sink is down")),
+        }
+    }
+}
+
+async fn http_traces(
+    State(state): State<Arc<SinkState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let body = match headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some("gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(body.as_ref())
+                .read_to_end(&mut out)
+                .unwrap();
+            out
+        }
+        Some("zstd") => zstd::decode_all(body.as_ref()).unwrap(),
+        _ => body.to_vec(),
+    };
+    assert_eq!(
+        headers.get("content-type").unwrap(),
+        "application/x-protobuf"
+    );
+    let request = match ExportTraceServiceRequest::decode(body.as_slice()) {
+        Ok(r) => r,
+        Err(_) => return (StatusCode::BAD_REQUEST, HeaderMap::new(), Vec::new()),
+    };
+    let pairs = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let mut out = HeaderMap::new();
+    out.insert("content-type", "application/x-protobuf".parse().unwrap());
+    match state.handle(request, pairs).await {
+        Ok(()) => (
+            StatusCode::OK,
+            out,
+            ExportTraceServiceResponse {
+                partial_success: None,
+            }
+            .encode_to_vec(),
+        ),
+        Err(()) => {
+            out.insert("retry-after", "1".parse().unwrap());
+            (StatusCode::SERVICE_UNAVAILABLE, out, Vec::new())
+        }
+    }
+}
+
+impl Sink {
+    /// Starts on free ports.
+    pub async fn start() -> Sink {
+        Self::start_on(0, 0).await
+    }
+
+    /// Starts on the given ports (0: any).
+    pub async fn start_on(grpc_port: u16, http_port: u16) -> Sink {
+        let state = Arc::new(SinkState {
+            recorded: Mutex::default(),
+            mode: Mutex::new(Mode::Accept),
+        });
+        let grpc_listener = tokio::net::TcpListener::bind(("127.0.0.1", grpc_port))
+            .await
+            .unwrap();
+        let grpc = grpc_listener.local_addr().unwrap();
+        let service = TraceServiceServer::new(Grpc(state.clone()))
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .max_decoding_message_size(64 << 20);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc_listener)),
+        );
+        let http_listener = tokio::net::TcpListener::bind(("127.0.0.1", http_port))
+            .await
+            .unwrap();
+        let http = http_listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .route("/v1/traces", axum::routing::post(http_traces))
+            .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(http_listener, app).await.unwrap() });
+        Sink { grpc, http, state }
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *self.state.mode.lock().unwrap() = mode;
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&Recorded) -> R) -> R {
+        f(&self.state.recorded.lock().unwrap())
+    }
+
+    /// Every span received, with its resource and scope, in arrival order.
+    pub fn spans(&self) -> Vec<FlatSpan> {
+        self.with(|r| {
+            r.requests
+                .iter()
+                .flat_map(|req| flatten(&req.resource_spans))
+                .collect()
+        })
+    }
+
+    pub fn span_count(&self) -> usize {
+        self.with(|r| {
+            r.requests
+                .iter()
+                .map(|req| flatten(&req.resource_spans).len())
+                .sum()
+        })
+    }
+
+    /// Waits until at least `n` spans arrived.
+    pub async fn wait_for_spans(&self, n: usize, timeout: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let count = self.span_count();
+            if count >= n || tokio::time::Instant::now() > deadline {
+                return count;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+/// A span with the resource and scope it came with: what must arrive unchanged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlatSpan {
+    pub resource: Option<opentelemetry_proto::tonic::resource::v1::Resource>,
+    pub resource_schema_url: String,
+    pub scope: Option<opentelemetry_proto::tonic::common::v1::InstrumentationScope>,
+    pub scope_schema_url: String,
+    pub span: Span,
+}
+
+pub fn flatten(
+    resource_spans: &[opentelemetry_proto::tonic::trace::v1::ResourceSpans],
+) -> Vec<FlatSpan> {
+    let mut out = Vec::new();
+    for rs in resource_spans {
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                out.push(FlatSpan {
+                    resource: rs.resource.clone(),
+                    resource_schema_url: rs.schema_url.clone(),
+                    scope: ss.scope.clone(),
+                    scope_schema_url: ss.schema_url.clone(),
+                    span: span.clone(),
+                });
+            }
+        }
+    }
+    out
+}
