@@ -1,6 +1,10 @@
 //! Reading a TOML document so that every mistake in it is reported in one pass,
 //! each with its dotted path and line.
 //!
+//! Config structs do not use `#[serde(deny_unknown_fields)]`: it stops at the
+//! first unknown key. Every key serde ignores is reported here instead, which
+//! makes unknown keys errors just the same, all of them at once.
+//!
 //! The document is parsed once into toml's spanned tree. Each section is then
 //! deserialized on its own, so one bad component does not hide the errors of the
 //! next; unknown keys are collected with `serde_ignored` rather than stopping at
@@ -199,9 +203,15 @@ impl<'a> Document<'a> {
         let raw = match result {
             Ok(raw) => raw,
             Err(err) => {
-                let span = err.span().or(Some(tree.span()));
+                let span = err.span().unwrap_or(tree.span());
+                let mut field = Vec::new();
+                let field = if locate(&tree, &span, &mut field) {
+                    field.join(".")
+                } else {
+                    String::new()
+                };
                 let message = err.message().trim().to_string();
-                self.push(path.to_string(), span, message);
+                self.push(join(path, &field), Some(span), message);
                 return None;
             }
         };
@@ -249,6 +259,32 @@ fn segments(path: &serde_ignored::Path<'_>) -> Vec<String> {
         | Path::NewtypeStruct { parent }
         | Path::NewtypeVariant { parent } => segments(parent),
     }
+}
+
+/// Finds the path of the innermost value whose span is `span`.
+fn locate(value: &Value<'_>, span: &Range<usize>, path: &mut Vec<String>) -> bool {
+    match value.get_ref() {
+        DeValue::Table(table) => {
+            for (key, child) in table.iter() {
+                path.push(key.get_ref().to_string());
+                if child.span() == *span || (key.span() == *span) || locate(child, span, path) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        DeValue::Array(items) => {
+            for (index, child) in items.iter().enumerate() {
+                path.push(index.to_string());
+                if child.span() == *span || locate(child, span, path) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+    false
 }
 
 /// The value at a dotted path inside `value`, if the document has it.

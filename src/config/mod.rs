@@ -10,9 +10,10 @@ pub mod env;
 pub mod units;
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::de::DeValue;
 
@@ -94,7 +95,7 @@ pub enum Stage {
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct TelemetryConfig {
     /// Address of ferro's own HTTP server (`/metrics`, `/-/healthy`, `/-/ready`).
     pub listen: SocketAddr,
@@ -112,7 +113,7 @@ impl Default for TelemetryConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct LogConfig {
     /// A `tracing` filter such as `info` or `info,ferro::exporters=debug`;
     /// `RUST_LOG` overrides it.
@@ -138,7 +139,6 @@ pub enum LogFormat {
 
 /// The top-level settings other than the component sections.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawGlobals {
     data_dir: Option<PathBuf>,
     memory_limit: Option<ByteSize>,
@@ -187,7 +187,6 @@ impl Validate for RawGlobals {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawPipeline {
     receivers: Vec<String>,
     #[serde(default)]
@@ -292,31 +291,54 @@ fn load<'a>(doc: &mut Document<'a>, root: toml::Spanned<toml::de::DeTable<'a>>) 
     let globals =
         doc.section::<RawGlobals>("", toml::Spanned::new(root_span, DeValue::Table(root)));
 
-    let receivers = components(doc, "receivers", receivers_v, ReceiverConfig::parse);
-    let processors = components(doc, "processors", processors_v, ProcessorConfig::parse);
-    let exporters = components(doc, "exporters", exporters_v, ExporterConfig::parse);
+    let mut declared = Declared::default();
+    let receivers = components(
+        doc,
+        "receivers",
+        receivers_v,
+        ReceiverConfig::parse,
+        &mut declared.receivers,
+    );
+    let processors = components(
+        doc,
+        "processors",
+        processors_v,
+        ProcessorConfig::parse,
+        &mut declared.processors,
+    );
+    let exporters = components(
+        doc,
+        "exporters",
+        exporters_v,
+        ExporterConfig::parse,
+        &mut declared.exporters,
+    );
+    let known = Known {
+        receivers: &receivers,
+        processors: &processors,
+        exporters: &exporters,
+        declared: &declared,
+    };
 
     let mut pipelines = Vec::new();
+    let mut referenced_receivers = BTreeSet::new();
     match pipelines_v.map(|v| (v.span(), v.into_inner())) {
         None => {}
         Some((_, DeValue::Table(table))) => {
             for (key, value) in table {
                 let name = key.get_ref().to_string();
                 let path = format!("pipelines.{}", quote_key(&name));
-                let key_span = key.span();
+                let spans = ListSpans {
+                    pipeline: key.span(),
+                    receivers: document::find(&value, &["receivers".into()]).map(|v| v.span()),
+                    processors: document::find(&value, &["processors".into()]).map(|v| v.span()),
+                    exporters: document::find(&value, &["exporters".into()]).map(|v| v.span()),
+                };
                 let Some(raw) = doc.section::<RawPipeline>(&path, value) else {
                     continue;
                 };
-                if let Some(p) = resolve_pipeline(
-                    doc,
-                    &path,
-                    key_span,
-                    &name,
-                    raw,
-                    &receivers,
-                    &processors,
-                    &exporters,
-                ) {
+                referenced_receivers.extend(raw.receivers.iter().map(|r| ComponentId::parse(r)));
+                if let Some(p) = resolve_pipeline(doc, &path, &spans, &name, raw, &known) {
                     pipelines.push(p);
                 }
             }
@@ -327,11 +349,8 @@ fn load<'a>(doc: &mut Document<'a>, root: toml::Spanned<toml::de::DeTable<'a>>) 
             "must be a table of pipelines",
         ),
     }
-    let mut used_receivers: Vec<&ComponentId> =
-        pipelines.iter().flat_map(|p| &p.receivers).collect();
-    used_receivers.sort();
     for id in receivers.keys() {
-        if used_receivers.binary_search(&id).is_err() {
+        if !referenced_receivers.contains(id) {
             doc.push(
                 format!("receivers.{id}"),
                 None,
@@ -376,6 +395,7 @@ fn components<'a, T>(
     kind: &str,
     value: Option<Value<'a>>,
     parse: ParseFn<'a, T>,
+    declared: &mut BTreeSet<ComponentId>,
 ) -> BTreeMap<ComponentId, T> {
     let mut out = BTreeMap::new();
     let Some(value) = value else { return out };
@@ -403,6 +423,7 @@ fn components<'a, T>(
         for (name_key, body) in named {
             let name = name_key.get_ref().to_string();
             let path = format!("{kind}.{type_name}.{name}");
+            declared.insert(ComponentId::new(&type_name, &name));
             if !matches!(body.get_ref(), DeValue::Table(_)) {
                 doc.push(
                     path,
@@ -430,49 +451,76 @@ fn components<'a, T>(
     out
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Every component name the config declares, valid or not: a reference to an
+/// invalid component is not reported again as undefined.
+#[derive(Default)]
+struct Declared {
+    receivers: BTreeSet<ComponentId>,
+    processors: BTreeSet<ComponentId>,
+    exporters: BTreeSet<ComponentId>,
+}
+
+struct Known<'k> {
+    receivers: &'k BTreeMap<ComponentId, ReceiverConfig>,
+    processors: &'k BTreeMap<ComponentId, ProcessorConfig>,
+    exporters: &'k BTreeMap<ComponentId, ExporterConfig>,
+    declared: &'k Declared,
+}
+
+/// Where a pipeline's parts are written, for error lines.
+struct ListSpans {
+    pipeline: Range<usize>,
+    receivers: Option<Range<usize>>,
+    processors: Option<Range<usize>>,
+    exporters: Option<Range<usize>>,
+}
+
 fn resolve_pipeline(
     doc: &mut Document<'_>,
     path: &str,
-    key_span: std::ops::Range<usize>,
+    spans: &ListSpans,
     name: &str,
     raw: RawPipeline,
-    receivers: &BTreeMap<ComponentId, ReceiverConfig>,
-    processors: &BTreeMap<ComponentId, ProcessorConfig>,
-    exporters: &BTreeMap<ComponentId, ExporterConfig>,
+    known: &Known<'_>,
 ) -> Option<PipelineConfig> {
     let signal_name = name.split_once('/').map_or(name, |(signal, _)| signal);
     let Some(signal) = Signal::from_name(signal_name) else {
         doc.push(
             path.to_string(),
-            Some(key_span),
-            format!("`{signal_name}` is not a signal (use traces, metrics, logs or profiles, optionally as \"traces/NAME\")"),
+            Some(spans.pipeline.clone()),
+            format!(
+                "`{signal_name}` is not a signal (use traces, metrics, logs or profiles, optionally as \"traces/NAME\")"
+            ),
         );
         return None;
     };
     let errors_before = doc.errors.len();
-    let here = Some(key_span);
+    let receivers_at = || spans.receivers.clone().or(Some(spans.pipeline.clone()));
+    let processors_at = || spans.processors.clone().or(Some(spans.pipeline.clone()));
+    let exporters_at = || spans.exporters.clone().or(Some(spans.pipeline.clone()));
 
     let mut receiver_ids = Vec::new();
     for reference in &raw.receivers {
         let id = ComponentId::parse(reference);
-        match receivers.get(&id) {
+        let at = format!("{path}.receivers");
+        match known.receivers.get(&id) {
+            None if known.declared.receivers.contains(&id) => {}
             None => doc.push(
-                format!("{path}.receivers"),
-                here.clone(),
+                at,
+                receivers_at(),
                 format!("receiver `{reference}` is not defined"),
             ),
             Some(r) if !r.signals().contains(&signal) => doc.push(
-                format!("{path}.receivers"),
-                here.clone(),
+                at,
+                receivers_at(),
                 format!(
                     "receiver `{reference}` cannot carry {signal} (it carries {})",
                     list(r.signals())
                 ),
             ),
             Some(_) if receiver_ids.contains(&id) => doc.push(
-                format!("{path}.receivers"),
-                here.clone(),
+                at,
+                receivers_at(),
                 format!("receiver `{reference}` is listed twice"),
             ),
             Some(_) => receiver_ids.push(id),
@@ -482,22 +530,26 @@ fn resolve_pipeline(
     let mut stages = Vec::new();
     for reference in &raw.processors {
         let id = ComponentId::parse(reference);
-        let config = match processors.get(&id) {
-            Some(config) => Some(config.clone()),
-            None => ProcessorConfig::implicit(&id),
-        };
-        let Some(config) = config else {
-            doc.push(
-                format!("{path}.processors"),
-                here.clone(),
-                format!("processor `{reference}` is not defined"),
-            );
-            continue;
+        let at = format!("{path}.processors");
+        let config = match known.processors.get(&id) {
+            Some(config) => config.clone(),
+            None if known.declared.processors.contains(&id) => continue,
+            None => match ProcessorConfig::implicit(&id) {
+                Some(config) => config,
+                None => {
+                    doc.push(
+                        at,
+                        processors_at(),
+                        format!("processor `{reference}` is not defined"),
+                    );
+                    continue;
+                }
+            },
         };
         if !config.signals().contains(&signal) {
             doc.push(
-                format!("{path}.processors"),
-                here.clone(),
+                at,
+                processors_at(),
                 format!("processor `{reference}` cannot work on {signal}"),
             );
             continue;
@@ -506,8 +558,8 @@ fn resolve_pipeline(
             ProcessorConfig::Batch(batch) => {
                 if stages.iter().any(|s| matches!(s, Stage::Batch(_))) {
                     doc.push(
-                        format!("{path}.processors"),
-                        here.clone(),
+                        at,
+                        processors_at(),
                         "a pipeline has at most one batch stage",
                     );
                     continue;
@@ -520,23 +572,25 @@ fn resolve_pipeline(
     let mut exporter_ids = Vec::new();
     for reference in &raw.exporters {
         let id = ComponentId::parse(reference);
-        match exporters.get(&id) {
+        let at = format!("{path}.exporters");
+        match known.exporters.get(&id) {
+            None if known.declared.exporters.contains(&id) => {}
             None => doc.push(
-                format!("{path}.exporters"),
-                here.clone(),
+                at,
+                exporters_at(),
                 format!("exporter `{reference}` is not defined"),
             ),
             Some(e) if !e.signals().contains(&signal) => doc.push(
-                format!("{path}.exporters"),
-                here.clone(),
+                at,
+                exporters_at(),
                 format!(
                     "exporter `{reference}` cannot carry {signal} (it carries {})",
                     list(e.signals())
                 ),
             ),
             Some(_) if exporter_ids.contains(&id) => doc.push(
-                format!("{path}.exporters"),
-                here.clone(),
+                at,
+                exporters_at(),
                 format!("exporter `{reference}` is listed twice"),
             ),
             Some(_) => exporter_ids.push(id),

@@ -1,1 +1,243 @@
+use super::*;
 
+fn env(name: &str) -> Option<String> {
+    match name {
+        "TEMPO" => Some("http://tempo:4317".into()),
+        _ => None,
+    }
+}
+
+fn load(text: &str) -> Result<Config, ConfigErrors> {
+    Config::from_str_with_env(text, "test.toml", &env)
+}
+
+fn errors(text: &str) -> Vec<ConfigError> {
+    load(text).expect_err("the config is invalid").errors
+}
+
+#[test]
+fn embedded_default_is_valid() {
+    let config = Config::embedded().unwrap();
+    assert_eq!(config.pipelines.len(), 1);
+    assert_eq!(config.telemetry.listen.to_string(), "127.0.0.1:8888");
+    assert!(matches!(config.pipelines[0].stages[0], Stage::Batch(_)));
+}
+
+#[test]
+fn a_full_config_loads_typed() {
+    let config = load(
+        r#"
+        memory_limit = "64MiB"
+        shutdown_timeout = "3s"
+        [receivers.otlp.default]
+        grpc = "127.0.0.1:4317"
+        [processors.batch.big]
+        send_batch_size = 1000
+        [exporters.otlp.tempo]
+        endpoint = "${TEMPO}"
+        protocol = "http"
+        [exporters.debug.print]
+        [pipelines.traces]
+        receivers = ["otlp.default"]
+        processors = ["batch.big"]
+        exporters = ["otlp.tempo", "debug.print"]
+        [pipelines."traces/copy"]
+        receivers = ["otlp"]
+        exporters = ["debug.print"]
+        "#,
+    )
+    .unwrap();
+    assert_eq!(config.memory_limit, ByteSize::mib(64));
+    assert_eq!(config.shutdown_timeout, Duration::from_secs(3));
+    assert_eq!(config.pipelines.len(), 2);
+    assert_eq!(config.pipelines[1].name, "traces/copy");
+    assert_eq!(
+        config.pipelines[1].receivers,
+        vec![ComponentId::new("otlp", "default")]
+    );
+    let Some(ExporterConfig::Otlp(tempo)) =
+        config.exporters.get(&ComponentId::new("otlp", "tempo"))
+    else {
+        panic!("otlp exporter");
+    };
+    assert_eq!(tempo.traces_url.to_string(), "http://tempo:4317/v1/traces");
+    let Stage::Batch(batch) = &config.pipelines[0].stages[0];
+    assert_eq!(batch.send_batch_size, 1000);
+}
+
+#[test]
+fn every_mistake_is_reported_with_path_and_line() {
+    let text = r#"memory_limt = "1MiB"
+[receivers.otlp.default]
+grpc = "127.0.0.1:4317"
+bogus = 1
+
+[exporters.otlp.tempo]
+endpont = "http://tempo:4317"
+
+[exporters.otlp.bad_url]
+endpoint = "tempo:4317"
+timeout = "5 parsecs"
+
+[exporters.kafka.x]
+brokers = []
+
+[pipelines.traces]
+receivers = ["otlp.default", "otlp.missing"]
+exporters = ["otlp.nope"]
+
+[pipelines.metrics]
+receivers = ["otlp.default"]
+exporters = ["otlp.bad_url"]
+"#;
+    let errors = errors(text);
+    let rendered: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    let has = |needle: &str| rendered.iter().any(|e| e.contains(needle));
+    assert!(has("line 1: memory_limt: unknown field"), "{rendered:#?}");
+    assert!(
+        has("line 4: receivers.otlp.default.bogus: unknown field"),
+        "{rendered:#?}"
+    );
+    assert!(has("exporters.otlp.tempo"), "{rendered:#?}");
+    assert!(
+        has("missing field `endpoint`") || has("endpont"),
+        "{rendered:#?}"
+    );
+    assert!(
+        has("line 11: exporters.otlp.bad_url.timeout"),
+        "{rendered:#?}"
+    );
+    assert!(has("unknown exporters type `kafka`"), "{rendered:#?}");
+    assert!(
+        has("receiver `otlp.missing` is not defined"),
+        "{rendered:#?}"
+    );
+    assert!(has("exporter `otlp.nope` is not defined"), "{rendered:#?}");
+    assert!(has("cannot carry metrics"), "{rendered:#?}");
+    assert!(errors.len() >= 8, "{rendered:#?}");
+}
+
+#[test]
+fn validation_errors_point_at_the_field() {
+    let errors = errors(
+        r#"
+[receivers.otlp.default]
+grpc = "127.0.0.1:4317"
+
+[exporters.otlp.tempo]
+endpoint = "ftp://tempo"
+queue = { num_consumers = 0 }
+
+[pipelines.traces]
+receivers = ["otlp.default"]
+exporters = ["otlp.tempo"]
+"#,
+    );
+    let rendered: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert!(
+        rendered
+            .iter()
+            .any(|e| e.starts_with("line 6: exporters.otlp.tempo.endpoint")),
+        "{rendered:#?}"
+    );
+    assert!(
+        rendered
+            .iter()
+            .any(|e| e.starts_with("line 7: exporters.otlp.tempo.queue.num_consumers")),
+        "{rendered:#?}"
+    );
+}
+
+#[test]
+fn missing_variables_and_syntax_errors_are_reported() {
+    let errors = errors(
+        r#"
+[receivers.otlp.default]
+grpc = "${LISTEN}"
+[exporters.debug.d]
+[pipelines.traces]
+receivers = ["otlp.default"]
+exporters = ["debug.d"]
+"#,
+    );
+    assert!(
+        errors[0].to_string().contains(
+            "line 3: receivers.otlp.default.grpc: environment variable `LISTEN` is not set"
+        )
+    );
+    let errors = errors_of_syntax();
+    assert_eq!(errors[0].line, Some(2));
+    assert!(errors[0].message.starts_with("TOML syntax"));
+}
+
+fn errors_of_syntax() -> Vec<ConfigError> {
+    errors("[receivers.otlp.default]\ngrpc = \n")
+}
+
+#[test]
+fn pipeline_names_and_references_are_checked() {
+    let base = r#"
+[receivers.otlp.default]
+grpc = "127.0.0.1:4317"
+[exporters.debug.d]
+"#;
+    let e = errors(&format!(
+        "{base}[pipelines.trace]\nreceivers = [\"otlp\"]\nexporters = [\"debug.d\"]\n"
+    ));
+    assert!(e[0].message.contains("`trace` is not a signal"), "{e:?}");
+    let e = errors(&format!(
+        "{base}[pipelines.traces]\nreceivers = [\"otlp\"]\nexporters = []\n"
+    ));
+    assert!(
+        e.iter()
+            .any(|e| e.message.contains("at least one exporter")),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{base}[pipelines.traces]\nreceivers = [\"otlp\"]\nprocessors = [\"batch\", \"batch\"]\nexporters = [\"debug.d\"]\n"
+    ));
+    assert!(
+        e.iter()
+            .any(|e| e.message.contains("at most one batch stage")),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{base}[pipelines.traces]\nreceivers = [\"otlp\"]\nprocessors = [\"redact.x\"]\nexporters = [\"debug.d\"]\n"
+    ));
+    assert!(
+        e.iter()
+            .any(|e| e.message.contains("processor `redact.x` is not defined")),
+        "{e:?}"
+    );
+    let e = errors(base);
+    assert!(
+        e.iter()
+            .any(|e| e.message.contains("not used by any pipeline")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn duplicate_listen_ports_and_empty_receivers_are_refused() {
+    let e = errors(
+        r#"
+[receivers.otlp.default]
+grpc = "127.0.0.1:4317"
+http = "127.0.0.1:4317"
+[receivers.otlp.none]
+[exporters.debug.d]
+[pipelines.traces]
+receivers = ["otlp.default", "otlp.none"]
+exporters = ["debug.d"]
+"#,
+    );
+    assert!(
+        e.iter().any(|e| e.path == "receivers.otlp.default.http"),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|e| e.path == "receivers.otlp.none" && e.message.contains("set `grpc`")),
+        "{e:?}"
+    );
+}

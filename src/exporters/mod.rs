@@ -78,7 +78,7 @@ pub enum OnFull {
 
 /// `queue = { ... }` of any exporter.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct QueueConfig {
     /// Most items (spans, samples, records) waiting to be sent.
     pub max_items: usize,

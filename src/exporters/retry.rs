@@ -7,7 +7,7 @@ use crate::config::{Duration, FieldError};
 
 /// `retry = { ... }` of a network exporter.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct RawRetryConfig {
     /// Wait after the first failure.
     pub initial_interval: Duration,

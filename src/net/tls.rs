@@ -14,7 +14,6 @@ use crate::config::FieldError;
 
 /// `tls = { ... }` of a network exporter.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file of CA certificates trusted in addition to the system's.
     pub ca_file: Option<PathBuf>,

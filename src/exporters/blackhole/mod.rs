@@ -7,7 +7,6 @@ use super::QueueConfig;
 use crate::config::{FieldError, Validate};
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawBlackholeConfig {
     #[serde(default)]
     queue: QueueConfig,

@@ -20,7 +20,6 @@ pub enum Verbosity {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawDebugConfig {
     verbosity: Option<Verbosity>,
     #[serde(default)]

@@ -23,7 +23,6 @@ pub enum Compression {
 
 /// `[exporters.otlp.NAME]` as written.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawOtlpExporterConfig {
     /// `http(s)://host:port` of the OTLP receiver (Tempo, a collector, …).
     endpoint: String,

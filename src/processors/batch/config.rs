@@ -4,7 +4,6 @@ use crate::config::{Duration, FieldError, Validate};
 
 /// `[processors.batch.NAME]` as written.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawBatchConfig {
     /// Items (spans, samples, records) after which a batch is sent at once.
     send_batch_size: Option<usize>,

@@ -5,7 +5,6 @@ use crate::config::{ByteSize, Duration, FieldError, Validate};
 
 /// `[receivers.otlp.NAME]` as written.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawOtlpReceiverConfig {
     /// Address for OTLP/gRPC, e.g. `0.0.0.0:4317`. Omit to not serve gRPC.
     grpc: Option<SocketAddr>,
