@@ -55,7 +55,7 @@ pub fn parse_duration(text: &str) -> Result<StdDuration, String> {
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
-        let nanos_per_unit: f64 = match &rest[..unit_len] {
+        let nanos_per_unit: f64 = match rest[..unit_len].trim() {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
             "ms" => 1e6,

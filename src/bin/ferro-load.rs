@@ -1,0 +1,458 @@
+//! The load harness: OTLP/gRPC load generator → ferro → sink, with ferro's CPU
+//! and memory read from `/proc`.
+//!
+//! ```text
+//! cargo build --release
+//! target/release/ferro-load --mode otlp --duration 20s      # pass-through to a gRPC sink
+//! target/release/ferro-load --mode blackhole                # ferro's blackhole exporter
+//! target/release/ferro-load --mode otlp --rate 10000        # RSS at a steady 10k spans/s
+//! ```
+//!
+//! It starts the `ferro` binary next to itself on 127.0.0.1 ports, sends
+//! pre-encoded requests of spans with 10 attributes each from several
+//! connections as fast as ferro accepts them (or at `--rate`), and prints
+//! spans/s, spans per ferro CPU-second (= per core), idle and peak RSS and
+//! start-up time. Everything stays on loopback and stops by itself.
+
+use bytes::Bytes;
+use ferro::otlp::codec::RawCodec;
+use ferro::telemetry::process;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+use prost::Message;
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+struct Args {
+    ferro: PathBuf,
+    mode: String,
+    duration: Duration,
+    connections: usize,
+    spans_per_request: usize,
+    rate: u64,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        ferro: std::env::current_exe().unwrap().with_file_name("ferro"),
+        mode: "otlp".into(),
+        duration: Duration::from_secs(15),
+        connections: 4,
+        spans_per_request: 200,
+        rate: 0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--ferro" => args.ferro = value().into(),
+            "--mode" => args.mode = value(),
+            "--duration" => {
+                args.duration =
+                    ferro::config::units::parse_duration(&value()).unwrap_or_else(|e| usage(&e))
+            }
+            "--connections" => {
+                args.connections = value().parse().unwrap_or_else(|_| usage("--connections N"))
+            }
+            "--spans-per-request" => {
+                args.spans_per_request = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--spans-per-request N"))
+            }
+            "--rate" => {
+                args.rate = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--rate SPANS_PER_SECOND"))
+            }
+            "-h" | "--help" => usage(""),
+            other => usage(&format!("unknown flag {other}")),
+        }
+    }
+    if !matches!(args.mode.as_str(), "otlp" | "blackhole") {
+        usage("--mode is otlp or blackhole");
+    }
+    args
+}
+
+fn usage(problem: &str) -> ! {
+    if !problem.is_empty() {
+        eprintln!("ferro-load: {problem}");
+    }
+    eprintln!(
+        "usage: ferro-load [--mode otlp|blackhole] [--duration 15s] [--connections 4] \
+         [--spans-per-request 200] [--rate SPANS_PER_SECOND (0 = as fast as accepted)] [--ferro PATH]"
+    );
+    std::process::exit(2)
+}
+
+fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+/// Distinct requests of `spans` spans, each span with 10 attributes of mixed types.
+fn requests(count: usize, spans: usize) -> Vec<Bytes> {
+    use any_value::Value::*;
+    let mut id = 1u64;
+    (0..count)
+        .map(|r| {
+            let spans = (0..spans)
+                .map(|s| {
+                    id += 1;
+                    Span {
+                        trace_id: [(r as u64).to_be_bytes(), id.to_be_bytes()].concat(),
+                        span_id: id.to_be_bytes().to_vec(),
+                        parent_span_id: (id - 1).to_be_bytes().to_vec(),
+                        name: format!("GET /api/v1/orders/{}", s % 50),
+                        kind: span::SpanKind::Server as i32,
+                        start_time_unix_nano: 1_700_000_000_000_000_000 + id * 1000,
+                        end_time_unix_nano: 1_700_000_000_000_000_000 + id * 1000 + 250_000,
+                        attributes: vec![
+                            kv("http.request.method", StringValue("GET".into())),
+                            kv("http.route", StringValue("/api/v1/orders/{id}".into())),
+                            kv("http.response.status_code", IntValue(200)),
+                            kv(
+                                "url.full",
+                                StringValue(format!("https://shop.example.com/api/v1/orders/{id}")),
+                            ),
+                            kv("server.address", StringValue("shop.example.com".into())),
+                            kv("server.port", IntValue(443)),
+                            kv("network.protocol.version", StringValue("1.1".into())),
+                            kv(
+                                "user_agent.original",
+                                StringValue("Mozilla/5.0 (X11; Linux x86_64)".into()),
+                            ),
+                            kv("app.cache_hit", BoolValue(s % 3 == 0)),
+                            kv("app.items", DoubleValue(s as f64 * 1.5)),
+                        ],
+                        ..Default::default()
+                    }
+                })
+                .collect();
+            ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: Some(Resource {
+                        attributes: vec![
+                            kv("service.name", StringValue(format!("shop-{}", r % 4))),
+                            kv("k8s.pod.name", StringValue(format!("shop-7d9f-{r}"))),
+                        ],
+                        ..Default::default()
+                    }),
+                    scope_spans: vec![ScopeSpans {
+                        scope: Some(InstrumentationScope {
+                            name: "load".into(),
+                            ..Default::default()
+                        }),
+                        spans,
+                        schema_url: String::new(),
+                    }],
+                    schema_url: String::new(),
+                }],
+            }
+            .encode_to_vec()
+            .into()
+        })
+        .collect()
+}
+
+/// Counts the spans in an encoded ExportTraceServiceRequest without decoding
+/// it: resource_spans (1) → scope_spans (2) → spans (2).
+fn count_spans(mut buf: &[u8], depth: u8) -> u64 {
+    let mut count = 0;
+    while !buf.is_empty() {
+        let Ok(key) = prost::encoding::decode_varint(&mut buf) else {
+            return count;
+        };
+        let (field, wire) = (key >> 3, key & 7);
+        match wire {
+            0 => {
+                let _ = prost::encoding::decode_varint(&mut buf);
+            }
+            1 => buf = &buf[8.min(buf.len())..],
+            5 => buf = &buf[4.min(buf.len())..],
+            2 => {
+                let Ok(len) = prost::encoding::decode_varint(&mut buf) else {
+                    return count;
+                };
+                let len = (len as usize).min(buf.len());
+                let (inner, rest) = buf.split_at(len);
+                match (depth, field) {
+                    (0, 1) | (1, 2) => count += count_spans(inner, depth + 1),
+                    (2, 2) => count += 1,
+                    _ => {}
+                }
+                buf = rest;
+            }
+            _ => return count,
+        }
+    }
+    count
+}
+
+/// The gRPC sink: answers every Export at once and counts spans.
+#[derive(Clone)]
+struct SinkService(Arc<AtomicU64>);
+
+impl tonic::server::NamedService for SinkService {
+    const NAME: &'static str = ferro::otlp::TRACE_SERVICE;
+}
+
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl tower::Service<http::Request<tonic::body::Body>> for SinkService {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let counter = self.0.clone();
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                .accept_compressed(tonic::codec::CompressionEncoding::Zstd)
+                .max_decoding_message_size(256 << 20);
+            Ok(grpc.unary(Export(counter), request).await)
+        })
+    }
+}
+
+struct Export(Arc<AtomicU64>);
+
+impl tonic::server::UnaryService<Bytes> for Export {
+    type Response = Bytes;
+    type Future = BoxFuture<Result<tonic::Response<Bytes>, tonic::Status>>;
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        self.0
+            .fetch_add(count_spans(request.get_ref(), 0), Ordering::Relaxed);
+        Box::pin(async { Ok(tonic::Response::new(Bytes::new())) })
+    }
+}
+
+struct Started {
+    child: std::process::Child,
+    grpc: SocketAddr,
+    startup: Duration,
+}
+
+fn start_ferro(args: &Args, sink: Option<SocketAddr>, dir: &std::path::Path) -> Started {
+    let exporter = match sink {
+        Some(addr) => format!(
+            "[exporters.otlp.out]\nendpoint = \"http://{addr}\"\ncompression = \"none\"\n\
+             queue = {{ max_items = 100000, num_consumers = 4 }}\n"
+        ),
+        None => "[exporters.blackhole.out]\n".into(),
+    };
+    let config = format!(
+        "memory_limit = \"128MiB\"\n[telemetry]\nlisten = \"127.0.0.1:0\"\n\
+         [receivers.otlp.in]\ngrpc = \"127.0.0.1:0\"\nmax_recv_msg_size = \"16MiB\"\n\
+         [processors.batch.b]\nsend_batch_size = 8192\nsend_batch_max_size = 8192\ntimeout = \"200ms\"\n{exporter}\
+         [pipelines.traces]\nreceivers = [\"otlp.in\"]\nprocessors = [\"batch.b\"]\nexporters = [\"{}.out\"]\n",
+        if sink.is_some() { "otlp" } else { "blackhole" }
+    );
+    let path = dir.join("load.toml");
+    std::fs::write(&path, config).unwrap();
+    let began = Instant::now();
+    let mut child = Command::new(&args.ferro)
+        .args(["run", "--log-format", "json", "-c"])
+        .arg(&path)
+        .env("RUST_LOG", "warn,ferro::receivers=info,ferro::app=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {}: {e} (build it: cargo build --release)",
+                args.ferro.display()
+            )
+        });
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut grpc = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["message"] == "OTLP receiver listening" {
+            grpc = v["addr"].as_str().and_then(|a| a.parse().ok());
+        }
+        if v["message"] == "ferro started" {
+            break;
+        }
+    }
+    let startup = began.elapsed();
+    std::thread::spawn(move || for _ in lines {});
+    Started {
+        child,
+        grpc: grpc.expect("ferro printed its gRPC address"),
+        startup,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    let dir = std::env::temp_dir().join(format!("ferro-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let delivered = Arc::new(AtomicU64::new(0));
+    let sink = if args.mode == "otlp" {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let service = SinkService(delivered.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        Some(addr)
+    } else {
+        None
+    };
+
+    let mut ferro = start_ferro(&args, sink, &dir);
+    let pid = ferro.child.id().to_string();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss = process::read_pid(&pid).map(|s| s.rss_bytes).unwrap_or(0);
+
+    let bodies = Arc::new(requests(64, args.spans_per_request));
+    let request_bytes: usize = bodies.iter().map(|b| b.len()).sum::<usize>() / bodies.len();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let cpu_before = process::read_pid(&pid)
+        .map(|s| s.cpu_seconds)
+        .unwrap_or(0.0);
+    let began = Instant::now();
+
+    let mut clients = Vec::new();
+    for c in 0..args.connections {
+        let (bodies, accepted, refused, stop) = (
+            bodies.clone(),
+            accepted.clone(),
+            refused.clone(),
+            stop.clone(),
+        );
+        let endpoint = format!("http://{}", ferro.grpc);
+        let per_connection_rate = args.rate as f64 / args.connections as f64;
+        let spans_per_request = args.spans_per_request as f64;
+        clients.push(tokio::spawn(async move {
+            let channel = tonic::transport::Endpoint::from_shared(endpoint)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut grpc = tonic::client::Grpc::new(channel);
+            let path = http::uri::PathAndQuery::from_static(ferro::otlp::TRACE_EXPORT_PATH);
+            let interval = (per_connection_rate > 0.0)
+                .then(|| Duration::from_secs_f64(spans_per_request / per_connection_rate));
+            let mut next = tokio::time::Instant::now();
+            let mut i = c;
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(interval) = interval {
+                    tokio::time::sleep_until(next).await;
+                    next += interval;
+                }
+                grpc.ready().await.unwrap();
+                let body = bodies[i % bodies.len()].clone();
+                i += 1;
+                match grpc
+                    .unary(tonic::Request::new(body), path.clone(), RawCodec)
+                    .await
+                {
+                    Ok(_) => accepted.fetch_add(spans_per_request as u64, Ordering::Relaxed),
+                    Err(_) => refused.fetch_add(spans_per_request as u64, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+
+    let mut peak_rss = 0;
+    while began.elapsed() < args.duration {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak_rss = peak_rss.max(process::read_pid(&pid).map(|s| s.rss_bytes).unwrap_or(0));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        let _ = c.await;
+    }
+    let elapsed = began.elapsed().as_secs_f64();
+    let cpu = process::read_pid(&pid)
+        .map(|s| s.cpu_seconds)
+        .unwrap_or(0.0)
+        - cpu_before;
+    let accepted = accepted.load(Ordering::Relaxed);
+    // Let the exporter finish what was accepted, then count what arrived.
+    if sink.is_some() {
+        let wait_until = Instant::now() + Duration::from_secs(30);
+        while delivered.load(Ordering::Relaxed) < accepted && Instant::now() < wait_until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let hwm = process::peak_rss(&pid).unwrap_or(peak_rss);
+    let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
+    let _ = ferro.child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!("mode                      {}", args.mode);
+    println!("connections               {}", args.connections);
+    println!(
+        "spans per request         {} (10 attributes each, {} bytes per request)",
+        args.spans_per_request, request_bytes
+    );
+    println!(
+        "target rate               {}",
+        if args.rate == 0 {
+            "as fast as accepted".into()
+        } else {
+            format!("{} spans/s", args.rate)
+        }
+    );
+    println!("duration                  {elapsed:.1} s");
+    println!(
+        "spans accepted            {accepted} ({:.0} spans/s)",
+        accepted as f64 / elapsed
+    );
+    println!(
+        "spans refused             {}",
+        refused.load(Ordering::Relaxed)
+    );
+    if sink.is_some() {
+        println!(
+            "spans delivered to sink   {}",
+            delivered.load(Ordering::Relaxed)
+        );
+    }
+    println!(
+        "ferro CPU                 {cpu:.2} s ({:.2} cores)",
+        cpu / elapsed
+    );
+    println!(
+        "spans per ferro CPU-second {:.0}",
+        accepted as f64 / cpu.max(1e-9)
+    );
+    println!("ferro idle RSS            {:.1} MiB", mib(idle_rss));
+    println!("ferro peak RSS            {:.1} MiB (VmHWM)", mib(hwm));
+    println!(
+        "ferro start-up            {:.1} ms (spawn to ready)",
+        ferro.startup.as_secs_f64() * 1000.0
+    );
+}
