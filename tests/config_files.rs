@@ -88,3 +88,31 @@ fn version_and_missing_file() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read"));
 }
+
+#[test]
+fn the_kubernetes_configmap_holds_a_valid_config() {
+    let manifest =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/ferro.yaml"))
+            .unwrap();
+    let mut lines = manifest.lines().skip_while(|l| l.trim() != "ferro.toml: |").skip(1);
+    let mut toml = String::new();
+    for line in lines.by_ref() {
+        if !line.is_empty() && !line.starts_with("    ") {
+            break;
+        }
+        toml.push_str(line.strip_prefix("    ").unwrap_or(""));
+        toml.push('\n');
+    }
+    assert!(toml.contains("[pipelines.traces]"), "the ConfigMap's ferro.toml was found");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("configmap.toml");
+    std::fs::write(&path, toml).unwrap();
+    let output = ferro()
+        .arg("validate")
+        .arg("-c")
+        .arg(&path)
+        .env("TEMPO_ENDPOINT", "http://tempo:4317")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
