@@ -91,10 +91,14 @@ fn version_and_missing_file() {
 
 #[test]
 fn the_kubernetes_configmap_holds_a_valid_config() {
-    let manifest =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/ferro.yaml"))
-            .unwrap();
-    let mut lines = manifest.lines().skip_while(|l| l.trim() != "ferro.toml: |").skip(1);
+    let manifest = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/ferro.yaml"),
+    )
+    .unwrap();
+    let mut lines = manifest
+        .lines()
+        .skip_while(|l| l.trim() != "ferro.toml: |")
+        .skip(1);
     let mut toml = String::new();
     for line in lines.by_ref() {
         if !line.is_empty() && !line.starts_with("    ") {
@@ -103,7 +107,10 @@ fn the_kubernetes_configmap_holds_a_valid_config() {
         toml.push_str(line.strip_prefix("    ").unwrap_or(""));
         toml.push('\n');
     }
-    assert!(toml.contains("[pipelines.traces]"), "the ConfigMap's ferro.toml was found");
+    assert!(
+        toml.contains("[pipelines.traces]"),
+        "the ConfigMap's ferro.toml was found"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("configmap.toml");
     std::fs::write(&path, toml).unwrap();
@@ -114,5 +121,9 @@ fn the_kubernetes_configmap_holds_a_valid_config() {
         .env("TEMPO_ENDPOINT", "http://tempo:4317")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
