@@ -6,6 +6,7 @@
 
 pub mod codec;
 pub mod json;
+pub mod scan;
 pub mod status;
 
 /// gRPC service and method names of OTLP export.

@@ -71,13 +71,13 @@ pub fn render_traces(traces: &Traces, verbosity: Verbosity) -> String {
     let _ = writeln!(
         out,
         "traces: {} resource(s), {} span(s)",
-        traces.resource_spans.len(),
+        traces.resource_count(),
         traces.item_count()
     );
     if verbosity == Verbosity::Basic {
         return out;
     }
-    for rs in &traces.resource_spans {
+    for rs in &traces.resource_spans() {
         let resource = rs
             .resource
             .as_ref()

@@ -1,18 +1,16 @@
 //! Encoding batches as OTLP export requests, once per batch.
 
 use bytes::{Bytes, BytesMut};
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use std::io::Write;
 
 use super::config::Compression;
+use crate::signal::Traces;
 
-/// `ExportTraceServiceRequest` bytes, written from borrowed data: field 1
-/// (`resource_spans`) repeated, exactly as prost would encode the message.
-pub fn traces_request(resource_spans: &[ResourceSpans], size_hint: usize) -> Bytes {
+/// `ExportTraceServiceRequest` bytes: field 1 (`resource_spans`) repeated, the
+/// parts still in wire form copied as they came.
+pub fn traces_request(traces: &Traces, size_hint: usize) -> Bytes {
     let mut buf = BytesMut::with_capacity(size_hint);
-    for rs in resource_spans {
-        prost::encoding::message::encode(1, rs, &mut buf);
-    }
+    traces.encode_request(&mut buf);
     buf.freeze()
 }
 
@@ -42,9 +40,9 @@ mod tests {
     #[test]
     fn matches_prost_encoding() {
         let traces = sample(2, 2, 3);
-        let ours = traces_request(&traces.resource_spans, 0);
+        let ours = traces_request(&traces, 0);
         let prost = ExportTraceServiceRequest {
-            resource_spans: traces.resource_spans.clone(),
+            resource_spans: traces.resource_spans(),
         }
         .encode_to_vec();
         assert_eq!(ours.as_ref(), prost.as_slice());
@@ -52,7 +50,7 @@ mod tests {
 
     #[test]
     fn compressed_bodies_decompress_to_the_original() {
-        let body = traces_request(&sample(1, 1, 50).resource_spans, 0);
+        let body = traces_request(&sample(1, 1, 50), 0);
         let gz = compress(body.clone(), Compression::Gzip).unwrap();
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz.as_ref()), &mut out)

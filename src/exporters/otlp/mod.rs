@@ -61,7 +61,7 @@ impl OtlpSender {
     }
 
     pub async fn send_traces(&self, batch: &Batch<Traces>) -> Result<Sent, ExportError> {
-        let body = encode::traces_request(&batch.data.resource_spans, batch.bytes);
+        let body = encode::traces_request(&batch.data, batch.bytes);
         let response = match &self.transport {
             Transport::Grpc(channel) => self.grpc(channel, wire::TRACE_EXPORT_PATH, body).await?,
             Transport::Http(client) => self.http(client, &self.config.traces_url, body).await?,

@@ -12,18 +12,16 @@ mod http;
 pub use config::{OtlpReceiverConfig, RawOtlpReceiverConfig};
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use prometheus_client::metrics::counter::Counter;
-use prost::Message;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
+use crate::otlp::scan;
 use crate::signal::{Signal, SignalData, Traces};
 use crate::telemetry::{ComponentLabels, Telemetry};
 use crate::topology::fanout::Refusal;
@@ -71,7 +69,7 @@ impl Shared {
             return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
         };
         let ticket = self.reserve(Signal::Traces, body.len())?;
-        let request = ExportTraceServiceRequest::decode(body.clone()).map_err(|e| {
+        let infos = scan::trace_request(&body).map_err(|e| {
             self.rejected(
                 Signal::Traces,
                 Rejection::Invalid {
@@ -80,7 +78,13 @@ impl Shared {
                 },
             )
         })?;
-        self.accept_traces(inputs, request.resource_spans, Some(body.len()), ticket)
+        let (traces, invalid) = Traces::from_scanned(&body, infos);
+        let bytes = if invalid == 0 {
+            body.len()
+        } else {
+            traces.encoded_len()
+        };
+        self.accept_traces(inputs, traces, bytes, invalid as u64, ticket)
             .await
     }
 
@@ -102,19 +106,22 @@ impl Shared {
                 },
             )
         })?;
-        self.accept_traces(inputs, request.resource_spans, None, ticket)
+        let mut resource_spans = request.resource_spans;
+        let invalid = drop_invalid_spans(&mut resource_spans);
+        let traces = Traces::new(resource_spans);
+        let bytes = traces.encoded_len();
+        self.accept_traces(inputs, traces, bytes, invalid, ticket)
             .await
     }
 
     async fn accept_traces(
         &self,
         inputs: &crate::topology::fanout::PipelineInputs<Traces>,
-        mut resource_spans: Vec<ResourceSpans>,
-        wire_len: Option<usize>,
+        traces: Traces,
+        bytes: usize,
+        invalid: u64,
         ticket: Ticket,
     ) -> Result<Option<ExportTracePartialSuccess>, Rejection> {
-        let invalid = drop_invalid_spans(&mut resource_spans);
-        let traces = Traces::new(resource_spans);
         let items = traces.item_count() as u64;
         let partial = (invalid > 0).then(|| {
             self.traces.invalid_spans.inc_by(invalid);
@@ -128,10 +135,6 @@ impl Shared {
         if items == 0 {
             return Ok(partial);
         }
-        let bytes = match wire_len {
-            Some(len) if invalid == 0 => len,
-            _ => traces.encoded_len(),
-        };
         match inputs.send(Batch::with_size(traces, bytes, ticket)).await {
             Ok(()) => {
                 self.traces.accepted.inc_by(items);
