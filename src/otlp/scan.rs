@@ -89,9 +89,8 @@ fn resource(buf: &[u8]) -> Result<(), ScanError> {
 fn entity_ref(buf: &[u8]) -> Result<(), ScanError> {
     let mut reader = Reader::new(buf);
     while let Some((field, value)) = reader.next()? {
-        match field {
-            1..=4 => value.string()?,
-            _ => {}
+        if (1..=4).contains(&field) {
+            value.string()?;
         }
     }
     Ok(())
