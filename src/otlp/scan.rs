@@ -271,8 +271,12 @@ impl<'a> Value<'a> {
         }
     }
 
+    #[inline]
     fn string(self) -> Result<(), ScanError> {
         match self {
+            // Attribute keys and values are short and nearly always ASCII:
+            // that check is cheaper than a full UTF-8 validation call.
+            Value::Len(bytes) if bytes.is_ascii() => Ok(()),
             Value::Len(bytes) => std::str::from_utf8(bytes)
                 .map(|_| ())
                 .map_err(|_| ScanError("a string field is not valid UTF-8")),
@@ -312,7 +316,20 @@ impl<'a> Reader<'a> {
         Self { buf, pos: 0 }
     }
 
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, ScanError> {
+        // Tags and short lengths fit in one byte.
+        if let Some(&byte) = self.buf.get(self.pos)
+            && byte < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(byte));
+        }
+        self.varint_slow()
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64, ScanError> {
         let mut value = 0u64;
         for i in 0..10 {
             let Some(&byte) = self.buf.get(self.pos) else {
@@ -330,6 +347,7 @@ impl<'a> Reader<'a> {
         Err(ScanError("a varint is longer than 64 bits"))
     }
 
+    #[inline(always)]
     fn skip(&mut self, n: usize) -> Result<&'a [u8], ScanError> {
         let end = self.pos.checked_add(n).filter(|&end| end <= self.buf.len());
         let Some(end) = end else {
@@ -341,6 +359,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next field, or `None` at the end.
+    #[inline(always)]
     fn next(&mut self) -> Result<Option<(u64, Value<'a>)>, ScanError> {
         if self.pos >= self.buf.len() {
             return Ok(None);

@@ -44,6 +44,8 @@ pub enum StartError {
     Exporter(ComponentId, String),
     #[error("receiver {0}: {1}")]
     Receiver(ComponentId, std::io::Error),
+    #[error("pipeline {0}: ferro cannot carry {1} yet")]
+    Unsupported(String, Signal),
 }
 
 impl Topology {
@@ -121,12 +123,13 @@ impl Topology {
                             .push(tx.clone());
                     }
                 }
-                // Validation admits no component for these signals yet.
-                Signal::Metrics | Signal::Logs | Signal::Profiles => {
-                    unreachable!(
-                        "config validation refuses {} pipelines until a component carries them",
-                        pipeline.signal
-                    )
+                // Validation admits no component for these signals yet; a
+                // config built by hand that has one is refused, not run half.
+                signal @ (Signal::Metrics | Signal::Logs | Signal::Profiles) => {
+                    let kept =
+                        Self::stop_partial(exporters, pipelines, close_pipelines, &config, keep)
+                            .await;
+                    return Err((StartError::Unsupported(pipeline.name.clone(), signal), kept));
                 }
             }
         }
@@ -161,6 +164,27 @@ impl Topology {
         }
         drop(traces_inputs);
         Ok(topology)
+    }
+
+    /// Undoes a start that failed before its receivers: stops the pipelines
+    /// and hands back the exporters `config` keeps, stopping the others.
+    async fn stop_partial(
+        exporters: BTreeMap<ComponentId, RunningExporter>,
+        pipelines: Vec<JoinHandle<()>>,
+        close_pipelines: CancellationToken,
+        config: &Config,
+        keep: BTreeMap<ComponentId, RunningExporter>,
+    ) -> BTreeMap<ComponentId, RunningExporter> {
+        let mut partial = Topology {
+            config: config.clone(),
+            exporters,
+            pipelines,
+            close_pipelines,
+            receivers: Vec::new(),
+        };
+        let mut kept = partial.stop_keeping_exporters(config).await;
+        kept.extend(keep);
+        kept
     }
 
     /// Where each receiver listens: `(receiver, protocol, address)`.
