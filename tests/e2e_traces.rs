@@ -676,3 +676,142 @@ async fn probes_and_self_metrics() {
     assert!(page.contains("ferro_build_info{version=\""));
     assert!(page.contains("ferro_memory_limit_bytes"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_ca_file_or_skip_verify_and_never_to_an_unknown_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = common::sink::TestCert::new(dir.path());
+    let sink = Sink::start_tls(&cert).await;
+    let port = sink.grpc.port();
+    let ca = cert.cert_file.display();
+    let ferro = Ferro::start(&format!(
+        r#"
+        [telemetry]
+        listen = "127.0.0.1:0"
+        [receivers.otlp.in]
+        grpc = "127.0.0.1:0"
+        [exporters.otlp.grpc_ca]
+        endpoint = "https://localhost:{port}"
+        tls = {{ ca_file = "{ca}" }}
+        [exporters.otlp.http_ca]
+        endpoint = "https://localhost:{port}"
+        protocol = "http"
+        tls = {{ ca_file = "{ca}" }}
+        [exporters.otlp.skip]
+        endpoint = "https://127.0.0.1:{port}"
+        tls = {{ insecure_skip_verify = true }}
+        [exporters.otlp.untrusted]
+        endpoint = "https://localhost:{port}"
+        retry = {{ initial_interval = "100ms", max_elapsed_time = "1s" }}
+        [pipelines."traces/a"]
+        receivers = ["otlp.in"]
+        exporters = ["otlp.grpc_ca", "otlp.http_ca"]
+        [pipelines."traces/b"]
+        receivers = ["otlp.in"]
+        exporters = ["otlp.skip", "otlp.untrusted"]
+        "#
+    ));
+    let mut client = grpc_client(ferro.grpc.unwrap()).await;
+    client.export(request(0, 10)).await.unwrap();
+    assert_eq!(
+        sink.wait_for_spans(30, Duration::from_secs(15)).await,
+        30,
+        "{}",
+        ferro.logs()
+    );
+    let mut dropped = 0.0;
+    for _ in 0..100 {
+        dropped = ferro.metric(
+            "ferro_dropped_items_total",
+            &["otlp.untrusted", "retries_exhausted"],
+        );
+        if dropped == 10.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dropped, 10.0, "an untrusted certificate is never accepted");
+    assert!(
+        ferro.metric(
+            "ferro_exporter_send_failed_items_total",
+            &["otlp.untrusted"]
+        ) >= 10.0
+    );
+    assert!(
+        ferro.logs().contains("UnknownIssuer"),
+        "the log says why: {}",
+        ferro.logs()
+    );
+    assert_eq!(sink.span_count(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_refusals_are_retried_and_permanent_ones_dropped_and_counted() {
+    let sink = Sink::start().await;
+    sink.set_mode(Mode::Unavailable);
+    let ferro = Ferro::start(&format!(
+        r#"
+        [telemetry]
+        listen = "127.0.0.1:0"
+        [receivers.otlp.in]
+        grpc = "127.0.0.1:0"
+        [exporters.otlp.grpc]
+        endpoint = "http://{grpc}"
+        retry = {{ initial_interval = "100ms", max_interval = "200ms" }}
+        [exporters.otlp.http]
+        endpoint = "http://{http}"
+        protocol = "http"
+        retry = {{ initial_interval = "100ms", max_interval = "200ms" }}
+        [pipelines."traces/grpc"]
+        receivers = ["otlp.in"]
+        exporters = ["otlp.grpc"]
+        [pipelines."traces/http"]
+        receivers = ["otlp.in"]
+        exporters = ["otlp.http"]
+        "#,
+        grpc = sink.grpc,
+        http = sink.http,
+    ));
+    let mut client = grpc_client(ferro.grpc.unwrap()).await;
+    client.export(request(0, 50)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // HTTP 503 asks for Retry-After: 1, so that exporter waited at least a second.
+    assert!(
+        ferro.metric(
+            "ferro_exporter_send_failed_items_total",
+            &["otlp.grpc", "grpc_unavailable"]
+        ) >= 50.0
+    );
+    assert!(
+        ferro.metric(
+            "ferro_exporter_send_failed_items_total",
+            &["otlp.http", "http_503"]
+        ) >= 50.0
+    );
+    assert_eq!(sink.span_count(), 0);
+    sink.set_mode(Mode::Accept);
+    assert_eq!(sink.wait_for_spans(100, Duration::from_secs(10)).await, 100);
+
+    sink.set_mode(Mode::BadRequest);
+    let retries_before = ferro.metric("ferro_exporter_retries_total", &[]);
+    client.export(request(100, 20)).await.unwrap();
+    let mut dropped = 0.0;
+    for _ in 0..100 {
+        dropped = ferro.metric("ferro_dropped_items_total", &["permanent_error"]);
+        if dropped == 40.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dropped, 40.0, "20 spans dropped by each exporter, counted");
+    assert_eq!(
+        ferro.metric("ferro_exporter_retries_total", &[]),
+        retries_before,
+        "a 400 is not retried"
+    );
+    assert!(
+        ferro.logs().contains("sink refuses this data"),
+        "the server's message is logged"
+    );
+    assert_eq!(sink.span_count(), 100);
+}

@@ -6,6 +6,7 @@
 
 pub mod codec;
 pub mod json;
+pub mod sample;
 pub mod scan;
 pub mod status;
 

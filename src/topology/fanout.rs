@@ -133,3 +133,65 @@ pub async fn deliver_all<T: SignalData>(exporters: &[ExporterInput<T>], batch: B
     }
     last.deliver(batch).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::{MemoryLimiter, Ticket};
+    use crate::signal::Traces;
+    use crate::signal::traces::tests::sample;
+    use prometheus_client::metrics::gauge::Gauge;
+
+    fn input(on_full: OnFull, max_items: usize) -> ExporterInput<Traces> {
+        ExporterInput {
+            id: ComponentId::new("otlp", "out"),
+            queue: Arc::new(Queue::new(
+                max_items,
+                usize::MAX,
+                Gauge::default(),
+                Gauge::default(),
+            )),
+            on_full,
+            dropped_full: Counter::default(),
+            dropped_closed: Counter::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn on_full_drop_drops_the_newest_batch_and_counts_it() {
+        let limiter = MemoryLimiter::new(1 << 20);
+        let exporter = input(OnFull::Drop, 10);
+        let (ticket, ack) = limiter.try_acquire(100).unwrap().with_ack();
+        exporter
+            .deliver(Batch::new(sample(1, 1, 8), Ticket::untracked()))
+            .await;
+        exporter.deliver(Batch::new(sample(1, 1, 5), ticket)).await;
+        assert_eq!(exporter.dropped_full.get(), 5);
+        assert_eq!(exporter.queue.len_items(), 8, "the queued batch stays");
+        assert_eq!(
+            ack.wait().await,
+            Outcome::Dropped,
+            "the sender of the dropped batch learns of it"
+        );
+        assert_eq!(limiter.used(), 0, "its memory is released");
+    }
+
+    #[tokio::test]
+    async fn fan_out_copies_to_every_pipeline_or_none() {
+        let (a_tx, mut a_rx) = mpsc::channel(1);
+        let (b_tx, mut b_rx) = mpsc::channel(1);
+        let inputs = PipelineInputs::new(vec![a_tx, b_tx], Duration::from_millis(20));
+        inputs
+            .send(Batch::new(sample(1, 1, 2), Ticket::untracked()))
+            .await
+            .unwrap();
+        // b is now full: the next send reserves nothing and refuses.
+        assert_eq!(a_rx.recv().await.unwrap().items(), 2);
+        let refused = inputs
+            .send(Batch::new(sample(1, 1, 3), Ticket::untracked()))
+            .await;
+        assert_eq!(refused, Err(Refusal::PipelineFull));
+        assert!(a_rx.try_recv().is_err(), "no partial delivery to a");
+        assert_eq!(b_rx.recv().await.unwrap().items(), 2);
+    }
+}

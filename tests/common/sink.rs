@@ -27,6 +27,8 @@ pub enum Mode {
     Unavailable,
     /// Answer after this long.
     Slow(Duration),
+    /// gRPC INVALID_ARGUMENT / HTTP 400: a permanent refusal.
+    BadRequest,
 }
 
 #[derive(Default)]
@@ -53,12 +55,12 @@ impl SinkState {
         &self,
         request: ExportTraceServiceRequest,
         headers: Vec<(String, String)>,
-    ) -> Result<(), ()> {
+    ) -> Result<(), Mode> {
         let mode = *self.mode.lock().unwrap();
         match mode {
-            Mode::Unavailable => {
+            Mode::Unavailable | Mode::BadRequest => {
                 self.recorded.lock().unwrap().refused += 1;
-                return Err(());
+                return Err(mode);
             }
             Mode::Slow(delay) => tokio::time::sleep(delay).await,
             Mode::Accept => {}
@@ -92,7 +94,8 @@ impl TraceService for Grpc {
             Ok(()) => Ok(tonic::Response::new(ExportTraceServiceResponse {
                 partial_success: None,
             })),
-            Err(()) => Err(tonic::Status::unavailable("sink is down")),
+            Err(Mode::BadRequest) => Err(tonic::Status::invalid_argument("sink refuses this data")),
+            Err(_) => Err(tonic::Status::unavailable("sink is down")),
         }
     }
 }
@@ -139,7 +142,12 @@ async fn http_traces(
             }
             .encode_to_vec(),
         ),
-        Err(()) => {
+        Err(Mode::BadRequest) => (
+            StatusCode::BAD_REQUEST,
+            out,
+            b"sink refuses this data".to_vec(),
+        ),
+        Err(_) => {
             out.insert("retry-after", "1".parse().unwrap());
             (StatusCode::SERVICE_UNAVAILABLE, out, Vec::new())
         }
@@ -251,4 +259,91 @@ pub fn flatten(
         }
     }
     out
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, as PEM files in `dir`.
+pub struct TestCert {
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
+    cert_der: Vec<u8>,
+    key_der: Vec<u8>,
+}
+
+impl TestCert {
+    pub fn new(dir: &std::path::Path) -> TestCert {
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let cert_file = dir.join("cert.pem");
+        let key_file = dir.join("key.pem");
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        TestCert {
+            cert_file,
+            key_file,
+            cert_der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+        }
+    }
+}
+
+impl Sink {
+    /// Starts gRPC and HTTP on one TLS port (ALPN h2 and http/1.1).
+    pub async fn start_tls(cert: &TestCert) -> Sink {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let state = Arc::new(SinkState {
+            recorded: Mutex::default(),
+            mode: Mutex::new(Mode::Accept),
+        });
+        let grpc_routes = tonic::service::Routes::new(
+            TraceServiceServer::new(Grpc(state.clone()))
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd),
+        )
+        .into_axum_router();
+        let app = axum::Router::new()
+            .route("/v1/traces", axum::routing::post(http_traces))
+            .with_state(state.clone())
+            .merge(grpc_routes);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(cert.cert_der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.clone())),
+            )
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+        Sink {
+            grpc: addr,
+            http: addr,
+            state,
+        }
+    }
 }
