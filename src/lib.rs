@@ -8,7 +8,8 @@
 //!   dispatched with enums.
 //! - [`topology`]: wiring a config into running tasks; start, stop, reload.
 //! - [`queue`]: the bounded exporter queue.
-//! - [`otlp`], [`net`]: wire formats and network plumbing shared by components.
+//! - [`otlp`], [`prom`], [`net`]: wire formats, Prometheus parsing and relabelling,
+//!   and network plumbing shared by components.
 //! - [`telemetry`]: ferro's own metrics and probes.
 //! - [`app`]: the `ferro run` process: signals, reload, shutdown.
 
@@ -19,6 +20,7 @@ pub mod exporters;
 pub mod net;
 pub mod otlp;
 pub mod processors;
+pub mod prom;
 pub mod queue;
 pub mod receivers;
 pub mod signal;

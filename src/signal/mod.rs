@@ -5,10 +5,12 @@
 //! Metrics (Prometheus series), logs (Loki streams) and profiles (pprof) join
 //! here as their pipelines are built.
 
+pub mod labels;
 pub mod traces;
 
 use std::fmt;
 
+pub use labels::{Labels, LabelsBuilder};
 pub use traces::Traces;
 
 /// A kind of telemetry; each pipeline carries exactly one.

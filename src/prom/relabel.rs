@@ -1,0 +1,1 @@
+//! Prometheus relabelling (`relabel_configs`, `metric_relabel_configs`).
