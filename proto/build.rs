@@ -1,7 +1,13 @@
 //! Compiles the .proto files under `proto/` with protox (pure Rust, no protoc).
 
 fn main() {
-    let files = ["google/rpc/status.proto", "google/rpc/error_details.proto"];
+    let files = [
+        "google/rpc/status.proto",
+        "google/rpc/error_details.proto",
+        "prometheus/types.proto",
+        "prometheus/remote.proto",
+        "io/prometheus/write/v2/types.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");
     }

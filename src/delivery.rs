@@ -198,6 +198,23 @@ impl<T: SignalData> Batch<T> {
         }
     }
 
+    /// Cuts the data into parts with `split`; every part keeps the tickets, so
+    /// memory and acknowledgements wait for all of them.
+    pub fn map_parts(self, split: impl FnOnce(T) -> Vec<T>) -> Vec<Batch<T>> {
+        let tickets = self.tickets;
+        split(self.data)
+            .into_iter()
+            .map(|data| {
+                let bytes = data.encoded_len();
+                Batch {
+                    data,
+                    bytes,
+                    tickets: tickets.clone(),
+                }
+            })
+            .collect()
+    }
+
     /// Marks this copy as given up on; the acknowledgement reports it.
     pub fn drop_with(self, outcome: Outcome) {
         for ticket in &self.tickets {

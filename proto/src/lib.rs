@@ -11,4 +11,14 @@ pub mod google {
     }
 }
 
+/// Prometheus remote-write 1.0: `prometheus.WriteRequest`.
+pub mod prometheus {
+    include!(concat!(env!("OUT_DIR"), "/prometheus.rs"));
+}
+
+/// Prometheus remote-write 2.0: `io.prometheus.write.v2.Request`.
+pub mod write_v2 {
+    include!(concat!(env!("OUT_DIR"), "/io.prometheus.write.v2.rs"));
+}
+
 pub use prost_types;

@@ -4,8 +4,9 @@
 pub mod blackhole;
 pub mod debug;
 pub mod otlp;
+pub mod remote_write;
 mod retry;
-mod runner;
+pub mod runner;
 
 use serde::Deserialize;
 use std::time::Duration as StdDuration;
@@ -23,6 +24,7 @@ pub enum ExporterConfig {
     Otlp(Box<otlp::OtlpExporterConfig>),
     Debug(debug::DebugConfig),
     Blackhole(blackhole::BlackholeConfig),
+    RemoteWrite(Box<remote_write::RemoteWriteConfig>),
 }
 
 impl ExporterConfig {
@@ -42,6 +44,10 @@ impl ExporterConfig {
                 doc.section::<debug::RawDebugConfig>(path, value)
                     .map(Self::Debug),
             ),
+            "remote_write" => Some(
+                doc.section::<remote_write::RawRemoteWriteConfig>(path, value)
+                    .map(|c| Self::RemoteWrite(Box::new(c))),
+            ),
             "blackhole" => Some(
                 doc.section::<blackhole::RawBlackholeConfig>(path, value)
                     .map(Self::Blackhole),
@@ -52,7 +58,9 @@ impl ExporterConfig {
 
     pub fn signals(&self) -> &'static [Signal] {
         match self {
-            Self::Otlp(_) | Self::Debug(_) | Self::Blackhole(_) => &[Signal::Traces],
+            Self::Otlp(_) => &[Signal::Traces],
+            Self::Debug(_) | Self::Blackhole(_) => &[Signal::Traces, Signal::Metrics],
+            Self::RemoteWrite(_) => &[Signal::Metrics],
         }
     }
 
@@ -61,6 +69,7 @@ impl ExporterConfig {
             Self::Otlp(c) => &c.queue,
             Self::Debug(c) => &c.queue,
             Self::Blackhole(c) => &c.queue,
+            Self::RemoteWrite(c) => &c.queue,
         }
     }
 }

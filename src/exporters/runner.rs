@@ -8,11 +8,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Backoff, ExportError, ExporterConfig, RetryConfig, Sent, blackhole, debug, otlp};
+use super::{
+    Backoff, ExportError, ExporterConfig, RetryConfig, Sent, blackhole, debug, otlp, remote_write,
+};
 use crate::config::ComponentId;
 use crate::delivery::{Batch, Outcome};
 use crate::queue::Queue;
-use crate::signal::{SignalData, Traces};
+use crate::signal::{Metrics, SignalData, Traces};
 use crate::telemetry::{ComponentLabels, Telemetry};
 use crate::topology::fanout::ExporterInput;
 
@@ -38,11 +40,27 @@ impl Sink<Traces> for TracesSink {
     }
 }
 
+/// The metrics senders of the exporters that have no shards of their own.
+pub enum MetricsSink {
+    Debug(debug::DebugSink),
+    Blackhole(blackhole::BlackholeSink),
+}
+
+impl Sink<Metrics> for MetricsSink {
+    async fn send(&self, batch: &Batch<Metrics>) -> Result<Sent, ExportError> {
+        match self {
+            Self::Debug(s) => Ok(s.print_metrics(&batch.data)),
+            Self::Blackhole(_) => Ok(Sent::default()),
+        }
+    }
+}
+
 /// An exporter with its queue and senders running.
 pub struct RunningExporter {
     pub id: ComponentId,
     pub config: ExporterConfig,
     pub traces: Option<Lane<Traces>>,
+    pub metrics: Option<Lane<Metrics>>,
 }
 
 /// One signal's queue and senders inside an exporter.
@@ -62,39 +80,113 @@ impl RunningExporter {
         config: &ExporterConfig,
         telemetry: &Arc<Telemetry>,
     ) -> Result<Self, String> {
-        let sink = match config {
-            ExporterConfig::Otlp(c) => TracesSink::Otlp(Box::new(otlp::OtlpSender::new(c)?)),
-            ExporterConfig::Debug(c) => TracesSink::Debug(debug::DebugSink::new(c.clone())),
-            ExporterConfig::Blackhole(_) => TracesSink::Blackhole(blackhole::BlackholeSink),
+        let default_retry = RetryConfig::default();
+        let (traces, metrics) = match config {
+            ExporterConfig::Otlp(c) => {
+                let sink = TracesSink::Otlp(Box::new(otlp::OtlpSender::new(c)?));
+                (
+                    Some(Lane::start(id, config, sink, &c.retry, telemetry)),
+                    None,
+                )
+            }
+            ExporterConfig::Debug(c) => (
+                Some(Lane::start(
+                    id,
+                    config,
+                    TracesSink::Debug(debug::DebugSink::new(c.clone())),
+                    &default_retry,
+                    telemetry,
+                )),
+                Some(Lane::start(
+                    id,
+                    config,
+                    MetricsSink::Debug(debug::DebugSink::new(c.clone())),
+                    &default_retry,
+                    telemetry,
+                )),
+            ),
+            ExporterConfig::Blackhole(_) => (
+                Some(Lane::start(
+                    id,
+                    config,
+                    TracesSink::Blackhole(blackhole::BlackholeSink),
+                    &default_retry,
+                    telemetry,
+                )),
+                Some(Lane::start(
+                    id,
+                    config,
+                    MetricsSink::Blackhole(blackhole::BlackholeSink),
+                    &default_retry,
+                    telemetry,
+                )),
+            ),
+            ExporterConfig::RemoteWrite(c) => {
+                let exporter = remote_write::RemoteWrite::new(c)?;
+                let lane = Lane::start_with(id, config, telemetry, |queue, delivery| {
+                    exporter.spawn(queue, delivery)
+                });
+                (None, Some(lane))
+            }
         };
-        let retry = match config {
-            ExporterConfig::Otlp(c) => c.retry.clone(),
-            _ => RetryConfig::default(),
-        };
-        let traces = Some(Lane::start(id, config, sink, retry, telemetry));
         Ok(Self {
             id: id.clone(),
             config: config.clone(),
             traces,
+            metrics,
         })
     }
 
     /// Closes the queues, lets the senders finish until `deadline`, then stops
     /// them and counts what was left as dropped for `shutdown`.
     pub async fn shutdown(self, deadline: Instant) {
-        if let Some(lane) = self.traces {
-            lane.shutdown(deadline).await;
+        let traces = self.traces.map(|lane| lane.shutdown(deadline));
+        let metrics = self.metrics.map(|lane| lane.shutdown(deadline));
+        if let Some(traces) = traces {
+            traces.await;
+        }
+        if let Some(metrics) = metrics {
+            metrics.await;
         }
     }
 }
 
 impl<T: SignalData> Lane<T> {
+    /// A lane whose `num_consumers` senders each take a batch and send it with `sink`.
     fn start<S: Sink<T>>(
         id: &ComponentId,
         config: &ExporterConfig,
         sink: S,
-        retry: RetryConfig,
+        retry: &RetryConfig,
         telemetry: &Arc<Telemetry>,
+    ) -> Self {
+        let consumers = config.queue().num_consumers;
+        let sink = Arc::new(sink);
+        let retry = retry.clone();
+        Self::start_with(id, config, telemetry, move |queue, delivery| {
+            let delivery = Arc::new(delivery.with_retry(retry));
+            (0..consumers)
+                .map(|_| {
+                    let (queue, sink, delivery) = (queue.clone(), sink.clone(), delivery.clone());
+                    tokio::spawn(async move {
+                        while let Some(batch) = queue.pop().await {
+                            if !delivery.deliver(&*sink, batch).await {
+                                return;
+                            }
+                        }
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// A lane whose consumers `spawn` starts: exporters that need their own
+    /// scheduling (remote-write's per-series shards) take batches themselves.
+    fn start_with(
+        id: &ComponentId,
+        config: &ExporterConfig,
+        telemetry: &Arc<Telemetry>,
+        spawn: impl FnOnce(Arc<Queue<T>>, Delivery) -> Vec<JoinHandle<()>>,
     ) -> Self {
         let labels = Telemetry::labels("exporter", id, T::SIGNAL);
         let queue_config = config.queue();
@@ -105,23 +197,16 @@ impl<T: SignalData> Lane<T> {
             telemetry.queue_bytes.get_or_create(&labels).clone(),
         ));
         let abort = CancellationToken::new();
-        let sink = Arc::new(sink);
-        let consumers = (0..queue_config.num_consumers)
-            .map(|_| {
-                let sender = Sender {
-                    id: id.clone(),
-                    queue: queue.clone(),
-                    sink: sink.clone(),
-                    retry: retry.clone(),
-                    abort: abort.clone(),
-                    sent: Telemetry::counter(&telemetry.sent, &labels),
-                    retries: Telemetry::counter(&telemetry.retries, &labels),
-                    labels: labels.clone(),
-                    telemetry: telemetry.clone(),
-                };
-                tokio::spawn(sender.run())
-            })
-            .collect();
+        let delivery = Delivery {
+            id: id.clone(),
+            retry: RetryConfig::default(),
+            abort: abort.clone(),
+            sent: Telemetry::counter(&telemetry.sent, &labels),
+            retries: Telemetry::counter(&telemetry.retries, &labels),
+            labels: labels.clone(),
+            telemetry: telemetry.clone(),
+        };
+        let consumers = spawn(queue.clone(), delivery);
         Self {
             queue,
             consumers,
@@ -182,37 +267,40 @@ impl<T: SignalData> Lane<T> {
     }
 }
 
-/// One of an exporter's parallel senders.
-struct Sender<T, S> {
-    id: ComponentId,
-    queue: Arc<Queue<T>>,
-    sink: Arc<S>,
-    retry: RetryConfig,
-    abort: CancellationToken,
+/// Sending with retries, and the counting that goes with it: shared by every
+/// consumer of one exporter lane.
+#[derive(Clone)]
+pub struct Delivery {
+    pub id: ComponentId,
+    pub retry: RetryConfig,
+    /// Cancelled when the shutdown deadline passes.
+    pub abort: CancellationToken,
     sent: Counter,
     retries: Counter,
     labels: ComponentLabels,
     telemetry: Arc<Telemetry>,
 }
 
-impl<T: SignalData, S: Sink<T>> Sender<T, S> {
-    async fn run(self) {
-        while let Some(batch) = self.queue.pop().await {
-            if !self.deliver(batch).await {
-                return;
-            }
-        }
+impl Delivery {
+    pub fn with_retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Counts items dropped for `reason`.
+    pub fn count_dropped(&self, reason: &'static str, items: u64) {
+        Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, reason).inc_by(items);
     }
 
     /// Sends one batch until it succeeds, fails for good, or the shutdown
     /// deadline aborts it. Returns false on abort.
-    async fn deliver(&self, batch: Batch<T>) -> bool {
+    pub async fn deliver<T: SignalData, S: Sink<T>>(&self, sink: &S, batch: Batch<T>) -> bool {
         let items = batch.items() as u64;
         let started = Instant::now();
         let mut backoff = Backoff::new(&self.retry);
         loop {
             let result = tokio::select! {
-                result = self.sink.send(&batch) => result,
+                result = sink.send(&batch) => result,
                 _ = self.abort.cancelled() => {
                     self.drop_batch(batch, "shutdown");
                     return false;
@@ -268,7 +356,7 @@ impl<T: SignalData, S: Sink<T>> Sender<T, S> {
         }
     }
 
-    fn drop_batch(&self, batch: Batch<T>, reason: &'static str) {
+    fn drop_batch<T: SignalData>(&self, batch: Batch<T>, reason: &'static str) {
         Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, reason)
             .inc_by(batch.items() as u64);
         batch.drop_with(Outcome::Dropped);

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ComponentId;
 use crate::config::document::{Document, Value};
-use crate::signal::{Signal, Traces};
+use crate::signal::{Metrics, Signal, Traces};
 use crate::topology::fanout::PipelineInputs;
 
 /// A validated `[receivers.TYPE.NAME]` section.
@@ -50,6 +50,7 @@ impl ReceiverConfig {
 #[derive(Clone, Default)]
 pub struct Outputs {
     pub traces: Option<PipelineInputs<Traces>>,
+    pub metrics: Option<PipelineInputs<Metrics>>,
 }
 
 /// A receiver that is listening.

@@ -6,11 +6,13 @@
 //! here as their pipelines are built.
 
 pub mod labels;
+pub mod metrics;
 pub mod traces;
 
 use std::fmt;
 
 pub use labels::{Labels, LabelsBuilder};
+pub use metrics::Metrics;
 pub use traces::Traces;
 
 /// A kind of telemetry; each pipeline carries exactly one.

@@ -14,11 +14,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ComponentId, Config};
+use crate::config::{ComponentId, Config, PipelineConfig};
 use crate::delivery::{Batch, MemoryLimiter};
 use crate::exporters::RunningExporter;
+use crate::exporters::runner::Lane;
 use crate::receivers::{self, Outputs, ReceiverConfig, RunningReceiver};
-use crate::signal::{Signal, Traces};
+use crate::signal::{Metrics, Signal, SignalData, Traces};
 use crate::telemetry::Telemetry;
 use fanout::PipelineInputs;
 use pipeline::Pipeline;
@@ -28,6 +29,61 @@ const PIPELINE_CHANNEL: usize = 64;
 
 /// How long receivers get to finish in-flight requests when stopping.
 const RECEIVER_GRACE: Duration = Duration::from_secs(5);
+
+/// Pipeline inputs per receiver, per signal, while a topology is wired.
+#[derive(Default)]
+struct Wiring {
+    traces: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Traces>>>>,
+    metrics: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Metrics>>>>,
+}
+
+impl Wiring {
+    /// What receiver `id` feeds, taking its senders out of the wiring.
+    fn outputs(&mut self, id: &ComponentId, wait: Duration) -> Outputs {
+        Outputs {
+            traces: self
+                .traces
+                .remove(id)
+                .map(|senders| PipelineInputs::new(senders, wait)),
+            metrics: self
+                .metrics
+                .remove(id)
+                .map(|senders| PipelineInputs::new(senders, wait)),
+        }
+    }
+}
+
+/// Starts one pipeline of signal `T`: its channel, its task, and its place in
+/// the wiring of each of its receivers.
+fn wire<T: SignalData>(
+    pipeline: &PipelineConfig,
+    exporters: &BTreeMap<ComponentId, RunningExporter>,
+    lane: impl Fn(&RunningExporter) -> Option<&Lane<T>>,
+    inputs: &mut BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<T>>>>,
+    close: CancellationToken,
+) -> JoinHandle<()> {
+    let (tx, rx) = mpsc::channel(PIPELINE_CHANNEL);
+    let exporter_inputs = pipeline
+        .exporters
+        .iter()
+        .filter_map(|id| {
+            exporters
+                .get(id)
+                .and_then(|e| lane(e).map(|lane| lane.input(id)))
+        })
+        .collect();
+    for receiver in &pipeline.receivers {
+        inputs.entry(receiver.clone()).or_default().push(tx.clone());
+    }
+    let task = Pipeline::new(
+        pipeline.name.clone(),
+        rx,
+        &pipeline.stages,
+        exporter_inputs,
+        close,
+    );
+    tokio::spawn(task.run())
+}
 
 /// A started config.
 pub struct Topology {
@@ -93,39 +149,33 @@ impl Topology {
         // 2. Pipelines.
         let close_pipelines = CancellationToken::new();
         let mut pipelines = Vec::new();
-        let mut traces_inputs: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Traces>>>> =
-            BTreeMap::new();
+        let mut wiring = Wiring::default();
         for pipeline in &config.pipelines {
+            let close = close_pipelines.clone();
             match pipeline.signal {
                 Signal::Traces => {
-                    let (tx, rx) = mpsc::channel(PIPELINE_CHANNEL);
-                    let inputs = pipeline
-                        .exporters
-                        .iter()
-                        .filter_map(|id| {
-                            exporters
-                                .get(id)
-                                .and_then(|e| e.traces.as_ref().map(|lane| lane.input(id)))
-                        })
-                        .collect();
-                    let task = Pipeline::new(
-                        pipeline.name.clone(),
-                        rx,
-                        &pipeline.stages,
-                        inputs,
-                        close_pipelines.clone(),
+                    let task = wire(
+                        pipeline,
+                        &exporters,
+                        |e| e.traces.as_ref(),
+                        &mut wiring.traces,
+                        close,
                     );
-                    pipelines.push(tokio::spawn(task.run()));
-                    for receiver in &pipeline.receivers {
-                        traces_inputs
-                            .entry(receiver.clone())
-                            .or_default()
-                            .push(tx.clone());
-                    }
+                    pipelines.push(task);
+                }
+                Signal::Metrics => {
+                    let task = wire(
+                        pipeline,
+                        &exporters,
+                        |e| e.metrics.as_ref(),
+                        &mut wiring.metrics,
+                        close,
+                    );
+                    pipelines.push(task);
                 }
                 // Validation admits no component for these signals yet; a
                 // config built by hand that has one is refused, not run half.
-                signal @ (Signal::Metrics | Signal::Logs | Signal::Profiles) => {
+                signal @ (Signal::Logs | Signal::Profiles) => {
                     let kept =
                         Self::stop_partial(exporters, pipelines, close_pipelines, &config, keep)
                             .await;
@@ -146,11 +196,7 @@ impl Topology {
         for (id, receiver_config) in &config.receivers {
             let started = match receiver_config {
                 ReceiverConfig::Otlp(c) => {
-                    let outputs = Outputs {
-                        traces: traces_inputs
-                            .remove(id)
-                            .map(|senders| PipelineInputs::new(senders, c.pipeline_wait)),
-                    };
+                    let outputs = wiring.outputs(id, c.pipeline_wait);
                     receivers::otlp::start(id, c, outputs, limiter.clone(), telemetry).await
                 }
             };
@@ -162,7 +208,7 @@ impl Topology {
                 }
             }
         }
-        drop(traces_inputs);
+        drop(wiring);
         Ok(topology)
     }
 

@@ -10,7 +10,8 @@ use std::io::Write as _;
 
 use super::{QueueConfig, Sent};
 use crate::config::{FieldError, Validate};
-use crate::signal::{SignalData, Traces};
+use crate::signal::metrics::is_stale_nan;
+use crate::signal::{Metrics, SignalData, Traces};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,6 +65,51 @@ impl DebugSink {
         let _ = stdout.flush();
         Sent::default()
     }
+}
+
+impl DebugSink {
+    pub fn print_metrics(&self, metrics: &Metrics) -> Sent {
+        let text = render_metrics(metrics, self.config.verbosity);
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+        Sent::default()
+    }
+}
+
+pub fn render_metrics(metrics: &Metrics, verbosity: Verbosity) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "metrics: {} series, {} sample(s)",
+        metrics.series.len(),
+        metrics.item_count()
+    );
+    if verbosity == Verbosity::Basic {
+        return out;
+    }
+    for series in &metrics.series {
+        for sample in &series.samples {
+            let value = if is_stale_nan(sample.value) {
+                "stale".to_string()
+            } else {
+                sample.value.to_string()
+            };
+            let _ = writeln!(
+                out,
+                "  {} {} @{}",
+                series.labels, value, sample.timestamp_ms
+            );
+        }
+        for histogram in &series.histograms {
+            let _ = writeln!(
+                out,
+                "  {} native histogram sum={} @{}",
+                series.labels, histogram.sum, histogram.timestamp
+            );
+        }
+    }
+    out
 }
 
 pub fn render_traces(traces: &Traces, verbosity: Verbosity) -> String {

@@ -8,6 +8,7 @@
 mod config;
 mod grpc;
 mod http;
+pub mod metrics;
 
 pub use config::{OtlpReceiverConfig, RawOtlpReceiverConfig};
 

@@ -1,0 +1,227 @@
+use http::Uri;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::config::{Duration, FieldError, Validate};
+use crate::exporters::{QueueConfig, RawRetryConfig, RetryConfig};
+use crate::net::tls::TlsConfig;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum ProtocolVersion {
+    #[serde(rename = "1.0")]
+    V1,
+    #[serde(rename = "2.0")]
+    V2,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: Option<String>,
+    /// A file holding the password (a mounted Secret); read at start and reload.
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct MetadataConfig {
+    /// Send metric metadata (`# HELP`, `# TYPE`, `# UNIT`); 1.0 sends it in
+    /// requests of its own every `send_interval`, 2.0 inline with each series.
+    pub send: bool,
+    pub send_interval: Duration,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> Self {
+        Self {
+            send: true,
+            send_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[exporters.remote_write.NAME]` as written. Names follow Prometheus'
+/// `remote_write` and `queue_config` where they exist.
+#[derive(Deserialize)]
+pub struct RawRemoteWriteConfig {
+    /// The write URL, e.g. `http://mimir:8080/api/v1/push`.
+    endpoint: String,
+    /// `"1.0"` (default, every receiver) or `"2.0"`.
+    protocol_version: Option<ProtocolVersion>,
+    /// Sent as `X-Scope-OrgID` (Mimir, Cortex, Thanos receive).
+    tenant_id: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    basic_auth: Option<BasicAuth>,
+    bearer_token: Option<String>,
+    bearer_token_file: Option<PathBuf>,
+    /// Deadline of one send attempt.
+    timeout: Option<Duration>,
+    #[serde(default)]
+    tls: TlsConfig,
+    /// Parallel senders; each series always goes to the same one, so its
+    /// samples arrive in order. Scaled with the backlog between the two.
+    min_shards: Option<usize>,
+    max_shards: Option<usize>,
+    /// Samples in one request at most.
+    max_samples_per_send: Option<usize>,
+    /// How long a shard waits to fill a request before sending what it has.
+    batch_send_deadline: Option<Duration>,
+    #[serde(default)]
+    metadata: MetadataConfig,
+    #[serde(default)]
+    queue: QueueConfig,
+    #[serde(default)]
+    retry: RawRetryConfig,
+}
+
+/// A checked remote-write exporter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteWriteConfig {
+    pub endpoint: Uri,
+    pub protocol_version: ProtocolVersion,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub basic_auth: Option<BasicAuth>,
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<PathBuf>,
+    pub timeout: std::time::Duration,
+    pub tls: TlsConfig,
+    pub min_shards: usize,
+    pub max_shards: usize,
+    pub max_samples_per_send: usize,
+    pub batch_send_deadline: std::time::Duration,
+    pub metadata: MetadataConfig,
+    pub queue: QueueConfig,
+    pub retry: RetryConfig,
+}
+
+impl Validate for RawRemoteWriteConfig {
+    type Valid = RemoteWriteConfig;
+
+    fn validate(self) -> Result<RemoteWriteConfig, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let endpoint = match self.endpoint.parse::<Uri>() {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.authority().is_some() =>
+            {
+                Some(uri)
+            }
+            _ => {
+                errors.push(FieldError::new(
+                    "endpoint",
+                    format!("`{}` is not an http:// or https:// URL", self.endpoint),
+                ));
+                None
+            }
+        };
+        let mut headers = Vec::new();
+        let mut all_headers = self.headers.clone();
+        if let Some(tenant) = &self.tenant_id {
+            all_headers.insert("X-Scope-OrgID".into(), tenant.clone());
+        }
+        for (name, value) in &all_headers {
+            match (
+                http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()),
+                http::HeaderValue::from_str(value),
+            ) {
+                (Ok(n), Ok(v)) => headers.push((n, v)),
+                _ => errors.push(FieldError::new(
+                    format!("headers.{name}"),
+                    "is not a valid header name and value",
+                )),
+            }
+        }
+        let auth_ways = [
+            self.basic_auth.is_some(),
+            self.bearer_token.is_some(),
+            self.bearer_token_file.is_some(),
+        ];
+        if auth_ways.iter().filter(|&&b| b).count() > 1 {
+            errors.push(FieldError::new(
+                "basic_auth",
+                "use one of basic_auth, bearer_token and bearer_token_file",
+            ));
+        }
+        if let Some(auth) = &self.basic_auth {
+            if auth.password.is_some() == auth.password_file.is_some() {
+                errors.push(FieldError::new(
+                    "basic_auth",
+                    "set exactly one of password and password_file",
+                ));
+            }
+            if let Some(file) = &auth.password_file
+                && !file.is_file()
+            {
+                errors.push(FieldError::new(
+                    "basic_auth.password_file",
+                    format!("{} is not a readable file", file.display()),
+                ));
+            }
+        }
+        if let Some(file) = &self.bearer_token_file
+            && !file.is_file()
+        {
+            errors.push(FieldError::new(
+                "bearer_token_file",
+                format!("{} is not a readable file", file.display()),
+            ));
+        }
+        let min_shards = self.min_shards.unwrap_or(1);
+        let max_shards = self.max_shards.unwrap_or(8);
+        if min_shards == 0 {
+            errors.push(FieldError::new("min_shards", "must be at least 1"));
+        }
+        if max_shards < min_shards || max_shards > 1000 {
+            errors.push(FieldError::new(
+                "max_shards",
+                "must be between min_shards and 1000",
+            ));
+        }
+        let max_samples_per_send = self.max_samples_per_send.unwrap_or(2000);
+        if max_samples_per_send == 0 {
+            errors.push(FieldError::new(
+                "max_samples_per_send",
+                "must be at least 1",
+            ));
+        }
+        let timeout = self
+            .timeout
+            .map_or(std::time::Duration::from_secs(30), |d| d.get());
+        if timeout.is_zero() {
+            errors.push(FieldError::new("timeout", "must be more than 0"));
+        }
+        if self.metadata.send_interval.get().is_zero() {
+            errors.push(FieldError::new(
+                "metadata.send_interval",
+                "must be more than 0",
+            ));
+        }
+        self.tls.check(&mut errors);
+        self.queue.check(&mut errors);
+        let retry = self.retry.check(&mut errors);
+        match endpoint {
+            Some(endpoint) if errors.is_empty() => Ok(RemoteWriteConfig {
+                endpoint,
+                protocol_version: self.protocol_version.unwrap_or(ProtocolVersion::V1),
+                headers,
+                basic_auth: self.basic_auth,
+                bearer_token: self.bearer_token,
+                bearer_token_file: self.bearer_token_file,
+                timeout,
+                tls: self.tls,
+                min_shards,
+                max_shards,
+                max_samples_per_send,
+                batch_send_deadline: self
+                    .batch_send_deadline
+                    .map_or(std::time::Duration::from_secs(5), |d| d.get()),
+                metadata: self.metadata,
+                queue: self.queue,
+                retry,
+            }),
+            _ => Err(errors),
+        }
+    }
+}

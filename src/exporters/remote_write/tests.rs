@@ -1,0 +1,115 @@
+use super::*;
+
+fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            (
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn success_and_partial_writes() {
+    let ok = classify(
+        http::StatusCode::NO_CONTENT,
+        &headers(&[]),
+        b"",
+        10,
+        ProtocolVersion::V1,
+    )
+    .unwrap();
+    assert_eq!(ok.rejected_items, 0);
+    let partial = classify(
+        http::StatusCode::OK,
+        &headers(&[
+            ("X-Prometheus-Remote-Write-Samples-Written", "7"),
+            ("X-Prometheus-Remote-Write-Histograms-Written", "1"),
+        ]),
+        b"2 samples were out of order",
+        10,
+        ProtocolVersion::V2,
+    )
+    .unwrap();
+    assert_eq!(partial.rejected_items, 2);
+}
+
+#[test]
+fn retryable_and_permanent_answers() {
+    let e = classify(
+        http::StatusCode::TOO_MANY_REQUESTS,
+        &headers(&[("Retry-After", "7")]),
+        b"slow down",
+        1,
+        ProtocolVersion::V1,
+    )
+    .unwrap_err();
+    assert!(e.retryable);
+    assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
+    let e = classify(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        &headers(&[]),
+        b"",
+        1,
+        ProtocolVersion::V1,
+    )
+    .unwrap_err();
+    assert!(e.retryable);
+    let cases = [
+        ("out of order sample", "out_of_order"),
+        ("duplicate sample for timestamp", "duplicate"),
+        ("out of bounds", "too_old"),
+        ("invalid labels", "http_4xx"),
+    ];
+    for (body, reason) in cases {
+        let e = classify(
+            http::StatusCode::BAD_REQUEST,
+            &headers(&[]),
+            body.as_bytes(),
+            1,
+            ProtocolVersion::V1,
+        )
+        .unwrap_err();
+        assert!(!e.retryable, "{body}");
+        assert_eq!(e.reason, reason);
+        assert!(e.message.contains(body), "the server's message is kept");
+    }
+    let e = classify(
+        http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        &headers(&[]),
+        b"",
+        1,
+        ProtocolVersion::V2,
+    )
+    .unwrap_err();
+    assert_eq!(e.reason, "unsupported_protocol");
+    assert!(e.message.contains("protocol_version"));
+}
+
+#[test]
+fn basic_and_bearer_authorization() {
+    let raw: RawRemoteWriteConfig = toml::from_str(
+        r#"endpoint = "http://mimir:8080/api/v1/push"
+basic_auth = { username = "user", password = "pass" }
+tenant_id = "team-a""#,
+    )
+    .unwrap();
+    let config = crate::config::Validate::validate(raw).unwrap();
+    assert_eq!(
+        authorization(&config).unwrap().unwrap(),
+        "Basic dXNlcjpwYXNz"
+    );
+    assert!(
+        config
+            .headers
+            .iter()
+            .any(|(n, v)| n == "x-scope-orgid" && v == "team-a")
+    );
+    let raw: RawRemoteWriteConfig =
+        toml::from_str("endpoint = \"http://x/push\"\nbearer_token = \"t0k\"\nbasic_auth = { username = \"u\", password = \"p\" }").unwrap();
+    let errors = crate::config::Validate::validate(raw).unwrap_err();
+    assert!(errors.iter().any(|e| e.message.contains("use one of")));
+}

@@ -1,0 +1,2 @@
+//! OTLP metrics → Prometheus series, following Prometheus' own OTLP
+//! translation (the `prometheus/otlptranslator` rules).
