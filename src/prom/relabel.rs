@@ -225,7 +225,7 @@ fn check_fields(raw: &RawRelabelConfig, kind: Kind, errors: &mut Vec<FieldError>
             "the hashmod action needs a non-zero modulus".into(),
         );
     }
-    let writes_target = matches!(
+    let needs_target = matches!(
         kind,
         Kind::Replace
             | Kind::HashMod
@@ -234,7 +234,7 @@ fn check_fields(raw: &RawRelabelConfig, kind: Kind, errors: &mut Vec<FieldError>
             | Kind::KeepEqual
             | Kind::DropEqual
     );
-    if writes_target {
+    if needs_target {
         // Only replace may name its target with `$` references to the match.
         let valid = if kind == Kind::Replace && target.contains('$') {
             LABEL_TEMPLATE.is_match(target)
@@ -324,7 +324,7 @@ pub fn validate_all(
 ///
 /// An empty result is not a drop here, as in Prometheus: its scrape loop drops
 /// a series whose labels end up empty, and target discovery drops a target
-/// without `__address__`. Callers do the same.
+/// without `__address__`. Callers must do the same.
 pub fn process(labels: &mut LabelsBuilder, configs: &[RelabelConfig]) -> bool {
     let mut scratch = String::new();
     configs

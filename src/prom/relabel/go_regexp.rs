@@ -16,10 +16,11 @@
 //!   names.
 //!
 //! So a pattern is rewritten into Rust syntax with Go's meaning before it is
-//! compiled, and templates are expanded here with Go's rules. What is left: Rust
-//! accepts a few patterns Go rejects (capture names with `.` or non-ASCII
-//! letters, more Unicode property names); both agree on every pattern Go
-//! accepts, except capture names starting with a digit, which Rust rejects.
+//! compiled, and templates are expanded here with Go's rules. Known gaps: Rust
+//! accepts some patterns Go rejects (capture names with `.` or non-ASCII
+//! letters, more Unicode property names), and rejects capture names starting
+//! with a digit, which Go accepts. The Unicode tables (classes, case folding) are the `regex` crate's,
+//! which may be a version ahead of or behind Go's.
 
 use regex::{Captures, Regex};
 use std::borrow::Cow;
@@ -38,20 +39,32 @@ pub(super) fn compile_anchored(pattern: &str) -> Result<Regex, String> {
 fn translate(go: &str) -> Result<String, String> {
     let mut out = String::with_capacity(go.len() + 16);
     let mut rest = go;
+    // Go refuses stacked repetitions (`a**`, `a{2}{3}`); Rust nests them.
+    let mut after_repetition = false;
     while let Some(c) = next(&mut rest) {
+        let repetition = match c {
+            '*' | '+' | '?' => Some(0),
+            '{' => repetition_len(rest),
+            _ => None,
+        };
+        if let Some(len) = repetition {
+            if after_repetition {
+                return Err(format!("invalid nested repetition operator: {c}"));
+            }
+            out.push(c);
+            // The rest of `{n,m}`, and a `?` that makes it non-greedy.
+            let len = len + usize::from(rest[len..].starts_with('?'));
+            out.push_str(&rest[..len]);
+            rest = &rest[len..];
+            after_repetition = true;
+            continue;
+        }
+        after_repetition = false;
         match c {
             '\\' => escape(&mut rest, &mut out)?,
             '[' => class(&mut rest, &mut out)?,
             '(' if rest.starts_with('?') => group(&mut rest, &mut out)?,
-            '{' => match repetition_len(rest) {
-                Some(len) => {
-                    out.push('{');
-                    out.push_str(&rest[..len]);
-                    rest = &rest[len..];
-                }
-                None => out.push_str(r"\{"),
-            },
-            '}' | ']' => {
+            '{' | '}' | ']' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -67,11 +80,13 @@ fn next(rest: &mut &str) -> Option<char> {
     Some(c)
 }
 
-/// After `(`: named groups pass through; flag groups may only use Go's flags.
+/// After `(`, at `?`: named groups pass through; flag groups may only use
+/// Go's flags.
 fn group(rest: &mut &str, out: &mut String) -> Result<(), String> {
-    out.push('(');
+    out.push_str("(?");
+    *rest = &rest[1..];
     let flags_end = rest.find([')', ':']).unwrap_or(rest.len());
-    let flags = &rest[1..flags_end];
+    let flags = &rest[..flags_end];
     let named = flags.starts_with("P<") || flags.starts_with('<');
     if !named
         && !flags
@@ -429,6 +444,9 @@ mod tests {
         assert!(matches("a{2}", "aa"));
         assert!(matches("a{1,}", "aaa"));
         assert!(matches("a{0,2}b", "ab"));
+        assert!(matches("a{1,2}?a", "aa"));
+        assert!(matches("a*?b+?c??", "abc"));
+        assert!(matches(r"a\**", "a**"));
         assert!(matches("}]", "}]"));
         assert!(matches("[[]", "["));
         assert!(matches("[a&&b]", "&"));
@@ -464,6 +482,12 @@ mod tests {
     #[test]
     fn patterns_go_rejects_are_rejected() {
         for pattern in [
+            "a**",
+            "a*+",
+            "a{2}{3}",
+            "a*??",
+            "*",
+            "(?=a)",
             r"\1",
             r"a\",
             r"\Qabc",
