@@ -173,7 +173,10 @@ impl<'a> Cursor<'a> {
     /// The text between a pair of double quotes, and whether it holds escapes.
     /// A backslash escapes whatever follows it, so `\"` does not end the string.
     fn quoted(&mut self, what: &str) -> Result<(&'a str, bool), LineError> {
-        self.expect(b'"', &format!("'\"' opening a {what}"))?;
+        if self.peek() != Some(b'"') {
+            return Err(self.unexpected(&format!("'\"' opening a {what}")));
+        }
+        self.pos += 1;
         let start = self.pos;
         let bytes = self.bytes();
         let mut escaped = false;
