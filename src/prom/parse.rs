@@ -215,10 +215,14 @@ struct SampleParts<'a> {
     name: &'a str,
     value: f64,
     timestamp_ms: Option<i64>,
-    exemplar: Option<(f64, Option<i64>)>,
+    exemplar: Option<ExemplarParts>,
 }
 
+/// An exemplar's value and timestamp; its labels are in the parser's buffer.
+type ExemplarParts = (f64, Option<i64>);
+
 impl<'a> Parser<'a> {
+    /// A parser over a whole scrape body in `format`.
     pub fn new(body: &'a [u8], format: Format) -> Self {
         let (text, invalid_utf8) = match std::str::from_utf8(body) {
             Ok(text) => (text, None),
@@ -242,7 +246,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The number (1-based) of the line the last entry or error came from.
+    /// The number (1-based) of the line the entry last returned came from.
     pub fn line(&self) -> usize {
         self.line
     }

@@ -2,7 +2,7 @@
 //! and exemplars, and the `#` lines of each format.
 
 use super::lexer::{self, Cursor, LineError};
-use super::{Entry, Format, Label, MetricType, Parsed, Parser, SampleParts};
+use super::{Entry, ExemplarParts, Format, Label, MetricType, Parsed, Parser, SampleParts};
 
 /// Above this many labels, duplicates are found by sorting rather than by
 /// comparing every pair.
@@ -58,31 +58,11 @@ impl<'a> Parser<'a> {
         }
         let value = number(&mut cur, "value", lexer::value)?;
 
-        let mut timestamp_ms = None;
-        let mut exemplar = None;
-        if om {
-            if !cur.at_end() {
-                cur.expect(b' ', "a space or end of line after the value")?;
-                if cur.peek() != Some(b'#') {
-                    timestamp_ms = Some(number(&mut cur, "timestamp", lexer::seconds_as_ms)?);
-                    if !cur.at_end() {
-                        cur.expect(b' ', "a space or end of line after the timestamp")?;
-                    }
-                }
-            }
-            if !cur.at_end() {
-                exemplar = Some(self.exemplar(&mut cur)?);
-            }
+        let (timestamp_ms, exemplar) = if om {
+            self.openmetrics_tail(&mut cur)?
         } else {
-            cur.skip_blanks();
-            if !cur.at_end() {
-                timestamp_ms = Some(number(&mut cur, "timestamp", lexer::timestamp_ms)?);
-                cur.skip_blanks();
-                if !cur.at_end() {
-                    return Err(cur.unexpected("end of line after the timestamp"));
-                }
-            }
-        }
+            (text004_tail(&mut cur)?, None)
+        };
         Ok(SampleParts {
             name,
             value,
@@ -91,8 +71,33 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// What may follow an OpenMetrics value: ` timestamp`, ` # exemplar`,
+    /// or both, each after exactly one space.
+    #[allow(
+        clippy::type_complexity,
+        reason = "private, and named by its fields' docs"
+    )]
+    fn openmetrics_tail(
+        &mut self,
+        cur: &mut Cursor<'a>,
+    ) -> Result<(Option<i64>, Option<ExemplarParts>), LineError> {
+        if cur.at_end() {
+            return Ok((None, None));
+        }
+        cur.expect(b' ', "a space or end of line after the value")?;
+        let mut timestamp_ms = None;
+        if cur.peek() != Some(b'#') {
+            timestamp_ms = Some(number(cur, "timestamp", lexer::seconds_as_ms)?);
+            if cur.at_end() {
+                return Ok((timestamp_ms, None));
+            }
+            cur.expect(b' ', "a space or end of line after the timestamp")?;
+        }
+        Ok((timestamp_ms, Some(self.exemplar(cur)?)))
+    }
+
     /// `# {labels} value [timestamp]` at the end of an OpenMetrics sample.
-    fn exemplar(&mut self, cur: &mut Cursor<'a>) -> Result<(f64, Option<i64>), LineError> {
+    fn exemplar(&mut self, cur: &mut Cursor<'a>) -> Result<ExemplarParts, LineError> {
         if !cur.eat("# {") {
             return Err(cur.unexpected("an exemplar starting with \"# {\""));
         }
@@ -110,6 +115,20 @@ impl<'a> Parser<'a> {
         }
         Ok((value, timestamp_ms))
     }
+}
+
+/// What may follow a 0.0.4 value: blanks and an optional timestamp.
+fn text004_tail(cur: &mut Cursor<'_>) -> Result<Option<i64>, LineError> {
+    cur.skip_blanks();
+    if cur.at_end() {
+        return Ok(None);
+    }
+    let timestamp_ms = number(cur, "timestamp", lexer::timestamp_ms)?;
+    cur.skip_blanks();
+    if !cur.at_end() {
+        return Err(cur.unexpected("end of line after the timestamp"));
+    }
+    Ok(Some(timestamp_ms))
 }
 
 /// A `#` line in 0.0.4: `# HELP`, `# TYPE`, or a comment.

@@ -783,6 +783,11 @@ const MALFORMED_OPENMETRICS: &[(&str, usize, &str)] = &[
     ),
     ("m 1 # a=\"b\" 1\n# EOF\n", 1, "expected an exemplar"),
     ("m 1 1 1\n# EOF\n", 1, "expected an exemplar"),
+    (
+        "m 1 2 \n# EOF\n",
+        1,
+        "expected an exemplar starting with \"# {\", found end of line",
+    ),
     ("m{a=\"b\\\"} 1\n# EOF\n", 1, "unterminated label value"),
 ];
 
