@@ -36,6 +36,9 @@ struct Args {
     connections: usize,
     spans_per_request: usize,
     rate: u64,
+    /// `--mode scrape`: series on the synthetic target, and how often it is scraped.
+    series: usize,
+    scrape_interval: Duration,
 }
 
 fn parse_args() -> Args {
@@ -46,6 +49,8 @@ fn parse_args() -> Args {
         connections: 4,
         spans_per_request: 200,
         rate: 0,
+        series: 1_000_000,
+        scrape_interval: Duration::from_secs(10),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,12 +78,17 @@ fn parse_args() -> Args {
                     .parse()
                     .unwrap_or_else(|_| usage("--rate SPANS_PER_SECOND"))
             }
+            "--series" => args.series = value().parse().unwrap_or_else(|_| usage("--series N")),
+            "--scrape-interval" => {
+                args.scrape_interval =
+                    ferro::config::units::parse_duration(&value()).unwrap_or_else(|e| usage(&e))
+            }
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
     }
-    if !matches!(args.mode.as_str(), "otlp" | "blackhole") {
-        usage("--mode is otlp or blackhole");
+    if !matches!(args.mode.as_str(), "otlp" | "blackhole" | "scrape") {
+        usage("--mode is otlp, blackhole or scrape");
     }
     args
 }
@@ -89,7 +99,8 @@ fn usage(problem: &str) -> ! {
     }
     eprintln!(
         "usage: ferro-load [--mode otlp|blackhole] [--duration 15s] [--connections 4] \
-         [--spans-per-request 200] [--rate SPANS_PER_SECOND (0 = as fast as accepted)] [--ferro PATH]"
+         [--spans-per-request 200] [--rate SPANS_PER_SECOND (0 = as fast as accepted)] [--ferro PATH]\n       \
+         ferro-load --mode scrape [--series 1000000] [--scrape-interval 10s] [--duration 60s]"
     );
     std::process::exit(2)
 }
@@ -240,6 +251,9 @@ fn start_ferro(args: &Args, sink: Option<SocketAddr>, dir: &std::path::Path) -> 
 #[tokio::main]
 async fn main() {
     let args = parse_args();
+    if args.mode == "scrape" {
+        return scrape_load(&args).await;
+    }
     let dir = std::env::temp_dir().join(format!("ferro-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
@@ -386,4 +400,127 @@ async fn main() {
         "ferro start-up            {:.1} ms (spawn to ready)",
         ferro.startup.as_secs_f64() * 1000.0
     );
+}
+
+/// `--mode scrape`: a synthetic target with `--series` series → ferro's
+/// Prometheus receiver → remote-write → a sink that counts series. Prints
+/// ferro's peak RSS per active series.
+async fn scrape_load(args: &Args) {
+    use std::fmt::Write as _;
+    let mut page = String::with_capacity(args.series * 80);
+    for i in 0..args.series {
+        let _ = writeln!(
+            page,
+            "load_metric_{}{{pod=\"pod-{}\",container=\"app\",id=\"{i}\"}} {}",
+            i % 20,
+            i % 5000,
+            i as f64 * 0.5
+        );
+    }
+    let page = Bytes::from(page);
+    let page_len = page.len();
+    let scrapes = Arc::new(AtomicU64::new(0));
+    let received = Arc::new(AtomicU64::new(0));
+    let (p, s) = (page.clone(), scrapes.clone());
+    let r = received.clone();
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let (p, s) = (p.clone(), s.clone());
+                async move {
+                    s.fetch_add(1, Ordering::Relaxed);
+                    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], p)
+                }
+            }),
+        )
+        .route(
+            "/api/v1/write",
+            axum::routing::post(move |body: Bytes| {
+                let r = r.clone();
+                async move {
+                    if let Ok(raw) = snap::raw::Decoder::new().decompress_vec(&body) {
+                        r.fetch_add(count_timeseries(&raw), Ordering::Relaxed);
+                    }
+                    http::StatusCode::NO_CONTENT
+                }
+            }),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(256 << 20));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = std::env::temp_dir().join(format!("ferro-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = format!(
+        "memory_limit = \"512MiB\"\n[telemetry]\nlisten = \"127.0.0.1:0\"\n\
+         [receivers.prometheus.load]\n[[receivers.prometheus.load.scrape_configs]]\n\
+         job_name = \"load\"\nscrape_interval = \"{}s\"\nscrape_timeout = \"{}s\"\nbody_size_limit = \"512MiB\"\n\
+         static_configs = [{{ targets = [\"{addr}\"] }}]\n\
+         [exporters.remote_write.sink]\nendpoint = \"http://{addr}/api/v1/write\"\nmax_shards = 4\n\
+         [pipelines.metrics]\nreceivers = [\"prometheus.load\"]\nexporters = [\"remote_write.sink\"]\n",
+        args.scrape_interval.as_secs(),
+        args.scrape_interval.as_secs().saturating_sub(1).max(1),
+    );
+    let path = dir.join("scrape.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(&args.ferro)
+        .args(["run", "--log-format", "json", "-c"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ferro starts (cargo build --release)");
+    let pid = child.id().to_string();
+    let began = Instant::now();
+    let mut peak = 0;
+    let cpu_before = process::read_pid(&pid).map(|s| s.cpu_seconds).unwrap_or(0.0);
+    while began.elapsed() < args.duration {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        peak = peak.max(process::read_pid(&pid).map(|s| s.rss_bytes).unwrap_or(0));
+    }
+    let cpu = process::read_pid(&pid).map(|s| s.cpu_seconds).unwrap_or(0.0) - cpu_before;
+    let hwm = process::peak_rss(&pid).unwrap_or(peak);
+    let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let done = scrapes.load(Ordering::Relaxed);
+    let written = received.load(Ordering::Relaxed);
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!("mode                      scrape → remote-write");
+    println!("series on the target      {} ({:.1} MiB page)", args.series, mib(page_len as u64));
+    println!("scrape interval           {:?}", args.scrape_interval);
+    println!("duration                  {:.1} s", began.elapsed().as_secs_f64());
+    println!("scrapes served            {done}");
+    println!("series written            {written} (incl. 5 synthetic a scrape)");
+    println!("ferro CPU                 {cpu:.2} s ({:.0} samples per CPU-second)", written as f64 / cpu.max(1e-9));
+    println!("ferro peak RSS            {:.1} MiB (VmHWM)", mib(hwm));
+    println!("peak RSS per series       {:.3} KiB", hwm as f64 / 1024.0 / args.series as f64);
+}
+
+/// Time series in an encoded `prometheus.WriteRequest` (top-level field 1).
+fn count_timeseries(mut buf: &[u8]) -> u64 {
+    let mut count = 0;
+    while !buf.is_empty() {
+        let Ok(key) = prost::encoding::decode_varint(&mut buf) else { return count };
+        match key & 7 {
+            0 => {
+                let _ = prost::encoding::decode_varint(&mut buf);
+            }
+            1 => buf = &buf[8.min(buf.len())..],
+            5 => buf = &buf[4.min(buf.len())..],
+            2 => {
+                let Ok(len) = prost::encoding::decode_varint(&mut buf) else { return count };
+                let len = (len as usize).min(buf.len());
+                if key >> 3 == 1 {
+                    count += 1;
+                }
+                buf = &buf[len..];
+            }
+            _ => return count,
+        }
+    }
+    count
 }

@@ -18,7 +18,7 @@ fn errors(text: &str) -> Vec<ConfigError> {
 #[test]
 fn embedded_default_is_valid() {
     let config = Config::embedded().unwrap();
-    assert_eq!(config.pipelines.len(), 1);
+    assert_eq!(config.pipelines.len(), 2);
     assert_eq!(config.telemetry.listen.to_string(), "127.0.0.1:8888");
     assert!(matches!(config.pipelines[0].stages[0], Stage::Batch(_)));
 }
@@ -86,7 +86,7 @@ brokers = []
 receivers = ["otlp.default", "otlp.missing"]
 exporters = ["otlp.nope"]
 
-[pipelines.metrics]
+[pipelines.logs]
 receivers = ["otlp.default"]
 exporters = ["otlp.bad_url"]
 "#;
@@ -113,7 +113,7 @@ exporters = ["otlp.bad_url"]
         "{rendered:#?}"
     );
     assert!(has("exporter `otlp.nope` is not defined"), "{rendered:#?}");
-    assert!(has("cannot carry metrics"), "{rendered:#?}");
+    assert!(has("cannot carry logs"), "{rendered:#?}");
     assert!(errors.len() >= 8, "{rendered:#?}");
 }
 

@@ -3,6 +3,7 @@
 //! answer when they are full.
 
 pub mod otlp;
+pub mod prometheus;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::topology::fanout::PipelineInputs;
 #[derive(Clone, Debug, PartialEq)]
 pub enum ReceiverConfig {
     Otlp(otlp::OtlpReceiverConfig),
+    Prometheus(prometheus::PrometheusConfig),
 }
 
 impl ReceiverConfig {
@@ -29,6 +31,7 @@ impl ReceiverConfig {
         value: Value<'a>,
     ) -> Option<Option<Self>> {
         match type_name {
+            "prometheus" => Some(doc.section::<prometheus::RawPrometheusConfig>(path, value).map(Self::Prometheus)),
             "otlp" => Some(
                 doc.section::<otlp::RawOtlpReceiverConfig>(path, value)
                     .map(Self::Otlp),
@@ -40,7 +43,8 @@ impl ReceiverConfig {
     /// The signals this receiver can feed into pipelines today.
     pub fn signals(&self) -> &'static [Signal] {
         match self {
-            Self::Otlp(_) => &[Signal::Traces],
+            Self::Otlp(_) => &[Signal::Traces, Signal::Metrics],
+            Self::Prometheus(_) => &[Signal::Metrics],
         }
     }
 }
@@ -63,6 +67,15 @@ pub struct RunningReceiver {
 }
 
 impl RunningReceiver {
+    pub fn new(
+        id: ComponentId,
+        addrs: Vec<(&'static str, SocketAddr)>,
+        stop: CancellationToken,
+        tasks: Vec<JoinHandle<()>>,
+    ) -> Self {
+        Self { id, addrs, stop, tasks }
+    }
+
     /// Stops accepting, lets in-flight requests finish for up to `grace`.
     pub async fn stop(self, grace: Duration) {
         self.stop.cancel();

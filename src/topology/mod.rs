@@ -25,7 +25,7 @@ use fanout::PipelineInputs;
 use pipeline::Pipeline;
 
 /// Batches a pipeline's input channel holds before receivers wait.
-const PIPELINE_CHANNEL: usize = 64;
+const PIPELINE_CHANNEL: usize = 16;
 
 /// How long receivers get to finish in-flight requests when stopping.
 const RECEIVER_GRACE: Duration = Duration::from_secs(5);
@@ -198,6 +198,13 @@ impl Topology {
                 ReceiverConfig::Otlp(c) => {
                     let outputs = wiring.outputs(id, c.pipeline_wait);
                     receivers::otlp::start(id, c, outputs, limiter.clone(), telemetry).await
+                }
+                ReceiverConfig::Prometheus(c) => {
+                    // A scrape that finds the pipeline full waits, then skips
+                    // the rest of its data and counts it: the next interval
+                    // scrapes afresh.
+                    let outputs = wiring.outputs(id, Duration::from_secs(5));
+                    receivers::prometheus::start(id, c, outputs, limiter.clone(), telemetry).await
                 }
             };
             match started {

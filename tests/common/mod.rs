@@ -2,6 +2,7 @@
 //! server (gRPC and HTTP) that can be told to refuse or to be slow.
 #![allow(dead_code)]
 
+pub mod prom;
 pub mod sink;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -197,15 +198,17 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 }
 
 fn parse_response(text: &str) -> (u16, String) {
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let body = if chunked {
+        String::from_utf8_lossy(&dechunk(body.as_bytes())).to_string()
+    } else {
+        body.to_string()
+    };
     (status, body)
 }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::config::{Duration, FieldError, Validate};
 use crate::exporters::{QueueConfig, RawRetryConfig, RetryConfig};
+use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::tls::TlsConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -13,14 +14,6 @@ pub enum ProtocolVersion {
     V1,
     #[serde(rename = "2.0")]
     V2,
-}
-
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct BasicAuth {
-    pub username: String,
-    pub password: Option<String>,
-    /// A file holding the password (a mounted Secret); read at start and reload.
-    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -82,9 +75,7 @@ pub struct RemoteWriteConfig {
     pub endpoint: Uri,
     pub protocol_version: ProtocolVersion,
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    pub basic_auth: Option<BasicAuth>,
-    pub bearer_token: Option<String>,
-    pub bearer_token_file: Option<PathBuf>,
+    pub credentials: Credentials,
     pub timeout: std::time::Duration,
     pub tls: TlsConfig,
     pub min_shards: usize,
@@ -133,41 +124,12 @@ impl Validate for RawRemoteWriteConfig {
                 )),
             }
         }
-        let auth_ways = [
-            self.basic_auth.is_some(),
-            self.bearer_token.is_some(),
-            self.bearer_token_file.is_some(),
-        ];
-        if auth_ways.iter().filter(|&&b| b).count() > 1 {
-            errors.push(FieldError::new(
-                "basic_auth",
-                "use one of basic_auth, bearer_token and bearer_token_file",
-            ));
-        }
-        if let Some(auth) = &self.basic_auth {
-            if auth.password.is_some() == auth.password_file.is_some() {
-                errors.push(FieldError::new(
-                    "basic_auth",
-                    "set exactly one of password and password_file",
-                ));
-            }
-            if let Some(file) = &auth.password_file
-                && !file.is_file()
-            {
-                errors.push(FieldError::new(
-                    "basic_auth.password_file",
-                    format!("{} is not a readable file", file.display()),
-                ));
-            }
-        }
-        if let Some(file) = &self.bearer_token_file
-            && !file.is_file()
-        {
-            errors.push(FieldError::new(
-                "bearer_token_file",
-                format!("{} is not a readable file", file.display()),
-            ));
-        }
+        let credentials = Credentials {
+            basic_auth: self.basic_auth,
+            bearer_token: self.bearer_token,
+            bearer_token_file: self.bearer_token_file,
+        };
+        credentials.check("", &mut errors);
         let min_shards = self.min_shards.unwrap_or(1);
         let max_shards = self.max_shards.unwrap_or(8);
         if min_shards == 0 {
@@ -206,9 +168,7 @@ impl Validate for RawRemoteWriteConfig {
                 endpoint,
                 protocol_version: self.protocol_version.unwrap_or(ProtocolVersion::V1),
                 headers,
-                basic_auth: self.basic_auth,
-                bearer_token: self.bearer_token,
-                bearer_token_file: self.bearer_token_file,
+                credentials,
                 timeout,
                 tls: self.tls,
                 min_shards,

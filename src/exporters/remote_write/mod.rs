@@ -49,7 +49,7 @@ impl RemoteWrite {
         let sink = RemoteWriteSink {
             client: http_client::client(&config.tls)?,
             config: config.clone(),
-            authorization: authorization(config)?,
+            authorization: config.credentials.header()?,
             metadata: Mutex::new(HashMap::new()),
         };
         Ok(Self {
@@ -68,37 +68,6 @@ impl RemoteWrite {
             delivery,
         ))]
     }
-}
-
-fn authorization(config: &RemoteWriteConfig) -> Result<Option<http::HeaderValue>, String> {
-    use base64::Engine;
-    let value = if let Some(auth) = &config.basic_auth {
-        let password = match (&auth.password, &auth.password_file) {
-            (Some(p), _) => p.clone(),
-            (None, Some(file)) => std::fs::read_to_string(file)
-                .map_err(|e| format!("basic_auth.password_file {}: {e}", file.display()))?
-                .trim_end_matches(['\n', '\r'])
-                .to_string(),
-            (None, None) => String::new(),
-        };
-        let token = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{password}", auth.username));
-        Some(format!("Basic {token}"))
-    } else if let Some(token) = &config.bearer_token {
-        Some(format!("Bearer {token}"))
-    } else if let Some(file) = &config.bearer_token_file {
-        let token = std::fs::read_to_string(file)
-            .map_err(|e| format!("bearer_token_file {}: {e}", file.display()))?;
-        Some(format!("Bearer {}", token.trim()))
-    } else {
-        None
-    };
-    value
-        .map(|v| {
-            http::HeaderValue::from_str(&v)
-                .map_err(|_| "the credentials are not a valid header value".to_string())
-        })
-        .transpose()
 }
 
 /// Takes batches from the queue, remembers their metadata, and hands each

@@ -99,7 +99,7 @@ tenant_id = "team-a""#,
     .unwrap();
     let config = crate::config::Validate::validate(raw).unwrap();
     assert_eq!(
-        authorization(&config).unwrap().unwrap(),
+        config.credentials.header().unwrap().unwrap(),
         "Basic dXNlcjpwYXNz"
     );
     assert!(

@@ -3,7 +3,7 @@
 //! memory itself.
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 use prost::Message;
 use std::convert::Infallible;
 use std::future::Future;
@@ -183,20 +183,26 @@ impl<E: Export> UnaryService<Bytes> for ExportMethod<E> {
         Box::pin(async move {
             let body = request.into_inner();
             let result = match E::SIGNAL {
-                Signal::Traces => shared.accept_traces_protobuf(body).await.map(|partial| {
-                    ExportTraceServiceResponse {
-                        partial_success: partial,
-                    }
-                    .encode_to_vec()
-                }),
+                Signal::Traces => shared.accept_traces_protobuf(body).await,
+                Signal::Metrics => shared.accept_metrics_protobuf(body).await,
                 signal => Err(shared.rejected(signal, Rejection::NoPipeline(signal))),
-            };
+            }
+            .map(response_bytes);
             match result {
                 Ok(response) => Ok(tonic::Response::new(Bytes::from(response))),
                 Err(rejection) => Err(to_status(rejection, &shared)),
             }
         })
     }
+}
+
+/// An export response: the three OTLP responses share one wire layout
+/// (`partial_success` = 1 holding `rejected_*` = 1 and `error_message` = 2).
+fn response_bytes(partial: Option<super::Partial>) -> Vec<u8> {
+    ExportTraceServiceResponse {
+        partial_success: partial.map(|p| ExportTracePartialSuccess { rejected_spans: p.rejected, error_message: p.message }),
+    }
+    .encode_to_vec()
 }
 
 fn to_status(rejection: Rejection, shared: &Shared) -> Status {

@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{RETRY_AFTER, Rejection, Shared};
+use super::{Partial, RETRY_AFTER, Rejection, Shared};
 use crate::otlp::{self as wire, status};
 use crate::signal::Signal;
 use crate::topology::fanout::Refusal;
@@ -35,12 +35,7 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/v1/traces", post(traces))
-        .route(
-            "/v1/metrics",
-            post(|State(s): State<Arc<Shared>>, h: HeaderMap| async move {
-                no_pipeline(&s, &h, Signal::Metrics)
-            }),
-        )
+        .route("/v1/metrics", post(metrics))
         .route(
             "/v1/logs",
             post(|State(s): State<Arc<Shared>>, h: HeaderMap| async move {
@@ -78,30 +73,35 @@ fn format_of(headers: &HeaderMap) -> Option<Format> {
 }
 
 async fn traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    let Some(format) = format_of(&headers) else {
+    export(&shared, &headers, body, Signal::Traces).await
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    export(&shared, &headers, body, Signal::Metrics).await
+}
+
+async fn export(shared: &Shared, headers: &HeaderMap, body: Body, signal: Signal) -> Response {
+    let Some(format) = format_of(headers) else {
         let rejection = Rejection::Invalid {
             reason: "unsupported_media_type",
             message: "Content-Type must be application/x-protobuf or application/json".into(),
         };
-        return error_response(
-            Format::Json,
-            shared.rejected(Signal::Traces, rejection),
-            &shared,
-        );
+        return error_response(Format::Json, shared.rejected(signal, rejection), shared);
     };
-    let body = match read_body(body, &headers, shared.config.max_recv_msg_size).await {
+    let body = match read_body(body, headers, shared.config.max_recv_msg_size).await {
         Ok(body) => body,
-        Err(rejection) => {
-            return error_response(format, shared.rejected(Signal::Traces, rejection), &shared);
-        }
+        Err(rejection) => return error_response(format, shared.rejected(signal, rejection), shared),
     };
-    let result = match format {
-        Format::Protobuf => shared.accept_traces_protobuf(body).await,
-        Format::Json => shared.accept_traces_json(body).await,
+    let result = match (signal, format) {
+        (Signal::Traces, Format::Protobuf) => shared.accept_traces_protobuf(body).await,
+        (Signal::Traces, Format::Json) => shared.accept_traces_json(body).await,
+        (Signal::Metrics, Format::Protobuf) => shared.accept_metrics_protobuf(body).await,
+        (Signal::Metrics, Format::Json) => shared.accept_metrics_json(body).await,
+        (other, _) => Err(shared.rejected(other, Rejection::NoPipeline(other))),
     };
     match result {
-        Ok(partial) => success(format, partial),
-        Err(rejection) => error_response(format, rejection, &shared),
+        Ok(partial) => success(format, signal, partial),
+        Err(rejection) => error_response(format, rejection, shared),
     }
 }
 
@@ -175,28 +175,31 @@ async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes,
     }
 }
 
-fn success(format: Format, partial: Option<ExportTracePartialSuccess>) -> Response {
+fn success(format: Format, signal: Signal, partial: Option<Partial>) -> Response {
     let body: Vec<u8> = match format {
         Format::Protobuf => ExportTraceServiceResponse {
-            partial_success: partial,
+            // Every OTLP export response has this wire layout.
+            partial_success: partial
+                .map(|p| ExportTracePartialSuccess { rejected_spans: p.rejected, error_message: p.message }),
         }
         .encode_to_vec(),
         Format::Json => {
+            let rejected_key = match signal {
+                Signal::Metrics => "rejectedDataPoints",
+                Signal::Logs => "rejectedLogRecords",
+                Signal::Profiles => "rejectedProfiles",
+                Signal::Traces => "rejectedSpans",
+            };
             let value = match partial {
                 Some(p) => serde_json::json!({
-                    "partialSuccess": {"rejectedSpans": p.rejected_spans.to_string(), "errorMessage": p.error_message}
+                    "partialSuccess": {rejected_key: p.rejected.to_string(), "errorMessage": p.message}
                 }),
                 None => serde_json::json!({}),
             };
             value.to_string().into_bytes()
         }
     };
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, content_type(format))],
-        body,
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type(format))], body).into_response()
 }
 
 fn content_type(format: Format) -> &'static str {

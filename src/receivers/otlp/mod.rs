@@ -13,7 +13,7 @@ pub mod metrics;
 pub use config::{OtlpReceiverConfig, RawOtlpReceiverConfig};
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
@@ -44,6 +44,13 @@ pub enum Rejection {
     NoPipeline(Signal),
 }
 
+/// What an export answer reports as refused: spans or metric data points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partial {
+    pub rejected: i64,
+    pub message: String,
+}
+
 /// State shared by the gRPC and HTTP servers of one receiver.
 struct Shared {
     id: ComponentId,
@@ -65,7 +72,7 @@ impl Shared {
     async fn accept_traces_protobuf(
         &self,
         body: Bytes,
-    ) -> Result<Option<ExportTracePartialSuccess>, Rejection> {
+    ) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.traces else {
             return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
         };
@@ -93,7 +100,7 @@ impl Shared {
     async fn accept_traces_json(
         &self,
         body: Bytes,
-    ) -> Result<Option<ExportTracePartialSuccess>, Rejection> {
+    ) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.traces else {
             return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
         };
@@ -122,13 +129,13 @@ impl Shared {
         bytes: usize,
         invalid: u64,
         ticket: Ticket,
-    ) -> Result<Option<ExportTracePartialSuccess>, Rejection> {
+    ) -> Result<Option<Partial>, Rejection> {
         let items = traces.item_count() as u64;
         let partial = (invalid > 0).then(|| {
             self.traces.invalid_spans.inc_by(invalid);
-            ExportTracePartialSuccess {
-                rejected_spans: invalid as i64,
-                error_message: format!(
+            Partial {
+                rejected: invalid as i64,
+                message: format!(
                     "{invalid} span(s) rejected: trace_id must be 16 bytes and span_id 8 bytes, not all zero"
                 ),
             }
@@ -148,6 +155,65 @@ impl Shared {
                     refusal.reason(),
                 )
                 .inc_by(items);
+                Err(Rejection::Refused(refusal))
+            }
+        }
+    }
+
+    /// Takes a protobuf-encoded metrics request.
+    async fn accept_metrics_protobuf(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+        use prost::Message;
+        let Some(inputs) = &self.outputs.metrics else {
+            return Err(self.rejected(Signal::Metrics, Rejection::NoPipeline(Signal::Metrics)));
+        };
+        let ticket = self.reserve(Signal::Metrics, body.len())?;
+        let request = ExportMetricsServiceRequest::decode(body).map_err(|e| {
+            self.rejected(
+                Signal::Metrics,
+                Rejection::Invalid { reason: "malformed", message: format!("invalid protobuf: {e}") },
+            )
+        })?;
+        self.accept_metrics(inputs, request, ticket).await
+    }
+
+    /// Takes an OTLP/JSON metrics request.
+    async fn accept_metrics_json(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+        let Some(inputs) = &self.outputs.metrics else {
+            return Err(self.rejected(Signal::Metrics, Rejection::NoPipeline(Signal::Metrics)));
+        };
+        let ticket = self.reserve(Signal::Metrics, body.len())?;
+        let request = crate::otlp::json::decode_metrics(&body)
+            .map_err(|message| self.rejected(Signal::Metrics, Rejection::Invalid { reason: "malformed", message }))?;
+        self.accept_metrics(inputs, request, ticket).await
+    }
+
+    /// Converts to Prometheus series (Prometheus' own OTLP rules) and hands
+    /// them on; data points that cannot be converted are reported back.
+    async fn accept_metrics(
+        &self,
+        inputs: &crate::topology::fanout::PipelineInputs<crate::signal::Metrics>,
+        request: ExportMetricsServiceRequest,
+        ticket: Ticket,
+    ) -> Result<Option<Partial>, Rejection> {
+        let converted = metrics::convert(request);
+        let labels = Telemetry::labels("receiver", &self.id, Signal::Metrics);
+        for (reason, count) in &converted.rejections {
+            Telemetry::reason_counter(&self.telemetry.dropped, &labels, reason).inc_by(*count);
+        }
+        let partial = (converted.rejected_points > 0)
+            .then(|| Partial { rejected: converted.rejected_points as i64, message: converted.error_message.clone() });
+        let items = converted.metrics.item_count() as u64;
+        if items == 0 {
+            return Ok(partial);
+        }
+        let bytes = converted.metrics.encoded_len();
+        match inputs.send(Batch::with_size(converted.metrics, bytes, ticket)).await {
+            Ok(()) => {
+                Telemetry::counter(&self.telemetry.accepted, &labels).inc_by(items);
+                Ok(partial)
+            }
+            Err(refusal) => {
+                Telemetry::reason_counter(&self.telemetry.refused, &labels, refusal.reason()).inc_by(items);
                 Err(Rejection::Refused(refusal))
             }
         }

@@ -1,0 +1,271 @@
+//! Real Prometheus peers for the metrics tests: Debian's `prometheus` (with
+//! its remote-write receiver on) and `prometheus-node-exporter`, started on
+//! free 127.0.0.1 ports in a temp dir and stopped when dropped.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{free_port, http_get};
+
+pub struct Process {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn require(binary: &str) {
+    let found = Command::new("which").arg(binary).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    assert!(found, "{binary} is not installed: scripts/test installs Debian's prometheus and prometheus-node-exporter");
+}
+
+fn wait_until_up(addr: SocketAddr, path: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(addr).is_ok() && http_get(addr, path).0 == 200 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not come up on {addr}");
+}
+
+/// Prometheus with `--web.enable-remote-write-receiver`, scraping nothing.
+pub fn prometheus() -> Process {
+    require("prometheus");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg("--web.enable-remote-write-receiver")
+        .arg("--enable-feature=native-histograms")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus starts");
+    wait_until_up(addr, "/-/ready", "prometheus");
+    Process { child, addr, _dir: Some(dir) }
+}
+
+/// node-exporter on a free port.
+pub fn node_exporter() -> Process {
+    require("prometheus-node-exporter");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let child = Command::new("prometheus-node-exporter")
+        .arg(format!("--web.listen-address={addr}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node-exporter starts");
+    wait_until_up(addr, "/metrics", "node-exporter");
+    Process { child, addr, _dir: None }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Runs a PromQL instant query; returns the result vector as (labels, value).
+pub fn query(prometheus: SocketAddr, promql: &str) -> Vec<(serde_json::Map<String, serde_json::Value>, f64)> {
+    let (status, body) = http_get(prometheus, &format!("/api/v1/query?query={}", encode(promql)));
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    json["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let labels = r["metric"].as_object().unwrap().clone();
+            let value = r["value"][1].as_str().unwrap().parse::<f64>().unwrap_or(f64::NAN);
+            (labels, value)
+        })
+        .collect()
+}
+
+/// Every series Prometheus has for `selector`, as sorted `name=value` lists.
+pub fn series(prometheus: SocketAddr, selector: &str) -> Vec<Vec<(String, String)>> {
+    let (status, body) = http_get(prometheus, &format!("/api/v1/series?match[]={}", encode(selector)));
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut out: Vec<Vec<(String, String)>> = json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let mut pairs: Vec<(String, String)> = s
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            pairs.sort();
+            pairs
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    false
+}
+
+/// A scrape target serving whatever page the test sets, with a content type.
+pub struct PageServer {
+    pub addr: SocketAddr,
+    page: std::sync::Arc<std::sync::Mutex<(String, Vec<u8>)>>,
+    pub scrapes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl PageServer {
+    pub async fn start(content_type: &str, page: &str) -> PageServer {
+        use std::sync::atomic::Ordering;
+        let state = std::sync::Arc::new(std::sync::Mutex::new((content_type.to_string(), page.as_bytes().to_vec())));
+        let scrapes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (s, c) = (state.clone(), scrapes.clone());
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let (s, c) = (s.clone(), c.clone());
+                async move {
+                    c.fetch_add(1, Ordering::Relaxed);
+                    let (content_type, body) = s.lock().unwrap().clone();
+                    ([(axum::http::header::CONTENT_TYPE, content_type)], body)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        PageServer { addr, page: state, scrapes }
+    }
+
+    pub fn set(&self, content_type: &str, body: impl Into<Vec<u8>>) {
+        *self.page.lock().unwrap() = (content_type.to_string(), body.into());
+    }
+}
+
+/// A remote-write 2.0 receiver for tests. No Prometheus from the registries
+/// here speaks 2.0 (Debian's is 2.42), so this server decodes the real wire
+/// format (snappy block + `io.prometheus.write.v2.Request`) and enforces the
+/// spec's receiver rules: the 2.0 content type (else 415), `symbols[0] == ""`,
+/// `labels_refs` in pairs, in range and sorted by name, `__name__` present,
+/// samples of a series never older than the last one written (else 400 "out of
+/// order sample"); and answers with the `X-Prometheus-Remote-Write-*-Written`
+/// headers.
+pub struct Rw2Server {
+    pub addr: SocketAddr,
+    pub received: std::sync::Arc<std::sync::Mutex<Rw2Received>>,
+}
+
+#[derive(Default, Debug)]
+pub struct Rw2Received {
+    /// (labels, samples, metadata type, help)
+    pub series: Vec<(Vec<(String, String)>, Vec<(i64, f64)>, i32, String)>,
+    pub requests: usize,
+    pub rejected: usize,
+    last: std::collections::HashMap<Vec<(String, String)>, i64>,
+}
+
+impl Rw2Server {
+    pub async fn start() -> Rw2Server {
+        use axum::http::{HeaderMap, StatusCode};
+        use prost::Message;
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Rw2Received::default()));
+        let state = received.clone();
+        let app = axum::Router::new().route(
+            "/api/v1/write",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let state = state.clone();
+                async move {
+                    let mut out = HeaderMap::new();
+                    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    if content_type != "application/x-protobuf;proto=io.prometheus.write.v2.Request" {
+                        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, out, format!("unsupported content type {content_type}"));
+                    }
+                    if headers.get("content-encoding").and_then(|v| v.to_str().ok()) != Some("snappy") {
+                        return (StatusCode::BAD_REQUEST, out, "content-encoding must be snappy".into());
+                    }
+                    let Ok(raw) = snap::raw::Decoder::new().decompress_vec(&body) else {
+                        return (StatusCode::BAD_REQUEST, out, "bad snappy".into());
+                    };
+                    let Ok(request) = ferro_proto::write_v2::Request::decode(raw.as_slice()) else {
+                        return (StatusCode::BAD_REQUEST, out, "bad protobuf".into());
+                    };
+                    if request.symbols.first().map(String::as_str) != Some("") {
+                        return (StatusCode::BAD_REQUEST, out, "symbols[0] must be empty".into());
+                    }
+                    let mut received = state.lock().unwrap();
+                    received.requests += 1;
+                    let mut written = 0;
+                    for ts in &request.timeseries {
+                        let refs = &ts.labels_refs;
+                        if refs.len() % 2 != 0 || refs.iter().any(|&r| r as usize >= request.symbols.len()) {
+                            return (StatusCode::BAD_REQUEST, out, "bad labels_refs".into());
+                        }
+                        let labels: Vec<(String, String)> = refs
+                            .chunks(2)
+                            .map(|p| (request.symbols[p[0] as usize].clone(), request.symbols[p[1] as usize].clone()))
+                            .collect();
+                        if labels.windows(2).any(|w| w[0].0 >= w[1].0) || !labels.iter().any(|(n, _)| n == "__name__") {
+                            return (StatusCode::BAD_REQUEST, out, "labels must be sorted, unique and have __name__".into());
+                        }
+                        let mut samples = Vec::new();
+                        for sample in &ts.samples {
+                            let last = received.last.get(&labels).copied().unwrap_or(i64::MIN);
+                            if sample.timestamp < last {
+                                received.rejected += 1;
+                                return (StatusCode::BAD_REQUEST, out, "out of order sample".into());
+                            }
+                            received.last.insert(labels.clone(), sample.timestamp);
+                            samples.push((sample.timestamp, sample.value));
+                            written += 1;
+                        }
+                        let meta = ts.metadata.unwrap_or_default();
+                        let help = request.symbols.get(meta.help_ref as usize).cloned().unwrap_or_default();
+                        received.series.push((labels, samples, meta.r#type, help));
+                    }
+                    out.insert("X-Prometheus-Remote-Write-Samples-Written", written.into());
+                    out.insert("X-Prometheus-Remote-Write-Histograms-Written", 0.into());
+                    out.insert("X-Prometheus-Remote-Write-Exemplars-Written", 0.into());
+                    (StatusCode::NO_CONTENT, out, String::new())
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Rw2Server { addr, received }
+    }
+}
