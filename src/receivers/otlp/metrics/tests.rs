@@ -34,183 +34,65 @@ const T_MS: i64 = 1_700_000_000_123;
 #[test]
 fn metric_names_follow_prometheus() {
     use NameType::*;
+    #[rustfmt::skip]
     let cases: &[(&str, &str, NameType, Option<&str>)] = &[
         // metric_namer_test.go, UTF8Allowed=false, WithMetricSuffixes=true.
         ("requests", "", MonotonicCounter, Some("requests_total")),
         ("cpu_usage", "1", Gauge, Some("cpu_usage_ratio")),
         ("items", "1", MonotonicCounter, Some("items_total")),
-        (
-            "response_time",
-            "ms",
-            Gauge,
-            Some("response_time_milliseconds"),
-        ),
+        ("response_time", "ms", Gauge, Some("response_time_milliseconds")),
         ("memory_usage", "By", Gauge, Some("memory_usage_bytes")),
         ("requests", "1/s", Gauge, Some("requests_per_second")),
-        (
-            "throughput",
-            "By/s",
-            Gauge,
-            Some("throughput_bytes_per_second"),
-        ),
-        (
-            "custom_metric",
-            "custom_unit",
-            Gauge,
-            Some("custom_metric_custom_unit"),
-        ),
+        ("throughput", "By/s", Gauge, Some("throughput_bytes_per_second")),
+        ("custom_metric", "custom_unit", Gauge, Some("custom_metric_custom_unit")),
         ("custom_metric", "{custom}", Gauge, Some("custom_metric")),
-        (
-            "custom_metric",
-            "By/{custom}",
-            Gauge,
-            Some("custom_metric_bytes"),
-        ),
-        (
-            "requests_total",
-            "",
-            MonotonicCounter,
-            Some("requests_total"),
-        ),
+        ("custom_metric", "By/{custom}", Gauge, Some("custom_metric_bytes")),
+        ("requests_total", "", MonotonicCounter, Some("requests_total")),
         ("cpu_usage_ratio", "1", Gauge, Some("cpu_usage_ratio")),
-        (
-            "response_time_seconds",
-            "s",
-            Gauge,
-            Some("response_time_seconds"),
-        ),
-        (
-            "metric__with__multiple__underscores",
-            "unit__multiple__underscores",
-            Gauge,
-            Some("metric_with_multiple_underscores_unit_multiple_underscores"),
-        ),
-        (
-            "custom_metric",
-            "unit@with#special/chars",
-            Gauge,
-            Some("custom_metric_unit_with_special_per_chars"),
-        ),
+        ("response_time_seconds", "s", Gauge, Some("response_time_seconds")),
+        ("metric__with__multiple__underscores", "unit__multiple__underscores", Gauge, Some("metric_with_multiple_underscores_unit_multiple_underscores")),
+        ("custom_metric", "unit@with#special/chars", Gauge, Some("custom_metric_unit_with_special_per_chars")),
         ("@#$%", "", Gauge, None),
-        (
-            "request_duration",
-            "s",
-            Histogram,
-            Some("request_duration_seconds"),
-        ),
-        (
-            "request_size",
-            "By",
-            ExponentialHistogram,
-            Some("request_size_bytes"),
-        ),
-        (
-            "response_time",
-            "ms",
-            Summary,
-            Some("response_time_milliseconds"),
-        ),
-        (
-            "active_connections",
-            "",
-            NonMonotonicCounter,
-            Some("active_connections"),
-        ),
+        ("request_duration", "s", Histogram, Some("request_duration_seconds")),
+        ("request_size", "By", ExponentialHistogram, Some("request_size_bytes")),
+        ("response_time", "ms", Summary, Some("response_time_milliseconds")),
+        ("active_connections", "", NonMonotonicCounter, Some("active_connections")),
         ("unknown_metric", "", Gauge, Some("unknown_metric")),
         ("uptime", "d", Gauge, Some("uptime_days")),
         ("duration", "h", Gauge, Some("duration_hours")),
         ("timeout", "min", Gauge, Some("timeout_minutes")),
         ("latency", "us", Gauge, Some("latency_microseconds")),
         ("latency", "ns", Gauge, Some("latency_nanoseconds")),
-        (
-            "metric@with#special$chars",
-            "",
-            Gauge,
-            Some("metric_with_special_chars"),
-        ),
+        ("metric@with#special$chars", "", Gauge, Some("metric_with_special_chars")),
         ("metric@@##$$name", "", Gauge, Some("metric_name")),
         // The doc examples.
-        (
-            "http.server.duration",
-            "s",
-            Histogram,
-            Some("http_server_duration_seconds"),
-        ),
-        (
-            "requests.count",
-            "1",
-            MonotonicCounter,
-            Some("requests_count_total"),
-        ),
+        ("http.server.duration", "s", Histogram, Some("http_server_duration_seconds")),
+        ("requests.count", "1", MonotonicCounter, Some("requests_count_total")),
         ("memory.usage", "By", Gauge, Some("memory_usage_bytes")),
         // Leading digits, empty names.
-        (
-            "123_requests",
-            "",
-            MonotonicCounter,
-            Some("_123_requests_total"),
-        ),
+        ("123_requests", "", MonotonicCounter, Some("_123_requests_total")),
         ("", "", Gauge, None),
         ("...", "s", Gauge, Some("seconds")),
         // collector-contrib normalize_name_test.go cases.
-        (
-            "system.filesystem.usage",
-            "By",
-            Gauge,
-            Some("system_filesystem_usage_bytes"),
-        ),
-        (
-            "system.network.dropped",
-            "{packets}",
-            Gauge,
-            Some("system_network_dropped"),
-        ),
-        (
-            "system.network.dropped",
-            "packets",
-            Gauge,
-            Some("system_network_dropped_packets"),
-        ),
-        (
-            "system.cpu.utilization",
-            "1",
-            Gauge,
-            Some("system_cpu_utilization_ratio"),
-        ),
+        ("system.filesystem.usage", "By", Gauge, Some("system_filesystem_usage_bytes")),
+        ("system.network.dropped", "{packets}", Gauge, Some("system_network_dropped")),
+        ("system.network.dropped", "packets", Gauge, Some("system_network_dropped_packets")),
+        ("system.cpu.utilization", "1", Gauge, Some("system_cpu_utilization_ratio")),
         ("hello_you", "", MonotonicCounter, Some("hello_you_total")),
         ("cpu", "%", Gauge, Some("cpu_percent")),
         // `_total`/`_ratio` move to the end; only gauges get `_ratio`.
-        (
-            "total.requests",
-            "",
-            MonotonicCounter,
-            Some("requests_total"),
-        ),
+        ("total.requests", "", MonotonicCounter, Some("requests_total")),
         ("active", "1", NonMonotonicCounter, Some("active")),
         ("ratio.of.things", "1", Gauge, Some("of_things_ratio")),
-        (
-            "requests",
-            "1/s",
-            MonotonicCounter,
-            Some("requests_per_second_total"),
-        ),
+        ("requests", "1/s", MonotonicCounter, Some("requests_per_second_total")),
         // Units: blanks trimmed; a denominator of only invalid characters
-        // dropped (and `_ratio` is for unit `1` exactly); a unit word is only skipped as a whole token, so a
-        // `per_second` already in the name is added again (Go does this too).
+        // dropped (and `_ratio` is for unit `1` exactly); a unit word is
+        // only skipped as a whole token, so a `per_second` already in the
+        // name is added again (Go does this too).
         ("latency", " s ", Gauge, Some("latency_seconds")),
         ("x", "1/%%", Gauge, Some("x")),
-        (
-            "throughput_per_second",
-            "1/s",
-            Gauge,
-            Some("throughput_per_second_per_second"),
-        ),
-        (
-            "seconds.total",
-            "s",
-            MonotonicCounter,
-            Some("seconds_total"),
-        ),
+        ("throughput_per_second", "1/s", Gauge, Some("throughput_per_second_per_second")),
+        ("seconds.total", "s", MonotonicCounter, Some("seconds_total")),
     ];
     for (name, unit, kind, want) in cases {
         assert_eq!(
@@ -297,35 +179,18 @@ fn unit_names_follow_prometheus() {
 fn label_names_follow_prometheus() {
     // label_namer_test.go with Prometheus' defaults: underscore sanitization
     // on, multiple underscores preserved.
+    #[rustfmt::skip]
     let cases = [
         ("label:with:colons", Some("label_with_colons")),
         ("LabelWithCapitalLetters", Some("LabelWithCapitalLetters")),
-        (
-            "label!with&special$chars)",
-            Some("label_with_special_chars_"),
-        ),
-        (
-            "label_with_foreign_characters_字符",
-            Some("label_with_foreign_characters___"),
-        ),
+        ("label!with&special$chars)", Some("label_with_special_chars_")),
+        ("label_with_foreign_characters_字符", Some("label_with_foreign_characters___")),
         ("label.with.dots", Some("label_with_dots")),
         ("123label", Some("key_123label")),
-        (
-            "_label_starting_with_underscore",
-            Some("key_label_starting_with_underscore"),
-        ),
-        (
-            "__label_starting_with_2underscores",
-            Some("__label_starting_with_2underscores"),
-        ),
-        (
-            "label__with__double__underscores",
-            Some("label__with__double__underscores"),
-        ),
-        (
-            "__reserved__label__name__",
-            Some("__reserved__label__name__"),
-        ),
+        ("_label_starting_with_underscore", Some("key_label_starting_with_underscore")),
+        ("__label_starting_with_2underscores", Some("__label_starting_with_2underscores")),
+        ("label__with__double__underscores", Some("label__with__double__underscores")),
+        ("__reserved__label__name__", Some("__reserved__label__name__")),
         ("trailing_underscores___", Some("trailing_underscores___")),
         ("regular label", Some("regular_label")),
         ("http.method", Some("http_method")),
