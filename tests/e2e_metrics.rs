@@ -78,7 +78,12 @@ async fn node_exporter_series_arrive_in_prometheus_and_go_stale() {
     let instance = node.addr.to_string();
 
     assert!(
-        eventually(Duration::from_secs(30), || query(prom.addr, "up{job=\"node\"}").first().is_some_and(|(_, v)| *v == 1.0)),
+        eventually(Duration::from_secs(30), || query(
+            prom.addr,
+            "up{job=\"node\"}"
+        )
+        .first()
+        .is_some_and(|(_, v)| *v == 1.0)),
         "up{{job=\"node\"}} = 1 in Prometheus; ferro logs:\n{}",
         ferro.logs()
     );
@@ -87,27 +92,59 @@ async fn node_exporter_series_arrive_in_prometheus_and_go_stale() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let after = page_series(&http_get(node.addr, "/metrics").1, "node", &instance);
     let stable: BTreeSet<_> = before.intersection(&after).cloned().collect();
-    assert!(stable.len() > 100, "node-exporter exposes hundreds of series");
+    assert!(
+        stable.len() > 100,
+        "node-exporter exposes hundreds of series"
+    );
     let stored: BTreeSet<_> = series(prom.addr, "{job=\"node\"}").into_iter().collect();
     let missing: Vec<_> = stable.difference(&stored).take(5).collect();
-    assert!(missing.is_empty(), "every series node-exporter exposed is in Prometheus; missing e.g. {missing:?}");
-    for synthetic in ["up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling", "scrape_series_added"] {
-        assert_eq!(query(prom.addr, &format!("{synthetic}{{job=\"node\"}}")).len(), 1, "{synthetic} is written");
+    assert!(
+        missing.is_empty(),
+        "every series node-exporter exposed is in Prometheus; missing e.g. {missing:?}"
+    );
+    for synthetic in [
+        "up",
+        "scrape_duration_seconds",
+        "scrape_samples_scraped",
+        "scrape_samples_post_metric_relabeling",
+        "scrape_series_added",
+    ] {
+        assert_eq!(
+            query(prom.addr, &format!("{synthetic}{{job=\"node\"}}")).len(),
+            1,
+            "{synthetic} is written"
+        );
     }
     let build_info = query(prom.addr, "node_exporter_build_info{job=\"node\"}");
     assert_eq!(build_info[0].1, 1.0, "values arrive as exposed");
     let scraped = query(prom.addr, "scrape_samples_scraped{job=\"node\"}")[0].1;
-    assert!((scraped - after.len() as f64).abs() <= after.len() as f64 * 0.05, "{scraped} samples per scrape vs {} on the page", after.len());
-    assert_eq!(ferro.metric("ferro_dropped_items_total", &["remote_write.prom"]), 0.0);
+    assert!(
+        (scraped - after.len() as f64).abs() <= after.len() as f64 * 0.05,
+        "{scraped} samples per scrape vs {} on the page",
+        after.len()
+    );
+    assert_eq!(
+        ferro.metric("ferro_dropped_items_total", &["remote_write.prom"]),
+        0.0
+    );
 
     // The target goes away: up turns 0 and its series end (staleness markers).
     node.kill();
     assert!(
-        eventually(Duration::from_secs(15), || query(prom.addr, "up{job=\"node\"}").first().is_some_and(|(_, v)| *v == 0.0)),
+        eventually(Duration::from_secs(15), || query(
+            prom.addr,
+            "up{job=\"node\"}"
+        )
+        .first()
+        .is_some_and(|(_, v)| *v == 0.0)),
         "up = 0 once node-exporter is gone"
     );
     assert!(
-        eventually(Duration::from_secs(15), || query(prom.addr, "node_exporter_build_info{job=\"node\"}").is_empty()),
+        eventually(Duration::from_secs(15), || query(
+            prom.addr,
+            "node_exporter_build_info{job=\"node\"}"
+        )
+        .is_empty()),
         "the series is stale in Prometheus"
     );
 }
@@ -115,15 +152,34 @@ async fn node_exporter_series_arrive_in_prometheus_and_go_stale() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_oversized_pages_fail_the_scrape_not_ferro() {
     let target = PageServer::start(TEXT, "ok_metric 1\n").await;
-    let many = PageServer::start(TEXT, &(0..10).map(|i| format!("many{{i=\"{i}\"}} 1\n")).collect::<String>()).await;
+    let many = PageServer::start(
+        TEXT,
+        &(0..10)
+            .map(|i| format!("many{{i=\"{i}\"}} 1\n"))
+            .collect::<String>(),
+    )
+    .await;
     let prom = prometheus();
     let scrapes = scrape_config("bad", target.addr, "body_size_limit = \"64KiB\"")
         + &scrape_config("limited", many.addr, "sample_limit = 5");
     let ferro = ferro_to(prom.addr, &scrapes, "");
     // Over sample_limit: the whole scrape fails and none of it is written.
-    assert!(eventually(Duration::from_secs(20), || query(prom.addr, "up{job=\"limited\"}").first().is_some_and(|(_, v)| *v == 0.0)));
-    assert!(query(prom.addr, "many").is_empty(), "a scrape over sample_limit writes nothing");
-    assert!(eventually(Duration::from_secs(20), || query(prom.addr, "ok_metric{job=\"bad\"}").len() == 1));
+    assert!(eventually(Duration::from_secs(20), || query(
+        prom.addr,
+        "up{job=\"limited\"}"
+    )
+    .first()
+    .is_some_and(|(_, v)| *v == 0.0)));
+    assert!(
+        query(prom.addr, "many").is_empty(),
+        "a scrape over sample_limit writes nothing"
+    );
+    assert!(eventually(Duration::from_secs(20), || query(
+        prom.addr,
+        "ok_metric{job=\"bad\"}"
+    )
+    .len()
+        == 1));
 
     for (content_type, body) in [
         (TEXT, b"metric_without_value\n".to_vec()),
@@ -132,16 +188,35 @@ async fn garbage_and_oversized_pages_fail_the_scrape_not_ferro() {
         (TEXT, "big_metric 1\n".repeat(10_000).into_bytes()),
     ] {
         target.set(content_type, body);
-        let failed_before = ferro.metric("ferro_receiver_rejected_requests_total", &["scrape_failed"]);
+        let failed_before =
+            ferro.metric("ferro_receiver_rejected_requests_total", &["scrape_failed"]);
         assert!(
-            eventually(Duration::from_secs(10), || ferro.metric("ferro_receiver_rejected_requests_total", &["scrape_failed"]) > failed_before),
+            eventually(Duration::from_secs(10), || ferro.metric(
+                "ferro_receiver_rejected_requests_total",
+                &["scrape_failed"]
+            ) > failed_before),
             "a bad page fails its scrape and is counted"
         );
-        assert!(eventually(Duration::from_secs(10), || query(prom.addr, "up{job=\"bad\"}").first().is_some_and(|(_, v)| *v == 0.0)));
+        assert!(eventually(Duration::from_secs(10), || query(
+            prom.addr,
+            "up{job=\"bad\"}"
+        )
+        .first()
+        .is_some_and(|(_, v)| *v == 0.0)));
     }
     target.set(TEXT, "ok_metric 2\n");
-    assert!(eventually(Duration::from_secs(10), || query(prom.addr, "ok_metric{job=\"bad\"}").first().is_some_and(|(_, v)| *v == 2.0)));
-    assert!(eventually(Duration::from_secs(10), || query(prom.addr, "up{job=\"bad\"}").first().is_some_and(|(_, v)| *v == 1.0)));
+    assert!(eventually(Duration::from_secs(10), || query(
+        prom.addr,
+        "ok_metric{job=\"bad\"}"
+    )
+    .first()
+    .is_some_and(|(_, v)| *v == 2.0)));
+    assert!(eventually(Duration::from_secs(10), || query(
+        prom.addr,
+        "up{job=\"bad\"}"
+    )
+    .first()
+    .is_some_and(|(_, v)| *v == 1.0)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +244,10 @@ async fn remote_write_endpoint_down_then_back_loses_nothing_and_keeps_order() {
     let feeder = async move {
         for _ in 0..60 {
             let n = c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            t.set(TEXT, format!("# TYPE served_total counter\nserved_total {n}\n"));
+            t.set(
+                TEXT,
+                format!("# TYPE served_total counter\nserved_total {n}\n"),
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
@@ -186,8 +264,14 @@ async fn remote_write_endpoint_down_then_back_loses_nothing_and_keeps_order() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("p.yml"), "global:\n  scrape_interval: 1h\n").unwrap();
         let child = std::process::Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.path().join("p.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("p.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-remote-write-receiver")
             .stdout(std::process::Stdio::null())
@@ -199,14 +283,20 @@ async fn remote_write_endpoint_down_then_back_loses_nothing_and_keeps_order() {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let written = eventually(Duration::from_secs(40), || {
         std::net::TcpStream::connect(addr).is_ok()
-            && query(addr, "count_over_time(up{job=\"counting\"}[10m])").first().is_some_and(|(_, v)| *v >= scrapes_while_down as f64)
+            && query(addr, "count_over_time(up{job=\"counting\"}[10m])")
+                .first()
+                .is_some_and(|(_, v)| *v >= scrapes_while_down as f64)
     });
     let (mut child, _dir) = prom;
     let out_of_order = ferro.metric("ferro_exporter_send_failed_items_total", &["out_of_order"]);
     let dropped = ferro.metric("ferro_dropped_items_total", &["remote_write.prom"]);
     let _ = child.kill();
     let _ = child.wait();
-    assert!(written, "every scrape made while the endpoint was down arrives; ferro logs:\n{}", ferro.logs());
+    assert!(
+        written,
+        "every scrape made while the endpoint was down arrives; ferro logs:\n{}",
+        ferro.logs()
+    );
     assert_eq!(out_of_order, 0.0, "samples arrive in order");
     assert_eq!(dropped, 0.0, "nothing dropped");
 }
@@ -232,15 +322,35 @@ async fn python_sdk_otlp_metrics_arrive_in_prometheus_by_its_own_translation_rul
         prom.addr
     ));
     for (protocol, endpoint, service) in [
-        ("grpc", format!("http://{}", ferro.grpc.unwrap()), "checkout"),
-        ("http-protobuf", format!("http://{}", ferro.http.unwrap()), "cart"),
+        (
+            "grpc",
+            format!("http://{}", ferro.grpc.unwrap()),
+            "checkout",
+        ),
+        (
+            "http-protobuf",
+            format!("http://{}", ferro.http.unwrap()),
+            "cart",
+        ),
     ] {
         let output = std::process::Command::new(&python)
             .arg(common::python_script("send_metrics.py"))
-            .args(["--protocol", protocol, "--endpoint", &endpoint, "--service", service])
+            .args([
+                "--protocol",
+                protocol,
+                "--endpoint",
+                &endpoint,
+                "--service",
+                service,
+            ])
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}\n{}", String::from_utf8_lossy(&output.stderr), ferro.logs());
+        assert!(
+            output.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            ferro.logs()
+        );
         let job = format!("shop/{service}");
         let value = |promql: String| -> Option<f64> {
             let mut result = None;
@@ -251,15 +361,48 @@ async fn python_sdk_otlp_metrics_arrive_in_prometheus_by_its_own_translation_rul
             result
         };
         let sel = format!("job=\"{job}\",instance=\"pod-1\"");
-        assert_eq!(value(format!("http_server_requests_total{{{sel},http_response_status_code=\"200\"}}")), Some(7.0), "{protocol}: counter with _total; ferro:\n{}", ferro.logs());
-        assert_eq!(value(format!("http_server_requests_total{{{sel},http_response_status_code=\"500\"}}")), Some(2.0));
-        assert_eq!(value(format!("http_server_active_requests{{{sel}}}")), Some(3.0), "non-monotonic sum → gauge");
-        assert_eq!(value(format!("http_server_duration_seconds_count{{{sel},http_route=\"/cart\"}}")), Some(5.0));
+        assert_eq!(
+            value(format!(
+                "http_server_requests_total{{{sel},http_response_status_code=\"200\"}}"
+            )),
+            Some(7.0),
+            "{protocol}: counter with _total; ferro:\n{}",
+            ferro.logs()
+        );
+        assert_eq!(
+            value(format!(
+                "http_server_requests_total{{{sel},http_response_status_code=\"500\"}}"
+            )),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(format!("http_server_active_requests{{{sel}}}")),
+            Some(3.0),
+            "non-monotonic sum → gauge"
+        );
+        assert_eq!(
+            value(format!(
+                "http_server_duration_seconds_count{{{sel},http_route=\"/cart\"}}"
+            )),
+            Some(5.0)
+        );
         let sum = value(format!("http_server_duration_seconds_sum{{{sel}}}")).unwrap();
         assert!((sum - 3.443).abs() < 1e-9);
-        assert_eq!(value(format!("http_server_duration_seconds_bucket{{{sel},le=\"+Inf\"}}")), Some(5.0));
-        assert_eq!(value(format!("room_temperature_celsius{{{sel},room=\"lab\"}}")), Some(21.5));
-        assert_eq!(value(format!("target_info{{{sel},k8s_node_name=\"node-a\"}}")), Some(1.0), "resource attributes → target_info");
+        assert_eq!(
+            value(format!(
+                "http_server_duration_seconds_bucket{{{sel},le=\"+Inf\"}}"
+            )),
+            Some(5.0)
+        );
+        assert_eq!(
+            value(format!("room_temperature_celsius{{{sel},room=\"lab\"}}")),
+            Some(21.5)
+        );
+        assert_eq!(
+            value(format!("target_info{{{sel},k8s_node_name=\"node-a\"}}")),
+            Some(1.0),
+            "resource attributes → target_info"
+        );
     }
 }
 
@@ -271,17 +414,37 @@ async fn remote_write_2_sends_symbols_and_inline_metadata() {
     )
     .await;
     let server = common::prom::Rw2Server::start().await;
-    let ferro = ferro_to(server.addr, &scrape_config("rw2", target.addr, ""), "protocol_version = \"2.0\"");
+    let ferro = ferro_to(
+        server.addr,
+        &scrape_config("rw2", target.addr, ""),
+        "protocol_version = \"2.0\"",
+    );
     let arrived = eventually(Duration::from_secs(20), || {
-        server.received.lock().unwrap().series.iter().filter(|(l, ..)| l.contains(&("__name__".into(), "jobs_done_total".into()))).count() >= 2
+        server
+            .received
+            .lock()
+            .unwrap()
+            .series
+            .iter()
+            .filter(|s| {
+                s.labels
+                    .contains(&("__name__".into(), "jobs_done_total".into()))
+            })
+            .count()
+            >= 2
     });
     assert!(arrived, "{}", ferro.logs());
     let received = server.received.lock().unwrap();
     assert_eq!(received.rejected, 0);
-    let (labels, samples, kind, help) = received
+    let common::prom::Rw2Series {
+        labels,
+        samples,
+        kind,
+        help,
+    } = received
         .series
         .iter()
-        .find(|(l, ..)| l.contains(&("queue".into(), "b".into())))
+        .find(|s| s.labels.contains(&("queue".into(), "b".into())))
         .unwrap();
     assert!(labels.contains(&("job".into(), "rw2".into())));
     assert!(labels.contains(&("instance".into(), target.addr.to_string())));
@@ -289,5 +452,8 @@ async fn remote_write_2_sends_symbols_and_inline_metadata() {
     assert_eq!(*kind, 1, "counter metadata inline");
     assert_eq!(help, "Jobs finished.");
     drop(received);
-    assert_eq!(ferro.metric("ferro_dropped_items_total", &["remote_write.prom"]), 0.0);
+    assert_eq!(
+        ferro.metric("ferro_dropped_items_total", &["remote_write.prom"]),
+        0.0
+    );
 }

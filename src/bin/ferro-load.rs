@@ -430,7 +430,10 @@ async fn scrape_load(args: &Args) {
                 let (p, s) = (p.clone(), s.clone());
                 async move {
                     s.fetch_add(1, Ordering::Relaxed);
-                    ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], p)
+                    (
+                        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        p,
+                    )
                 }
             }),
         )
@@ -476,12 +479,17 @@ async fn scrape_load(args: &Args) {
     let pid = child.id().to_string();
     let began = Instant::now();
     let mut peak = 0;
-    let cpu_before = process::read_pid(&pid).map(|s| s.cpu_seconds).unwrap_or(0.0);
+    let cpu_before = process::read_pid(&pid)
+        .map(|s| s.cpu_seconds)
+        .unwrap_or(0.0);
     while began.elapsed() < args.duration {
         tokio::time::sleep(Duration::from_millis(200)).await;
         peak = peak.max(process::read_pid(&pid).map(|s| s.rss_bytes).unwrap_or(0));
     }
-    let cpu = process::read_pid(&pid).map(|s| s.cpu_seconds).unwrap_or(0.0) - cpu_before;
+    let cpu = process::read_pid(&pid)
+        .map(|s| s.cpu_seconds)
+        .unwrap_or(0.0)
+        - cpu_before;
     let hwm = process::peak_rss(&pid).unwrap_or(peak);
     let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
     let _ = child.wait();
@@ -490,21 +498,36 @@ async fn scrape_load(args: &Args) {
     let written = received.load(Ordering::Relaxed);
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!("mode                      scrape → remote-write");
-    println!("series on the target      {} ({:.1} MiB page)", args.series, mib(page_len as u64));
+    println!(
+        "series on the target      {} ({:.1} MiB page)",
+        args.series,
+        mib(page_len as u64)
+    );
     println!("scrape interval           {:?}", args.scrape_interval);
-    println!("duration                  {:.1} s", began.elapsed().as_secs_f64());
+    println!(
+        "duration                  {:.1} s",
+        began.elapsed().as_secs_f64()
+    );
     println!("scrapes served            {done}");
     println!("series written            {written} (incl. 5 synthetic a scrape)");
-    println!("ferro CPU                 {cpu:.2} s ({:.0} samples per CPU-second)", written as f64 / cpu.max(1e-9));
+    println!(
+        "ferro CPU                 {cpu:.2} s ({:.0} samples per CPU-second)",
+        written as f64 / cpu.max(1e-9)
+    );
     println!("ferro peak RSS            {:.1} MiB (VmHWM)", mib(hwm));
-    println!("peak RSS per series       {:.3} KiB", hwm as f64 / 1024.0 / args.series as f64);
+    println!(
+        "peak RSS per series       {:.3} KiB",
+        hwm as f64 / 1024.0 / args.series as f64
+    );
 }
 
 /// Time series in an encoded `prometheus.WriteRequest` (top-level field 1).
 fn count_timeseries(mut buf: &[u8]) -> u64 {
     let mut count = 0;
     while !buf.is_empty() {
-        let Ok(key) = prost::encoding::decode_varint(&mut buf) else { return count };
+        let Ok(key) = prost::encoding::decode_varint(&mut buf) else {
+            return count;
+        };
         match key & 7 {
             0 => {
                 let _ = prost::encoding::decode_varint(&mut buf);
@@ -512,7 +535,9 @@ fn count_timeseries(mut buf: &[u8]) -> u64 {
             1 => buf = &buf[8.min(buf.len())..],
             5 => buf = &buf[4.min(buf.len())..],
             2 => {
-                let Ok(len) = prost::encoding::decode_varint(&mut buf) else { return count };
+                let Ok(len) = prost::encoding::decode_varint(&mut buf) else {
+                    return count;
+                };
                 let len = (len as usize).min(buf.len());
                 if key >> 3 == 1 {
                     count += 1;

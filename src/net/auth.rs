@@ -26,14 +26,30 @@ pub struct Credentials {
 impl Credentials {
     /// Records every problem; `prefix` is the path of the table they sit in.
     pub fn check(&self, prefix: &str, errors: &mut Vec<FieldError>) {
-        let at = |field: &str| if prefix.is_empty() { field.to_string() } else { format!("{prefix}.{field}") };
-        let ways = [self.basic_auth.is_some(), self.bearer_token.is_some(), self.bearer_token_file.is_some()];
+        let at = |field: &str| {
+            if prefix.is_empty() {
+                field.to_string()
+            } else {
+                format!("{prefix}.{field}")
+            }
+        };
+        let ways = [
+            self.basic_auth.is_some(),
+            self.bearer_token.is_some(),
+            self.bearer_token_file.is_some(),
+        ];
         if ways.iter().filter(|&&b| b).count() > 1 {
-            errors.push(FieldError::new(at("basic_auth"), "use one of basic_auth, bearer_token and bearer_token_file"));
+            errors.push(FieldError::new(
+                at("basic_auth"),
+                "use one of basic_auth, bearer_token and bearer_token_file",
+            ));
         }
         if let Some(auth) = &self.basic_auth {
             if auth.password.is_some() == auth.password_file.is_some() {
-                errors.push(FieldError::new(at("basic_auth"), "set exactly one of password and password_file"));
+                errors.push(FieldError::new(
+                    at("basic_auth"),
+                    "set exactly one of password and password_file",
+                ));
             }
             if let Some(file) = &auth.password_file
                 && !file.is_file()
@@ -47,7 +63,10 @@ impl Credentials {
         if let Some(file) = &self.bearer_token_file
             && !file.is_file()
         {
-            errors.push(FieldError::new(at("bearer_token_file"), format!("{} is not a readable file", file.display())));
+            errors.push(FieldError::new(
+                at("bearer_token_file"),
+                format!("{} is not a readable file", file.display()),
+            ));
         }
     }
 
@@ -63,19 +82,23 @@ impl Credentials {
                     .to_string(),
                 (None, None) => String::new(),
             };
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{password}", auth.username));
+            let token = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{password}", auth.username));
             Some(format!("Basic {token}"))
         } else if let Some(token) = &self.bearer_token {
             Some(format!("Bearer {token}"))
         } else if let Some(file) = &self.bearer_token_file {
-            let token =
-                std::fs::read_to_string(file).map_err(|e| format!("bearer_token_file {}: {e}", file.display()))?;
+            let token = std::fs::read_to_string(file)
+                .map_err(|e| format!("bearer_token_file {}: {e}", file.display()))?;
             Some(format!("Bearer {}", token.trim()))
         } else {
             None
         };
         value
-            .map(|v| http::HeaderValue::from_str(&v).map_err(|_| "the credentials are not a valid header value".to_string()))
+            .map(|v| {
+                http::HeaderValue::from_str(&v)
+                    .map_err(|_| "the credentials are not a valid header value".to_string())
+            })
             .transpose()
     }
 }
@@ -86,15 +109,21 @@ mod tests {
 
     #[test]
     fn headers_and_exclusivity() {
-        let basic: Credentials = toml::from_str("basic_auth = { username = \"user\", password = \"pass\" }").unwrap();
+        let basic: Credentials =
+            toml::from_str("basic_auth = { username = \"user\", password = \"pass\" }").unwrap();
         assert_eq!(basic.header().unwrap().unwrap(), "Basic dXNlcjpwYXNz");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "s3cret\n").unwrap();
-        let bearer = Credentials { bearer_token_file: Some(file), ..Default::default() };
+        let bearer = Credentials {
+            bearer_token_file: Some(file),
+            ..Default::default()
+        };
         assert_eq!(bearer.header().unwrap().unwrap(), "Bearer s3cret");
-        let both: Credentials =
-            toml::from_str("bearer_token = \"t\"\nbasic_auth = { username = \"u\", password = \"p\" }").unwrap();
+        let both: Credentials = toml::from_str(
+            "bearer_token = \"t\"\nbasic_auth = { username = \"u\", password = \"p\" }",
+        )
+        .unwrap();
         let mut errors = Vec::new();
         both.check("", &mut errors);
         assert!(errors[0].message.contains("use one of"));

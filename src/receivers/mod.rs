@@ -31,7 +31,10 @@ impl ReceiverConfig {
         value: Value<'a>,
     ) -> Option<Option<Self>> {
         match type_name {
-            "prometheus" => Some(doc.section::<prometheus::RawPrometheusConfig>(path, value).map(Self::Prometheus)),
+            "prometheus" => Some(
+                doc.section::<prometheus::RawPrometheusConfig>(path, value)
+                    .map(Self::Prometheus),
+            ),
             "otlp" => Some(
                 doc.section::<otlp::RawOtlpReceiverConfig>(path, value)
                     .map(Self::Otlp),
@@ -73,7 +76,12 @@ impl RunningReceiver {
         stop: CancellationToken,
         tasks: Vec<JoinHandle<()>>,
     ) -> Self {
-        Self { id, addrs, stop, tasks }
+        Self {
+            id,
+            addrs,
+            stop,
+            tasks,
+        }
     }
 
     /// Stops accepting, lets in-flight requests finish for up to `grace`.

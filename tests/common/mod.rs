@@ -198,7 +198,11 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 }
 
 fn parse_response(text: &str) -> (u16, String) {
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
     let chunked = head.lines().any(|l| {
         let l = l.to_ascii_lowercase();

@@ -29,8 +29,15 @@ impl Process {
 }
 
 fn require(binary: &str) {
-    let found = Command::new("which").arg(binary).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
-    assert!(found, "{binary} is not installed: scripts/test installs Debian's prometheus and prometheus-node-exporter");
+    let found = Command::new("which")
+        .arg(binary)
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "{binary} is not installed: scripts/test installs Debian's prometheus and prometheus-node-exporter"
+    );
 }
 
 fn wait_until_up(addr: SocketAddr, path: &str, what: &str) {
@@ -53,7 +60,10 @@ pub fn prometheus() -> Process {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address={addr}"))
         .arg("--web.enable-remote-write-receiver")
         .arg("--enable-feature=native-histograms")
@@ -62,7 +72,11 @@ pub fn prometheus() -> Process {
         .spawn()
         .expect("prometheus starts");
     wait_until_up(addr, "/-/ready", "prometheus");
-    Process { child, addr, _dir: Some(dir) }
+    Process {
+        child,
+        addr,
+        _dir: Some(dir),
+    }
 }
 
 /// node-exporter on a free port.
@@ -76,21 +90,33 @@ pub fn node_exporter() -> Process {
         .spawn()
         .expect("node-exporter starts");
     wait_until_up(addr, "/metrics", "node-exporter");
-    Process { child, addr, _dir: None }
+    Process {
+        child,
+        addr,
+        _dir: None,
+    }
 }
 
 fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
 /// Runs a PromQL instant query; returns the result vector as (labels, value).
-pub fn query(prometheus: SocketAddr, promql: &str) -> Vec<(serde_json::Map<String, serde_json::Value>, f64)> {
-    let (status, body) = http_get(prometheus, &format!("/api/v1/query?query={}", encode(promql)));
+pub fn query(
+    prometheus: SocketAddr,
+    promql: &str,
+) -> Vec<(serde_json::Map<String, serde_json::Value>, f64)> {
+    let (status, body) = http_get(
+        prometheus,
+        &format!("/api/v1/query?query={}", encode(promql)),
+    );
     assert_eq!(status, 200, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     json["data"]["result"]
@@ -99,7 +125,11 @@ pub fn query(prometheus: SocketAddr, promql: &str) -> Vec<(serde_json::Map<Strin
         .iter()
         .map(|r| {
             let labels = r["metric"].as_object().unwrap().clone();
-            let value = r["value"][1].as_str().unwrap().parse::<f64>().unwrap_or(f64::NAN);
+            let value = r["value"][1]
+                .as_str()
+                .unwrap()
+                .parse::<f64>()
+                .unwrap_or(f64::NAN);
             (labels, value)
         })
         .collect()
@@ -107,7 +137,10 @@ pub fn query(prometheus: SocketAddr, promql: &str) -> Vec<(serde_json::Map<Strin
 
 /// Every series Prometheus has for `selector`, as sorted `name=value` lists.
 pub fn series(prometheus: SocketAddr, selector: &str) -> Vec<Vec<(String, String)>> {
-    let (status, body) = http_get(prometheus, &format!("/api/v1/series?match[]={}", encode(selector)));
+    let (status, body) = http_get(
+        prometheus,
+        &format!("/api/v1/series?match[]={}", encode(selector)),
+    );
     assert_eq!(status, 200, "{body}");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
     let mut out: Vec<Vec<(String, String)>> = json["data"]
@@ -151,7 +184,10 @@ pub struct PageServer {
 impl PageServer {
     pub async fn start(content_type: &str, page: &str) -> PageServer {
         use std::sync::atomic::Ordering;
-        let state = std::sync::Arc::new(std::sync::Mutex::new((content_type.to_string(), page.as_bytes().to_vec())));
+        let state = std::sync::Arc::new(std::sync::Mutex::new((
+            content_type.to_string(),
+            page.as_bytes().to_vec(),
+        )));
         let scrapes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (s, c) = (state.clone(), scrapes.clone());
         let app = axum::Router::new().route(
@@ -168,7 +204,11 @@ impl PageServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        PageServer { addr, page: state, scrapes }
+        PageServer {
+            addr,
+            page: state,
+            scrapes,
+        }
     }
 
     pub fn set(&self, content_type: &str, body: impl Into<Vec<u8>>) {
@@ -189,10 +229,20 @@ pub struct Rw2Server {
     pub received: std::sync::Arc<std::sync::Mutex<Rw2Received>>,
 }
 
+/// One time series as the server resolved it from the symbol table.
+#[derive(Debug)]
+pub struct Rw2Series {
+    pub labels: Vec<(String, String)>,
+    /// (timestamp ms, value)
+    pub samples: Vec<(i64, f64)>,
+    /// The metadata's metric type number.
+    pub kind: i32,
+    pub help: String,
+}
+
 #[derive(Default, Debug)]
 pub struct Rw2Received {
-    /// (labels, samples, metadata type, help)
-    pub series: Vec<(Vec<(String, String)>, Vec<(i64, f64)>, i32, String)>,
+    pub series: Vec<Rw2Series>,
     pub requests: usize,
     pub rejected: usize,
     last: std::collections::HashMap<Vec<(String, String)>, i64>,
@@ -210,12 +260,28 @@ impl Rw2Server {
                 let state = state.clone();
                 async move {
                     let mut out = HeaderMap::new();
-                    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-                    if content_type != "application/x-protobuf;proto=io.prometheus.write.v2.Request" {
-                        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, out, format!("unsupported content type {content_type}"));
+                    let content_type = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    if content_type != "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+                    {
+                        return (
+                            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            out,
+                            format!("unsupported content type {content_type}"),
+                        );
                     }
-                    if headers.get("content-encoding").and_then(|v| v.to_str().ok()) != Some("snappy") {
-                        return (StatusCode::BAD_REQUEST, out, "content-encoding must be snappy".into());
+                    if headers
+                        .get("content-encoding")
+                        .and_then(|v| v.to_str().ok())
+                        != Some("snappy")
+                    {
+                        return (
+                            StatusCode::BAD_REQUEST,
+                            out,
+                            "content-encoding must be snappy".into(),
+                        );
                     }
                     let Ok(raw) = snap::raw::Decoder::new().decompress_vec(&body) else {
                         return (StatusCode::BAD_REQUEST, out, "bad snappy".into());
@@ -224,37 +290,67 @@ impl Rw2Server {
                         return (StatusCode::BAD_REQUEST, out, "bad protobuf".into());
                     };
                     if request.symbols.first().map(String::as_str) != Some("") {
-                        return (StatusCode::BAD_REQUEST, out, "symbols[0] must be empty".into());
+                        return (
+                            StatusCode::BAD_REQUEST,
+                            out,
+                            "symbols[0] must be empty".into(),
+                        );
                     }
                     let mut received = state.lock().unwrap();
                     received.requests += 1;
                     let mut written = 0;
                     for ts in &request.timeseries {
                         let refs = &ts.labels_refs;
-                        if refs.len() % 2 != 0 || refs.iter().any(|&r| r as usize >= request.symbols.len()) {
+                        if refs.len() % 2 != 0
+                            || refs.iter().any(|&r| r as usize >= request.symbols.len())
+                        {
                             return (StatusCode::BAD_REQUEST, out, "bad labels_refs".into());
                         }
                         let labels: Vec<(String, String)> = refs
                             .chunks(2)
-                            .map(|p| (request.symbols[p[0] as usize].clone(), request.symbols[p[1] as usize].clone()))
+                            .map(|p| {
+                                (
+                                    request.symbols[p[0] as usize].clone(),
+                                    request.symbols[p[1] as usize].clone(),
+                                )
+                            })
                             .collect();
-                        if labels.windows(2).any(|w| w[0].0 >= w[1].0) || !labels.iter().any(|(n, _)| n == "__name__") {
-                            return (StatusCode::BAD_REQUEST, out, "labels must be sorted, unique and have __name__".into());
+                        if labels.windows(2).any(|w| w[0].0 >= w[1].0)
+                            || !labels.iter().any(|(n, _)| n == "__name__")
+                        {
+                            return (
+                                StatusCode::BAD_REQUEST,
+                                out,
+                                "labels must be sorted, unique and have __name__".into(),
+                            );
                         }
                         let mut samples = Vec::new();
                         for sample in &ts.samples {
                             let last = received.last.get(&labels).copied().unwrap_or(i64::MIN);
                             if sample.timestamp < last {
                                 received.rejected += 1;
-                                return (StatusCode::BAD_REQUEST, out, "out of order sample".into());
+                                return (
+                                    StatusCode::BAD_REQUEST,
+                                    out,
+                                    "out of order sample".into(),
+                                );
                             }
                             received.last.insert(labels.clone(), sample.timestamp);
                             samples.push((sample.timestamp, sample.value));
                             written += 1;
                         }
                         let meta = ts.metadata.unwrap_or_default();
-                        let help = request.symbols.get(meta.help_ref as usize).cloned().unwrap_or_default();
-                        received.series.push((labels, samples, meta.r#type, help));
+                        let help = request
+                            .symbols
+                            .get(meta.help_ref as usize)
+                            .cloned()
+                            .unwrap_or_default();
+                        received.series.push(Rw2Series {
+                            labels,
+                            samples,
+                            kind: meta.r#type,
+                            help,
+                        });
                     }
                     out.insert("X-Prometheus-Remote-Write-Samples-Written", written.into());
                     out.insert("X-Prometheus-Remote-Write-Histograms-Written", 0.into());

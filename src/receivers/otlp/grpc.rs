@@ -3,7 +3,9 @@
 //! memory itself.
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
 use prost::Message;
 use std::convert::Infallible;
 use std::future::Future;
@@ -200,7 +202,10 @@ impl<E: Export> UnaryService<Bytes> for ExportMethod<E> {
 /// (`partial_success` = 1 holding `rejected_*` = 1 and `error_message` = 2).
 fn response_bytes(partial: Option<super::Partial>) -> Vec<u8> {
     ExportTraceServiceResponse {
-        partial_success: partial.map(|p| ExportTracePartialSuccess { rejected_spans: p.rejected, error_message: p.message }),
+        partial_success: partial.map(|p| ExportTracePartialSuccess {
+            rejected_spans: p.rejected,
+            error_message: p.message,
+        }),
     }
     .encode_to_vec()
 }

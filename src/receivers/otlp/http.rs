@@ -90,7 +90,9 @@ async fn export(shared: &Shared, headers: &HeaderMap, body: Body, signal: Signal
     };
     let body = match read_body(body, headers, shared.config.max_recv_msg_size).await {
         Ok(body) => body,
-        Err(rejection) => return error_response(format, shared.rejected(signal, rejection), shared),
+        Err(rejection) => {
+            return error_response(format, shared.rejected(signal, rejection), shared);
+        }
     };
     let result = match (signal, format) {
         (Signal::Traces, Format::Protobuf) => shared.accept_traces_protobuf(body).await,
@@ -179,8 +181,10 @@ fn success(format: Format, signal: Signal, partial: Option<Partial>) -> Response
     let body: Vec<u8> = match format {
         Format::Protobuf => ExportTraceServiceResponse {
             // Every OTLP export response has this wire layout.
-            partial_success: partial
-                .map(|p| ExportTracePartialSuccess { rejected_spans: p.rejected, error_message: p.message }),
+            partial_success: partial.map(|p| ExportTracePartialSuccess {
+                rejected_spans: p.rejected,
+                error_message: p.message,
+            }),
         }
         .encode_to_vec(),
         Format::Json => {
@@ -199,7 +203,12 @@ fn success(format: Format, signal: Signal, partial: Option<Partial>) -> Response
             value.to_string().into_bytes()
         }
     };
-    (StatusCode::OK, [(header::CONTENT_TYPE, content_type(format))], body).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type(format))],
+        body,
+    )
+        .into_response()
 }
 
 fn content_type(format: Format) -> &'static str {

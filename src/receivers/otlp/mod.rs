@@ -69,10 +69,7 @@ struct SignalCounters {
 
 impl Shared {
     /// Takes a protobuf-encoded traces request (already size-checked and decompressed).
-    async fn accept_traces_protobuf(
-        &self,
-        body: Bytes,
-    ) -> Result<Option<Partial>, Rejection> {
+    async fn accept_traces_protobuf(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.traces else {
             return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
         };
@@ -97,10 +94,7 @@ impl Shared {
     }
 
     /// Takes an OTLP/JSON traces request.
-    async fn accept_traces_json(
-        &self,
-        body: Bytes,
-    ) -> Result<Option<Partial>, Rejection> {
+    async fn accept_traces_json(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.traces else {
             return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
         };
@@ -170,7 +164,10 @@ impl Shared {
         let request = ExportMetricsServiceRequest::decode(body).map_err(|e| {
             self.rejected(
                 Signal::Metrics,
-                Rejection::Invalid { reason: "malformed", message: format!("invalid protobuf: {e}") },
+                Rejection::Invalid {
+                    reason: "malformed",
+                    message: format!("invalid protobuf: {e}"),
+                },
             )
         })?;
         self.accept_metrics(inputs, request, ticket).await
@@ -182,8 +179,15 @@ impl Shared {
             return Err(self.rejected(Signal::Metrics, Rejection::NoPipeline(Signal::Metrics)));
         };
         let ticket = self.reserve(Signal::Metrics, body.len())?;
-        let request = crate::otlp::json::decode_metrics(&body)
-            .map_err(|message| self.rejected(Signal::Metrics, Rejection::Invalid { reason: "malformed", message }))?;
+        let request = crate::otlp::json::decode_metrics(&body).map_err(|message| {
+            self.rejected(
+                Signal::Metrics,
+                Rejection::Invalid {
+                    reason: "malformed",
+                    message,
+                },
+            )
+        })?;
         self.accept_metrics(inputs, request, ticket).await
     }
 
@@ -200,20 +204,26 @@ impl Shared {
         for (reason, count) in &converted.rejections {
             Telemetry::reason_counter(&self.telemetry.dropped, &labels, reason).inc_by(*count);
         }
-        let partial = (converted.rejected_points > 0)
-            .then(|| Partial { rejected: converted.rejected_points as i64, message: converted.error_message.clone() });
+        let partial = (converted.rejected_points > 0).then(|| Partial {
+            rejected: converted.rejected_points as i64,
+            message: converted.error_message.clone(),
+        });
         let items = converted.metrics.item_count() as u64;
         if items == 0 {
             return Ok(partial);
         }
         let bytes = converted.metrics.encoded_len();
-        match inputs.send(Batch::with_size(converted.metrics, bytes, ticket)).await {
+        match inputs
+            .send(Batch::with_size(converted.metrics, bytes, ticket))
+            .await
+        {
             Ok(()) => {
                 Telemetry::counter(&self.telemetry.accepted, &labels).inc_by(items);
                 Ok(partial)
             }
             Err(refusal) => {
-                Telemetry::reason_counter(&self.telemetry.refused, &labels, refusal.reason()).inc_by(items);
+                Telemetry::reason_counter(&self.telemetry.refused, &labels, refusal.reason())
+                    .inc_by(items);
                 Err(Rejection::Refused(refusal))
             }
         }

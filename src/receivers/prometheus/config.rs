@@ -120,10 +120,17 @@ impl Validate for RawPrometheusConfig {
 
     fn validate(self) -> Result<PrometheusConfig, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let default_interval = self.scrape_interval.map_or(std::time::Duration::from_secs(60), |d| d.get());
-        let default_timeout = self.scrape_timeout.map_or(std::time::Duration::from_secs(10), |d| d.get());
+        let default_interval = self
+            .scrape_interval
+            .map_or(std::time::Duration::from_secs(60), |d| d.get());
+        let default_timeout = self
+            .scrape_timeout
+            .map_or(std::time::Duration::from_secs(10), |d| d.get());
         if self.scrape_configs.is_empty() {
-            errors.push(FieldError::new("scrape_configs", "add at least one [[...scrape_configs]] with a job_name"));
+            errors.push(FieldError::new(
+                "scrape_configs",
+                "add at least one [[...scrape_configs]] with a job_name",
+            ));
         }
         let mut jobs = Vec::new();
         let mut out = Vec::new();
@@ -155,16 +162,27 @@ impl Validate for RawPrometheusConfig {
             if raw.job_name.is_empty() {
                 errors.push(FieldError::new(at("job_name"), "must not be empty"));
             } else if jobs.contains(&raw.job_name) {
-                errors.push(FieldError::new(at("job_name"), format!("`{}` is used by another scrape config", raw.job_name)));
+                errors.push(FieldError::new(
+                    at("job_name"),
+                    format!("`{}` is used by another scrape config", raw.job_name),
+                ));
             }
             jobs.push(raw.job_name.clone());
             let interval = raw.scrape_interval.map_or(default_interval, |d| d.get());
-            let timeout = raw.scrape_timeout.map_or(default_timeout.min(interval), |d| d.get());
+            let timeout = raw
+                .scrape_timeout
+                .map_or(default_timeout.min(interval), |d| d.get());
             if interval.is_zero() {
-                errors.push(FieldError::new(at("scrape_interval"), "must be more than 0"));
+                errors.push(FieldError::new(
+                    at("scrape_interval"),
+                    "must be more than 0",
+                ));
             }
             if timeout > interval {
-                errors.push(FieldError::new(at("scrape_timeout"), "must not be longer than scrape_interval"));
+                errors.push(FieldError::new(
+                    at("scrape_timeout"),
+                    "must not be longer than scrape_interval",
+                ));
             }
             let scheme = raw.scheme.unwrap_or_else(|| "http".into());
             if scheme != "http" && scheme != "https" {
@@ -183,15 +201,26 @@ impl Validate for RawPrometheusConfig {
             credentials.check("", &mut inner);
             raw.tls_config.check(&mut inner);
             for e in inner {
-                errors.push(FieldError::new(at(&e.field.replace("tls.", "tls_config.")), e.message));
+                errors.push(FieldError::new(
+                    at(&e.field.replace("tls.", "tls_config.")),
+                    e.message,
+                ));
             }
             for (j, file_sd) in raw.file_sd_configs.iter().enumerate() {
                 if file_sd.files.is_empty() {
-                    errors.push(FieldError::new(at(&format!("file_sd_configs.{j}.files")), "list at least one file"));
+                    errors.push(FieldError::new(
+                        at(&format!("file_sd_configs.{j}.files")),
+                        "list at least one file",
+                    ));
                 }
             }
-            let relabel_configs = relabel_list(raw.relabel_configs, &at("relabel_configs"), &mut errors);
-            let metric_relabel_configs = relabel_list(raw.metric_relabel_configs, &at("metric_relabel_configs"), &mut errors);
+            let relabel_configs =
+                relabel_list(raw.relabel_configs, &at("relabel_configs"), &mut errors);
+            let metric_relabel_configs = relabel_list(
+                raw.metric_relabel_configs,
+                &at("metric_relabel_configs"),
+                &mut errors,
+            );
             out.push(ScrapeConfig {
                 job_name: raw.job_name,
                 scrape_interval: interval,
@@ -207,7 +236,10 @@ impl Validate for RawPrometheusConfig {
                 label_limit: raw.label_limit,
                 label_name_length_limit: raw.label_name_length_limit,
                 label_value_length_limit: raw.label_value_length_limit,
-                body_size_limit: raw.body_size_limit.map_or(DEFAULT_BODY_SIZE_LIMIT, |b| b.get()).min(1 << 30) as usize,
+                body_size_limit: raw
+                    .body_size_limit
+                    .map_or(DEFAULT_BODY_SIZE_LIMIT, |b| b.get())
+                    .min(1 << 30) as usize,
                 enable_compression: raw.enable_compression.unwrap_or(true),
                 static_configs: raw.static_configs,
                 file_sd_configs: raw.file_sd_configs,
@@ -216,11 +248,21 @@ impl Validate for RawPrometheusConfig {
                 fingerprint,
             });
         }
-        if errors.is_empty() { Ok(PrometheusConfig { scrape_configs: out }) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(PrometheusConfig {
+                scrape_configs: out,
+            })
+        } else {
+            Err(errors)
+        }
     }
 }
 
-fn relabel_list(raw: Vec<RawRelabelConfig>, at: &str, errors: &mut Vec<FieldError>) -> Vec<RelabelConfig> {
+fn relabel_list(
+    raw: Vec<RawRelabelConfig>,
+    at: &str,
+    errors: &mut Vec<FieldError>,
+) -> Vec<RelabelConfig> {
     relabel::validate_all(raw, at).unwrap_or_else(|found| {
         errors.extend(found);
         Vec::new()

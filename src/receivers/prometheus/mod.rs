@@ -48,13 +48,28 @@ pub async fn start(
         inputs,
         limiter,
         accepted: Telemetry::counter(&telemetry.accepted, &labels),
-        refused: Telemetry::reason_counter(&telemetry.refused, &labels, "pipeline_full_or_memory_limit"),
-        failed_scrapes: Telemetry::reason_counter(&telemetry.rejected_requests, &labels, "scrape_failed"),
+        refused: Telemetry::reason_counter(
+            &telemetry.refused,
+            &labels,
+            "pipeline_full_or_memory_limit",
+        ),
+        failed_scrapes: Telemetry::reason_counter(
+            &telemetry.rejected_requests,
+            &labels,
+            "scrape_failed",
+        ),
     });
     for scrape_config in &config.scrape_configs {
         let client = http_client::client(&scrape_config.tls).map_err(std::io::Error::other)?;
-        let authorization = scrape_config.credentials.header().map_err(std::io::Error::other)?;
-        let job = Arc::new(Job { config: scrape_config.clone(), client, authorization });
+        let authorization = scrape_config
+            .credentials
+            .header()
+            .map_err(std::io::Error::other)?;
+        let job = Arc::new(Job {
+            config: scrape_config.clone(),
+            client,
+            authorization,
+        });
         tasks.push(tokio::spawn(manage(job, sender.clone(), stop.clone())));
     }
     tracing::info!(receiver = %id, jobs = config.scrape_configs.len(), "Prometheus scrape receiver started");
@@ -64,7 +79,12 @@ pub async fn start(
 /// Keeps one scrape loop running per current target of `job`.
 async fn manage(job: Arc<Job>, sender: Arc<Sender>, stop: CancellationToken) {
     let mut running: BTreeMap<Target, (CancellationToken, JoinHandle<()>)> = BTreeMap::new();
-    let mut file_sd: Vec<FileSd> = job.config.file_sd_configs.iter().map(|_| FileSd::default()).collect();
+    let mut file_sd: Vec<FileSd> = job
+        .config
+        .file_sd_configs
+        .iter()
+        .map(|_| FileSd::default())
+        .collect();
     let mut check = tokio::time::interval(FILE_SD_CHECK);
     let mut first = true;
     loop {
@@ -97,7 +117,12 @@ async fn manage(job: Arc<Job>, sender: Arc<Sender>, stop: CancellationToken) {
                 continue;
             }
             let token = CancellationToken::new();
-            let handle = tokio::spawn(scrape::run(job.clone(), target.clone(), sender.clone(), token.clone()));
+            let handle = tokio::spawn(scrape::run(
+                job.clone(),
+                target.clone(),
+                sender.clone(),
+                token.clone(),
+            ));
             running.insert(target, (token, handle));
         }
         tracing::debug!(job = %job.config.job_name, targets = running.len(), "scrape targets updated");

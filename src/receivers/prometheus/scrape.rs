@@ -26,7 +26,8 @@ use crate::topology::fanout::PipelineInputs;
 /// Samples per batch handed to the pipelines while a scrape streams.
 pub const CHUNK_SAMPLES: usize = 5000;
 
-const ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+const ACCEPT: &str =
+    "application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// What every target of one scrape config shares.
 pub struct Job {
@@ -72,7 +73,10 @@ struct State {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Scrapes `target` every interval until `stop`; then marks its series stale.
@@ -83,7 +87,10 @@ pub async fn run(job: Arc<Job>, target: Target, sender: Arc<Sender>, stop: Cance
     let interval_ms = interval.as_millis().max(1) as u64;
     let offset = Duration::from_millis(target.labels.hash64() % interval_ms);
     let mut next = tokio::time::Instant::now() + offset;
-    let mut state = State { previous: Vec::new(), previous_body: None };
+    let mut state = State {
+        previous: Vec::new(),
+        previous_body: None,
+    };
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
@@ -121,13 +128,25 @@ async fn scrape_once(job: &Job, target: &Target, state: &mut State, sender: &Sen
     };
     let (up, scraped, post_relabel, added) = match outcome {
         Ok(((scraped, post_relabel, current), body, format)) => {
-            let added = current.iter().filter(|h| state.previous.binary_search(h).is_err()).count();
-            let gone: Vec<u64> =
-                state.previous.iter().copied().filter(|h| current.binary_search(h).is_err()).collect();
+            let added = current
+                .iter()
+                .filter(|h| state.previous.binary_search(h).is_err())
+                .count();
+            let gone: Vec<u64> = state
+                .previous
+                .iter()
+                .copied()
+                .filter(|h| current.binary_search(h).is_err())
+                .collect();
             out.finish().await;
             stale_markers(job, target, state, &gone, timestamp, sender, false).await;
             state.previous = current;
-            state.previous_body = Some((snap::raw::Encoder::new().compress_vec(&body).unwrap_or_default(), format));
+            state.previous_body = Some((
+                snap::raw::Encoder::new()
+                    .compress_vec(&body)
+                    .unwrap_or_default(),
+                format,
+            ));
             (1.0, scraped, post_relabel, added)
         }
         Err(error) => {
@@ -150,7 +169,11 @@ async fn scrape_once(job: &Job, target: &Target, state: &mut State, sender: &Sen
     ];
     let mut series = Vec::with_capacity(synthetic.len());
     for (name, value) in synthetic {
-        series.push(Series::sample(with_name(&target.labels, name), value, timestamp));
+        series.push(Series::sample(
+            with_name(&target.labels, name),
+            value,
+            timestamp,
+        ));
     }
     send(sender, Metrics::new(series)).await;
 }
@@ -164,15 +187,23 @@ fn with_name(labels: &Labels, name: &str) -> Labels {
 async fn fetch(job: &Job, target: &Target) -> Result<(Bytes, Format), ScrapeError> {
     let mut request = http::Request::get(target.url.as_str())
         .header(http::header::ACCEPT, ACCEPT)
-        .header(http::header::USER_AGENT, concat!("ferro/", env!("CARGO_PKG_VERSION")))
-        .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", job.config.scrape_timeout.as_secs_f64()));
+        .header(
+            http::header::USER_AGENT,
+            concat!("ferro/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(
+            "X-Prometheus-Scrape-Timeout-Seconds",
+            format!("{}", job.config.scrape_timeout.as_secs_f64()),
+        );
     if job.config.enable_compression {
         request = request.header(http::header::ACCEPT_ENCODING, "gzip");
     }
     if let Some(auth) = &job.authorization {
         request = request.header(http::header::AUTHORIZATION, auth);
     }
-    let request = request.body(Full::new(Bytes::new())).map_err(|e| ScrapeError::Http(e.to_string()))?;
+    let request = request
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| ScrapeError::Http(e.to_string()))?;
     let client = &job.client;
     let response = client
         .request(request)
@@ -272,7 +303,13 @@ async fn ingest(
             }
         };
         scraped += 1;
-        target_labels(&mut builder, &target.labels, sample.name, sample.labels.iter().map(|(n, v)| (*n, v.as_ref())), config.honor_labels);
+        target_labels(
+            &mut builder,
+            &target.labels,
+            sample.name,
+            sample.labels.iter().map(|(n, v)| (*n, v.as_ref())),
+            config.honor_labels,
+        );
         // A rule may drop the series, or leave it with no labels at all,
         // which Prometheus' scrape loop drops too.
         if !relabel::process(&mut builder, &config.metric_relabel_configs) || builder.is_empty() {
@@ -337,14 +374,20 @@ fn target_labels<'a>(
 
 fn check_label_limits(config: &ScrapeConfig, builder: &LabelsBuilder) -> Result<(), ScrapeError> {
     if config.label_limit > 0 && builder.len() > config.label_limit {
-        return Err(ScrapeError::LabelLimit(format!("{} labels (label_limit {})", builder.len(), config.label_limit)));
+        return Err(ScrapeError::LabelLimit(format!(
+            "{} labels (label_limit {})",
+            builder.len(),
+            config.label_limit
+        )));
     }
     for (name, value) in builder.iter() {
         if config.label_name_length_limit > 0 && name.len() > config.label_name_length_limit {
             return Err(ScrapeError::LabelLimit(format!("label name `{name}`")));
         }
         if config.label_value_length_limit > 0 && value.len() > config.label_value_length_limit {
-            return Err(ScrapeError::LabelLimit(format!("the value of label `{name}`")));
+            return Err(ScrapeError::LabelLimit(format!(
+                "the value of label `{name}`"
+            )));
         }
     }
     Ok(())
@@ -384,8 +427,16 @@ async fn stale_markers(
         let mut builder = LabelsBuilder::new();
         let mut found = std::collections::HashSet::new();
         while let Some(Ok(entry)) = parser.next() {
-            let Entry::Sample(sample) = entry else { continue };
-            target_labels(&mut builder, &target.labels, sample.name, sample.labels.iter().map(|(n, v)| (*n, v.as_ref())), job.config.honor_labels);
+            let Entry::Sample(sample) = entry else {
+                continue;
+            };
+            target_labels(
+                &mut builder,
+                &target.labels,
+                sample.name,
+                sample.labels.iter().map(|(n, v)| (*n, v.as_ref())),
+                job.config.honor_labels,
+            );
             if !relabel::process(&mut builder, &job.config.metric_relabel_configs) {
                 continue;
             }
@@ -397,8 +448,18 @@ async fn stale_markers(
         }
     }
     if all {
-        for name in ["up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling", "scrape_series_added"] {
-            series.push(Series::sample(with_name(&target.labels, name), stale_nan(), timestamp));
+        for name in [
+            "up",
+            "scrape_duration_seconds",
+            "scrape_samples_scraped",
+            "scrape_samples_post_metric_relabeling",
+            "scrape_series_added",
+        ] {
+            series.push(Series::sample(
+                with_name(&target.labels, name),
+                stale_nan(),
+                timestamp,
+            ));
         }
         state.previous_body = None;
     }
@@ -420,7 +481,11 @@ async fn send(sender: &Sender, metrics: Metrics) {
         sender.refused.inc_by(items);
         return;
     };
-    match sender.inputs.send(Batch::with_size(metrics, bytes, ticket)).await {
+    match sender
+        .inputs
+        .send(Batch::with_size(metrics, bytes, ticket))
+        .await
+    {
         Ok(()) => {
             sender.accepted.inc_by(items);
         }
@@ -443,14 +508,23 @@ struct Out<'s> {
 
 impl<'s> Out<'s> {
     fn new(sender: &'s Sender, hold: bool) -> Self {
-        Self { sender, hold, chunk: Vec::new(), held: Vec::new(), metadata: Vec::new() }
+        Self {
+            sender,
+            hold,
+            chunk: Vec::new(),
+            held: Vec::new(),
+            metadata: Vec::new(),
+        }
     }
 
     fn metadata(&mut self, family: &str) -> &mut Metadata {
         if let Some(i) = self.metadata.iter().position(|m| m.family == family) {
             return &mut self.metadata[i];
         }
-        self.metadata.push(Metadata { family: family.to_string(), ..Default::default() });
+        self.metadata.push(Metadata {
+            family: family.to_string(),
+            ..Default::default()
+        });
         self.metadata.last_mut().unwrap()
     }
 
@@ -494,33 +568,70 @@ impl<'s> Out<'s> {
 mod tests {
     use super::*;
 
-    fn merged(target: &[(&str, &str)], scraped: &[(&str, &str)], honor: bool) -> Vec<(String, String)> {
+    fn merged(
+        target: &[(&str, &str)],
+        scraped: &[(&str, &str)],
+        honor: bool,
+    ) -> Vec<(String, String)> {
         let target = Labels::from_pairs(target.iter().copied());
         let mut builder = LabelsBuilder::new();
         target_labels(&mut builder, &target, "m", scraped.iter().copied(), honor);
-        builder.labels().iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        builder
+            .labels()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn target_labels_win_and_scraped_ones_become_exported() {
-        let got = merged(&[("job", "node"), ("instance", "h:1")], &[("job", "app"), ("path", "/")], false);
-        assert_eq!(got, pairs(&[("__name__", "m"), ("exported_job", "app"), ("instance", "h:1"), ("job", "node"), ("path", "/")]));
+        let got = merged(
+            &[("job", "node"), ("instance", "h:1")],
+            &[("job", "app"), ("path", "/")],
+            false,
+        );
+        assert_eq!(
+            got,
+            pairs(&[
+                ("__name__", "m"),
+                ("exported_job", "app"),
+                ("instance", "h:1"),
+                ("job", "node"),
+                ("path", "/")
+            ])
+        );
     }
 
     #[test]
     fn honor_labels_keeps_the_scraped_value() {
-        let got = merged(&[("job", "node"), ("instance", "h:1")], &[("job", "app")], true);
-        assert_eq!(got, pairs(&[("__name__", "m"), ("instance", "h:1"), ("job", "app")]));
+        let got = merged(
+            &[("job", "node"), ("instance", "h:1")],
+            &[("job", "app")],
+            true,
+        );
+        assert_eq!(
+            got,
+            pairs(&[("__name__", "m"), ("instance", "h:1"), ("job", "app")])
+        );
     }
 
     #[test]
     fn exported_names_do_not_collide_with_target_labels() {
-        let got = merged(&[("job", "node"), ("exported_job", "x")], &[("job", "app")], false);
-        assert!(got.contains(&("exported_exported_job".into(), "app".into())), "{got:?}");
+        let got = merged(
+            &[("job", "node"), ("exported_job", "x")],
+            &[("job", "app")],
+            false,
+        );
+        assert!(
+            got.contains(&("exported_exported_job".into(), "app".into())),
+            "{got:?}"
+        );
         assert!(got.contains(&("exported_job".into(), "x".into())));
     }
 }

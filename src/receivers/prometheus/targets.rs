@@ -33,8 +33,14 @@ pub fn targets(config: &ScrapeConfig, groups: &[StaticConfig]) -> Vec<Target> {
             builder.set("__address__", address);
             builder.set("__scheme__", &config.scheme);
             builder.set("__metrics_path__", &config.metrics_path);
-            builder.set("__scrape_interval__", &format_duration(config.scrape_interval));
-            builder.set("__scrape_timeout__", &format_duration(config.scrape_timeout));
+            builder.set(
+                "__scrape_interval__",
+                &format_duration(config.scrape_interval),
+            );
+            builder.set(
+                "__scrape_timeout__",
+                &format_duration(config.scrape_timeout),
+            );
             for (name, values) in &config.params {
                 if let Some(first) = values.first() {
                     builder.set(&format!("__param_{name}"), first);
@@ -46,12 +52,17 @@ pub fn targets(config: &ScrapeConfig, groups: &[StaticConfig]) -> Vec<Target> {
             if !relabel::process(&mut builder, &config.relabel_configs) {
                 continue;
             }
-            let Some(address) = builder.get("__address__").map(str::to_string) else { continue };
+            let Some(address) = builder.get("__address__").map(str::to_string) else {
+                continue;
+            };
             if builder.get("instance").is_none() {
                 builder.set("instance", &address);
             }
             let scheme = builder.get("__scheme__").unwrap_or("http").to_string();
-            let path = builder.get("__metrics_path__").unwrap_or("/metrics").to_string();
+            let path = builder
+                .get("__metrics_path__")
+                .unwrap_or("/metrics")
+                .to_string();
             let mut query: Vec<String> = Vec::new();
             let mut params: BTreeMap<String, Vec<String>> = config.params.clone();
             for (name, value) in builder.iter() {
@@ -75,7 +86,10 @@ pub fn targets(config: &ScrapeConfig, groups: &[StaticConfig]) -> Vec<Target> {
                 format!("{scheme}://{address}{path}?{}", query.join("&"))
             };
             builder.retain(|name, _| !name.starts_with("__"));
-            out.push(Target { url, labels: builder.labels() });
+            out.push(Target {
+                url,
+                labels: builder.labels(),
+            });
         }
     }
     out.sort();
@@ -111,7 +125,9 @@ fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -155,7 +171,9 @@ impl FileSd {
                     self.groups.insert(path.clone(), groups);
                     changed = true;
                 }
-                Err(e) => tracing::warn!(file = %path.display(), error = %e, "file_sd: keeping the previous targets"),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "file_sd: keeping the previous targets")
+                }
             }
             if let Some(modified) = modified {
                 self.seen.insert(path, modified);

@@ -22,7 +22,14 @@ fn static_targets_get_job_instance_and_url() {
     assert_eq!(found.len(), 2);
     assert_eq!(found[0].url, "http://10.0.0.1:9100/probe?module=http_2xx");
     let labels: Vec<_> = found[0].labels.iter().collect();
-    assert_eq!(labels, vec![("env", "prod"), ("instance", "10.0.0.1:9100"), ("job", "node")]);
+    assert_eq!(
+        labels,
+        vec![
+            ("env", "prod"),
+            ("instance", "10.0.0.1:9100"),
+            ("job", "node")
+        ]
+    );
 }
 
 #[test]
@@ -49,16 +56,26 @@ fn relabelling_can_drop_rewrite_and_set_params() {
     );
     let found = targets(&config, &config.static_configs);
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].url, "http://127.0.0.1:9115/metrics?target=https%3A%2F%2Fexample.com");
+    assert_eq!(
+        found[0].url,
+        "http://127.0.0.1:9115/metrics?target=https%3A%2F%2Fexample.com"
+    );
     assert_eq!(found[0].labels.get("instance"), Some("https://example.com"));
-    assert_eq!(found[0].labels.get("__param_target"), None, "__ labels are not target labels");
+    assert_eq!(
+        found[0].labels.get("__param_target"),
+        None,
+        "__ labels are not target labels"
+    );
 }
 
 #[test]
 fn scrape_interval_labels_follow_prometheus_notation() {
     assert_eq!(format_duration(std::time::Duration::from_secs(15)), "15s");
     assert_eq!(format_duration(std::time::Duration::from_secs(90)), "1m30s");
-    assert_eq!(format_duration(std::time::Duration::from_millis(1500)), "1s500ms");
+    assert_eq!(
+        format_duration(std::time::Duration::from_millis(1500)),
+        "1s500ms"
+    );
 }
 
 #[test]
@@ -66,7 +83,11 @@ fn file_sd_reads_json_and_yaml_and_keeps_targets_on_a_broken_file() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("a.json");
     let yaml = dir.path().join("b.yml");
-    std::fs::write(&json, r#"[{"targets": ["h1:9100"], "labels": {"team": "a"}}]"#).unwrap();
+    std::fs::write(
+        &json,
+        r#"[{"targets": ["h1:9100"], "labels": {"team": "a"}}]"#,
+    )
+    .unwrap();
     std::fs::write(&yaml, "- targets: ['h2:9100']\n  labels:\n    team: b\n").unwrap();
     let mut sd = FileSd::default();
     let pattern = format!("{}/*", dir.path().display());
@@ -74,12 +95,20 @@ fn file_sd_reads_json_and_yaml_and_keeps_targets_on_a_broken_file() {
     let mut found: Vec<_> = sd.groups().flat_map(|g| g.targets.clone()).collect();
     found.sort();
     assert_eq!(found, vec!["h1:9100", "h2:9100"]);
-    assert!(!sd.refresh(std::slice::from_ref(&pattern)), "nothing changed");
+    assert!(
+        !sd.refresh(std::slice::from_ref(&pattern)),
+        "nothing changed"
+    );
     // A half-written file keeps its previous groups.
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&json, "[{\"targets\": [").unwrap();
     let filetime = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-    std::fs::File::options().write(true).open(&json).unwrap().set_modified(filetime).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&json)
+        .unwrap()
+        .set_modified(filetime)
+        .unwrap();
     sd.refresh(std::slice::from_ref(&pattern));
     assert_eq!(sd.groups().count(), 2);
     std::fs::remove_file(&yaml).unwrap();
@@ -103,7 +132,10 @@ fn config_errors_name_the_field() {
     .unwrap();
     let errors = raw.validate().unwrap_err();
     let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-    assert!(fields.contains(&"scrape_configs.0.scrape_timeout"), "{errors:?}");
+    assert!(
+        fields.contains(&"scrape_configs.0.scrape_timeout"),
+        "{errors:?}"
+    );
     assert!(fields.contains(&"scrape_configs.0.scheme"), "{errors:?}");
     assert!(fields.contains(&"scrape_configs.1.job_name"), "{errors:?}");
 }
