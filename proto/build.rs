@@ -7,6 +7,7 @@ fn main() {
         "prometheus/types.proto",
         "prometheus/remote.proto",
         "io/prometheus/write/v2/types.proto",
+        "logproto/push.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");

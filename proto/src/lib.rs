@@ -21,4 +21,9 @@ pub mod write_v2 {
     include!(concat!(env!("OUT_DIR"), "/io.prometheus.write.v2.rs"));
 }
 
+/// Loki's push API: `logproto.PushRequest`.
+pub mod logproto {
+    include!(concat!(env!("OUT_DIR"), "/logproto.rs"));
+}
+
 pub use prost_types;

@@ -59,7 +59,7 @@ impl ExporterConfig {
     pub fn signals(&self) -> &'static [Signal] {
         match self {
             Self::Otlp(_) => &[Signal::Traces],
-            Self::Debug(_) | Self::Blackhole(_) => &[Signal::Traces, Signal::Metrics],
+            Self::Debug(_) | Self::Blackhole(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
             Self::RemoteWrite(_) => &[Signal::Metrics],
         }
     }

@@ -14,7 +14,7 @@ use super::{
 use crate::config::ComponentId;
 use crate::delivery::{Batch, Outcome};
 use crate::queue::Queue;
-use crate::signal::{Metrics, SignalData, Traces};
+use crate::signal::{Logs, Metrics, SignalData, Traces};
 use crate::telemetry::{ComponentLabels, Telemetry};
 use crate::topology::fanout::ExporterInput;
 
@@ -55,12 +55,28 @@ impl Sink<Metrics> for MetricsSink {
     }
 }
 
+/// The log senders of the exporters that have no scheduling of their own.
+pub enum LogsSink {
+    Debug(debug::DebugSink),
+    Blackhole(blackhole::BlackholeSink),
+}
+
+impl Sink<Logs> for LogsSink {
+    async fn send(&self, batch: &Batch<Logs>) -> Result<Sent, ExportError> {
+        match self {
+            Self::Debug(s) => Ok(s.print_logs(&batch.data)),
+            Self::Blackhole(_) => Ok(Sent::default()),
+        }
+    }
+}
+
 /// An exporter with its queue and senders running.
 pub struct RunningExporter {
     pub id: ComponentId,
     pub config: ExporterConfig,
     pub traces: Option<Lane<Traces>>,
     pub metrics: Option<Lane<Metrics>>,
+    pub logs: Option<Lane<Logs>>,
 }
 
 /// One signal's queue and senders inside an exporter.
@@ -81,6 +97,7 @@ impl RunningExporter {
         telemetry: &Arc<Telemetry>,
     ) -> Result<Self, String> {
         let default_retry = RetryConfig::default();
+        let mut logs = None;
         let (traces, metrics) = match config {
             ExporterConfig::Otlp(c) => {
                 let sink = TracesSink::Otlp(Box::new(otlp::OtlpSender::new(c)?));
@@ -89,38 +106,46 @@ impl RunningExporter {
                     None,
                 )
             }
-            ExporterConfig::Debug(c) => (
-                Some(Lane::start(
-                    id,
-                    config,
-                    TracesSink::Debug(debug::DebugSink::new(c.clone())),
-                    &default_retry,
-                    telemetry,
-                )),
-                Some(Lane::start(
-                    id,
-                    config,
-                    MetricsSink::Debug(debug::DebugSink::new(c.clone())),
-                    &default_retry,
-                    telemetry,
-                )),
-            ),
-            ExporterConfig::Blackhole(_) => (
-                Some(Lane::start(
-                    id,
-                    config,
-                    TracesSink::Blackhole(blackhole::BlackholeSink),
-                    &default_retry,
-                    telemetry,
-                )),
-                Some(Lane::start(
-                    id,
-                    config,
-                    MetricsSink::Blackhole(blackhole::BlackholeSink),
-                    &default_retry,
-                    telemetry,
-                )),
-            ),
+            ExporterConfig::Debug(c) => {
+                let sink = LogsSink::Debug(debug::DebugSink::new(c.clone()));
+                logs = Some(Lane::start(id, config, sink, &default_retry, telemetry));
+                (
+                    Some(Lane::start(
+                        id,
+                        config,
+                        TracesSink::Debug(debug::DebugSink::new(c.clone())),
+                        &default_retry,
+                        telemetry,
+                    )),
+                    Some(Lane::start(
+                        id,
+                        config,
+                        MetricsSink::Debug(debug::DebugSink::new(c.clone())),
+                        &default_retry,
+                        telemetry,
+                    )),
+                )
+            }
+            ExporterConfig::Blackhole(_) => {
+                let sink = LogsSink::Blackhole(blackhole::BlackholeSink);
+                logs = Some(Lane::start(id, config, sink, &default_retry, telemetry));
+                (
+                    Some(Lane::start(
+                        id,
+                        config,
+                        TracesSink::Blackhole(blackhole::BlackholeSink),
+                        &default_retry,
+                        telemetry,
+                    )),
+                    Some(Lane::start(
+                        id,
+                        config,
+                        MetricsSink::Blackhole(blackhole::BlackholeSink),
+                        &default_retry,
+                        telemetry,
+                    )),
+                )
+            }
             ExporterConfig::RemoteWrite(c) => {
                 let exporter = remote_write::RemoteWrite::new(c)?;
                 let lane = Lane::start_with(id, config, telemetry, |queue, delivery| {
@@ -134,6 +159,7 @@ impl RunningExporter {
             config: config.clone(),
             traces,
             metrics,
+            logs,
         })
     }
 
@@ -142,11 +168,15 @@ impl RunningExporter {
     pub async fn shutdown(self, deadline: Instant) {
         let traces = self.traces.map(|lane| lane.shutdown(deadline));
         let metrics = self.metrics.map(|lane| lane.shutdown(deadline));
+        let logs = self.logs.map(|lane| lane.shutdown(deadline));
         if let Some(traces) = traces {
             traces.await;
         }
         if let Some(metrics) = metrics {
             metrics.await;
+        }
+        if let Some(logs) = logs {
+            logs.await;
         }
     }
 }

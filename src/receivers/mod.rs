@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ComponentId;
 use crate::config::document::{Document, Value};
-use crate::signal::{Metrics, Signal, Traces};
+use crate::signal::{Logs, Metrics, Signal, Traces};
 use crate::topology::fanout::PipelineInputs;
 
 /// A validated `[receivers.TYPE.NAME]` section.
@@ -58,6 +58,7 @@ impl ReceiverConfig {
 pub struct Outputs {
     pub traces: Option<PipelineInputs<Traces>>,
     pub metrics: Option<PipelineInputs<Metrics>>,
+    pub logs: Option<PipelineInputs<Logs>>,
 }
 
 /// A receiver that is listening.

@@ -6,12 +6,14 @@
 //! here as their pipelines are built.
 
 pub mod labels;
+pub mod logs;
 pub mod metrics;
 pub mod traces;
 
 use std::fmt;
 
 pub use labels::{Labels, LabelsBuilder};
+pub use logs::Logs;
 pub use metrics::Metrics;
 pub use traces::Traces;
 

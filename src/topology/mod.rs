@@ -19,7 +19,7 @@ use crate::delivery::{Batch, MemoryLimiter};
 use crate::exporters::RunningExporter;
 use crate::exporters::runner::Lane;
 use crate::receivers::{self, Outputs, ReceiverConfig, RunningReceiver};
-use crate::signal::{Metrics, Signal, SignalData, Traces};
+use crate::signal::{Logs, Metrics, Signal, SignalData, Traces};
 use crate::telemetry::Telemetry;
 use fanout::PipelineInputs;
 use pipeline::Pipeline;
@@ -35,6 +35,7 @@ const RECEIVER_GRACE: Duration = Duration::from_secs(5);
 struct Wiring {
     traces: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Traces>>>>,
     metrics: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Metrics>>>>,
+    logs: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Logs>>>>,
 }
 
 impl Wiring {
@@ -47,6 +48,10 @@ impl Wiring {
                 .map(|senders| PipelineInputs::new(senders, wait)),
             metrics: self
                 .metrics
+                .remove(id)
+                .map(|senders| PipelineInputs::new(senders, wait)),
+            logs: self
+                .logs
                 .remove(id)
                 .map(|senders| PipelineInputs::new(senders, wait)),
         }
@@ -173,9 +178,19 @@ impl Topology {
                     );
                     pipelines.push(task);
                 }
-                // Validation admits no component for these signals yet; a
+                Signal::Logs => {
+                    let task = wire(
+                        pipeline,
+                        &exporters,
+                        |e| e.logs.as_ref(),
+                        &mut wiring.logs,
+                        close,
+                    );
+                    pipelines.push(task);
+                }
+                // Validation admits no component for this signal yet; a
                 // config built by hand that has one is refused, not run half.
-                signal @ (Signal::Logs | Signal::Profiles) => {
+                signal @ Signal::Profiles => {
                     let kept =
                         Self::stop_partial(exporters, pipelines, close_pipelines, &config, keep)
                             .await;

@@ -11,7 +11,7 @@ use std::io::Write as _;
 use super::{QueueConfig, Sent};
 use crate::config::{FieldError, Validate};
 use crate::signal::metrics::is_stale_nan;
-use crate::signal::{Metrics, SignalData, Traces};
+use crate::signal::{Logs, Metrics, SignalData, Traces};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -75,6 +75,36 @@ impl DebugSink {
         let _ = stdout.flush();
         Sent::default()
     }
+}
+
+impl DebugSink {
+    pub fn print_logs(&self, logs: &Logs) -> Sent {
+        let text = render_logs(logs, self.config.verbosity);
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+        Sent::default()
+    }
+}
+
+pub fn render_logs(logs: &Logs, verbosity: Verbosity) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "logs: {} stream(s), {} entr(ies)",
+        logs.streams.len(),
+        logs.item_count()
+    );
+    if verbosity == Verbosity::Basic {
+        return out;
+    }
+    for stream in &logs.streams {
+        let _ = writeln!(out, "  {}", stream.labels);
+        for entry in &stream.entries {
+            let _ = writeln!(out, "    {} {}", entry.timestamp_ns, entry.line_str());
+        }
+    }
+    out
 }
 
 pub fn render_metrics(metrics: &Metrics, verbosity: Verbosity) -> String {
