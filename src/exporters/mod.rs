@@ -3,6 +3,7 @@
 
 pub mod blackhole;
 pub mod debug;
+pub mod http;
 pub mod otlp;
 pub mod remote_write;
 mod retry;

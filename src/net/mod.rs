@@ -4,3 +4,16 @@
 pub mod auth;
 pub mod http_client;
 pub mod tls;
+
+/// An error and its sources, joined: hyper's top-level messages alone
+/// ("client error (Connect)") do not say what went wrong.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

@@ -9,7 +9,7 @@ pub use config::{Compression, OtlpExporterConfig, Protocol, RawOtlpExporterConfi
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use std::time::Duration;
@@ -143,35 +143,12 @@ impl OtlpSender {
         let request = request
             .body(Full::new(body))
             .map_err(|e| ExportError::permanent("encode", format!("building the request: {e}")))?;
-        let exchange = async {
-            let response = client.request(request).await.map_err(|e| {
-                ExportError::retryable("transport", format!("POST {url}: {}", error_chain(&e)))
-            })?;
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            Ok::<_, ExportError>((status, retry_after, body))
-        };
-        let (status, retry_after, body) = tokio::time::timeout(self.config.timeout, exchange)
-            .await
-            .map_err(|_| {
-                ExportError::retryable(
-                    "timeout",
-                    format!("POST {url}: no answer within {:?}", self.config.timeout),
-                )
-            })??;
+        let answer = super::http::send(client, request, self.config.timeout).await?;
+        let (status, retry_after) = (answer.status, answer.retry_after());
         if status.is_success() {
-            return Ok(body);
+            return Ok(answer.body);
         }
+        let body = answer.body;
         let message = http_error_message(&body);
         let text = format!("POST {url}: HTTP {}: {message}", status.as_u16());
         Err(match status.as_u16() {
@@ -213,15 +190,4 @@ fn http_error_message(body: &[u8]) -> String {
     }
     let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
     text.trim().to_string()
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }

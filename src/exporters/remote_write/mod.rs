@@ -17,7 +17,7 @@ mod encode;
 pub use config::{ProtocolVersion, RawRemoteWriteConfig, RemoteWriteConfig};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,8 +34,6 @@ use crate::signal::metrics::Metadata;
 
 /// Families whose metadata is remembered for sending, at most.
 const MAX_METADATA_FAMILIES: usize = 100_000;
-/// Largest response body read.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// How often the shard count is reconsidered.
 const RESHARD_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -288,34 +286,11 @@ impl RemoteWriteSink {
         let request = request
             .body(Full::new(compressed))
             .map_err(|e| ExportError::permanent("encode", format!("building the request: {e}")))?;
-        let url = &self.config.endpoint;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| ExportError::retryable("transport", format!("POST {url}: {e}")))?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            Ok::<_, ExportError>((status, headers, body))
-        };
-        let (status, headers, body) = tokio::time::timeout(self.config.timeout, exchange)
-            .await
-            .map_err(|_| {
-            ExportError::retryable(
-                "timeout",
-                format!("POST {url}: no answer within {:?}", self.config.timeout),
-            )
-        })??;
+        let answer = super::http::send(&self.client, request, self.config.timeout).await?;
         classify(
-            status,
-            &headers,
-            &body,
+            answer.status,
+            &answer.headers,
+            &answer.body,
             points,
             self.config.protocol_version,
         )

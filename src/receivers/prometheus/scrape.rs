@@ -205,10 +205,13 @@ async fn fetch(job: &Job, target: &Target) -> Result<(Bytes, Format), ScrapeErro
         .body(Full::new(Bytes::new()))
         .map_err(|e| ScrapeError::Http(e.to_string()))?;
     let client = &job.client;
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| ScrapeError::Http(format!("GET {}: {}", target.url, error_chain(&e))))?;
+    let response = client.request(request).await.map_err(|e| {
+        ScrapeError::Http(format!(
+            "GET {}: {}",
+            target.url,
+            crate::net::error_chain(&e)
+        ))
+    })?;
     if response.status() != http::StatusCode::OK {
         return Err(ScrapeError::Status(response.status().as_u16()));
     }
@@ -256,17 +259,6 @@ async fn fetch(job: &Job, target: &Target) -> Result<(Bytes, Format), ScrapeErro
         return Err(ScrapeError::TooLarge(limit));
     }
     Ok((body.into(), format))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 /// Parses a body into series and streams them out: returns samples scraped,
