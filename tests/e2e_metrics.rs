@@ -457,3 +457,31 @@ async fn remote_write_2_sends_symbols_and_inline_metadata() {
         0.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_broken_halfway_writes_nothing() {
+    let good: String = (0..20_000)
+        .map(|i| format!("half_page{{i=\"{i}\"}} 1\n"))
+        .collect();
+    let target = PageServer::start(TEXT, &format!("{good}broken{{\n")).await;
+    let prom = prometheus();
+    let ferro = ferro_to(prom.addr, &scrape_config("half", target.addr, ""), "");
+    assert!(
+        eventually(Duration::from_secs(20), || ferro.metric(
+            "ferro_receiver_rejected_requests_total",
+            &["scrape_failed"]
+        ) >= 2.0),
+        "{}",
+        ferro.logs()
+    );
+    assert!(eventually(Duration::from_secs(10), || query(
+        prom.addr,
+        "up{job=\"half\"}"
+    )
+    .first()
+    .is_some_and(|(_, v)| *v == 0.0)));
+    assert!(
+        query(prom.addr, "count(half_page)").is_empty(),
+        "none of the page before the error is written"
+    );
+}

@@ -273,6 +273,13 @@ async fn ingest(
     out: &mut Out<'_>,
 ) -> Result<(usize, usize, Vec<u64>), ScrapeError> {
     let config = &job.config;
+    // A page is taken whole or not at all, as in Prometheus: a syntax check
+    // first (the parser runs at millions of samples a second), so that a page
+    // broken halfway fails its scrape before any of it is handed on.
+    let mut check = Parser::new(body, format);
+    while let Some(entry) = check.next() {
+        entry.map_err(|e| ScrapeError::Parse(e.to_string()))?;
+    }
     let mut parser = Parser::new(body, format);
     let mut builder = LabelsBuilder::new();
     let mut seen = Vec::new();
