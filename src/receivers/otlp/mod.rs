@@ -9,6 +9,8 @@ mod config;
 mod grpc;
 mod http;
 pub mod metrics;
+mod rejections;
+mod values;
 
 pub use config::{OtlpReceiverConfig, RawOtlpReceiverConfig};
 
