@@ -8,6 +8,7 @@
 mod config;
 mod grpc;
 mod http;
+pub mod logs;
 pub mod metrics;
 mod rejections;
 mod values;
