@@ -4,7 +4,7 @@ use crate::receivers::ReceiverConfig;
 
 const PIPELINE: &str = r#"
 [exporters.debug.d]
-[pipelines.traces]
+[pipelines.logs]
 receivers = ["otlp.in"]
 exporters = ["debug.d"]
 "#;
