@@ -82,13 +82,16 @@ timeout = "5 parsecs"
 [exporters.kafka.x]
 brokers = []
 
+[exporters.remote_write.mimir]
+endpoint = "http://mimir/api/v1/push"
+
 [pipelines.traces]
 receivers = ["otlp.default", "otlp.missing"]
 exporters = ["otlp.nope"]
 
 [pipelines.logs]
 receivers = ["otlp.default"]
-exporters = ["otlp.bad_url"]
+exporters = ["otlp.bad_url", "remote_write.mimir"]
 "#;
     let errors = errors(text);
     let rendered: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
@@ -113,7 +116,10 @@ exporters = ["otlp.bad_url"]
         "{rendered:#?}"
     );
     assert!(has("exporter `otlp.nope` is not defined"), "{rendered:#?}");
-    assert!(has("cannot carry logs"), "{rendered:#?}");
+    assert!(
+        has("exporter `remote_write.mimir` cannot carry logs"),
+        "{rendered:#?}"
+    );
     assert!(errors.len() >= 8, "{rendered:#?}");
 }
 

@@ -2,7 +2,8 @@
 //!
 //! - trace and span ids are hex strings, not base64;
 //! - enums may be written as names (`"SPAN_KIND_SERVER"`,
-//!   `"AGGREGATION_TEMPORALITY_CUMULATIVE"`) or numbers;
+//!   `"AGGREGATION_TEMPORALITY_CUMULATIVE"`, `"SEVERITY_NUMBER_INFO"`) or
+//!   numbers;
 //! - 64-bit integers may be strings or numbers;
 //! - doubles may be numbers or strings (`"1.5"`, `"NaN"`, `"Infinity"`,
 //!   `"-Infinity"`);
@@ -10,16 +11,18 @@
 //!
 //! The message types' serde derives (opentelemetry-proto `with-serde`) cover
 //! ids and integers; enum names are turned into numbers here first, and so
-//! are doubles written as strings (metrics only, where NaN and infinities are
-//! real values).
+//! are doubles written as strings (metrics and logs, where NaN and infinities
+//! are real values).
 //!
 //! Spec: <https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding>.
 
 use std::collections::HashSet;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::SeverityNumber;
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Exemplar, ExponentialHistogram, Gauge, Histogram, Sum, Summary,
     exemplar, metric::Data, number_data_point,
@@ -47,6 +50,20 @@ pub fn decode_metrics(body: &[u8]) -> Result<ExportMetricsServiceRequest, String
     check_metric_data(&value, &request)?;
     if let Some(specials) = specials {
         specials.restore(&mut request);
+    }
+    Ok(request)
+}
+
+/// Decodes an OTLP/JSON logs request.
+pub fn decode_logs(body: &[u8]) -> Result<ExportLogsServiceRequest, String> {
+    let mut value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    normalize_enums(&mut value, None, logs_enum)?;
+    let specials = SpecialDoubles::replace(&mut value);
+    let mut request = ExportLogsServiceRequest::deserialize(&value)
+        .map_err(|e| format!("invalid OTLP/JSON logs request: {e}"))?;
+    if let Some(specials) = specials {
+        specials.restore_logs(&mut request);
     }
     Ok(request)
 }
@@ -132,6 +149,15 @@ fn metrics_enum(_parent_key: Option<&str>, key: &str, name: &str) -> Option<Opti
     }
 }
 
+/// Logs have one enum field. (A log attribute named `severityNumber` is a
+/// `key` value, not a field, so it is left alone.)
+fn logs_enum(_parent_key: Option<&str>, key: &str, name: &str) -> Option<Option<i32>> {
+    match key {
+        "severityNumber" => Some(SeverityNumber::from_str_name(name).map(|n| n as i32)),
+        _ => None,
+    }
+}
+
 /// Rewrites enum names to their numbers, wherever `rule` says a field is an enum.
 fn normalize_enums(
     value: &mut Value,
@@ -164,7 +190,9 @@ fn normalize_enums(
     Ok(())
 }
 
-/// The double fields of the metrics messages (and of attribute values).
+/// The double fields of the metrics messages (and of attribute values, which
+/// are the only doubles in logs; the logs messages have no field of these
+/// names other than `value`, which is always an object there).
 /// `sum` and `value` are also message fields, but never strings there.
 const DOUBLE_FIELDS: &[&str] = &[
     "asDouble",
@@ -349,6 +377,26 @@ impl SpecialDoubles {
                             }
                         }
                         None => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts the special values back in attributes and bodies.
+    fn restore_logs(&self, request: &mut ExportLogsServiceRequest) {
+        for rl in &mut request.resource_logs {
+            if let Some(resource) = &mut rl.resource {
+                self.fix_attributes(&mut resource.attributes);
+            }
+            for sl in &mut rl.scope_logs {
+                if let Some(scope) = &mut sl.scope {
+                    self.fix_attributes(&mut scope.attributes);
+                }
+                for record in &mut sl.log_records {
+                    self.fix_attributes(&mut record.attributes);
+                    if let Some(body) = &mut record.body {
+                        self.fix_any(body);
                     }
                 }
             }
@@ -667,5 +715,127 @@ mod tests {
         // Traces enum names mean nothing in metrics.
         let traces_enum = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"g","sum":{"aggregationTemporality":"SPAN_KIND_SERVER"}}]}]}]}"#;
         assert!(decode_metrics(traces_enum).is_err());
+    }
+
+    #[test]
+    fn decodes_logs_with_enum_names_strings_and_hex_ids() {
+        let body = br#"{
+          "resourceLogs": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]},
+            "scopeLogs": [{
+              "scope": {"name": "lib", "version": "2.0", "attributes": [{"key": "ratio", "value": {"doubleValue": "NaN"}}]},
+              "logRecords": [{
+                "timeUnixNano": "1700000000000000001",
+                "observedTimeUnixNano": 1700000000000000002,
+                "severityNumber": "SEVERITY_NUMBER_WARN2",
+                "severityText": "WARN",
+                "body": {"stringValue": "disk almost full"},
+                "attributes": [
+                  {"key": "free.bytes", "value": {"intValue": "1024"}},
+                  {"key": "severityNumber", "value": {"stringValue": "not an enum"}},
+                  {"key": "load", "value": {"doubleValue": "-Infinity"}}
+                ],
+                "droppedAttributesCount": 2,
+                "flags": 1,
+                "traceId": "5b8efff798038103d269b633813fc60c",
+                "spanId": "eee19b7ec3c1b174",
+                "eventName": "disk.pressure"
+              }, {
+                "severityNumber": 17,
+                "body": {"kvlistValue": {"values": [
+                  {"key": "msg", "value": {"stringValue": "boom"}},
+                  {"key": "share", "value": {"doubleValue": "Infinity"}},
+                  {"key": "tries", "value": {"doubleValue": "1.5"}}
+                ]}}
+              }]
+            }]
+          }]
+        }"#;
+        let request = decode_logs(body).unwrap();
+        let scope_logs = &request.resource_logs[0].scope_logs[0];
+        let scope = scope_logs.scope.as_ref().unwrap();
+        assert_eq!(
+            (scope.name.as_str(), scope.version.as_str()),
+            ("lib", "2.0")
+        );
+        let Some(any_value::Value::DoubleValue(ratio)) =
+            scope.attributes[0].value.as_ref().unwrap().value
+        else {
+            panic!("not a double")
+        };
+        assert!(ratio.is_nan());
+
+        let record = &scope_logs.log_records[0];
+        assert_eq!(record.time_unix_nano, 1_700_000_000_000_000_001);
+        assert_eq!(record.observed_time_unix_nano, 1_700_000_000_000_000_002);
+        assert_eq!(record.severity_number, SeverityNumber::Warn2 as i32);
+        assert_eq!(record.severity_text, "WARN");
+        assert_eq!(
+            record.body.as_ref().unwrap().value,
+            Some(any_value::Value::StringValue("disk almost full".into()))
+        );
+        let values: Vec<_> = record
+            .attributes
+            .iter()
+            .map(|kv| kv.value.as_ref().unwrap().value.clone().unwrap())
+            .collect();
+        assert_eq!(values[0], any_value::Value::IntValue(1024));
+        assert_eq!(
+            values[1],
+            any_value::Value::StringValue("not an enum".into())
+        );
+        assert_eq!(values[2], any_value::Value::DoubleValue(f64::NEG_INFINITY));
+        assert_eq!((record.dropped_attributes_count, record.flags), (2, 1));
+        assert_eq!(
+            hex::encode(&record.trace_id),
+            "5b8efff798038103d269b633813fc60c"
+        );
+        assert_eq!(hex::encode(&record.span_id), "eee19b7ec3c1b174");
+        assert_eq!(record.event_name, "disk.pressure");
+
+        let record = &scope_logs.log_records[1];
+        assert_eq!(record.severity_number, SeverityNumber::Error as i32);
+        assert_eq!(record.time_unix_nano, 0);
+        let Some(any_value::Value::KvlistValue(map)) = &record.body.as_ref().unwrap().value else {
+            panic!("not a map body")
+        };
+        let fields: Vec<_> = map
+            .values
+            .iter()
+            .map(|kv| kv.value.as_ref().unwrap().value.clone().unwrap())
+            .collect();
+        assert_eq!(fields[0], any_value::Value::StringValue("boom".into()));
+        assert_eq!(fields[1], any_value::Value::DoubleValue(f64::INFINITY));
+        assert_eq!(fields[2], any_value::Value::DoubleValue(1.5));
+    }
+
+    #[test]
+    fn refuses_bad_logs_with_a_reason() {
+        let bad_enum = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":"SEVERITY_NUMBER_LOUD"}]}]}]}"#;
+        assert!(
+            decode_logs(bad_enum)
+                .unwrap_err()
+                .contains("SEVERITY_NUMBER_LOUD")
+        );
+        // Enum names of other signals mean nothing here.
+        let traces_enum = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":"SPAN_KIND_SERVER"}]}]}]}"#;
+        assert!(decode_logs(traces_enum).is_err());
+        let bad_id = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"xyz"}]}]}]}"#;
+        assert!(
+            decode_logs(bad_id)
+                .unwrap_err()
+                .starts_with("invalid OTLP/JSON logs request")
+        );
+        let bad_time =
+            br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"yesterday"}]}]}]}"#;
+        assert!(decode_logs(bad_time).is_err());
+        // Unlike a metric's data, a bad body value fails the request rather
+        // than vanishing.
+        let bad_body =
+            br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"intValue":"many"}}]}]}]}"#;
+        assert!(decode_logs(bad_body).is_err());
+        assert!(decode_logs(b"{").unwrap_err().contains("invalid JSON"));
+        // An empty object is an empty request.
+        assert!(decode_logs(b"{}").unwrap().resource_logs.is_empty());
     }
 }

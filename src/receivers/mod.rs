@@ -46,7 +46,7 @@ impl ReceiverConfig {
     /// The signals this receiver can feed into pipelines today.
     pub fn signals(&self) -> &'static [Signal] {
         match self {
-            Self::Otlp(_) => &[Signal::Traces, Signal::Metrics],
+            Self::Otlp(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
             Self::Prometheus(_) => &[Signal::Metrics],
         }
     }

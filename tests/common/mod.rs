@@ -20,12 +20,24 @@ pub struct Ferro {
     pub telemetry: SocketAddr,
     pub config_path: PathBuf,
     logs: Arc<Mutex<Vec<String>>>,
+    /// What ferro printed on stdout, when started to keep it.
+    stdout: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
 impl Ferro {
     /// Starts `ferro run -c` on `config` and waits until it says it started.
     pub fn start(config: &str) -> Ferro {
+        Self::spawn(config, false)
+    }
+
+    /// Starts like [`Ferro::start`], keeping the lines ferro prints on stdout
+    /// (the debug exporter's output) for [`Ferro::stdout`].
+    pub fn start_capturing_stdout(config: &str) -> Ferro {
+        Self::spawn(config, true)
+    }
+
+    fn spawn(config: &str, capture_stdout: bool) -> Ferro {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("ferro.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -33,10 +45,23 @@ impl Ferro {
             .args(["run", "--log-format", "json", "-c"])
             .arg(&config_path)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(if capture_stdout {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::piped())
             .spawn()
             .expect("ferro starts");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        if let Some(pipe) = child.stdout.take() {
+            let stdout = stdout.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    stdout.lock().unwrap().push(line);
+                }
+            });
+        }
         let stderr = child.stderr.take().unwrap();
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -83,6 +108,7 @@ impl Ferro {
             telemetry: telemetry.expect("telemetry address"),
             config_path,
             logs,
+            stdout,
             _dir: dir,
         }
     }
@@ -93,6 +119,12 @@ impl Ferro {
 
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
+    }
+
+    /// The lines printed on stdout so far (none unless started with
+    /// [`Ferro::start_capturing_stdout`]).
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
     }
 
     /// Waits until a log line contains `needle`.

@@ -1,7 +1,9 @@
 //! The debug exporter: prints what passes, for a new user's first run.
 //!
 //! `basic` prints one line per batch; `detailed` prints every span with its
-//! ids, timing and attributes. Output goes to stdout, apart from ferro's logs.
+//! ids, timing and attributes, every series with its samples, and every log
+//! stream with its entries and their structured metadata. Output goes to
+//! stdout, apart from ferro's logs.
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use serde::Deserialize;
@@ -102,6 +104,16 @@ pub fn render_logs(logs: &Logs, verbosity: Verbosity) -> String {
         let _ = writeln!(out, "  {}", stream.labels);
         for entry in &stream.entries {
             let _ = writeln!(out, "    {} {}", entry.timestamp_ns, entry.line_str());
+            if !entry.metadata.is_empty() {
+                out.push_str("      metadata: {");
+                for (i, (name, value)) in entry.metadata.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    let _ = write!(out, "{name}={value:?}");
+                }
+                out.push_str("}\n");
+            }
         }
     }
     out
@@ -217,6 +229,8 @@ fn value(v: Option<&AnyValue>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signal::Labels;
+    use crate::signal::logs::{Entry, Stream};
     use crate::signal::traces::tests::sample;
 
     #[test]
@@ -231,5 +245,26 @@ mod tests {
         assert!(detailed.contains(
             "span \"span-2\" trace=01010101010101010101010101010101 id=0000000000000002"
         ));
+    }
+
+    #[test]
+    fn detailed_logs_show_streams_lines_and_metadata() {
+        let mut with_metadata = Entry::new(2, "disk full");
+        with_metadata.metadata = vec![
+            ("severity_text".into(), "ERROR".into()),
+            ("detected_level".into(), "error".into()),
+        ];
+        let logs = Logs::new(vec![Stream {
+            labels: Labels::from_pairs([("service_name", "api")]),
+            entries: vec![Entry::new(1, "started"), with_metadata],
+        }]);
+        assert_eq!(
+            render_logs(&logs, Verbosity::Basic),
+            "logs: 1 stream(s), 2 entr(ies)\n"
+        );
+        assert_eq!(
+            render_logs(&logs, Verbosity::Detailed),
+            "logs: 1 stream(s), 2 entr(ies)\n  {service_name=\"api\"}\n    1 started\n    2 disk full\n      metadata: {severity_text=\"ERROR\", detected_level=\"error\"}\n"
+        );
     }
 }

@@ -1,6 +1,7 @@
 use serde::Deserialize;
 use std::net::SocketAddr;
 
+use super::logs::{self, LogsConversion};
 use crate::config::{ByteSize, Duration, FieldError, Validate};
 
 /// `[receivers.otlp.NAME]` as written.
@@ -15,6 +16,17 @@ pub struct RawOtlpReceiverConfig {
     /// How long a request may wait for room in a full pipeline before it is
     /// refused with a retryable answer.
     pipeline_wait: Option<Duration>,
+    /// How OTLP logs become Loki streams.
+    logs: Option<RawLogsConfig>,
+}
+
+/// `[receivers.otlp.NAME.logs]` as written.
+#[derive(Deserialize)]
+struct RawLogsConfig {
+    /// Resource attributes, by their OTLP key (`k8s.pod.name`), that become
+    /// stream labels; the others go to structured metadata. Omitted, Loki's
+    /// default list, so that streams match what Loki's OTLP endpoint makes.
+    resource_labels: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -23,6 +35,7 @@ pub struct OtlpReceiverConfig {
     pub http: Option<SocketAddr>,
     pub max_recv_msg_size: usize,
     pub pipeline_wait: std::time::Duration,
+    pub logs: LogsConversion,
 }
 
 impl Validate for RawOtlpReceiverConfig {
@@ -52,6 +65,13 @@ impl Validate for RawOtlpReceiverConfig {
                 "must be between 1KiB and 1GiB",
             ));
         }
+        let logs = self.logs.and_then(|l| l.resource_labels).map_or_else(
+            LogsConversion::default,
+            |labels| {
+                check_resource_labels(&labels, &mut errors);
+                LogsConversion::with_resource_labels(labels)
+            },
+        );
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -62,6 +82,31 @@ impl Validate for RawOtlpReceiverConfig {
             pipeline_wait: self
                 .pipeline_wait
                 .map_or(std::time::Duration::from_secs(1), |d| d.get()),
+            logs,
         })
+    }
+}
+
+fn check_resource_labels(labels: &[String], errors: &mut Vec<FieldError>) {
+    const FIELD: &str = "logs.resource_labels";
+    if labels.is_empty() {
+        errors.push(FieldError::new(
+            FIELD,
+            "list at least one resource attribute (Loki needs a label on every stream), \
+             or leave the key out for Loki's default list",
+        ));
+    }
+    for (i, key) in labels.iter().enumerate() {
+        if logs::label_name(key).is_none() {
+            errors.push(FieldError::new(
+                format!("{FIELD}.{i}"),
+                format!("{key:?} has no valid label name: it needs a letter or a digit"),
+            ));
+        } else if labels[..i].contains(key) {
+            errors.push(FieldError::new(
+                format!("{FIELD}.{i}"),
+                format!("{key:?} is listed twice"),
+            ));
+        }
     }
 }

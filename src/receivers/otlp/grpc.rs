@@ -187,6 +187,7 @@ impl<E: Export> UnaryService<Bytes> for ExportMethod<E> {
             let result = match E::SIGNAL {
                 Signal::Traces => shared.accept_traces_protobuf(body).await,
                 Signal::Metrics => shared.accept_metrics_protobuf(body).await,
+                Signal::Logs => shared.accept_logs_protobuf(body).await,
                 signal => Err(shared.rejected(signal, Rejection::NoPipeline(signal))),
             }
             .map(response_bytes);

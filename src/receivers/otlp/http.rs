@@ -36,12 +36,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/v1/traces", post(traces))
         .route("/v1/metrics", post(metrics))
-        .route(
-            "/v1/logs",
-            post(|State(s): State<Arc<Shared>>, h: HeaderMap| async move {
-                no_pipeline(&s, &h, Signal::Logs)
-            }),
-        )
+        .route("/v1/logs", post(logs))
         // The limit is applied after decompression, below.
         .layer(DefaultBodyLimit::disable())
         .with_state(shared);
@@ -80,6 +75,10 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bo
     export(&shared, &headers, body, Signal::Metrics).await
 }
 
+async fn logs(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    export(&shared, &headers, body, Signal::Logs).await
+}
+
 async fn export(shared: &Shared, headers: &HeaderMap, body: Body, signal: Signal) -> Response {
     let Some(format) = format_of(headers) else {
         let rejection = Rejection::Invalid {
@@ -99,21 +98,14 @@ async fn export(shared: &Shared, headers: &HeaderMap, body: Body, signal: Signal
         (Signal::Traces, Format::Json) => shared.accept_traces_json(body).await,
         (Signal::Metrics, Format::Protobuf) => shared.accept_metrics_protobuf(body).await,
         (Signal::Metrics, Format::Json) => shared.accept_metrics_json(body).await,
+        (Signal::Logs, Format::Protobuf) => shared.accept_logs_protobuf(body).await,
+        (Signal::Logs, Format::Json) => shared.accept_logs_json(body).await,
         (other, _) => Err(shared.rejected(other, Rejection::NoPipeline(other))),
     };
     match result {
         Ok(partial) => success(format, signal, partial),
         Err(rejection) => error_response(format, rejection, shared),
     }
-}
-
-fn no_pipeline(shared: &Shared, headers: &HeaderMap, signal: Signal) -> Response {
-    let format = format_of(headers).unwrap_or(Format::Json);
-    error_response(
-        format,
-        shared.rejected(signal, Rejection::NoPipeline(signal)),
-        shared,
-    )
 }
 
 /// Reads the body, undoes `Content-Encoding`, and enforces `max` on both the

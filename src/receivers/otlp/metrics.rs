@@ -43,7 +43,6 @@
 
 mod names;
 mod native;
-mod values;
 
 #[cfg(test)]
 mod tests;
@@ -58,6 +57,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
     number_data_point,
 };
 
+use super::rejections::Rejections;
+use super::values;
 use crate::signal::metrics::{Exemplar, Metadata, MetricType, Sample, Series, stale_nan};
 use crate::signal::{Labels, LabelsBuilder, Metrics};
 use names::NameType;
@@ -89,9 +90,6 @@ const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 /// Exemplar labels beyond this many characters lose their attributes (the
 /// OpenMetrics limit), keeping the trace and span ids.
 const MAX_EXEMPLAR_RUNES: usize = 128;
-
-/// At most this many distinct problems are spelled out in `error_message`.
-const MAX_ISSUES: usize = 5;
 
 /// Converts an OTLP metrics request to Prometheus series. Never fails as a
 /// whole: what cannot be converted is counted in the answer.
@@ -501,68 +499,18 @@ impl Converter {
                 series.histograms.sort_by_key(|h| h.timestamp);
             }
         }
-        let Rejections {
-            by_reason,
-            issues,
-            unlisted,
-            total,
-        } = self.rejections;
+        let (rejected_points, rejections, error_message) =
+            self.rejections.finish("data point", "point");
         Converted {
             metrics: Metrics {
                 series: self.series,
                 metadata: self.metadata,
             },
-            rejected_points: total,
-            rejections: by_reason,
-            error_message: error_message(total, &issues, unlisted),
+            rejected_points,
+            rejections,
+            error_message,
         }
     }
-}
-
-/// Counts of rejected points, with the first few problems spelled out.
-#[derive(Default)]
-struct Rejections {
-    by_reason: Vec<(&'static str, u64)>,
-    /// Distinct problems and their point counts, first met first.
-    issues: Vec<(String, u64)>,
-    /// Points rejected for problems beyond `MAX_ISSUES`.
-    unlisted: u64,
-    total: u64,
-}
-
-impl Rejections {
-    fn add(&mut self, reason: &'static str, points: u64, message: String) {
-        self.total += points;
-        match self.by_reason.iter_mut().find(|(r, _)| *r == reason) {
-            Some((_, count)) => *count += points,
-            None => self.by_reason.push((reason, points)),
-        }
-        if let Some((_, count)) = self.issues.iter_mut().find(|(m, _)| *m == message) {
-            *count += points;
-        } else if self.issues.len() < MAX_ISSUES {
-            self.issues.push((message, points));
-        } else {
-            self.unlisted += points;
-        }
-    }
-}
-
-fn error_message(total: u64, issues: &[(String, u64)], unlisted: u64) -> String {
-    if total == 0 {
-        return String::new();
-    }
-    let plural = |n: u64| if n == 1 { "" } else { "s" };
-    let mut message = format!("{total} data point{} rejected: ", plural(total));
-    for (i, (issue, points)) in issues.iter().enumerate() {
-        if i > 0 {
-            message.push_str("; ");
-        }
-        message.push_str(&format!("{issue} ({points} point{})", plural(*points)));
-    }
-    if unlisted > 0 {
-        message.push_str(&format!("; and {unlisted} more for other reasons"));
-    }
-    message
 }
 
 /// A series' labels: the base labels, the extra (`le` or `quantile`) and the

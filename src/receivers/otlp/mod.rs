@@ -8,11 +8,15 @@
 mod config;
 mod grpc;
 mod http;
+pub mod logs;
 pub mod metrics;
+mod rejections;
+mod values;
 
 pub use config::{OtlpReceiverConfig, RawOtlpReceiverConfig};
 
 use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use prometheus_client::metrics::counter::Counter;
@@ -44,7 +48,8 @@ pub enum Rejection {
     NoPipeline(Signal),
 }
 
-/// What an export answer reports as refused: spans or metric data points.
+/// What an export answer reports as refused: spans, metric data points or
+/// log records.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Partial {
     pub rejected: i64,
@@ -215,6 +220,81 @@ impl Shared {
         let bytes = converted.metrics.encoded_len();
         match inputs
             .send(Batch::with_size(converted.metrics, bytes, ticket))
+            .await
+        {
+            Ok(()) => {
+                Telemetry::counter(&self.telemetry.accepted, &labels).inc_by(items);
+                Ok(partial)
+            }
+            Err(refusal) => {
+                Telemetry::reason_counter(&self.telemetry.refused, &labels, refusal.reason())
+                    .inc_by(items);
+                Err(Rejection::Refused(refusal))
+            }
+        }
+    }
+
+    /// Takes a protobuf-encoded logs request.
+    async fn accept_logs_protobuf(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+        use prost::Message;
+        let Some(inputs) = &self.outputs.logs else {
+            return Err(self.rejected(Signal::Logs, Rejection::NoPipeline(Signal::Logs)));
+        };
+        let ticket = self.reserve(Signal::Logs, body.len())?;
+        let request = ExportLogsServiceRequest::decode(body).map_err(|e| {
+            self.rejected(
+                Signal::Logs,
+                Rejection::Invalid {
+                    reason: "malformed",
+                    message: format!("invalid protobuf: {e}"),
+                },
+            )
+        })?;
+        self.accept_logs(inputs, request, ticket).await
+    }
+
+    /// Takes an OTLP/JSON logs request.
+    async fn accept_logs_json(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+        let Some(inputs) = &self.outputs.logs else {
+            return Err(self.rejected(Signal::Logs, Rejection::NoPipeline(Signal::Logs)));
+        };
+        let ticket = self.reserve(Signal::Logs, body.len())?;
+        let request = crate::otlp::json::decode_logs(&body).map_err(|message| {
+            self.rejected(
+                Signal::Logs,
+                Rejection::Invalid {
+                    reason: "malformed",
+                    message,
+                },
+            )
+        })?;
+        self.accept_logs(inputs, request, ticket).await
+    }
+
+    /// Converts to Loki streams (Loki's own OTLP rules) and hands them on;
+    /// records that cannot be converted are reported back.
+    async fn accept_logs(
+        &self,
+        inputs: &crate::topology::fanout::PipelineInputs<crate::signal::Logs>,
+        request: ExportLogsServiceRequest,
+        ticket: Ticket,
+    ) -> Result<Option<Partial>, Rejection> {
+        let converted = logs::convert(request, &self.config.logs);
+        let labels = Telemetry::labels("receiver", &self.id, Signal::Logs);
+        for (reason, count) in &converted.rejections {
+            Telemetry::reason_counter(&self.telemetry.dropped, &labels, reason).inc_by(*count);
+        }
+        let partial = (converted.rejected_records > 0).then(|| Partial {
+            rejected: converted.rejected_records as i64,
+            message: converted.error_message.clone(),
+        });
+        let items = converted.logs.item_count() as u64;
+        if items == 0 {
+            return Ok(partial);
+        }
+        let bytes = converted.logs.encoded_len();
+        match inputs
+            .send(Batch::with_size(converted.logs, bytes, ticket))
             .await
         {
             Ok(()) => {

@@ -19,8 +19,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
 
 use super::names::{NameType, format_float, label_name, metric_name, unit_name};
-use super::values::value_string;
 use super::*;
+use crate::receivers::otlp::values::value_string;
 use crate::signal::metrics::{STALE_NAN_BITS, is_stale_nan};
 
 const CUMULATIVE: i32 = AggregationTemporality::Cumulative as i32;

@@ -1,5 +1,6 @@
 //! Attribute values as label values: what OTel's Go `pcommon.Value.AsString`
-//! returns, since that is what Prometheus puts in its labels.
+//! returns, since that is what Prometheus puts in its labels and Loki in its
+//! stream labels, structured metadata and log lines.
 //!
 //! Scalars are plain text (`true`, `42`, `0.5`), bytes are standard base64,
 //! and arrays and maps are the JSON Go's `encoding/json` writes (map keys
