@@ -3,6 +3,7 @@
 
 pub mod blackhole;
 pub mod debug;
+pub mod loki;
 pub mod otlp;
 pub mod remote_write;
 mod retry;
@@ -25,6 +26,7 @@ pub enum ExporterConfig {
     Debug(debug::DebugConfig),
     Blackhole(blackhole::BlackholeConfig),
     RemoteWrite(Box<remote_write::RemoteWriteConfig>),
+    Loki(Box<loki::LokiConfig>),
 }
 
 impl ExporterConfig {
@@ -48,6 +50,10 @@ impl ExporterConfig {
                 doc.section::<remote_write::RawRemoteWriteConfig>(path, value)
                     .map(|c| Self::RemoteWrite(Box::new(c))),
             ),
+            "loki" => Some(
+                doc.section::<loki::RawLokiConfig>(path, value)
+                    .map(|c| Self::Loki(Box::new(c))),
+            ),
             "blackhole" => Some(
                 doc.section::<blackhole::RawBlackholeConfig>(path, value)
                     .map(Self::Blackhole),
@@ -61,6 +67,7 @@ impl ExporterConfig {
             Self::Otlp(_) => &[Signal::Traces],
             Self::Debug(_) | Self::Blackhole(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
             Self::RemoteWrite(_) => &[Signal::Metrics],
+            Self::Loki(_) => &[Signal::Logs],
         }
     }
 
@@ -70,6 +77,7 @@ impl ExporterConfig {
             Self::Debug(c) => &c.queue,
             Self::Blackhole(c) => &c.queue,
             Self::RemoteWrite(c) => &c.queue,
+            Self::Loki(c) => &c.queue,
         }
     }
 }
