@@ -296,6 +296,12 @@ impl Shard {
             }
         };
         // A part bigger than batch_size is cut into requests of about batch_size.
+        // Sorted first, so that each cut takes a stream's oldest entries: an
+        // arrival-order cut could send a later request older entries.
+        if self.pending[at].batch.bytes > self.batch_size {
+            let data = &mut self.pending[at].batch.data;
+            data.streams = encode::group(std::mem::take(&mut data.streams));
+        }
         while self.pending[at].batch.bytes > self.batch_size && self.pending[at].batch.items() > 1 {
             let pending = &mut self.pending[at].batch;
             let share = self.batch_size as f64 / pending.bytes as f64;
