@@ -244,6 +244,33 @@ async fn loki_refusing_then_back_loses_nothing_and_keeps_order() {
 }
 
 #[tokio::test]
+async fn a_slow_loki_times_out_and_the_request_is_retried() {
+    let loki = LokiServer::start().await;
+    loki.set_mode(Mode::Slow(Duration::from_millis(800)));
+    let exporter = Exporter::start(&loki.url(), "timeout = \"200ms\"\nbatch_wait = \"10ms\"");
+    let waiter = exporter
+        .deliver(vec![stream(&[("app", "a")], vec![entry(1, "patient")])])
+        .await;
+    let timed_out = || {
+        exporter.metric(
+            "ferro_exporter_send_failed_items_total",
+            &["reason=\"timeout\""],
+        )
+    };
+    for _ in 0..300 {
+        if timed_out() >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(timed_out() >= 1.0, "the attempt timed out");
+    loki.set_mode(Mode::Accept);
+    assert_eq!(waiter.wait().await, Outcome::Delivered);
+    assert_eq!(loki.entries("fake", &[("app", "a")]).len(), 1);
+    exporter.stop().await;
+}
+
+#[tokio::test]
 async fn refused_entries_are_dropped_and_counted_with_lokis_reason() {
     let loki = LokiServer::start_with(Limits {
         max_line_size: 100,
@@ -367,7 +394,7 @@ async fn batch_wait_gathers_small_batches_and_shutdown_sends_what_waits() {
     let loki = LokiServer::start().await;
     let exporter = Exporter::start(
         &loki.url(),
-        "batch_wait = \"300ms\"\nqueue = { num_consumers = 1 }",
+        "batch_wait = \"500ms\"\nqueue = { num_consumers = 1 }",
     );
     let mut waiters = Vec::new();
     for i in 0..10 {

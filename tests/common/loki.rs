@@ -44,7 +44,8 @@ pub enum Mode {
     Unavailable,
     /// 429 with `Retry-After: 1`, nothing stored.
     TooManyRequests,
-    /// Answer after this long.
+    /// Answer after this long. A client that gives up first cancels the
+    /// request, which then stores nothing.
     Slow(Duration),
 }
 
