@@ -11,7 +11,7 @@
 //! they came, and a retry never lets a later request overtake it.
 
 mod config;
-mod encode;
+pub mod encode;
 
 pub use config::{Encoding, LokiConfig, RawLokiConfig};
 
