@@ -4,6 +4,7 @@
 pub mod blackhole;
 pub mod debug;
 pub mod http;
+pub mod loki;
 pub mod otlp;
 pub mod remote_write;
 mod retry;
@@ -26,6 +27,7 @@ pub enum ExporterConfig {
     Debug(debug::DebugConfig),
     Blackhole(blackhole::BlackholeConfig),
     RemoteWrite(Box<remote_write::RemoteWriteConfig>),
+    Loki(Box<loki::LokiConfig>),
 }
 
 impl ExporterConfig {
@@ -49,6 +51,10 @@ impl ExporterConfig {
                 doc.section::<remote_write::RawRemoteWriteConfig>(path, value)
                     .map(|c| Self::RemoteWrite(Box::new(c))),
             ),
+            "loki" => Some(
+                doc.section::<loki::RawLokiConfig>(path, value)
+                    .map(|c| Self::Loki(Box::new(c))),
+            ),
             "blackhole" => Some(
                 doc.section::<blackhole::RawBlackholeConfig>(path, value)
                     .map(Self::Blackhole),
@@ -62,6 +68,7 @@ impl ExporterConfig {
             Self::Otlp(_) => &[Signal::Traces],
             Self::Debug(_) | Self::Blackhole(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
             Self::RemoteWrite(_) => &[Signal::Metrics],
+            Self::Loki(_) => &[Signal::Logs],
         }
     }
 
@@ -71,6 +78,7 @@ impl ExporterConfig {
             Self::Debug(c) => &c.queue,
             Self::Blackhole(c) => &c.queue,
             Self::RemoteWrite(c) => &c.queue,
+            Self::Loki(c) => &c.queue,
         }
     }
 }

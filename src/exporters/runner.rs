@@ -9,7 +9,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Backoff, ExportError, ExporterConfig, RetryConfig, Sent, blackhole, debug, otlp, remote_write,
+    Backoff, ExportError, ExporterConfig, RetryConfig, Sent, blackhole, debug, loki, otlp,
+    remote_write,
 };
 use crate::config::ComponentId;
 use crate::delivery::{Batch, Outcome};
@@ -153,6 +154,16 @@ impl RunningExporter {
                 });
                 (None, Some(lane))
             }
+            ExporterConfig::Loki(c) => {
+                let exporter = loki::Loki::new(c)?;
+                logs = Some(Lane::start_with(
+                    id,
+                    config,
+                    telemetry,
+                    |queue, delivery| exporter.spawn(queue, delivery),
+                ));
+                (None, None)
+            }
         };
         Ok(Self {
             id: id.clone(),
@@ -211,7 +222,8 @@ impl<T: SignalData> Lane<T> {
     }
 
     /// A lane whose consumers `spawn` starts: exporters that need their own
-    /// scheduling (remote-write's per-series shards) take batches themselves.
+    /// scheduling (remote-write's per-series shards, Loki's per-stream shards
+    /// and per-tenant requests) take batches themselves.
     fn start_with(
         id: &ComponentId,
         config: &ExporterConfig,

@@ -1,0 +1,202 @@
+use http::Uri;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::config::{ByteSize, Duration, FieldError, Validate};
+use crate::exporters::{QueueConfig, RawRetryConfig, RetryConfig};
+use crate::net::auth::{BasicAuth, Credentials};
+use crate::net::tls::TlsConfig;
+
+/// The body format of a push request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// `logproto.PushRequest`, snappy block format: what Loki's own clients send.
+    Protobuf,
+    /// Loki's JSON push body: larger, for proxies that inspect or rewrite it.
+    Json,
+}
+
+/// `[exporters.loki.NAME]` as written. Names follow Alloy's `loki.write`
+/// where they exist.
+#[derive(Deserialize)]
+pub struct RawLokiConfig {
+    /// The push URL, e.g. `http://loki:3100/loki/api/v1/push`.
+    endpoint: String,
+    /// Sent as `X-Scope-OrgID`; the tenant of streams without `tenant_label`.
+    tenant_id: Option<String>,
+    /// A stream label whose value is the stream's tenant; removed before
+    /// sending, since it says where a stream goes, not what it is.
+    tenant_label: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    basic_auth: Option<BasicAuth>,
+    bearer_token: Option<String>,
+    bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    tls: TlsConfig,
+    /// Deadline of one send attempt.
+    timeout: Option<Duration>,
+    /// `"protobuf"` (default) or `"json"`.
+    encoding: Option<Encoding>,
+    /// A request is sent once it holds this many bytes of streams...
+    batch_size: Option<ByteSize>,
+    /// ...or once its oldest entry has waited this long.
+    batch_wait: Option<Duration>,
+    #[serde(default)]
+    queue: QueueConfig,
+    #[serde(default)]
+    retry: RawRetryConfig,
+}
+
+/// A checked Loki exporter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LokiConfig {
+    pub endpoint: Uri,
+    /// The tenant of streams that do not name one with `tenant_label`.
+    pub tenant_id: Option<http::HeaderValue>,
+    pub tenant_label: Option<String>,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub credentials: Credentials,
+    pub tls: TlsConfig,
+    pub timeout: std::time::Duration,
+    pub encoding: Encoding,
+    pub batch_size: usize,
+    pub batch_wait: std::time::Duration,
+    pub queue: QueueConfig,
+    pub retry: RetryConfig,
+}
+
+/// Largest `batch_size`: past this a request is likelier to hit a body limit
+/// in Loki or a proxy than to save anything.
+const MAX_BATCH_SIZE: u64 = 64 << 20;
+
+impl Validate for RawLokiConfig {
+    type Valid = LokiConfig;
+
+    fn validate(self) -> Result<LokiConfig, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let endpoint = match self.endpoint.parse::<Uri>() {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.authority().is_some() =>
+            {
+                Some(uri)
+            }
+            _ => {
+                errors.push(FieldError::new(
+                    "endpoint",
+                    format!("`{}` is not an http:// or https:// URL", self.endpoint),
+                ));
+                None
+            }
+        };
+        let tenant_id = self.tenant_id.as_deref().and_then(|tenant| {
+            let value = valid_tenant(tenant);
+            if value.is_none() {
+                errors.push(FieldError::new(
+                    "tenant_id",
+                    format!("`{tenant}` is not a Loki tenant ID (at most 150 of a-z A-Z 0-9 ! - _ . * ' ( ))"),
+                ));
+            }
+            value
+        });
+        if let Some(label) = &self.tenant_label
+            && !valid_label_name(label)
+        {
+            errors.push(FieldError::new(
+                "tenant_label",
+                format!("`{label}` is not a label name"),
+            ));
+        }
+        let mut headers = Vec::new();
+        for (name, value) in &self.headers {
+            if name.eq_ignore_ascii_case("x-scope-orgid") {
+                errors.push(FieldError::new(
+                    format!("headers.{name}"),
+                    "set the tenant with tenant_id or tenant_label",
+                ));
+                continue;
+            }
+            match (
+                http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()),
+                http::HeaderValue::from_str(value),
+            ) {
+                (Ok(n), Ok(v)) => headers.push((n, v)),
+                _ => errors.push(FieldError::new(
+                    format!("headers.{name}"),
+                    "is not a valid header name and value",
+                )),
+            }
+        }
+        let credentials = Credentials {
+            basic_auth: self.basic_auth,
+            bearer_token: self.bearer_token,
+            bearer_token_file: self.bearer_token_file,
+        };
+        credentials.check("", &mut errors);
+        let timeout = self
+            .timeout
+            .map_or(std::time::Duration::from_secs(10), |d| d.get());
+        if timeout.is_zero() {
+            errors.push(FieldError::new("timeout", "must be more than 0"));
+        }
+        let batch_size = self.batch_size.map_or(1 << 20, ByteSize::get);
+        if batch_size == 0 || batch_size > MAX_BATCH_SIZE {
+            errors.push(FieldError::new(
+                "batch_size",
+                "must be more than 0 and at most 64MiB",
+            ));
+        }
+        let batch_wait = self
+            .batch_wait
+            .map_or(std::time::Duration::from_secs(1), |d| d.get());
+        if batch_wait.is_zero() {
+            errors.push(FieldError::new("batch_wait", "must be more than 0"));
+        }
+        self.tls.check(&mut errors);
+        self.queue.check(&mut errors);
+        let retry = self.retry.check(&mut errors);
+        match endpoint {
+            Some(endpoint) if errors.is_empty() => Ok(LokiConfig {
+                endpoint,
+                tenant_id,
+                tenant_label: self.tenant_label,
+                headers,
+                credentials,
+                tls: self.tls,
+                timeout,
+                encoding: self.encoding.unwrap_or(Encoding::Protobuf),
+                batch_size: batch_size as usize,
+                batch_wait,
+                queue: self.queue,
+                retry,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A tenant ID as Loki accepts it (dskit's `ValidTenantID`), as a header value.
+pub fn valid_tenant(tenant: &str) -> Option<http::HeaderValue> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "!-_.*'()".contains(c);
+    if tenant.is_empty()
+        || tenant.len() > 150
+        || tenant == "."
+        || tenant == ".."
+        || !tenant.chars().all(allowed)
+    {
+        return None;
+    }
+    http::HeaderValue::from_str(tenant).ok()
+}
+
+/// A label name Loki's label parser takes: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
