@@ -326,3 +326,101 @@ async fn unrepresentable_records_are_refused_alone_as_partial_success() {
         3.0
     );
 }
+
+/// The whole logs path: the Python SDK → ferro's OTLP receiver → the Loki
+/// exporter (protobuf + snappy) → the Loki stand-in, which enforces Loki's
+/// label and ordering rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_logs_reach_loki_with_labels_metadata_and_tenant() {
+    let python = python();
+    let loki = common::loki::LokiServer::start().await;
+    let ferro = Ferro::start(&format!(
+        r#"
+        [telemetry]
+        listen = "127.0.0.1:0"
+        [receivers.otlp.in]
+        grpc = "127.0.0.1:0"
+        [exporters.loki.out]
+        endpoint = "{}"
+        tenant_id = "team-a"
+        batch_wait = "100ms"
+        [pipelines.logs]
+        receivers = ["otlp.in"]
+        exporters = ["loki.out"]
+        "#,
+        loki.url()
+    ));
+    let output = Command::new(&python)
+        .arg(python_script("send_logs.py"))
+        .args([
+            "--protocol",
+            "grpc",
+            "--endpoint",
+            &format!("http://{}", ferro.grpc.unwrap()),
+        ])
+        .args(["--service", "checkout", "--records", "30"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let sent: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        loki.wait_for_entries(sent.len(), std::time::Duration::from_secs(15))
+            .await,
+        sent.len(),
+        "{}",
+        ferro.logs()
+    );
+    loki.with(|received| {
+        assert!(
+            received.errors.is_empty(),
+            "Loki refused nothing: {:?}",
+            received.errors
+        );
+        assert!(
+            received
+                .requests
+                .iter()
+                .all(|r| r.tenant.as_deref() == Some("team-a"))
+        );
+        let (key, entries) = received.streams.iter().next().unwrap();
+        assert!(
+            key.1
+                .contains(&("service_name".to_string(), "checkout".to_string())),
+            "{key:?}"
+        );
+        assert!(
+            entries
+                .windows(2)
+                .all(|w| w[0].timestamp_ns <= w[1].timestamp_ns),
+            "in order"
+        );
+        let lines: Vec<&str> = received
+            .streams
+            .values()
+            .flatten()
+            .map(|e| e.line.as_str())
+            .collect();
+        for record in &sent {
+            assert!(
+                lines.contains(&record["line"].as_str().unwrap()),
+                "{record}"
+            );
+        }
+        assert!(
+            received
+                .streams
+                .values()
+                .flatten()
+                .any(|e| e.metadata.iter().any(|(k, _)| k == "trace_id")),
+            "trace ids ride as structured metadata"
+        );
+    });
+    assert_eq!(
+        ferro.metric("ferro_exporter_sent_items_total", &["loki.out"]),
+        sent.len() as f64
+    );
+}
