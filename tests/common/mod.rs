@@ -20,6 +20,7 @@ pub struct Ferro {
     pub telemetry: SocketAddr,
     pub config_path: PathBuf,
     logs: Arc<Mutex<Vec<String>>>,
+    stdout: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -33,10 +34,23 @@ impl Ferro {
             .args(["run", "--log-format", "json", "-c"])
             .arg(&config_path)
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("ferro starts");
+        // What the debug exporter prints, kept line by line.
+        let stdout_lines = Arc::new(Mutex::new(Vec::new()));
+        {
+            let stdout = child.stdout.take().unwrap();
+            let lines = stdout_lines.clone();
+            std::thread::spawn(move || {
+                // Read to the end whatever it holds, or ferro would block on a full pipe.
+                for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+                    let line = String::from_utf8_lossy(&line).into_owned();
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
         let stderr = child.stderr.take().unwrap();
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -83,8 +97,14 @@ impl Ferro {
             telemetry: telemetry.expect("telemetry address"),
             config_path,
             logs,
+            stdout: stdout_lines,
             _dir: dir,
         }
+    }
+
+    /// The lines ferro printed to stdout so far (the debug exporter's output).
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
     }
 
     pub fn pid(&self) -> u32 {
