@@ -68,6 +68,12 @@ impl LineReader {
         }
     }
 
+    /// Bytes held: what memory this reader costs.
+    pub fn buffered(&self) -> usize {
+        let long = |l: &Option<LongLine>| l.as_ref().map_or(0, |l| l.head.len() + l.tail.len());
+        self.buf.len() + long(&self.long) + long(&self.done)
+    }
+
     /// Reads up to one chunk from `file`; returns the bytes read (0 at end of file).
     pub fn fill(&mut self, file: &File) -> io::Result<usize> {
         if self.pos > 0 {

@@ -738,3 +738,175 @@ async fn a_stop_keeps_what_is_acknowledged_and_loses_no_open_entry() {
     assert_eq!(texts(&h.take(1).await), vec!["first half, second half"]);
     h.stop().await;
 }
+
+#[test]
+fn the_config_section_loads_with_defaults_and_reports_every_mistake() {
+    use crate::config::Config;
+    let config = Config::from_str(
+        r#"
+        [receivers.pod_logs.node]
+        [exporters.debug.out]
+        [pipelines.logs]
+        receivers = ["pod_logs.node"]
+        exporters = ["debug.out"]
+        "#,
+        "test.toml",
+    )
+    .unwrap();
+    let Some(crate::receivers::ReceiverConfig::PodLogs(c)) =
+        config.receivers.get(&ComponentId::new("pod_logs", "node"))
+    else {
+        panic!("a pod_logs receiver");
+    };
+    assert_eq!(c.include, vec!["/var/log/pods/*/*/*.log"]);
+    assert_eq!(
+        (c.format, c.start_at, c.max_line_size, c.pod_uid_label),
+        (FormatName::Auto, StartAt::End, 256 * 1024, true)
+    );
+    assert_eq!(c.rescan_interval, Duration::from_secs(5));
+    assert!(c.multiline.is_none());
+
+    let errors = Config::from_str(
+        r#"
+        [receivers.pod_logs.node]
+        include = ["relative/*.log", "/a/[.log"]
+        exclude = ["/b/[.log"]
+        format = "syslog"
+        "#,
+        "test.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(errors.contains("pod_logs.node.format"), "{errors}");
+    let errors = Config::from_str(
+        r#"
+        [receivers.pod_logs.node]
+        include = ["relative/*.log", "/a/[.log"]
+        exclude = ["/b/[.log"]
+        rescan_interval = "1ms"
+        max_line_size = "32MiB"
+        labels = { "bad-name" = "x" }
+        multiline = { start = "(", max_lines = 1 }
+        colour = "blue"
+        [exporters.debug.out]
+        [pipelines.logs]
+        receivers = ["pod_logs.node"]
+        exporters = ["debug.out"]
+        [pipelines.traces]
+        receivers = ["pod_logs.node"]
+        exporters = ["debug.out"]
+        "#,
+        "test.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    for needle in [
+        "include.0: must be an absolute path",
+        "include.1: not a glob",
+        "exclude.0: not a glob",
+        "rescan_interval: must be at least 10ms",
+        "max_line_size: must be between 64B and 16MiB",
+        "labels.bad-name: not a label name",
+        "multiline.start: not a regex",
+        "multiline.max_lines: must be at least 2",
+        "colour: unknown field",
+    ] {
+        assert!(errors.contains(needle), "{needle} in {errors}");
+    }
+}
+
+#[test]
+fn kubelet_paths_give_pod_labels_and_others_do_not() {
+    let path =
+        Path::new("/var/log/pods/kube-system_coredns-5d78c9869d-x2x4l_0b5e-41/coredns/3.log");
+    assert_eq!(
+        discover::pod_path(path),
+        Some(discover::PodPath {
+            namespace: "kube-system",
+            pod: "coredns-5d78c9869d-x2x4l",
+            uid: "0b5e-41",
+            container: "coredns",
+        })
+    );
+    for other in [
+        "/var/log/syslog",
+        "/var/log/pods/no-underscores/app/0.log",
+        "/var/log/pods/ns__uid/app/0.log",
+        "/var/log/pods/ns_pod_uid/app/0.log.20240101-000000",
+        "/var/log/pods/ns_pod_u_i_d/app/0.log",
+        "0.log",
+    ] {
+        assert_eq!(discover::pod_path(Path::new(other)), None, "{other}");
+    }
+    let mut cfg = config(Path::new("/r"), "pod_uid_label = false");
+    let [out, err, none] = discover::stream_labels(&cfg, path);
+    assert_eq!(
+        out.to_string(),
+        r#"{container="coredns", namespace="kube-system", pod="coredns-5d78c9869d-x2x4l", stream="stdout"}"#
+    );
+    assert_eq!(err.get("stream"), Some("stderr"));
+    assert_eq!(none.get("stream"), None);
+    cfg.labels.insert("job".into(), "node-logs".into());
+    let [out, _, none] = discover::stream_labels(&cfg, Path::new("/var/log/app.log"));
+    assert_eq!(out.to_string(), r#"{job="node-logs", stream="stdout"}"#);
+    assert_eq!(none.to_string(), r#"{job="node-logs"}"#);
+    assert_eq!(
+        discover::watch_root("/var/log/pods/*/*/*.log"),
+        PathBuf::from("/var/log/pods")
+    );
+    assert_eq!(
+        discover::watch_root("/var/log/app.log"),
+        PathBuf::from("/var/log")
+    );
+}
+
+#[test]
+fn the_reader_cuts_lines_and_keeps_only_head_and_tail_of_long_ones() {
+    use reader::{Line, LineReader, TAIL};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let long = format!("{}{}", "h".repeat(100), "m".repeat(300_000));
+    let tail_text = "t".repeat(TAIL);
+    std::fs::write(&path, format!("one\n{long}{tail_text}\ntwo\nthree")).unwrap();
+    let file = File::open(&path).unwrap();
+    let mut reader = LineReader::new(0, 100);
+    let mut got = Vec::new();
+    let mut max_buffered = 0;
+    loop {
+        while let Some(line) = reader.next_line() {
+            let raw = reader.raw(line);
+            got.push((
+                String::from_utf8_lossy(raw.head).into_owned(),
+                raw.tail.len(),
+                raw.cut,
+                raw.start,
+            ));
+        }
+        max_buffered = max_buffered.max(reader.buffered());
+        if reader.fill(&file).unwrap() == 0 {
+            break;
+        }
+    }
+    assert_eq!(got[0], ("one".into(), 0, false, 0));
+    assert_eq!(got[1].0, "h".repeat(100));
+    assert_eq!((got[1].1, got[1].2, got[1].3), (TAIL, true, 4));
+    assert_eq!(got[2].0, "two");
+    assert_eq!(got.len(), 3, "`three` waits for its newline");
+    // One chunk, plus the head and tail of the long line: never the line.
+    assert!(
+        max_buffered <= reader::CHUNK + 2 * (100 + TAIL),
+        "{max_buffered}"
+    );
+    assert_eq!(reader.consumed(), (4 + long.len() + TAIL + 1 + 4) as u64);
+    // The file ends for good: the last line is handed out without `\n`.
+    let rest = reader.take_rest().unwrap();
+    assert!(matches!(rest, Line::InBuffer { .. }));
+    assert_eq!(reader.raw(rest).head, b"three");
+    assert!(reader.take_rest().is_none());
+    // What was read after an offset can be taken back before it is cut.
+    let mut reader = LineReader::new(0, 100);
+    reader.fill(&file).unwrap();
+    reader.unread_to(2);
+    assert_eq!(reader.read_offset(), 2);
+    assert!(reader.next_line().is_none());
+}
