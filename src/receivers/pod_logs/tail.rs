@@ -35,8 +35,11 @@ use crate::signal::{Labels, Logs, Signal};
 use crate::telemetry::Telemetry;
 use crate::topology::fanout::{PipelineInputs, Refusal};
 
-/// Batches per file sent and not yet acknowledged.
-pub const MAX_IN_FLIGHT: usize = 4;
+/// Batches per file sent and not yet acknowledged: enough entries to fill a
+/// downstream batch stage (8192 by default) so that a busy file is not held
+/// to one batch per batch timeout; bounded so that one file cannot take the
+/// whole memory limit.
+pub const MAX_IN_FLIGHT: usize = 32;
 /// Entries in one batch.
 pub const MAX_BATCH_ENTRIES: usize = 1000;
 /// Bytes (as Loki would see them) in one batch.
