@@ -145,6 +145,30 @@ impl AckWaiter {
     pub async fn wait(self) -> Outcome {
         self.0.await.unwrap_or(Outcome::Dropped)
     }
+
+    /// The outcome if it is known already, without waiting.
+    pub fn try_outcome(&mut self) -> Option<Outcome> {
+        match self.0.try_recv() {
+            Ok(outcome) => Some(outcome),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+            Err(oneshot::error::TryRecvError::Closed) => Some(Outcome::Dropped),
+        }
+    }
+}
+
+/// Waiting in place (`&mut waiter` in a `select!`), for a sender that keeps
+/// several waiters in order.
+impl Future for AckWaiter {
+    type Output = Outcome;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Outcome> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Outcome::Dropped))
+    }
 }
 
 /// Data of one signal plus the tickets of everything merged into it.

@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn ferro_printing_logs() -> Ferro {
-    Ferro::start_capturing_stdout(
+    Ferro::start(
         r#"
         [telemetry]
         listen = "127.0.0.1:0"

@@ -3,6 +3,7 @@
 //! answer when they are full.
 
 pub mod otlp;
+pub mod pod_logs;
 pub mod prometheus;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use crate::topology::fanout::PipelineInputs;
 pub enum ReceiverConfig {
     Otlp(otlp::OtlpReceiverConfig),
     Prometheus(prometheus::PrometheusConfig),
+    PodLogs(pod_logs::PodLogsConfig),
 }
 
 impl ReceiverConfig {
@@ -39,6 +41,10 @@ impl ReceiverConfig {
                 doc.section::<otlp::RawOtlpReceiverConfig>(path, value)
                     .map(Self::Otlp),
             ),
+            "pod_logs" => Some(
+                doc.section::<pod_logs::RawPodLogsConfig>(path, value)
+                    .map(Self::PodLogs),
+            ),
             _ => None,
         }
     }
@@ -48,6 +54,7 @@ impl ReceiverConfig {
         match self {
             Self::Otlp(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
             Self::Prometheus(_) => &[Signal::Metrics],
+            Self::PodLogs(_) => &[Signal::Logs],
         }
     }
 }

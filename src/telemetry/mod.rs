@@ -52,10 +52,69 @@ pub struct Telemetry {
     pub queue_bytes: Family<ComponentLabels, Gauge>,
     pub memory_in_flight: Gauge,
     pub memory_limit: Gauge,
+    pub pod_logs: PodLogsFamilies,
     process_rss: Gauge,
     process_cpu: Counter<f64, AtomicU64>,
     process_start: Gauge<f64, AtomicU64>,
     ready: AtomicBool,
+}
+
+/// Figures only the pod log tailer has (`ferro_pod_logs_*`).
+#[derive(Default)]
+pub struct PodLogsFamilies {
+    pub lines_read: Family<ComponentLabels, Counter>,
+    pub bytes_read: Family<ComponentLabels, Counter>,
+    pub lines_truncated: Family<ComponentLabels, Counter>,
+    pub lines_malformed: Family<ComponentLabels, Counter>,
+    pub lines_invalid_utf8: Family<ComponentLabels, Counter>,
+    pub rotations: Family<ReasonLabels, Counter>,
+    pub files_open: Family<ComponentLabels, Gauge>,
+    pub acknowledged: Family<ReasonLabels, Counter>,
+}
+
+impl PodLogsFamilies {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "ferro_pod_logs_lines_read",
+            "Lines a pod log tailer read from files (before partial lines are merged)",
+            self.lines_read.clone(),
+        );
+        r.register(
+            "ferro_pod_logs_bytes_read",
+            "Bytes a pod log tailer read from files",
+            self.bytes_read.clone(),
+        );
+        r.register(
+            "ferro_pod_logs_lines_truncated",
+            "Entries cut to max_line_size and marked truncated=\"true\"",
+            self.lines_truncated.clone(),
+        );
+        r.register(
+            "ferro_pod_logs_lines_malformed",
+            "Lines that did not fit their file's format, passed on as plain text",
+            self.lines_malformed.clone(),
+        );
+        r.register(
+            "ferro_pod_logs_lines_invalid_utf8",
+            "Entries whose invalid UTF-8 was replaced with U+FFFD",
+            self.lines_invalid_utf8.clone(),
+        );
+        r.register(
+            "ferro_pod_logs_rotations",
+            "Files rotated away (renamed or deleted) or truncated in place",
+            self.rotations.clone(),
+        );
+        r.register(
+            "ferro_pod_logs_files_open",
+            "Files a pod log tailer has open",
+            self.files_open.clone(),
+        );
+        r.register(
+            "ferro_pod_logs_acknowledged_entries",
+            "Entries whose delivery ended, by outcome (delivered, or dropped by an exporter); positions advance past both",
+            self.acknowledged.clone(),
+        );
+    }
 }
 
 impl Telemetry {
@@ -73,6 +132,7 @@ impl Telemetry {
             queue_bytes: Family::default(),
             memory_in_flight: Gauge::default(),
             memory_limit: Gauge::default(),
+            pod_logs: PodLogsFamilies::default(),
             process_rss: Gauge::default(),
             process_cpu: Counter::default(),
             process_start: Gauge::default(),
@@ -135,6 +195,7 @@ impl Telemetry {
                 "The memory_limit beyond which receivers refuse",
                 t.memory_limit.clone(),
             );
+            t.pod_logs.register(&mut r);
             r.register(
                 "process_resident_memory_bytes",
                 "Resident set size of the ferro process",

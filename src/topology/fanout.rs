@@ -58,17 +58,27 @@ impl<T: SignalData> PipelineInputs<T> {
     /// them first (waiting up to the receiver's patience), so a full pipeline
     /// never causes a partial delivery that the client's retry would duplicate.
     pub async fn send(&self, batch: Batch<T>) -> Result<(), Refusal> {
+        self.send_or_return(batch)
+            .await
+            .map_err(|(refusal, _)| refusal)
+    }
+
+    /// As [`PipelineInputs::send`], but a refused batch comes back, for a
+    /// sender that retries the same data (a log tailer: the file is its buffer).
+    pub async fn send_or_return(&self, batch: Batch<T>) -> Result<(), (Refusal, Batch<T>)> {
         let deadline = tokio::time::Instant::now() + self.wait;
         let mut permits = Vec::with_capacity(self.senders.len());
         for sender in &self.senders {
             let permit = match sender.try_reserve() {
                 Ok(permit) => permit,
-                Err(mpsc::error::TrySendError::Closed(())) => return Err(Refusal::ShuttingDown),
+                Err(mpsc::error::TrySendError::Closed(())) => {
+                    return Err((Refusal::ShuttingDown, batch));
+                }
                 Err(mpsc::error::TrySendError::Full(())) => {
                     match tokio::time::timeout_at(deadline, sender.reserve()).await {
                         Ok(Ok(permit)) => permit,
-                        Ok(Err(_)) => return Err(Refusal::ShuttingDown),
-                        Err(_) => return Err(Refusal::PipelineFull),
+                        Ok(Err(_)) => return Err((Refusal::ShuttingDown, batch)),
+                        Err(_) => return Err((Refusal::PipelineFull, batch)),
                     }
                 }
             };

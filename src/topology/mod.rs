@@ -221,6 +221,20 @@ impl Topology {
                     let outputs = wiring.outputs(id, Duration::from_secs(5));
                     receivers::prometheus::start(id, c, outputs, limiter.clone(), telemetry).await
                 }
+                ReceiverConfig::PodLogs(c) => {
+                    // A tailer offered no room waits and offers the same
+                    // batch again: the file is its buffer.
+                    let outputs = wiring.outputs(id, Duration::from_secs(1));
+                    receivers::pod_logs::start(
+                        id,
+                        c,
+                        outputs,
+                        limiter.clone(),
+                        telemetry,
+                        &config.data_dir,
+                    )
+                    .await
+                }
             };
             match started {
                 Ok(running) => topology.receivers.push(running),

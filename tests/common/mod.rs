@@ -22,24 +22,15 @@ pub struct Ferro {
     pub telemetry: SocketAddr,
     pub config_path: PathBuf,
     logs: Arc<Mutex<Vec<String>>>,
-    /// What ferro printed on stdout, when started to keep it.
+    /// What ferro printed on stdout (the debug exporter's output).
     stdout: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
 impl Ferro {
     /// Starts `ferro run -c` on `config` and waits until it says it started.
+    /// What ferro prints on stdout is kept for [`Ferro::stdout`].
     pub fn start(config: &str) -> Ferro {
-        Self::spawn(config, false)
-    }
-
-    /// Starts like [`Ferro::start`], keeping the lines ferro prints on stdout
-    /// (the debug exporter's output) for [`Ferro::stdout`].
-    pub fn start_capturing_stdout(config: &str) -> Ferro {
-        Self::spawn(config, true)
-    }
-
-    fn spawn(config: &str, capture_stdout: bool) -> Ferro {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("ferro.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -47,20 +38,20 @@ impl Ferro {
             .args(["run", "--log-format", "json", "-c"])
             .arg(&config_path)
             .env("RUST_LOG", "info")
-            .stdout(if capture_stdout {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("ferro starts");
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        if let Some(pipe) = child.stdout.take() {
-            let stdout = stdout.clone();
+        // What the debug exporter prints, kept line by line.
+        let stdout_lines = Arc::new(Mutex::new(Vec::new()));
+        {
+            let stdout = child.stdout.take().unwrap();
+            let lines = stdout_lines.clone();
             std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    stdout.lock().unwrap().push(line);
+                // Read to the end whatever it holds, or ferro would block on a full pipe.
+                for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+                    let line = String::from_utf8_lossy(&line).into_owned();
+                    lines.lock().unwrap().push(line);
                 }
             });
         }
@@ -110,7 +101,7 @@ impl Ferro {
             telemetry: telemetry.expect("telemetry address"),
             config_path,
             logs,
-            stdout,
+            stdout: stdout_lines,
             _dir: dir,
         }
     }
@@ -123,8 +114,7 @@ impl Ferro {
         self.logs.lock().unwrap().join("\n")
     }
 
-    /// The lines printed on stdout so far (none unless started with
-    /// [`Ferro::start_capturing_stdout`]).
+    /// The lines printed on stdout so far.
     pub fn stdout(&self) -> Vec<String> {
         self.stdout.lock().unwrap().clone()
     }

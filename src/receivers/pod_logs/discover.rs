@@ -1,0 +1,226 @@
+//! Finding the files to tail and what their paths say.
+//!
+//! The include globs are expanded on every rescan; inotify (through `notify`)
+//! only makes the next rescan come sooner and wakes tailers whose file was
+//! written, so a lost or overflowed event costs latency, never data.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+use super::config::PodLogsConfig;
+use super::positions::FileKey;
+use crate::signal::{Labels, LabelsBuilder};
+
+/// A file matched by the include globs and not excluded.
+#[derive(Debug)]
+pub struct Found {
+    pub path: PathBuf,
+    pub key: FileKey,
+    pub size: u64,
+}
+
+/// Expands the globs: regular files (symlinks followed), each identity once.
+pub fn scan(config: &PodLogsConfig) -> Vec<Found> {
+    let mut found: Vec<Found> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for pattern in &config.include {
+        let Ok(paths) = glob::glob(pattern) else {
+            continue;
+        };
+        for path in paths.flatten() {
+            if config.exclude.iter().any(|p| p.matches_path(&path)) {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let key = FileKey::of(&meta);
+            if seen.insert(key) {
+                found.push(Found {
+                    path,
+                    key,
+                    size: meta.len(),
+                });
+            }
+        }
+    }
+    found
+}
+
+/// What kubelet's path `/var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log` says.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PodPath<'a> {
+    pub namespace: &'a str,
+    pub pod: &'a str,
+    pub uid: &'a str,
+    pub container: &'a str,
+}
+
+/// Reads the pod, namespace, uid and container from a kubelet log path;
+/// `None` for a path of another shape. Namespaces and uids have no `_`, pod
+/// names may not either, so the split is unambiguous.
+pub fn pod_path(path: &Path) -> Option<PodPath<'_>> {
+    let file = path.file_name()?.to_str()?;
+    if !file.ends_with(".log") {
+        return None;
+    }
+    let container_dir = path.parent()?;
+    let container = container_dir.file_name()?.to_str()?;
+    let pod_dir = container_dir.parent()?.file_name()?.to_str()?;
+    let mut parts = pod_dir.splitn(3, '_');
+    let (namespace, pod, uid) = (parts.next()?, parts.next()?, parts.next()?);
+    if [namespace, pod, uid, container]
+        .iter()
+        .any(|s| s.is_empty())
+        || uid.contains('_')
+    {
+        return None;
+    }
+    Some(PodPath {
+        namespace,
+        pod,
+        uid,
+        container,
+    })
+}
+
+/// The label sets of one file's streams: `[stdout, stderr, no stream]`.
+pub fn stream_labels(config: &PodLogsConfig, path: &Path) -> [Labels; 3] {
+    let mut base = LabelsBuilder::new();
+    for (name, value) in &config.labels {
+        base.set(name, value);
+    }
+    match pod_path(path) {
+        Some(pod) => {
+            base.set("namespace", pod.namespace);
+            base.set("pod", pod.pod);
+            base.set("container", pod.container);
+            if config.pod_uid_label {
+                base.set("pod_uid", pod.uid);
+            }
+        }
+        // Loki refuses a stream without labels: a file outside the layout,
+        // with no static labels, is told apart by its name.
+        None if config.labels.is_empty() => base.set("filename", &path.to_string_lossy()),
+        None => {}
+    }
+    let with_stream = |stream: &str| {
+        let mut b = base.clone();
+        b.set("stream", stream);
+        b.labels()
+    };
+    [with_stream("stdout"), with_stream("stderr"), base.labels()]
+}
+
+/// The directory a glob's fixed part ends in: what to watch for it.
+pub fn watch_root(pattern: &str) -> PathBuf {
+    let mut root = PathBuf::new();
+    for component in Path::new(pattern).components() {
+        let text = component.as_os_str().to_string_lossy();
+        if text.contains(['*', '?', '[']) {
+            break;
+        }
+        root.push(component);
+    }
+    if root.as_os_str() == pattern {
+        // No glob at all: watch the file's directory.
+        root.pop();
+    }
+    root
+}
+
+/// Whether the include globs (and not the exclude ones) take `path`.
+pub fn included(config: &PodLogsConfig, path: &Path) -> bool {
+    config
+        .include
+        .iter()
+        .any(|p| glob::Pattern::new(p).is_ok_and(|p| p.matches_path(path)))
+        && !config.exclude.iter().any(|p| p.matches_path(path))
+}
+
+/// Renames inotify reported, kept until the next rescan: a file renamed out
+/// of the globs before any rescan saw it is still found this way.
+const MAX_RENAMES: usize = 10_000;
+
+/// Who wants to hear of changes: the receiver (rescan) and each tailer (by path).
+#[derive(Default)]
+pub struct Wakers {
+    pub rescan: Notify,
+    pub files: Mutex<HashMap<PathBuf, Arc<Notify>>>,
+    /// `(from, to)` of renames since the last rescan.
+    pub renamed: Mutex<Vec<(PathBuf, PathBuf)>>,
+}
+
+/// The inotify watcher: a hint, never relied on.
+pub struct Watcher {
+    inner: Option<notify::RecommendedWatcher>,
+    watched: Vec<PathBuf>,
+}
+
+impl Watcher {
+    pub fn new(wakers: Arc<Wakers>) -> Self {
+        let inner = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else {
+                // An overflow or error: a rescan finds what was missed.
+                wakers.rescan.notify_one();
+                return;
+            };
+            use notify::EventKind;
+            use notify::event::{ModifyKind, RenameMode};
+            if let EventKind::Modify(ModifyKind::Name(RenameMode::Both)) = event.kind
+                && let [from, to] = &event.paths[..]
+            {
+                let mut renamed = wakers.renamed.lock().unwrap();
+                if renamed.len() < MAX_RENAMES {
+                    renamed.push((from.clone(), to.clone()));
+                }
+            }
+            if !matches!(event.kind, EventKind::Modify(ModifyKind::Data(_))) {
+                wakers.rescan.notify_one();
+            }
+            let files = wakers.files.lock().unwrap();
+            for path in &event.paths {
+                if let Some(wake) = files.get(path) {
+                    wake.notify_one();
+                }
+            }
+        });
+        match inner {
+            Ok(inner) => Self {
+                inner: Some(inner),
+                watched: Vec::new(),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "inotify is not available; finding changes by polling only");
+                Self {
+                    inner: None,
+                    watched: Vec::new(),
+                }
+            }
+        }
+    }
+
+    /// Watches the roots of `patterns` that exist and are not watched yet.
+    pub fn watch(&mut self, patterns: &[String]) {
+        use notify::Watcher as _;
+        let Some(inner) = &mut self.inner else { return };
+        for pattern in patterns {
+            let root = watch_root(pattern);
+            if self.watched.contains(&root) || !root.is_dir() {
+                continue;
+            }
+            match inner.watch(&root, notify::RecursiveMode::Recursive) {
+                Ok(()) => self.watched.push(root),
+                Err(e) => {
+                    tracing::warn!(root = %root.display(), error = %e, "cannot watch; finding changes by polling only");
+                    self.watched.push(root);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! The pod log receiver: tails container log files on a Kubernetes node
+//! (kubelet's `/var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log`)
+//! and turns them into Loki streams.
+//!
+//! The promise: no line is lost or skipped, a restart re-sends at most the
+//! unacknowledged tail, and memory stays flat under any volume.
+//!
+//! - [`discover`]: globs, rescans, inotify as a wake-up hint, path → labels.
+//! - [`tail`]: one task per file: bounded reads, batches, backpressure, and
+//!   positions that move only when the exporters acknowledge.
+//! - [`formats`]: CRI, Docker json-file and plain lines; partial lines merged.
+//! - [`multiline`]: optional joining of continuation lines.
+//! - [`positions`]: the positions file, replaced atomically.
+//!
+//! Rotation is followed as kubelet and logrotate do it: a renamed file is
+//! read to its end through the open descriptor while the new file at the path
+//! is read from its start; a file truncated in place (copytruncate) is read
+//! again from 0; a deleted file is read to its end and closed. Files are known
+//! by device, inode and a fingerprint of their first bytes, so a new file that
+//! reuses a deleted file's inode is not mistaken for it.
+
+mod config;
+pub mod discover;
+pub mod formats;
+pub mod multiline;
+pub mod positions;
+pub mod reader;
+pub mod tail;
+
+pub use config::{FormatName, MultilineConfig, PodLogsConfig, RawPodLogsConfig, StartAt};
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{Outputs, RunningReceiver};
+use crate::config::ComponentId;
+use crate::delivery::MemoryLimiter;
+use crate::telemetry::Telemetry;
+use discover::{Found, Wakers, Watcher};
+use positions::{FileKey, Fingerprint, Position, Positions};
+use tail::{Control, Counters, Ending, Shared, Start, Tailer};
+
+/// How often changed positions are written out.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How long a finished file is remembered, in case the globs find it again.
+const RETIRED_KEEP: Duration = Duration::from_secs(3600);
+/// Rescans are at least this far apart, however many inotify events come.
+const MIN_RESCAN_GAP: Duration = Duration::from_millis(50);
+
+/// Where the receiver `name` keeps its positions under `data_dir`.
+pub fn positions_path(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir
+        .join("pod_logs")
+        .join(format!("{name}.positions.json"))
+}
+
+pub async fn start(
+    id: &ComponentId,
+    config: &PodLogsConfig,
+    outputs: Outputs,
+    limiter: Arc<MemoryLimiter>,
+    telemetry: &Arc<Telemetry>,
+    data_dir: &Path,
+) -> std::io::Result<RunningReceiver> {
+    let stop = CancellationToken::new();
+    let Some(inputs) = outputs.logs else {
+        return Ok(RunningReceiver::new(
+            id.clone(),
+            Vec::new(),
+            stop,
+            Vec::new(),
+        ));
+    };
+    let path = positions_path(data_dir, &id.name);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot create {} for positions: {e}", dir.display()),
+            )
+        })?;
+    }
+    let saved = match positions::load(&path) {
+        Ok(saved) => saved,
+        Err(e) => {
+            // A damaged file must not keep ferro from starting; it is kept
+            // aside for a person to look at, and files start as on a first start.
+            let aside = path.with_extension("json.corrupt");
+            let _ = std::fs::rename(&path, &aside);
+            tracing::error!(receiver = %id, error = %e, kept = %aside.display(), "positions file unusable; starting as on a first start");
+            None
+        }
+    };
+    let shared = Arc::new(Shared {
+        id: id.clone(),
+        config: config.clone(),
+        inputs,
+        limiter,
+        counters: Counters::new(telemetry, id),
+        positions: Mutex::new(Positions::default()),
+        wakers: Arc::new(Wakers::default()),
+    });
+    // Watching starts before start() returns: a file created and renamed
+    // right after is still heard of.
+    let mut watcher = Watcher::new(shared.wakers.clone());
+    watcher.watch(&config.include);
+    let manager = Manager {
+        watcher,
+        shared,
+        positions_path: path,
+        saved,
+        tailers: HashMap::new(),
+        retired: HashMap::new(),
+        stop: stop.clone(),
+    };
+    tracing::info!(receiver = %id, include = ?config.include, "pod log receiver started");
+    let task = tokio::spawn(manager.run());
+    Ok(RunningReceiver::new(
+        id.clone(),
+        Vec::new(),
+        stop,
+        vec![task],
+    ))
+}
+
+struct Running {
+    path: PathBuf,
+    control: Control,
+    task: JoinHandle<Ending>,
+}
+
+struct Manager {
+    watcher: Watcher,
+    shared: Arc<Shared>,
+    positions_path: PathBuf,
+    /// The positions file read at start; `None` on a first start.
+    saved: Option<Vec<Position>>,
+    tailers: HashMap<FileKey, Running>,
+    /// Files read to their end and let go: if the globs find one again, it
+    /// goes on from where it ended instead of from the start.
+    retired: HashMap<FileKey, (Fingerprint, u64, Instant)>,
+    stop: CancellationToken,
+}
+
+impl Manager {
+    async fn run(mut self) {
+        self.first_scan();
+        let mut rescan = tokio::time::interval(self.shared.config.rescan_interval);
+        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        rescan.reset();
+        let mut flush = tokio::time::interval(FLUSH_EVERY);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let wakers = self.shared.wakers.clone();
+        let mut last_scan = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => break,
+                _ = flush.tick() => {
+                    self.flush_positions().await;
+                    continue;
+                }
+                _ = rescan.tick() => {}
+                _ = wakers.rescan.notified() => {
+                    let gap = MIN_RESCAN_GAP.saturating_sub(last_scan.elapsed());
+                    if !gap.is_zero() {
+                        tokio::time::sleep(gap).await;
+                    }
+                }
+            }
+            last_scan = Instant::now();
+            self.reap().await;
+            self.watcher.watch(&self.shared.config.include);
+            self.scan();
+        }
+        for running in self.tailers.values() {
+            running.control.wake.notify_one();
+        }
+        for (_, running) in self.tailers.drain() {
+            let _ = running.task.await;
+        }
+        let all = self.shared.positions.lock().unwrap().snapshot();
+        let path = self.positions_path.clone();
+        match tokio::task::spawn_blocking(move || positions::save(&path, &all)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(receiver = %self.shared.id, error = %e, "cannot write positions")
+            }
+            Err(e) => {
+                tracing::error!(receiver = %self.shared.id, error = %e, "cannot write positions")
+            }
+        }
+        tracing::info!(receiver = %self.shared.id, "pod log receiver stopped");
+    }
+
+    async fn flush_positions(&self) {
+        let Some(all) = self.shared.positions.lock().unwrap().take_changes() else {
+            return;
+        };
+        let path = self.positions_path.clone();
+        let result = tokio::task::spawn_blocking(move || positions::save(&path, &all)).await;
+        if !matches!(result, Ok(Ok(()))) {
+            tracing::warn!(receiver = %self.shared.id, "cannot write positions; will try again");
+            // Written again at the next tick.
+            self.shared.positions.lock().unwrap().mark_dirty();
+        }
+    }
+
+    /// Collects tailers that ended; a finished file is remembered for a while.
+    async fn reap(&mut self) {
+        let ended: Vec<FileKey> = self
+            .tailers
+            .iter()
+            .filter(|(_, r)| r.task.is_finished())
+            .map(|(k, _)| *k)
+            .collect();
+        for key in ended {
+            let Some(running) = self.tailers.remove(&key) else {
+                continue;
+            };
+            self.shared
+                .wakers
+                .files
+                .lock()
+                .unwrap()
+                .remove(&running.path);
+            if let Ok(Ending::Done {
+                key,
+                fingerprint,
+                offset,
+            }) = running.task.await
+            {
+                self.retired
+                    .insert(key, (fingerprint, offset, Instant::now()));
+            }
+        }
+        self.retired
+            .retain(|_, (_, _, at)| at.elapsed() < RETIRED_KEEP);
+    }
+
+    /// The first look: files in the positions file resume where they were
+    /// acknowledged; a file renamed while ferro was down is found by its
+    /// inode beside its old path and read to its end.
+    fn first_scan(&mut self) {
+        let first_start = self.saved.is_none();
+        let mut saved: HashMap<FileKey, Position> = self
+            .saved
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| (p.key, p))
+            .collect();
+        let start_at = self.shared.config.start_at;
+        for found in discover::scan(&self.shared.config) {
+            let resume = saved.remove(&found.key);
+            self.open(&found.path, &found.path, found.key, false, |file, size| {
+                if let Some(position) = &resume {
+                    if position.fingerprint.matches(file).unwrap_or(false) {
+                        return position.offset;
+                    }
+                    // The inode now belongs to another file.
+                    return 0;
+                }
+                match (first_start, start_at) {
+                    (true, StartAt::End) => tail::end_offset(file, size),
+                    _ => 0,
+                }
+            });
+        }
+        let mut gone = 0;
+        for (key, position) in saved {
+            match find_renamed(&position) {
+                Some(path) => {
+                    tracing::info!(receiver = %self.shared.id, from = %position.path.display(), to = %path.display(), "reading a file rotated while ferro was stopped to its end");
+                    self.open(&position.path, &path, key, true, |_, _| position.offset);
+                }
+                None => gone += 1,
+            }
+        }
+        if gone > 0 {
+            tracing::info!(receiver = %self.shared.id, files = gone, "files in the positions file are gone");
+        }
+        // The positions file now says what this start decided.
+        self.shared.positions.lock().unwrap().mark_dirty();
+    }
+
+    /// Expands the globs again: new files start at 0 (or where a finished
+    /// file ended); files no longer found are read to their end and let go.
+    fn scan(&mut self) {
+        let found = discover::scan(&self.shared.config);
+        let mut seen = std::collections::HashSet::with_capacity(found.len());
+        for Found { path, key, .. } in found {
+            seen.insert(key);
+            if let Some(running) = self.tailers.get(&key) {
+                running.control.unmatched.store(false, Ordering::Release);
+                if running.path != path {
+                    self.shared.positions.lock().unwrap().set_path(key, &path);
+                }
+                continue;
+            }
+            // A tailer that failed left its acknowledged offset behind; a
+            // finished file is remembered; anything else is new.
+            let known = self.shared.positions.lock().unwrap().get(&key).cloned();
+            let retired = self.retired.remove(&key);
+            self.open(&path, &path, key, false, |file, _| {
+                if let Some(p) = known
+                    && p.fingerprint.matches(file).unwrap_or(false)
+                {
+                    return p.offset;
+                }
+                match retired {
+                    Some((fingerprint, offset, _))
+                        if fingerprint.matches(file).unwrap_or(false) =>
+                    {
+                        offset
+                    }
+                    _ => 0,
+                }
+            });
+        }
+        let renamed = std::mem::take(&mut *self.shared.wakers.renamed.lock().unwrap());
+        for (from, to) in renamed {
+            if !discover::included(&self.shared.config, &from) {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&to) else {
+                continue;
+            };
+            let key = FileKey::of(&meta);
+            if !meta.is_file() || seen.contains(&key) || self.tailers.contains_key(&key) {
+                continue;
+            }
+            // Created and renamed away between two rescans: read it all.
+            self.open(&from, &to, key, true, |_, _| 0);
+        }
+        for (key, running) in &self.tailers {
+            if !seen.contains(key) && !running.control.unmatched.swap(true, Ordering::AcqRel) {
+                running.control.wake.notify_one();
+            }
+        }
+    }
+
+    /// Opens `path` (which must still be `key`) and starts its tailer at the
+    /// offset `start_at` picks. `name` is the path the globs knew it by: what
+    /// its labels and `filename` come from.
+    fn open(
+        &mut self,
+        name: &Path,
+        path: &Path,
+        key: FileKey,
+        unmatched: bool,
+        start_at: impl FnOnce(&File, u64) -> u64,
+    ) {
+        let opened = File::open(path).and_then(|file| {
+            let meta = file.metadata()?;
+            Ok((file, meta))
+        });
+        let (file, meta) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                tracing::debug!(receiver = %self.shared.id, file = %path.display(), error = %e, "cannot open; trying again at the next rescan");
+                return;
+            }
+        };
+        if FileKey::of(&meta) != key {
+            // Replaced between the scan and the open: the next scan sees it.
+            return;
+        }
+        let size = meta.len();
+        let mut offset = start_at(&file, size);
+        if offset > size {
+            // Truncated while ferro was stopped.
+            self.shared.counters.truncated_files.inc();
+            offset = 0;
+        }
+        let fingerprint = Fingerprint::read(&file, size).unwrap_or_default();
+        self.shared.positions.lock().unwrap().insert(Position {
+            path: name.to_path_buf(),
+            key,
+            fingerprint,
+            offset,
+        });
+        let labels = discover::stream_labels(&self.shared.config, name);
+        let (tailer, control) = Tailer::new(
+            self.shared.clone(),
+            Start {
+                path: name.to_path_buf(),
+                file,
+                key,
+                fingerprint,
+                offset,
+            },
+            labels,
+            self.stop.child_token(),
+        );
+        control.unmatched.store(unmatched, Ordering::Release);
+        tail::register_wake(&self.shared.wakers, path, &control.wake);
+        tracing::debug!(receiver = %self.shared.id, file = %path.display(), offset, "tailing");
+        let task = tokio::spawn(tailer.run());
+        self.tailers.insert(
+            key,
+            Running {
+                path: path.to_path_buf(),
+                control,
+                task,
+            },
+        );
+    }
+}
+
+/// A file rotated while ferro was stopped: the same inode and first bytes,
+/// renamed within its directory (kubelet's `0.log` → `0.log.20240101-120000`).
+fn find_renamed(position: &Position) -> Option<PathBuf> {
+    let dir = position.path.parent()?;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() || FileKey::of(&meta) != position.key {
+            continue;
+        }
+        let file = File::open(&path).ok()?;
+        return position
+            .fingerprint
+            .matches(&file)
+            .unwrap_or(false)
+            .then_some(path);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests;
