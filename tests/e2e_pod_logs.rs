@@ -415,3 +415,103 @@ fn the_positions_file_is_always_whole_while_it_is_rewritten() {
         .collect();
     assert_eq!(leftovers, vec!["node.positions.json"]);
 }
+
+/// The whole node logs path: CRI files → the tailer → the Loki exporter →
+/// the Loki stand-in (which enforces Loki's label and ordering rules), with
+/// Loki answering 503 for a while: nothing is lost, order per stream holds,
+/// and the tailer's positions only move once Loki took the lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cri_files_reach_loki_in_order_through_an_outage() {
+    let d = dirs();
+    let loki = common::loki::LokiServer::start().await;
+    loki.set_mode(common::loki::Mode::Unavailable);
+    let file = pod_log(&d.root, "shop", "web-7d9f", "nginx");
+    let ferro = Ferro::start(&format!(
+        r#"
+        data_dir = "{data}"
+        [telemetry]
+        listen = "127.0.0.1:0"
+        [receivers.pod_logs.node]
+        include = ["{root}/*/*/*.log"]
+        rescan_interval = "100ms"
+        start_at = "beginning"
+        [exporters.loki.out]
+        endpoint = "{url}"
+        batch_wait = "100ms"
+        retry = {{ initial_interval = "100ms", max_interval = "500ms" }}
+        [pipelines.logs]
+        receivers = ["pod_logs.node"]
+        exporters = ["loki.out"]
+        "#,
+        data = d.data.display(),
+        root = d.root.display(),
+        url = loki.url(),
+    ));
+    let mut text = String::new();
+    for i in 0..3000 {
+        if i % 7 == 0 {
+            // A partial line merged with the next piece.
+            text.push_str(&cri("stdout", "P", &format!("line{i} part-a ")));
+            text.push_str(&cri("stdout", "F", "part-b"));
+        } else {
+            text.push_str(&cri("stdout", "F", &format!("line{i}")));
+        }
+    }
+    append(&file, &text);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(loki.with(|r| r.entry_count()), 0, "Loki is down");
+    assert_eq!(
+        acknowledged(&ferro),
+        0.0,
+        "nothing acknowledged while Loki refuses"
+    );
+    loki.set_mode(common::loki::Mode::Accept);
+    assert_eq!(
+        loki.wait_for_entries(3000, WAIT).await,
+        3000,
+        "{}",
+        ferro.logs()
+    );
+    let (keys, lines): (Vec<String>, Vec<String>) = loki.with(|r| {
+        let keys = r.streams.keys().map(|k| format!("{k:?}")).collect();
+        let lines = r
+            .streams
+            .values()
+            .flatten()
+            .map(|e| e.line.clone())
+            .collect();
+        (keys, lines)
+    });
+    assert_eq!(keys.len(), 1, "one stream: {keys:?}");
+    for label in [
+        "namespace",
+        "shop",
+        "pod",
+        "web-7d9f",
+        "container",
+        "nginx",
+        "stream",
+        "stdout",
+    ] {
+        assert!(keys[0].contains(&format!("{label:?}")), "{keys:?}");
+    }
+    let want: Vec<String> = (0..3000)
+        .map(|i| {
+            if i % 7 == 0 {
+                format!("line{i} part-a part-b")
+            } else {
+                format!("line{i}")
+            }
+        })
+        .collect();
+    assert_eq!(lines.len(), want.len());
+    let first_difference = lines.iter().zip(&want).position(|(a, b)| a != b);
+    assert_eq!(
+        first_difference, None,
+        "every line once, in order, partials merged"
+    );
+    loki.with(|r| assert!(r.errors.is_empty(), "Loki refused nothing: {:?}", r.errors));
+    wait_until("positions to follow Loki's acknowledgements", || {
+        acknowledged(&ferro) == 3000.0
+    });
+}
