@@ -56,6 +56,14 @@ pub struct Partial {
     pub message: String,
 }
 
+/// What a conversion could not carry over: how many items, by reason, and
+/// the message for the client.
+struct Converted<'a> {
+    points: u64,
+    reasons: &'a [(&'static str, u64)],
+    message: String,
+}
+
 /// State shared by the gRPC and HTTP servers of one receiver.
 struct Shared {
     id: ComponentId,
@@ -205,33 +213,13 @@ impl Shared {
         ticket: Ticket,
     ) -> Result<Option<Partial>, Rejection> {
         let converted = metrics::convert(request);
-        let labels = Telemetry::labels("receiver", &self.id, Signal::Metrics);
-        for (reason, count) in &converted.rejections {
-            Telemetry::reason_counter(&self.telemetry.dropped, &labels, reason).inc_by(*count);
-        }
-        let partial = (converted.rejected_points > 0).then(|| Partial {
-            rejected: converted.rejected_points as i64,
-            message: converted.error_message.clone(),
-        });
-        let items = converted.metrics.item_count() as u64;
-        if items == 0 {
-            return Ok(partial);
-        }
-        let bytes = converted.metrics.encoded_len();
-        match inputs
-            .send(Batch::with_size(converted.metrics, bytes, ticket))
+        let refused = Converted {
+            points: converted.rejected_points,
+            reasons: &converted.rejections,
+            message: converted.error_message,
+        };
+        self.hand_on(inputs, converted.metrics, refused, ticket)
             .await
-        {
-            Ok(()) => {
-                Telemetry::counter(&self.telemetry.accepted, &labels).inc_by(items);
-                Ok(partial)
-            }
-            Err(refusal) => {
-                Telemetry::reason_counter(&self.telemetry.refused, &labels, refusal.reason())
-                    .inc_by(items);
-                Err(Rejection::Refused(refusal))
-            }
-        }
     }
 
     /// Takes a protobuf-encoded logs request.
@@ -280,23 +268,37 @@ impl Shared {
         ticket: Ticket,
     ) -> Result<Option<Partial>, Rejection> {
         let converted = logs::convert(request, &self.config.logs);
-        let labels = Telemetry::labels("receiver", &self.id, Signal::Logs);
-        for (reason, count) in &converted.rejections {
+        let refused = Converted {
+            points: converted.rejected_records,
+            reasons: &converted.rejections,
+            message: converted.error_message,
+        };
+        self.hand_on(inputs, converted.logs, refused, ticket).await
+    }
+
+    /// Hands what a conversion produced to the pipelines; what it could not
+    /// convert is counted by reason and reported back as partial success.
+    async fn hand_on<T: SignalData>(
+        &self,
+        inputs: &crate::topology::fanout::PipelineInputs<T>,
+        data: T,
+        refused: Converted<'_>,
+        ticket: Ticket,
+    ) -> Result<Option<Partial>, Rejection> {
+        let labels = Telemetry::labels("receiver", &self.id, T::SIGNAL);
+        for (reason, count) in refused.reasons {
             Telemetry::reason_counter(&self.telemetry.dropped, &labels, reason).inc_by(*count);
         }
-        let partial = (converted.rejected_records > 0).then(|| Partial {
-            rejected: converted.rejected_records as i64,
-            message: converted.error_message.clone(),
+        let partial = (refused.points > 0).then_some(Partial {
+            rejected: refused.points as i64,
+            message: refused.message,
         });
-        let items = converted.logs.item_count() as u64;
+        let items = data.item_count() as u64;
         if items == 0 {
             return Ok(partial);
         }
-        let bytes = converted.logs.encoded_len();
-        match inputs
-            .send(Batch::with_size(converted.logs, bytes, ticket))
-            .await
-        {
+        let bytes = data.encoded_len();
+        match inputs.send(Batch::with_size(data, bytes, ticket)).await {
             Ok(()) => {
                 Telemetry::counter(&self.telemetry.accepted, &labels).inc_by(items);
                 Ok(partial)
