@@ -119,6 +119,8 @@ fn the_kubernetes_configmap_holds_a_valid_config() {
         .arg("-c")
         .arg(&path)
         .env("TEMPO_ENDPOINT", "http://tempo:4317")
+        .env("MIMIR_ENDPOINT", "http://mimir:8080/api/v1/push")
+        .env("LOKI_ENDPOINT", "http://loki:3100/loki/api/v1/push")
         .output()
         .unwrap();
     assert!(
