@@ -238,11 +238,13 @@ impl Decoder {
         truncated: bool,
         start: u64,
     ) -> Decoded {
-        let mut text = match String::from_utf8_lossy(bytes) {
-            Cow::Borrowed(s) => s.to_string(),
-            Cow::Owned(s) => {
+        // Checked with `from_utf8` first: it is much faster than the lossy
+        // walk, which is only needed for the rare line that is not UTF-8.
+        let mut text = match std::str::from_utf8(bytes) {
+            Ok(valid) => valid.to_string(),
+            Err(_) => {
                 self.tally.invalid_utf8 += 1;
-                s
+                String::from_utf8_lossy(bytes).into_owned()
             }
         };
         let mut truncated = truncated;
