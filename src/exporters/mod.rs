@@ -135,6 +135,43 @@ impl QueueConfig {
     }
 }
 
+/// Parses an exporter's `http://` or `https://` URL, or records why not.
+pub fn check_url(field: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<::http::Uri> {
+    match text.parse::<::http::Uri>() {
+        Ok(uri)
+            if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() =>
+        {
+            Some(uri)
+        }
+        _ => {
+            errors.push(FieldError::new(
+                field,
+                format!("`{text}` is not an http:// or https:// URL with a host"),
+            ));
+            None
+        }
+    }
+}
+
+/// Adds one configured request header, or records why it cannot be sent.
+pub fn check_header(
+    name: &str,
+    value: &str,
+    headers: &mut Vec<(::http::HeaderName, ::http::HeaderValue)>,
+    errors: &mut Vec<FieldError>,
+) {
+    match (
+        ::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()),
+        ::http::HeaderValue::from_str(value),
+    ) {
+        (Ok(n), Ok(v)) => headers.push((n, v)),
+        _ => errors.push(FieldError::new(
+            format!("headers.{name}"),
+            "is not a valid header name and value",
+        )),
+    }
+}
+
 /// Why one send attempt failed, and whether trying again may help.
 #[derive(Debug, Clone)]
 pub struct ExportError {

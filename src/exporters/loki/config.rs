@@ -77,21 +77,7 @@ impl Validate for RawLokiConfig {
 
     fn validate(self) -> Result<LokiConfig, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let endpoint = match self.endpoint.parse::<Uri>() {
-            Ok(uri)
-                if matches!(uri.scheme_str(), Some("http" | "https"))
-                    && uri.authority().is_some() =>
-            {
-                Some(uri)
-            }
-            _ => {
-                errors.push(FieldError::new(
-                    "endpoint",
-                    format!("`{}` is not an http:// or https:// URL", self.endpoint),
-                ));
-                None
-            }
-        };
+        let endpoint = crate::exporters::check_url("endpoint", &self.endpoint, &mut errors);
         let tenant_id = self.tenant_id.as_deref().and_then(|tenant| {
             let value = valid_tenant(tenant);
             if value.is_none() {
@@ -119,16 +105,7 @@ impl Validate for RawLokiConfig {
                 ));
                 continue;
             }
-            match (
-                http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()),
-                http::HeaderValue::from_str(value),
-            ) {
-                (Ok(n), Ok(v)) => headers.push((n, v)),
-                _ => errors.push(FieldError::new(
-                    format!("headers.{name}"),
-                    "is not a valid header name and value",
-                )),
-            }
+            crate::exporters::check_header(name, value, &mut headers, &mut errors);
         }
         let credentials = Credentials {
             basic_auth: self.basic_auth,

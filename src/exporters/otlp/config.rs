@@ -65,9 +65,9 @@ impl Validate for RawOtlpExporterConfig {
     fn validate(self) -> Result<OtlpExporterConfig, Vec<FieldError>> {
         let mut errors = Vec::new();
         let protocol = self.protocol.unwrap_or(Protocol::Grpc);
-        let endpoint = check_url("endpoint", &self.endpoint, &mut errors);
+        let endpoint = crate::exporters::check_url("endpoint", &self.endpoint, &mut errors);
         let traces_url = match (&self.traces_endpoint, &endpoint) {
-            (Some(url), _) => check_url("traces_endpoint", url, &mut errors),
+            (Some(url), _) => crate::exporters::check_url("traces_endpoint", url, &mut errors),
             (None, Some(endpoint)) => {
                 let base = endpoint.to_string();
                 format!("{}/v1/traces", base.trim_end_matches('/'))
@@ -87,15 +87,7 @@ impl Validate for RawOtlpExporterConfig {
         }
         let mut headers = Vec::new();
         for (name, value) in &self.headers {
-            let name_ok = http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes());
-            let value_ok = http::HeaderValue::from_str(value);
-            match (name_ok, value_ok) {
-                (Ok(n), Ok(v)) => headers.push((n, v)),
-                _ => errors.push(FieldError::new(
-                    format!("headers.{name}"),
-                    "is not a valid header name and value",
-                )),
-            }
+            crate::exporters::check_header(name, value, &mut headers, &mut errors);
         }
         let timeout = self
             .timeout
@@ -119,23 +111,6 @@ impl Validate for RawOtlpExporterConfig {
                 retry,
             }),
             _ => Err(errors),
-        }
-    }
-}
-
-fn check_url(field: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<Uri> {
-    match text.parse::<Uri>() {
-        Ok(uri)
-            if matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some() =>
-        {
-            Some(uri)
-        }
-        _ => {
-            errors.push(FieldError::new(
-                field,
-                format!("`{text}` is not an http:// or https:// URL with a host"),
-            ));
-            None
         }
     }
 }

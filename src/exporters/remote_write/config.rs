@@ -92,37 +92,14 @@ impl Validate for RawRemoteWriteConfig {
 
     fn validate(self) -> Result<RemoteWriteConfig, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let endpoint = match self.endpoint.parse::<Uri>() {
-            Ok(uri)
-                if matches!(uri.scheme_str(), Some("http" | "https"))
-                    && uri.authority().is_some() =>
-            {
-                Some(uri)
-            }
-            _ => {
-                errors.push(FieldError::new(
-                    "endpoint",
-                    format!("`{}` is not an http:// or https:// URL", self.endpoint),
-                ));
-                None
-            }
-        };
+        let endpoint = crate::exporters::check_url("endpoint", &self.endpoint, &mut errors);
         let mut headers = Vec::new();
         let mut all_headers = self.headers.clone();
         if let Some(tenant) = &self.tenant_id {
             all_headers.insert("X-Scope-OrgID".into(), tenant.clone());
         }
         for (name, value) in &all_headers {
-            match (
-                http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()),
-                http::HeaderValue::from_str(value),
-            ) {
-                (Ok(n), Ok(v)) => headers.push((n, v)),
-                _ => errors.push(FieldError::new(
-                    format!("headers.{name}"),
-                    "is not a valid header name and value",
-                )),
-            }
+            crate::exporters::check_header(name, value, &mut headers, &mut errors);
         }
         let credentials = Credentials {
             basic_auth: self.basic_auth,
