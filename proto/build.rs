@@ -8,6 +8,9 @@ fn main() {
         "prometheus/remote.proto",
         "io/prometheus/write/v2/types.proto",
         "logproto/push.proto",
+        "perftools/profiles/profile.proto",
+        "types/v1/types.proto",
+        "push/v1/push.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");

@@ -8,7 +8,8 @@
 //!   dispatched with enums.
 //! - [`topology`]: wiring a config into running tasks; start, stop, reload.
 //! - [`queue`]: the bounded exporter queue.
-//! - [`otlp`], [`prom`], [`net`]: wire formats, Prometheus parsing and relabelling,
+//! - [`otlp`], [`prom`], [`pprof`], [`net`]: wire formats, Prometheus parsing and
+//!   relabelling, pprof checks,
 //!   and network plumbing shared by components.
 //! - [`telemetry`]: ferro's own metrics and probes.
 //! - [`app`]: the `ferro run` process: signals, reload, shutdown.
@@ -19,6 +20,7 @@ pub mod delivery;
 pub mod exporters;
 pub mod net;
 pub mod otlp;
+pub mod pprof;
 pub mod processors;
 pub mod prom;
 pub mod queue;

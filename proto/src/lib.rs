@@ -2,7 +2,7 @@
 //!
 //! Generated at build time from the files under `proto/` by prost-build, with
 //! protox as the compiler so that no `protoc` binary is needed. Later signals add
-//! their wire formats here (remote-write, Loki push, pprof, Pyroscope push).
+//! their wire formats here: remote-write, Loki push, pprof, Pyroscope push.
 
 /// `google.rpc`: the error model of gRPC and of OTLP/HTTP error bodies.
 pub mod google {
@@ -24,6 +24,27 @@ pub mod write_v2 {
 /// Loki's push API: `logproto.PushRequest`.
 pub mod logproto {
     include!(concat!(env!("OUT_DIR"), "/logproto.rs"));
+}
+
+/// pprof's profile format: `perftools.profiles.Profile`.
+pub mod perftools {
+    pub mod profiles {
+        include!(concat!(env!("OUT_DIR"), "/perftools.profiles.rs"));
+    }
+}
+
+/// Pyroscope's shared types (`types.v1.LabelPair`).
+pub mod types {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/types.v1.rs"));
+    }
+}
+
+/// Pyroscope's push API: `push.v1.PushRequest`.
+pub mod push {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/push.v1.rs"));
+    }
 }
 
 pub use prost_types;

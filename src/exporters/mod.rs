@@ -6,6 +6,7 @@ pub mod debug;
 pub mod http;
 pub mod loki;
 pub mod otlp;
+pub mod pyroscope;
 pub mod remote_write;
 mod retry;
 pub mod runner;
@@ -28,6 +29,7 @@ pub enum ExporterConfig {
     Blackhole(blackhole::BlackholeConfig),
     RemoteWrite(Box<remote_write::RemoteWriteConfig>),
     Loki(Box<loki::LokiConfig>),
+    Pyroscope(Box<pyroscope::PyroscopeConfig>),
 }
 
 impl ExporterConfig {
@@ -55,6 +57,10 @@ impl ExporterConfig {
                 doc.section::<loki::RawLokiConfig>(path, value)
                     .map(|c| Self::Loki(Box::new(c))),
             ),
+            "pyroscope" => Some(
+                doc.section::<pyroscope::RawPyroscopeConfig>(path, value)
+                    .map(|c| Self::Pyroscope(Box::new(c))),
+            ),
             "blackhole" => Some(
                 doc.section::<blackhole::RawBlackholeConfig>(path, value)
                     .map(Self::Blackhole),
@@ -66,9 +72,15 @@ impl ExporterConfig {
     pub fn signals(&self) -> &'static [Signal] {
         match self {
             Self::Otlp(_) => &[Signal::Traces],
-            Self::Debug(_) | Self::Blackhole(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
+            Self::Debug(_) | Self::Blackhole(_) => &[
+                Signal::Traces,
+                Signal::Metrics,
+                Signal::Logs,
+                Signal::Profiles,
+            ],
             Self::RemoteWrite(_) => &[Signal::Metrics],
             Self::Loki(_) => &[Signal::Logs],
+            Self::Pyroscope(_) => &[Signal::Profiles],
         }
     }
 
@@ -79,6 +91,7 @@ impl ExporterConfig {
             Self::Blackhole(c) => &c.queue,
             Self::RemoteWrite(c) => &c.queue,
             Self::Loki(c) => &c.queue,
+            Self::Pyroscope(c) => &c.queue,
         }
     }
 }

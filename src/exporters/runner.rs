@@ -10,12 +10,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Backoff, ExportError, ExporterConfig, RetryConfig, Sent, blackhole, debug, loki, otlp,
-    remote_write,
+    pyroscope, remote_write,
 };
 use crate::config::ComponentId;
 use crate::delivery::{Batch, Outcome};
 use crate::queue::Queue;
-use crate::signal::{Logs, Metrics, SignalData, Traces};
+use crate::signal::{Logs, Metrics, Profiles, SignalData, Traces};
 use crate::telemetry::{ComponentLabels, Telemetry};
 use crate::topology::fanout::ExporterInput;
 
@@ -71,6 +71,21 @@ impl Sink<Logs> for LogsSink {
     }
 }
 
+/// The profile senders of the exporters that have no request building of their own.
+pub enum ProfilesSink {
+    Debug(debug::DebugSink),
+    Blackhole(blackhole::BlackholeSink),
+}
+
+impl Sink<Profiles> for ProfilesSink {
+    async fn send(&self, batch: &Batch<Profiles>) -> Result<Sent, ExportError> {
+        match self {
+            Self::Debug(s) => Ok(s.print_profiles(&batch.data)),
+            Self::Blackhole(_) => Ok(Sent::default()),
+        }
+    }
+}
+
 /// An exporter with its queue and senders running.
 pub struct RunningExporter {
     pub id: ComponentId,
@@ -78,6 +93,7 @@ pub struct RunningExporter {
     pub traces: Option<Lane<Traces>>,
     pub metrics: Option<Lane<Metrics>>,
     pub logs: Option<Lane<Logs>>,
+    pub profiles: Option<Lane<Profiles>>,
 }
 
 /// One signal's queue and senders inside an exporter.
@@ -99,6 +115,7 @@ impl RunningExporter {
     ) -> Result<Self, String> {
         let default_retry = RetryConfig::default();
         let mut logs = None;
+        let mut profiles = None;
         let (traces, metrics) = match config {
             ExporterConfig::Otlp(c) => {
                 let sink = TracesSink::Otlp(Box::new(otlp::OtlpSender::new(c)?));
@@ -110,6 +127,8 @@ impl RunningExporter {
             ExporterConfig::Debug(c) => {
                 let sink = LogsSink::Debug(debug::DebugSink::new(c.clone()));
                 logs = Some(Lane::start(id, config, sink, &default_retry, telemetry));
+                let sink = ProfilesSink::Debug(debug::DebugSink::new(c.clone()));
+                profiles = Some(Lane::start(id, config, sink, &default_retry, telemetry));
                 (
                     Some(Lane::start(
                         id,
@@ -130,6 +149,8 @@ impl RunningExporter {
             ExporterConfig::Blackhole(_) => {
                 let sink = LogsSink::Blackhole(blackhole::BlackholeSink);
                 logs = Some(Lane::start(id, config, sink, &default_retry, telemetry));
+                let sink = ProfilesSink::Blackhole(blackhole::BlackholeSink);
+                profiles = Some(Lane::start(id, config, sink, &default_retry, telemetry));
                 (
                     Some(Lane::start(
                         id,
@@ -164,6 +185,16 @@ impl RunningExporter {
                 ));
                 (None, None)
             }
+            ExporterConfig::Pyroscope(c) => {
+                let exporter = pyroscope::Pyroscope::new(c)?;
+                profiles = Some(Lane::start_with(
+                    id,
+                    config,
+                    telemetry,
+                    |queue, delivery| exporter.spawn(queue, delivery),
+                ));
+                (None, None)
+            }
         };
         Ok(Self {
             id: id.clone(),
@@ -171,6 +202,7 @@ impl RunningExporter {
             traces,
             metrics,
             logs,
+            profiles,
         })
     }
 
@@ -180,6 +212,7 @@ impl RunningExporter {
         let traces = self.traces.map(|lane| lane.shutdown(deadline));
         let metrics = self.metrics.map(|lane| lane.shutdown(deadline));
         let logs = self.logs.map(|lane| lane.shutdown(deadline));
+        let profiles = self.profiles.map(|lane| lane.shutdown(deadline));
         if let Some(traces) = traces {
             traces.await;
         }
@@ -188,6 +221,9 @@ impl RunningExporter {
         }
         if let Some(logs) = logs {
             logs.await;
+        }
+        if let Some(profiles) = profiles {
+            profiles.await;
         }
     }
 }

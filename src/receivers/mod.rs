@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ComponentId;
 use crate::config::document::{Document, Value};
-use crate::signal::{Logs, Metrics, Signal, Traces};
+use crate::signal::{Logs, Metrics, Profiles, Signal, Traces};
 use crate::topology::fanout::PipelineInputs;
 
 /// A validated `[receivers.TYPE.NAME]` section.
@@ -66,6 +66,7 @@ pub struct Outputs {
     pub traces: Option<PipelineInputs<Traces>>,
     pub metrics: Option<PipelineInputs<Metrics>>,
     pub logs: Option<PipelineInputs<Logs>>,
+    pub profiles: Option<PipelineInputs<Profiles>>,
 }
 
 /// A receiver that is listening.

@@ -2,12 +2,13 @@
 //!
 //! Each signal keeps the model its main destination speaks, so the hot paths
 //! convert nothing: traces stay OTLP `ResourceSpans` from receipt to export.
-//! Metrics (Prometheus series), logs (Loki streams) and profiles (pprof) join
-//! here as their pipelines are built.
+//! Metrics are Prometheus series, logs Loki streams, profiles pprof bytes with
+//! Pyroscope's series labels.
 
 pub mod labels;
 pub mod logs;
 pub mod metrics;
+pub mod profiles;
 pub mod traces;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use std::fmt;
 pub use labels::{Labels, LabelsBuilder};
 pub use logs::Logs;
 pub use metrics::Metrics;
+pub use profiles::Profiles;
 pub use traces::Traces;
 
 /// A kind of telemetry; each pipeline carries exactly one.

@@ -19,7 +19,7 @@ use crate::delivery::{Batch, MemoryLimiter};
 use crate::exporters::RunningExporter;
 use crate::exporters::runner::Lane;
 use crate::receivers::{self, Outputs, ReceiverConfig, RunningReceiver};
-use crate::signal::{Logs, Metrics, Signal, SignalData, Traces};
+use crate::signal::{Logs, Metrics, Profiles, Signal, SignalData, Traces};
 use crate::telemetry::Telemetry;
 use fanout::PipelineInputs;
 use pipeline::Pipeline;
@@ -36,6 +36,7 @@ struct Wiring {
     traces: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Traces>>>>,
     metrics: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Metrics>>>>,
     logs: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Logs>>>>,
+    profiles: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Profiles>>>>,
 }
 
 impl Wiring {
@@ -52,6 +53,10 @@ impl Wiring {
                 .map(|senders| PipelineInputs::new(senders, wait)),
             logs: self
                 .logs
+                .remove(id)
+                .map(|senders| PipelineInputs::new(senders, wait)),
+            profiles: self
+                .profiles
                 .remove(id)
                 .map(|senders| PipelineInputs::new(senders, wait)),
         }
@@ -105,8 +110,6 @@ pub enum StartError {
     Exporter(ComponentId, String),
     #[error("receiver {0}: {1}")]
     Receiver(ComponentId, std::io::Error),
-    #[error("pipeline {0}: ferro cannot carry {1} yet")]
-    Unsupported(String, Signal),
 }
 
 impl Topology {
@@ -188,13 +191,15 @@ impl Topology {
                     );
                     pipelines.push(task);
                 }
-                // Validation admits no component for this signal yet; a
-                // config built by hand that has one is refused, not run half.
-                signal @ Signal::Profiles => {
-                    let kept =
-                        Self::stop_partial(exporters, pipelines, close_pipelines, &config, keep)
-                            .await;
-                    return Err((StartError::Unsupported(pipeline.name.clone(), signal), kept));
+                Signal::Profiles => {
+                    let task = wire(
+                        pipeline,
+                        &exporters,
+                        |e| e.profiles.as_ref(),
+                        &mut wiring.profiles,
+                        close,
+                    );
+                    pipelines.push(task);
                 }
             }
         }
@@ -246,27 +251,6 @@ impl Topology {
         }
         drop(wiring);
         Ok(topology)
-    }
-
-    /// Undoes a start that failed before its receivers: stops the pipelines
-    /// and hands back the exporters `config` keeps, stopping the others.
-    async fn stop_partial(
-        exporters: BTreeMap<ComponentId, RunningExporter>,
-        pipelines: Vec<JoinHandle<()>>,
-        close_pipelines: CancellationToken,
-        config: &Config,
-        keep: BTreeMap<ComponentId, RunningExporter>,
-    ) -> BTreeMap<ComponentId, RunningExporter> {
-        let mut partial = Topology {
-            config: config.clone(),
-            exporters,
-            pipelines,
-            close_pipelines,
-            receivers: Vec::new(),
-        };
-        let mut kept = partial.stop_keeping_exporters(config).await;
-        kept.extend(keep);
-        kept
     }
 
     /// Where each receiver listens: `(receiver, protocol, address)`.

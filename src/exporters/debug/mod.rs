@@ -2,7 +2,8 @@
 //!
 //! `basic` prints one line per batch; `detailed` prints every span with its
 //! ids, timing and attributes, every series with its samples, and every log
-//! stream with its entries and their structured metadata. Output goes to
+//! stream with its entries and their structured metadata, every profile with
+//! its labels, time range and sample types. Output goes to
 //! stdout, apart from ferro's logs.
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -13,7 +14,7 @@ use std::io::Write as _;
 use super::{QueueConfig, Sent};
 use crate::config::{FieldError, Validate};
 use crate::signal::metrics::is_stale_nan;
-use crate::signal::{Logs, Metrics, SignalData, Traces};
+use crate::signal::{Logs, Metrics, Profiles, SignalData, Traces};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,6 +88,52 @@ impl DebugSink {
         let _ = stdout.flush();
         Sent::default()
     }
+}
+
+impl DebugSink {
+    pub fn print_profiles(&self, profiles: &Profiles) -> Sent {
+        let text = render_profiles(profiles, self.config.verbosity);
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+        Sent::default()
+    }
+}
+
+/// One line per batch, and in `detailed` one line per profile: its labels,
+/// time range, sample types and size.
+pub fn render_profiles(profiles: &Profiles, verbosity: Verbosity) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "profiles: {} profile(s), {} bytes",
+        profiles.item_count(),
+        profiles
+            .profiles
+            .iter()
+            .map(|p| p.pprof.len())
+            .sum::<usize>()
+    );
+    if verbosity == Verbosity::Basic {
+        return out;
+    }
+    for profile in &profiles.profiles {
+        let types: Vec<String> = profile
+            .sample_types
+            .iter()
+            .map(|t| format!("{}/{}", t.kind, t.unit))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {} {}..{} [{}] {} bytes",
+            profile.labels,
+            profile.start_ns,
+            profile.end_ns,
+            types.join(", "),
+            profile.pprof.len()
+        );
+    }
+    out
 }
 
 pub fn render_logs(logs: &Logs, verbosity: Verbosity) -> String {
@@ -245,6 +292,19 @@ mod tests {
         assert!(detailed.contains(
             "span \"span-2\" trace=01010101010101010101010101010101 id=0000000000000002"
         ));
+    }
+
+    #[test]
+    fn detailed_profiles_show_labels_range_and_sample_types() {
+        let profiles = Profiles::new(vec![crate::signal::profiles::tests::profile("api", 10)]);
+        assert_eq!(
+            render_profiles(&profiles, Verbosity::Basic),
+            "profiles: 1 profile(s), 10 bytes\n"
+        );
+        assert_eq!(
+            render_profiles(&profiles, Verbosity::Detailed),
+            "profiles: 1 profile(s), 10 bytes\n  {__name__=\"process_cpu\", service_name=\"api\"} 1..2 [cpu/nanoseconds] 10 bytes\n"
+        );
     }
 
     #[test]

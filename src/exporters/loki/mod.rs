@@ -13,7 +13,7 @@
 mod config;
 pub mod encode;
 
-pub use config::{Encoding, LokiConfig, RawLokiConfig};
+pub use config::{Encoding, LokiConfig, RawLokiConfig, valid_tenant};
 
 use bytes::Bytes;
 use http_body_util::Full;

@@ -1,0 +1,166 @@
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::config::{ByteSize, Duration, FieldError, Validate};
+use crate::exporters::{QueueConfig, RawRetryConfig, RetryConfig};
+use crate::net::auth::{BasicAuth, Credentials};
+use crate::net::tls::TlsConfig;
+
+/// Which Pyroscope API requests go to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// `POST /push.v1.PusherService/Push` (connect, protobuf): several
+    /// profiles per request, every label kept. What Alloy and the SDKs use.
+    Push,
+    /// `POST /ingest?name=...&format=pprof`: one profile per request, for
+    /// Pyroscope servers older than 1.0 and proxies that only know it.
+    Ingest,
+}
+
+/// Request body compression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Gzip,
+    None,
+}
+
+/// `[exporters.pyroscope.NAME]` as written. Names follow Alloy's
+/// `pyroscope.write` where they exist.
+#[derive(Deserialize)]
+pub struct RawPyroscopeConfig {
+    /// Pyroscope's base URL, e.g. `http://pyroscope:4040`; the API path is
+    /// appended.
+    endpoint: String,
+    /// `"push"` (default) or `"ingest"`.
+    api: Option<Api>,
+    /// Sent as `X-Scope-OrgID`, for a multi-tenant Pyroscope.
+    tenant_id: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    basic_auth: Option<BasicAuth>,
+    bearer_token: Option<String>,
+    bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    tls: TlsConfig,
+    /// Deadline of one send attempt.
+    timeout: Option<Duration>,
+    /// `"gzip"` (default) or `"none"`; pprof bytes that are already gzip'd
+    /// gain little, the labels and plain profiles gain much.
+    compression: Option<Compression>,
+    /// Profiles are packed into push requests of at most this many bytes
+    /// (a single larger profile goes alone). Pyroscope's default limit on a
+    /// profile is 4MiB, proxies often cap bodies near 10MiB.
+    max_request_size: Option<ByteSize>,
+    #[serde(default)]
+    queue: QueueConfig,
+    #[serde(default)]
+    retry: RawRetryConfig,
+}
+
+/// A checked Pyroscope exporter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PyroscopeConfig {
+    /// The base URL without a trailing `/`.
+    pub endpoint: String,
+    pub api: Api,
+    pub tenant_id: Option<http::HeaderValue>,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub credentials: Credentials,
+    pub tls: TlsConfig,
+    pub timeout: std::time::Duration,
+    pub compression: Compression,
+    pub max_request_size: usize,
+    pub queue: QueueConfig,
+    pub retry: RetryConfig,
+}
+
+impl PyroscopeConfig {
+    /// Where one request of this exporter's API goes (`/ingest` gets its query added).
+    pub fn url(&self) -> String {
+        match self.api {
+            Api::Push => format!("{}/push.v1.PusherService/Push", self.endpoint),
+            Api::Ingest => format!("{}/ingest", self.endpoint),
+        }
+    }
+}
+
+impl Validate for RawPyroscopeConfig {
+    type Valid = PyroscopeConfig;
+
+    fn validate(self) -> Result<PyroscopeConfig, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let endpoint = crate::exporters::check_url("endpoint", &self.endpoint, &mut errors);
+        if let Some(uri) = &endpoint
+            && uri.query().is_some()
+        {
+            errors.push(FieldError::new(
+                "endpoint",
+                "must not have a query: it is Pyroscope's base URL",
+            ));
+        }
+        let tenant_id = self.tenant_id.as_deref().and_then(|tenant| {
+            let value = crate::exporters::loki::valid_tenant(tenant);
+            if value.is_none() {
+                errors.push(FieldError::new(
+                    "tenant_id",
+                    format!(
+                        "`{tenant}` is not a tenant ID (at most 150 of a-z A-Z 0-9 ! - _ . * ' ( ))"
+                    ),
+                ));
+            }
+            value
+        });
+        let mut headers = Vec::new();
+        for (name, value) in &self.headers {
+            if name.eq_ignore_ascii_case("x-scope-orgid") {
+                errors.push(FieldError::new(
+                    format!("headers.{name}"),
+                    "set the tenant with tenant_id",
+                ));
+                continue;
+            }
+            crate::exporters::check_header(name, value, &mut headers, &mut errors);
+        }
+        let credentials = Credentials {
+            basic_auth: self.basic_auth,
+            bearer_token: self.bearer_token,
+            bearer_token_file: self.bearer_token_file,
+        };
+        credentials.check("", &mut errors);
+        let timeout = self
+            .timeout
+            .map_or(std::time::Duration::from_secs(10), |d| d.get());
+        if timeout.is_zero() {
+            errors.push(FieldError::new("timeout", "must be more than 0"));
+        }
+        let max_request_size = self.max_request_size.map_or(4 << 20, ByteSize::get);
+        if max_request_size == 0 || max_request_size > 256 << 20 {
+            errors.push(FieldError::new(
+                "max_request_size",
+                "must be more than 0 and at most 256MiB",
+            ));
+        }
+        self.tls.check(&mut errors);
+        self.queue.check(&mut errors);
+        let retry = self.retry.check(&mut errors);
+        match endpoint {
+            Some(endpoint) if errors.is_empty() => Ok(PyroscopeConfig {
+                endpoint: endpoint.to_string().trim_end_matches('/').to_string(),
+                api: self.api.unwrap_or(Api::Push),
+                tenant_id,
+                headers,
+                credentials,
+                tls: self.tls,
+                timeout,
+                compression: self.compression.unwrap_or(Compression::Gzip),
+                max_request_size: max_request_size as usize,
+                queue: self.queue,
+                retry,
+            }),
+            _ => Err(errors),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Request bodies for Pyroscope: `push.v1.PushRequest` written straight from
+//! ferro's profiles (no intermediate structs; the pprof bytes are copied
+//! once, into the body), the `/ingest` query, and the label checks
+//! Pyroscope's distributor makes (`pkg/validation/validate.go`), so that a
+//! profile it would refuse is dropped here with a reason instead of failing
+//! the whole request it travels in.
+
+use bytes::{BufMut, Bytes};
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+
+use crate::signal::Labels;
+use crate::signal::profiles::Profile;
+
+/// Pyroscope's default `max_label_names_per_series`.
+pub const MAX_LABEL_NAMES: usize = 30;
+/// Pyroscope's default `max_label_name_length`.
+pub const MAX_LABEL_NAME_LENGTH: usize = 1024;
+/// Pyroscope's default `max_label_value_length`.
+pub const MAX_LABEL_VALUE_LENGTH: usize = 2048;
+
+/// Whether Pyroscope takes a profile with these labels; the error is the
+/// counter reason.
+pub fn check_labels(labels: &Labels) -> Result<(), &'static str> {
+    if labels.is_empty() {
+        return Err("missing_labels");
+    }
+    if labels.len() > MAX_LABEL_NAMES {
+        return Err("max_label_names_per_series");
+    }
+    if !labels.get("__name__").is_some_and(valid_metric_name) {
+        return Err("invalid_profile_name");
+    }
+    if labels.get("service_name").is_none() {
+        return Err("missing_service_name");
+    }
+    for (name, value) in labels.iter() {
+        if name.len() > MAX_LABEL_NAME_LENGTH {
+            return Err("label_name_too_long");
+        }
+        if value.len() > MAX_LABEL_VALUE_LENGTH {
+            return Err("label_value_too_long");
+        }
+        if !valid_label_name(name) {
+            return Err("invalid_labels");
+        }
+    }
+    Ok(())
+}
+
+/// Prometheus' metric name rule, which Pyroscope applies to `__name__`.
+pub fn valid_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Prometheus' label name rule: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A random id in UUID v4 form for `RawSample.ID`: written once per request,
+/// so a retried request carries the same ids.
+fn profile_id() -> String {
+    let (a, b) = (fastrand::u64(..), fastrand::u64(..));
+    let b = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    let a = (a & 0xffff_ffff_ffff_0fff) | 0x4000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn len_field(tag: u32, len: usize) -> usize {
+    encoded_len_varint(u64::from(tag << 3)) + encoded_len_varint(len as u64) + len
+}
+
+fn put_len(buf: &mut Vec<u8>, tag: u32, len: usize) {
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(len as u64, buf);
+}
+
+/// A `push.v1.PushRequest` for `profiles`: one series per distinct label
+/// set, in order of first appearance, each with its profiles as samples.
+pub fn push_request(profiles: &[Profile]) -> Bytes {
+    // Group by label set without hashing every set twice: few distinct sets
+    // per request is the common case (one per target and profile type).
+    let mut series: Vec<(&Labels, Vec<&Profile>)> = Vec::new();
+    for profile in profiles {
+        match series
+            .iter_mut()
+            .find(|(labels, _)| **labels == profile.labels)
+        {
+            Some((_, members)) => members.push(profile),
+            None => series.push((&profile.labels, vec![profile])),
+        }
+    }
+    let ids: Vec<String> = profiles.iter().map(|_| profile_id()).collect();
+    let mut ids = ids.iter();
+    let pair_len = |name: &str, value: &str| len_field(1, name.len()) + len_field(2, value.len());
+    let sample_len = |p: &Profile| len_field(1, p.pprof.len()) + len_field(2, 36);
+    let series_len = |labels: &Labels, members: &[&Profile]| {
+        labels
+            .iter()
+            .map(|(n, v)| len_field(1, pair_len(n, v)))
+            .sum::<usize>()
+            + members
+                .iter()
+                .map(|p| len_field(2, sample_len(p)))
+                .sum::<usize>()
+    };
+    let total: usize = series
+        .iter()
+        .map(|(l, m)| len_field(1, series_len(l, m)))
+        .sum();
+    let mut buf = Vec::with_capacity(total);
+    for (labels, members) in &series {
+        put_len(&mut buf, 1, series_len(labels, members));
+        for (name, value) in labels.iter() {
+            put_len(&mut buf, 1, pair_len(name, value));
+            put_len(&mut buf, 1, name.len());
+            buf.put_slice(name.as_bytes());
+            put_len(&mut buf, 2, value.len());
+            buf.put_slice(value.as_bytes());
+        }
+        for profile in members {
+            let id = ids.next().map_or("", String::as_str);
+            put_len(&mut buf, 2, sample_len(profile));
+            put_len(&mut buf, 1, profile.pprof.len());
+            buf.put_slice(&profile.pprof);
+            put_len(&mut buf, 2, id.len());
+            buf.put_slice(id.as_bytes());
+        }
+    }
+    debug_assert_eq!(buf.len(), total);
+    Bytes::from(buf)
+}
+
+/// The query of an `/ingest` request for `profile`: `name` is
+/// `service_name{label=value,...}` (Pyroscope's application key), `from`
+/// and `until` whole seconds, `format=pprof`. `Err` with a reason when a
+/// label value cannot be written in a key (it holds `,`, `{`, `}` or `=`).
+pub fn ingest_query(profile: &Profile) -> Result<String, &'static str> {
+    let service = profile
+        .labels
+        .get("service_name")
+        .ok_or("missing_service_name")?;
+    let mut key = String::with_capacity(64);
+    key.push_str(service);
+    key.push('{');
+    let mut first = true;
+    for (name, value) in profile.labels.iter() {
+        if name == "service_name" || name == "__name__" {
+            continue;
+        }
+        if value.contains([',', '{', '}', '=']) || service.contains(['{', '}']) {
+            return Err("label_not_representable_in_ingest_key");
+        }
+        if !first {
+            key.push(',');
+        }
+        first = false;
+        key.push_str(name);
+        key.push('=');
+        key.push_str(value);
+    }
+    key.push('}');
+    let seconds = |ns: i64| ns.div_euclid(1_000_000_000);
+    let until = seconds(profile.end_ns).max(seconds(profile.start_ns) + 1);
+    Ok(format!(
+        "name={}&from={}&until={}&format=pprof&spyName=ferro",
+        percent(&key),
+        seconds(profile.start_ns),
+        until
+    ))
+}
+
+fn percent(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3 / 2);
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

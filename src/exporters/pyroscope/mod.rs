@@ -1,0 +1,292 @@
+//! The Pyroscope exporter: profiles to Pyroscope's push API
+//! (`POST /push.v1.PusherService/Push`, connect protocol, protobuf
+//! `push.v1.PushRequest`, <https://connectrpc.com/docs/protocol/#unary-request>),
+//! or to the older `POST /ingest?name=...&format=pprof` as a fallback.
+//!
+//! API: <https://grafana.com/docs/pyroscope/latest/reference-server-api/>.
+//!
+//! Each sender takes a batch from the queue, drops (and counts) profiles
+//! whose labels Pyroscope would refuse, packs the rest into push requests of
+//! at most `max_request_size` bytes (one profile per request for `/ingest`)
+//! and sends them one at a time with the runner's retries: a request is
+//! encoded once, so a retry sends the same bytes and the same profile ids.
+
+mod config;
+pub mod encode;
+
+pub use config::{Api, Compression, PyroscopeConfig, RawPyroscopeConfig};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use std::io::Write;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+use super::runner::{Delivery, Sink};
+use super::{ExportError, Sent};
+use crate::delivery::{Batch, Outcome};
+use crate::net::http_client::{self, HttpClient};
+use crate::queue::Queue;
+use crate::signal::Profiles;
+
+pub struct Pyroscope {
+    sink: Arc<PyroscopeSink>,
+}
+
+impl Pyroscope {
+    pub fn new(config: &PyroscopeConfig) -> Result<Self, String> {
+        let sink = PyroscopeSink {
+            client: http_client::client(&config.tls)?,
+            authorization: config.credentials.header()?,
+            url: config.url(),
+            config: config.clone(),
+        };
+        Ok(Self {
+            sink: Arc::new(sink),
+        })
+    }
+
+    /// Starts `num_consumers` senders on `queue`.
+    pub fn spawn(self, queue: Arc<Queue<Profiles>>, delivery: Delivery) -> Vec<JoinHandle<()>> {
+        let delivery = Arc::new(delivery.with_retry(self.sink.config.retry.clone()));
+        (0..self.sink.config.queue.num_consumers)
+            .map(|_| {
+                let (queue, sink, delivery) = (queue.clone(), self.sink.clone(), delivery.clone());
+                tokio::spawn(async move {
+                    while let Some(batch) = queue.pop().await {
+                        if !send_batch(&sink, &delivery, batch).await {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// Sends one queued batch as one or more requests. Returns false once the
+/// shutdown deadline has aborted sending.
+async fn send_batch(
+    sink: &Arc<PyroscopeSink>,
+    delivery: &Delivery,
+    batch: Batch<Profiles>,
+) -> bool {
+    let mut parts = plan(batch, &sink.config, delivery).into_iter();
+    while let Some(part) = parts.next() {
+        let body = match sink.config.api {
+            Api::Push => encode::push_request(&part.data.profiles),
+            // The query is built per attempt; the body is the profile itself.
+            Api::Ingest => Bytes::new(),
+        };
+        let request = Request {
+            sink: sink.clone(),
+            body,
+        };
+        if !delivery.deliver(&request, part).await {
+            for left in parts {
+                delivery.count_dropped("shutdown", left.items() as u64);
+                left.drop_with(Outcome::Dropped);
+            }
+            return false;
+        }
+    }
+    true
+}
+
+/// Cuts a batch into the requests it will be sent as, after dropping the
+/// profiles Pyroscope would refuse (their reason counted).
+fn plan(
+    batch: Batch<Profiles>,
+    config: &PyroscopeConfig,
+    delivery: &Delivery,
+) -> Vec<Batch<Profiles>> {
+    let ingest = config.api == Api::Ingest;
+    let max = config.max_request_size;
+    let mut refused: Vec<(&'static str, u64)> = Vec::new();
+    let mut parts = batch.map_parts(|data| {
+        let mut rejected = Profiles::default();
+        let mut parts: Vec<Profiles> = Vec::new();
+        let mut size = 0;
+        for profile in data.profiles {
+            let check = encode::check_labels(&profile.labels).and_then(|()| {
+                if ingest {
+                    encode::ingest_query(&profile).map(|_| ())
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(reason) = check {
+                match refused.iter_mut().find(|(r, _)| *r == reason) {
+                    Some((_, n)) => *n += 1,
+                    None => refused.push((reason, 1)),
+                }
+                rejected.profiles.push(profile);
+                continue;
+            }
+            let len = profile.pprof.len() + profile.labels.heap_size() + 64;
+            let start_new = match parts.last() {
+                None => true,
+                Some(last) => ingest || size + len > max && !last.profiles.is_empty(),
+            };
+            if start_new {
+                parts.push(Profiles::default());
+                size = 0;
+            }
+            size += len;
+            if let Some(last) = parts.last_mut() {
+                last.profiles.push(profile);
+            }
+        }
+        parts.push(rejected);
+        parts
+    });
+    let rejected = parts.pop();
+    for (reason, count) in refused {
+        tracing::warn!(exporter = %delivery.id, reason, profiles = count, "dropping profiles Pyroscope would refuse");
+        delivery.count_dropped(reason, count);
+    }
+    if let Some(rejected) = rejected
+        && rejected.items() > 0
+    {
+        rejected.drop_with(Outcome::Dropped);
+    }
+    parts
+}
+
+/// One request: every attempt posts the same body.
+struct Request {
+    sink: Arc<PyroscopeSink>,
+    body: Bytes,
+}
+
+impl Sink<Profiles> for Request {
+    async fn send(&self, batch: &Batch<Profiles>) -> Result<Sent, ExportError> {
+        match self.sink.config.api {
+            Api::Push => self.sink.push(self.body.clone()).await,
+            Api::Ingest => {
+                let mut result = Ok(Sent::default());
+                // `plan` puts exactly one profile in an ingest request.
+                for profile in &batch.data.profiles {
+                    result = self.sink.ingest(profile).await;
+                }
+                result
+            }
+        }
+    }
+}
+
+/// Posts requests to Pyroscope.
+struct PyroscopeSink {
+    client: HttpClient,
+    config: PyroscopeConfig,
+    url: String,
+    authorization: Option<http::HeaderValue>,
+}
+
+impl PyroscopeSink {
+    fn request(&self, url: &str, content_type: &str) -> http::request::Builder {
+        let mut request = http::Request::post(url)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(
+                http::header::USER_AGENT,
+                concat!("ferro/", env!("CARGO_PKG_VERSION")),
+            );
+        for (name, value) in &self.config.headers {
+            request = request.header(name, value);
+        }
+        if let Some(tenant) = &self.config.tenant_id {
+            request = request.header("X-Scope-OrgID", tenant);
+        }
+        if let Some(auth) = &self.authorization {
+            request = request.header(http::header::AUTHORIZATION, auth);
+        }
+        request
+    }
+
+    async fn post(
+        &self,
+        request: http::request::Builder,
+        body: Bytes,
+        compress: bool,
+    ) -> Result<Sent, ExportError> {
+        let (request, body) = match self.config.compression {
+            Compression::Gzip if compress => (
+                request.header(http::header::CONTENT_ENCODING, "gzip"),
+                gzip(&body),
+            ),
+            _ => (request, body),
+        };
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| ExportError::permanent("encode", format!("building the request: {e}")))?;
+        let answer = super::http::send(&self.client, request, self.config.timeout).await?;
+        classify(answer.status, answer.retry_after(), &answer.text())
+    }
+
+    /// A connect unary call: `Content-Type: application/proto`,
+    /// `Connect-Protocol-Version: 1`, compression in `Content-Encoding`.
+    async fn push(&self, body: Bytes) -> Result<Sent, ExportError> {
+        let request = self
+            .request(&self.url, "application/proto")
+            .header("Connect-Protocol-Version", "1");
+        self.post(request, body, true).await
+    }
+
+    async fn ingest(
+        &self,
+        profile: &crate::signal::profiles::Profile,
+    ) -> Result<Sent, ExportError> {
+        let query = encode::ingest_query(profile).map_err(|reason| {
+            ExportError::permanent(reason, "labels cannot be written as an ingest key")
+        })?;
+        let url = format!("{}?{query}", self.url);
+        let request = self.request(&url, "application/octet-stream");
+        // `/ingest` reads the body as the profile itself: no Content-Encoding.
+        self.post(request, profile.pprof.clone(), false).await
+    }
+}
+
+fn gzip(body: &[u8]) -> Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 2),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+/// What a Pyroscope answer means. Connect errors carry a JSON body
+/// `{"code": "...", "message": "..."}` with an HTTP status derived from the
+/// code; the status decides, the code names the reason.
+fn classify(
+    status: http::StatusCode,
+    retry_after: Option<std::time::Duration>,
+    text: &str,
+) -> Result<Sent, ExportError> {
+    if status.is_success() {
+        return Ok(Sent::default());
+    }
+    let code = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v["code"].as_str().map(str::to_string));
+    let message = format!("HTTP {}: {text}", status.as_u16());
+    Err(match status.as_u16() {
+        429 => ExportError::retryable("rate_limited", message).after(retry_after),
+        500..=599 => ExportError::retryable("http_5xx", message).after(retry_after),
+        _ => {
+            let reason = match code.as_deref() {
+                Some("invalid_argument") => "invalid_argument",
+                Some("unauthenticated") => "unauthenticated",
+                Some("permission_denied") => "permission_denied",
+                Some("not_found") | Some("unimplemented") => "not_found",
+                _ if status == http::StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
+                _ => "http_4xx",
+            };
+            ExportError::permanent(reason, message)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;
