@@ -2,8 +2,10 @@
 //! pipelines through [`Outputs`], and refuses with its protocol's retryable
 //! answer when they are full.
 
+pub mod discovery;
 pub mod otlp;
 pub mod pod_logs;
+pub mod pprof;
 pub mod prometheus;
 
 use std::net::SocketAddr;
@@ -22,6 +24,7 @@ pub enum ReceiverConfig {
     Otlp(otlp::OtlpReceiverConfig),
     Prometheus(prometheus::PrometheusConfig),
     PodLogs(pod_logs::PodLogsConfig),
+    Pprof(pprof::PprofConfig),
 }
 
 impl ReceiverConfig {
@@ -41,6 +44,10 @@ impl ReceiverConfig {
                 doc.section::<otlp::RawOtlpReceiverConfig>(path, value)
                     .map(Self::Otlp),
             ),
+            "pprof" => Some(
+                doc.section::<pprof::RawPprofConfig>(path, value)
+                    .map(Self::Pprof),
+            ),
             "pod_logs" => Some(
                 doc.section::<pod_logs::RawPodLogsConfig>(path, value)
                     .map(Self::PodLogs),
@@ -55,6 +62,7 @@ impl ReceiverConfig {
             Self::Otlp(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
             Self::Prometheus(_) => &[Signal::Metrics],
             Self::PodLogs(_) => &[Signal::Logs],
+            Self::Pprof(_) => &[Signal::Profiles],
         }
     }
 }

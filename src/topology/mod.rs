@@ -226,6 +226,10 @@ impl Topology {
                     let outputs = wiring.outputs(id, Duration::from_secs(5));
                     receivers::prometheus::start(id, c, outputs, limiter.clone(), telemetry).await
                 }
+                ReceiverConfig::Pprof(c) => {
+                    let outputs = wiring.outputs(id, c.pipeline_wait);
+                    receivers::pprof::start(id, c, outputs, limiter.clone(), telemetry).await
+                }
                 ReceiverConfig::PodLogs(c) => {
                     // A tailer offered no room waits and offers the same
                     // batch again: the file is its buffer.

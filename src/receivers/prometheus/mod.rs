@@ -4,21 +4,19 @@
 //!
 //! Formats: text exposition 0.0.4 and OpenMetrics 1.0, negotiated by
 //! `Accept` (<https://prometheus.io/docs/instrumenting/exposition_formats/>).
-//! Targets come from `static_configs` and `file_sd_configs`; Kubernetes pod
-//! discovery is one more source feeding the same reconcile loop.
+//! Targets come from `static_configs` and `file_sd_configs` through the
+//! reconcile loop shared with the pprof receiver (`receivers::discovery`).
 
 mod config;
 pub mod scrape;
 pub mod targets;
 
-pub use config::{PrometheusConfig, RawPrometheusConfig, ScrapeConfig, StaticConfig};
+pub use config::{FileSdConfig, PrometheusConfig, RawPrometheusConfig, ScrapeConfig, StaticConfig};
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::discovery::{Sources, reconcile};
 use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::MemoryLimiter;
@@ -26,10 +24,6 @@ use crate::net::http_client;
 use crate::signal::Signal;
 use crate::telemetry::Telemetry;
 use scrape::{Job, Sender};
-use targets::{FileSd, Target};
-
-/// How often `file_sd` files are checked for changes.
-const FILE_SD_CHECK: Duration = Duration::from_secs(5);
 
 pub async fn start(
     id: &ComponentId,
@@ -78,59 +72,12 @@ pub async fn start(
 
 /// Keeps one scrape loop running per current target of `job`.
 async fn manage(job: Arc<Job>, sender: Arc<Sender>, stop: CancellationToken) {
-    let mut running: BTreeMap<Target, (CancellationToken, JoinHandle<()>)> = BTreeMap::new();
-    let mut file_sd: Vec<FileSd> = job
-        .config
-        .file_sd_configs
-        .iter()
-        .map(|_| FileSd::default())
-        .collect();
-    let mut check = tokio::time::interval(FILE_SD_CHECK);
-    let mut first = true;
-    loop {
-        tokio::select! {
-            _ = check.tick() => {}
-            _ = stop.cancelled() => break,
-        }
-        let mut changed = first;
-        first = false;
-        for (sd, config) in file_sd.iter_mut().zip(&job.config.file_sd_configs) {
-            changed |= sd.refresh(&config.files);
-        }
-        if !changed {
-            continue;
-        }
-        let mut groups = job.config.static_configs.clone();
-        for sd in &file_sd {
-            groups.extend(sd.groups().cloned());
-        }
-        let wanted = targets::targets(&job.config, &groups);
-        let current: Vec<Target> = running.keys().cloned().collect();
-        for target in current.iter().filter(|t| !wanted.contains(t)) {
-            if let Some((token, handle)) = running.remove(target) {
-                token.cancel();
-                let _ = handle.await;
-            }
-        }
-        for target in wanted {
-            if running.contains_key(&target) {
-                continue;
-            }
-            let token = CancellationToken::new();
-            let handle = tokio::spawn(scrape::run(
-                job.clone(),
-                target.clone(),
-                sender.clone(),
-                token.clone(),
-            ));
-            running.insert(target, (token, handle));
-        }
-        tracing::debug!(job = %job.config.job_name, targets = running.len(), "scrape targets updated");
-    }
-    for (token, _) in running.values() {
-        token.cancel();
-    }
-    for (_, (_, handle)) in running {
-        let _ = handle.await;
-    }
+    let sources = Sources {
+        static_groups: job.config.static_configs.clone(),
+        file_sd: job.config.file_sd_configs.clone(),
+    };
+    let spawn =
+        |target, token| tokio::spawn(scrape::run(job.clone(), target, sender.clone(), token));
+    let resolve = |groups: &[StaticConfig]| targets::targets(&job.config, groups);
+    reconcile(&job.config.job_name, sources, resolve, spawn, stop).await;
 }

@@ -1,6 +1,6 @@
 //! Target discovery: static groups and `file_sd` files, turned into scrape
-//! targets through `relabel_configs`. Kubernetes pod discovery joins here as
-//! one more source of target groups.
+//! targets through `relabel_configs`. [`resolve`] is shared with the pprof
+//! receiver; the reconcile loop that runs them is `receivers::discovery`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,15 +24,49 @@ pub struct Target {
 /// labels, then `relabel_configs`; a target whose `__address__` is gone or
 /// that a rule dropped is not scraped.
 pub fn targets(config: &ScrapeConfig, groups: &[StaticConfig]) -> Vec<Target> {
+    let rules = TargetRules {
+        job_name: &config.job_name,
+        scheme: &config.scheme,
+        metrics_path: Some(&config.metrics_path),
+        scrape_interval: config.scrape_interval,
+        scrape_timeout: config.scrape_timeout,
+        params: &config.params,
+        relabel_configs: &config.relabel_configs,
+        keep: &[],
+    };
+    resolve(&rules, groups)
+}
+
+/// What turns discovered addresses into targets: the parts of a scrape
+/// config that Prometheus exposes to relabelling as `__*__` labels.
+pub struct TargetRules<'a> {
+    pub job_name: &'a str,
+    pub scheme: &'a str,
+    /// `None` for receivers that add their own paths (pprof): the target's
+    /// URL is then `scheme://address`, with no path or query.
+    pub metrics_path: Option<&'a str>,
+    pub scrape_interval: std::time::Duration,
+    pub scrape_timeout: std::time::Duration,
+    pub params: &'a BTreeMap<String, Vec<String>>,
+    pub relabel_configs: &'a [relabel::RelabelConfig],
+    /// `__`-labels the receiver reads itself, kept in the target's labels
+    /// after relabelling (pprof's `__profile_type__`, `__profile_path__`).
+    pub keep: &'a [&'a str],
+}
+
+/// [`targets`] for any receiver's rules.
+pub fn resolve(config: &TargetRules<'_>, groups: &[StaticConfig]) -> Vec<Target> {
     let mut out = Vec::new();
     let mut builder = LabelsBuilder::new();
     for group in groups {
         for address in &group.targets {
             builder.clear();
-            builder.set("job", &config.job_name);
+            builder.set("job", config.job_name);
             builder.set("__address__", address);
-            builder.set("__scheme__", &config.scheme);
-            builder.set("__metrics_path__", &config.metrics_path);
+            builder.set("__scheme__", config.scheme);
+            if let Some(path) = config.metrics_path {
+                builder.set("__metrics_path__", path);
+            }
             builder.set(
                 "__scrape_interval__",
                 &format_duration(config.scrape_interval),
@@ -41,7 +75,7 @@ pub fn targets(config: &ScrapeConfig, groups: &[StaticConfig]) -> Vec<Target> {
                 "__scrape_timeout__",
                 &format_duration(config.scrape_timeout),
             );
-            for (name, values) in &config.params {
+            for (name, values) in config.params {
                 if let Some(first) = values.first() {
                     builder.set(&format!("__param_{name}"), first);
                 }
@@ -49,7 +83,7 @@ pub fn targets(config: &ScrapeConfig, groups: &[StaticConfig]) -> Vec<Target> {
             for (name, value) in &group.labels {
                 builder.set(name, value);
             }
-            if !relabel::process(&mut builder, &config.relabel_configs) {
+            if !relabel::process(&mut builder, config.relabel_configs) {
                 continue;
             }
             let Some(address) = builder.get("__address__").map(str::to_string) else {
@@ -80,12 +114,14 @@ pub fn targets(config: &ScrapeConfig, groups: &[StaticConfig]) -> Vec<Target> {
                     query.push(format!("{}={}", encode(name), encode(value)));
                 }
             }
-            let url = if query.is_empty() {
+            let url = if config.metrics_path.is_none() {
+                format!("{scheme}://{address}")
+            } else if query.is_empty() {
                 format!("{scheme}://{address}{path}")
             } else {
                 format!("{scheme}://{address}{path}?{}", query.join("&"))
             };
-            builder.retain(|name, _| !name.starts_with("__"));
+            builder.retain(|name, _| !name.starts_with("__") || config.keep.contains(&name));
             out.push(Target {
                 url,
                 labels: builder.labels(),

@@ -1,0 +1,346 @@
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::config::{ByteSize, Duration, FieldError, Validate};
+use crate::net::auth::{BasicAuth, Credentials};
+use crate::net::tls::TlsConfig;
+use crate::prom::relabel::{self, RawRelabelConfig, RelabelConfig};
+use crate::receivers::prometheus::{FileSdConfig, StaticConfig};
+
+/// `[receivers.pprof.NAME]` as written: push endpoints (`listen`), scrape
+/// jobs (`scrape_configs`), or both.
+#[derive(Deserialize)]
+pub struct RawPprofConfig {
+    /// Address for the push endpoints the Pyroscope SDKs send to
+    /// (`/push.v1.PusherService/Push`, `/ingest`), e.g. `0.0.0.0:4040`.
+    /// Omit to not listen.
+    listen: Option<SocketAddr>,
+    /// Largest profile or push request accepted, after decompression.
+    max_profile_size: Option<ByteSize>,
+    /// How long a push may wait for room in a full pipeline before it is
+    /// refused with a retryable answer.
+    pipeline_wait: Option<Duration>,
+    /// Defaults for every scrape config.
+    scrape_interval: Option<Duration>,
+    scrape_timeout: Option<Duration>,
+    #[serde(default)]
+    scrape_configs: Vec<RawScrapeConfig>,
+}
+
+/// One `[[receivers.pprof.NAME.scrape_configs]]`: a job of Go-style pprof
+/// targets, with the target fields of Prometheus' `scrape_config`.
+#[derive(Deserialize)]
+struct RawScrapeConfig {
+    job_name: String,
+    scrape_interval: Option<Duration>,
+    scrape_timeout: Option<Duration>,
+    scheme: Option<String>,
+    basic_auth: Option<BasicAuth>,
+    bearer_token: Option<String>,
+    bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    tls_config: TlsConfig,
+    /// The largest profile body taken from a target (compressed); a larger
+    /// one fails its scrape.
+    body_size_limit: Option<ByteSize>,
+    #[serde(default)]
+    static_configs: Vec<StaticConfig>,
+    #[serde(default)]
+    file_sd_configs: Vec<FileSdConfig>,
+    #[serde(default)]
+    relabel_configs: Vec<RawRelabelConfig>,
+    /// Profile types by name: the built-in `process_cpu`, `memory`,
+    /// `goroutine`, `mutex`, `block`, or a custom name with a `path`.
+    #[serde(default)]
+    profiles: BTreeMap<String, RawProfileType>,
+}
+
+/// `profiles.NAME = { enabled = ..., path = ..., delta = ... }`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfileType {
+    enabled: Option<bool>,
+    path: Option<String>,
+    /// Ask for a profile over the scrape interval (`?seconds=N`), as Go's
+    /// CPU endpoint needs; N is the interval less one second.
+    delta: Option<bool>,
+}
+
+/// A checked pprof receiver.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PprofConfig {
+    pub listen: Option<SocketAddr>,
+    pub max_profile_size: usize,
+    pub pipeline_wait: std::time::Duration,
+    pub scrape_configs: Vec<ScrapeConfig>,
+}
+
+/// One profile type a job fetches from each target.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProfileType {
+    /// `__name__` of its profiles: `process_cpu`, `memory`, …
+    pub name: String,
+    pub path: String,
+    /// Sends `?seconds=N`: the target profiles for N seconds before answering.
+    pub delta: bool,
+}
+
+/// A checked scrape job.
+#[derive(Clone, Debug)]
+pub struct ScrapeConfig {
+    pub job_name: String,
+    pub scrape_interval: std::time::Duration,
+    pub scrape_timeout: std::time::Duration,
+    pub scheme: String,
+    pub credentials: Credentials,
+    pub tls: TlsConfig,
+    pub body_size_limit: usize,
+    pub static_configs: Vec<StaticConfig>,
+    pub file_sd_configs: Vec<FileSdConfig>,
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Enabled profile types, by name.
+    pub profiles: Vec<ProfileType>,
+    fingerprint: String,
+}
+
+impl PartialEq for ScrapeConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.fingerprint == other.fingerprint
+    }
+}
+
+impl ScrapeConfig {
+    /// N of `?seconds=N` for delta profiles: the interval less a second (at
+    /// least one), so a profile ends before the next one starts.
+    pub fn delta_seconds(&self) -> u64 {
+        self.scrape_interval.as_secs().saturating_sub(1).max(1)
+    }
+}
+
+/// The built-in profile types: name, Go's path, delta, as Alloy's
+/// `pyroscope.scrape` defaults them (all enabled).
+pub const BUILT_IN: &[(&str, &str, bool)] = &[
+    ("process_cpu", "/debug/pprof/profile", true),
+    ("memory", "/debug/pprof/allocs", false),
+    ("goroutine", "/debug/pprof/goroutine", false),
+    ("mutex", "/debug/pprof/mutex", false),
+    ("block", "/debug/pprof/block", false),
+];
+
+/// Largest profile taken when `max_profile_size`/`body_size_limit` are not
+/// set: Go profiles of busy services are a few MiB; Pyroscope's own default
+/// limit is 4MiB.
+const DEFAULT_MAX_PROFILE: u64 = 16 << 20;
+
+impl Validate for RawPprofConfig {
+    type Valid = PprofConfig;
+
+    fn validate(self) -> Result<PprofConfig, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.listen.is_none() && self.scrape_configs.is_empty() {
+            errors.push(FieldError::new(
+                "",
+                "set `listen` to receive pushed profiles, add [[...scrape_configs]] to scrape targets, or both",
+            ));
+        }
+        let max_profile_size = self
+            .max_profile_size
+            .map_or(DEFAULT_MAX_PROFILE, |b| b.get());
+        if max_profile_size == 0 || max_profile_size > 1 << 30 {
+            errors.push(FieldError::new(
+                "max_profile_size",
+                "must be more than 0 and at most 1GiB",
+            ));
+        }
+        let default_interval = self
+            .scrape_interval
+            .map_or(std::time::Duration::from_secs(15), |d| d.get());
+        let default_timeout = self.scrape_timeout.map(|d| d.get());
+        let mut jobs: Vec<String> = Vec::new();
+        let mut scrape_configs = Vec::new();
+        for (i, raw) in self.scrape_configs.into_iter().enumerate() {
+            let at = |field: &str| format!("scrape_configs.{i}.{field}");
+            let fingerprint = format!(
+                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                raw.job_name,
+                raw.scrape_interval,
+                raw.scrape_timeout,
+                raw.scheme,
+                raw.body_size_limit.map(|b| b.get()),
+                raw.static_configs,
+                raw.file_sd_configs,
+                raw.tls_config,
+                (&raw.basic_auth, &raw.bearer_token, &raw.bearer_token_file),
+                raw.relabel_configs,
+                raw.profiles,
+                (self.scrape_interval, self.scrape_timeout),
+            );
+            if raw.job_name.is_empty() {
+                errors.push(FieldError::new(at("job_name"), "must not be empty"));
+            } else if jobs.contains(&raw.job_name) {
+                errors.push(FieldError::new(
+                    at("job_name"),
+                    format!("`{}` is used by another scrape config", raw.job_name),
+                ));
+            }
+            jobs.push(raw.job_name.clone());
+            let interval = raw.scrape_interval.map_or(default_interval, |d| d.get());
+            // A CPU profile takes interval − 1 s to answer; the default
+            // leaves it 3 s more, as Alloy's 15 s / 18 s defaults do.
+            let timeout = raw
+                .scrape_timeout
+                .map(|d| d.get())
+                .or(default_timeout)
+                .unwrap_or(interval + std::time::Duration::from_secs(3));
+            if interval < std::time::Duration::from_secs(2) {
+                errors.push(FieldError::new(
+                    at("scrape_interval"),
+                    "must be at least 2s (CPU profiles last the interval less a second)",
+                ));
+            }
+            if timeout.is_zero() {
+                errors.push(FieldError::new(at("scrape_timeout"), "must be more than 0"));
+            }
+            let scheme = raw.scheme.unwrap_or_else(|| "http".into());
+            if scheme != "http" && scheme != "https" {
+                errors.push(FieldError::new(at("scheme"), "must be http or https"));
+            }
+            let profiles = profile_types(&raw.profiles, &at, &mut errors);
+            let delta_seconds = interval.as_secs().saturating_sub(1).max(1);
+            if profiles.iter().any(|p| p.delta)
+                && timeout <= std::time::Duration::from_secs(delta_seconds)
+            {
+                errors.push(FieldError::new(
+                    at("scrape_timeout"),
+                    format!(
+                        "must be longer than the {delta_seconds}s a delta (CPU) profile takes: the scrape interval less a second"
+                    ),
+                ));
+            }
+            let credentials = Credentials {
+                basic_auth: raw.basic_auth,
+                bearer_token: raw.bearer_token,
+                bearer_token_file: raw.bearer_token_file,
+            };
+            let mut inner = Vec::new();
+            credentials.check("", &mut inner);
+            raw.tls_config.check(&mut inner);
+            for e in inner {
+                errors.push(FieldError::new(
+                    at(&e.field.replace("tls.", "tls_config.")),
+                    e.message,
+                ));
+            }
+            for (j, file_sd) in raw.file_sd_configs.iter().enumerate() {
+                if file_sd.files.is_empty() {
+                    errors.push(FieldError::new(
+                        at(&format!("file_sd_configs.{j}.files")),
+                        "list at least one file",
+                    ));
+                }
+            }
+            let relabel_configs =
+                relabel::validate_all(raw.relabel_configs, &at("relabel_configs")).unwrap_or_else(
+                    |found| {
+                        errors.extend(found);
+                        Vec::new()
+                    },
+                );
+            let body_size_limit = raw
+                .body_size_limit
+                .map_or(max_profile_size, |b| b.get())
+                .min(1 << 30) as usize;
+            scrape_configs.push(ScrapeConfig {
+                job_name: raw.job_name,
+                scrape_interval: interval,
+                scrape_timeout: timeout,
+                scheme,
+                credentials,
+                tls: raw.tls_config,
+                body_size_limit,
+                static_configs: raw.static_configs,
+                file_sd_configs: raw.file_sd_configs,
+                relabel_configs,
+                profiles,
+                fingerprint,
+            });
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(PprofConfig {
+            listen: self.listen,
+            max_profile_size: max_profile_size as usize,
+            pipeline_wait: self
+                .pipeline_wait
+                .map_or(std::time::Duration::from_secs(1), |d| d.get()),
+            scrape_configs,
+        })
+    }
+}
+
+/// The enabled profile types: the built-ins as configured, then custom ones.
+fn profile_types(
+    raw: &BTreeMap<String, RawProfileType>,
+    at: &dyn Fn(&str) -> String,
+    errors: &mut Vec<FieldError>,
+) -> Vec<ProfileType> {
+    let mut out = Vec::new();
+    for (name, path, delta) in BUILT_IN {
+        let configured = raw.get(*name);
+        if configured.and_then(|c| c.enabled) == Some(false) {
+            continue;
+        }
+        out.push(ProfileType {
+            name: name.to_string(),
+            path: configured
+                .and_then(|c| c.path.clone())
+                .unwrap_or_else(|| path.to_string()),
+            delta: configured.and_then(|c| c.delta).unwrap_or(*delta),
+        });
+    }
+    for (name, custom) in raw {
+        let field = at(&format!("profiles.{name}"));
+        if let Some(path) = &custom.path
+            && !path.starts_with('/')
+        {
+            errors.push(FieldError::new(
+                format!("{field}.path"),
+                "must start with /",
+            ));
+        }
+        if BUILT_IN.iter().any(|(n, _, _)| n == name) {
+            continue;
+        }
+        if !crate::exporters::pyroscope::encode::valid_metric_name(name) {
+            errors.push(FieldError::new(
+                field,
+                "a profile type name is used as `__name__`: letters, digits, `_` and `:`, not starting with a digit",
+            ));
+            continue;
+        }
+        let Some(path) = custom.path.clone() else {
+            errors.push(FieldError::new(
+                field,
+                format!("`{name}` is not a built-in profile type (process_cpu, memory, goroutine, mutex, block): give it a `path`"),
+            ));
+            continue;
+        };
+        if custom.enabled != Some(false) {
+            out.push(ProfileType {
+                name: name.clone(),
+                path,
+                delta: custom.delta.unwrap_or(false),
+            });
+        }
+    }
+    if out.is_empty() {
+        errors.push(FieldError::new(
+            at("profiles"),
+            "every profile type is disabled",
+        ));
+    }
+    out
+}

@@ -1,0 +1,176 @@
+//! The pprof receiver: profiles into ferro, by scraping Go-style pprof
+//! endpoints (`net/http/pprof`, <https://pkg.go.dev/net/http/pprof>) and by
+//! taking what the Pyroscope SDKs push (`push.v1.PusherService/Push`,
+//! `/ingest`), in the same component as Alloy's `pyroscope.scrape` and
+//! `pyroscope.receive_http` together.
+//!
+//! Every profile is checked to be pprof (`crate::pprof`) before it is handed
+//! on: a broken one is counted in `ferro_dropped_items_total` by reason and
+//! never passed on. Scrape targets come through the reconcile loop shared
+//! with the Prometheus receiver (`receivers::discovery`), so static groups,
+//! `file_sd` and relabelling work as they do there; Kubernetes pod discovery
+//! by `profiles.grafana.com/*` annotations plugs in through [`kubernetes`].
+
+mod config;
+pub mod kubernetes;
+pub mod push;
+pub mod scrape;
+
+pub use config::{PprofConfig, ProfileType, RawPprofConfig, ScrapeConfig};
+
+use prometheus_client::metrics::counter::Counter;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+use super::discovery::{Sources, reconcile};
+use super::{Outputs, RunningReceiver};
+use crate::config::ComponentId;
+use crate::delivery::{Batch, MemoryLimiter, Ticket};
+use crate::net::http_client;
+use crate::receivers::prometheus::StaticConfig;
+use crate::signal::{Profiles, Signal, SignalData};
+use crate::telemetry::{ComponentLabels, Telemetry};
+use crate::topology::fanout::{PipelineInputs, Refusal};
+use push::Rejection;
+use scrape::Job;
+
+/// What the scrape loops and the push server of one receiver share.
+pub struct Shared {
+    pub id: ComponentId,
+    inputs: PipelineInputs<Profiles>,
+    limiter: Arc<MemoryLimiter>,
+    telemetry: Arc<Telemetry>,
+    labels: ComponentLabels,
+    accepted: Counter,
+    /// Largest profile (and push request), decompressed.
+    pub max_profile_size: usize,
+}
+
+impl Shared {
+    /// Counts profiles dropped for `reason`.
+    fn drop_profiles(&self, reason: &'static str, n: u64) {
+        Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, reason).inc_by(n);
+    }
+
+    /// Counts a scrape or request that produced no profile.
+    fn reject_request(&self, reason: &'static str) {
+        Telemetry::reason_counter(&self.telemetry.rejected_requests, &self.labels, reason).inc();
+    }
+
+    /// Counts a refused push and passes the rejection on.
+    fn rejected(&self, rejection: Rejection) -> Rejection {
+        let reason = match &rejection {
+            Rejection::Invalid { reason, .. } => reason,
+            Rejection::Refused(r) => r.reason(),
+        };
+        self.reject_request(reason);
+        rejection
+    }
+
+    /// Reserves memory for `len` bytes of input before decoding it.
+    fn reserve(&self, len: usize) -> Result<Ticket, Rejection> {
+        self.limiter
+            .try_acquire(len)
+            .ok_or(Rejection::Refused(Refusal::MemoryLimit))
+    }
+
+    /// Hands scraped profiles to the pipelines, counting a refusal.
+    async fn hand_on(&self, profiles: Profiles) -> Result<(), Refusal> {
+        let bytes = profiles.encoded_len();
+        let Some(ticket) = self.limiter.try_acquire(bytes) else {
+            self.count_refused(Refusal::MemoryLimit, profiles.item_count() as u64);
+            return Err(Refusal::MemoryLimit);
+        };
+        self.hand_on_with(profiles, ticket).await
+    }
+
+    /// Hands profiles to the pipelines under a reservation already made.
+    async fn hand_on_with(&self, profiles: Profiles, ticket: Ticket) -> Result<(), Refusal> {
+        let items = profiles.item_count() as u64;
+        if items == 0 {
+            return Ok(());
+        }
+        let bytes = profiles.encoded_len();
+        match self
+            .inputs
+            .send(Batch::with_size(profiles, bytes, ticket))
+            .await
+        {
+            Ok(()) => {
+                self.accepted.inc_by(items);
+                Ok(())
+            }
+            Err(refusal) => {
+                self.count_refused(refusal, items);
+                Err(refusal)
+            }
+        }
+    }
+
+    fn count_refused(&self, refusal: Refusal, items: u64) {
+        Telemetry::reason_counter(&self.telemetry.refused, &self.labels, refusal.reason())
+            .inc_by(items);
+    }
+}
+
+/// Starts the scrape jobs and, with `listen`, the push server.
+pub async fn start(
+    id: &ComponentId,
+    config: &PprofConfig,
+    outputs: Outputs,
+    limiter: Arc<MemoryLimiter>,
+    telemetry: &Arc<Telemetry>,
+) -> std::io::Result<RunningReceiver> {
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let mut addrs = Vec::new();
+    let Some(inputs) = outputs.profiles else {
+        return Ok(RunningReceiver::new(id.clone(), addrs, stop, tasks));
+    };
+    let labels = Telemetry::labels("receiver", id, Signal::Profiles);
+    let shared = Arc::new(Shared {
+        id: id.clone(),
+        inputs,
+        limiter,
+        telemetry: telemetry.clone(),
+        accepted: Telemetry::counter(&telemetry.accepted, &labels),
+        labels,
+        max_profile_size: config.max_profile_size,
+    });
+    if let Some(addr) = config.listen {
+        let (bound, task) = push::serve(addr, shared.clone(), stop.clone()).await?;
+        tracing::info!(receiver = %id, protocol = "http", addr = %bound, "pprof receiver listening");
+        addrs.push(("http", bound));
+        tasks.push(task);
+    }
+    for scrape_config in &config.scrape_configs {
+        let client = http_client::client(&scrape_config.tls).map_err(std::io::Error::other)?;
+        let authorization = scrape_config
+            .credentials
+            .header()
+            .map_err(std::io::Error::other)?;
+        let job = Arc::new(Job {
+            config: scrape_config.clone(),
+            client,
+            authorization,
+        });
+        tasks.push(tokio::spawn(manage(job, shared.clone(), stop.clone())));
+    }
+    tracing::info!(receiver = %id, jobs = config.scrape_configs.len(), "pprof receiver started");
+    Ok(RunningReceiver::new(id.clone(), addrs, stop, tasks))
+}
+
+/// Keeps one scrape loop running per target and profile type of `job`.
+async fn manage(job: Arc<Job>, shared: Arc<Shared>, stop: CancellationToken) {
+    let sources = Sources {
+        static_groups: job.config.static_configs.clone(),
+        file_sd: job.config.file_sd_configs.clone(),
+    };
+    let spawn =
+        |target, token| tokio::spawn(scrape::run(job.clone(), target, shared.clone(), token));
+    let resolve = |groups: &[StaticConfig]| scrape::targets(&job.config, groups);
+    reconcile(&job.config.job_name, sources, resolve, spawn, stop).await;
+}
+
+#[cfg(test)]
+mod tests;

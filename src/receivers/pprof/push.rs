@@ -1,0 +1,580 @@
+//! The push endpoints the Pyroscope SDKs send to, so that they can send to
+//! ferro instead of to Pyroscope:
+//!
+//! - `POST /push.v1.PusherService/Push`: a connect unary call
+//!   (<https://connectrpc.com/docs/protocol/#unary-request>) with a protobuf
+//!   `push.v1.PushRequest` body (`Content-Type: application/proto`,
+//!   optionally `Content-Encoding: gzip`). Errors are connect's JSON
+//!   `{"code", "message"}` with its HTTP status.
+//! - `POST /ingest?name=app{k=v}&from=&until=&format=pprof&spyName=&sampleRate=`:
+//!   the older API, with the profile as the raw body or as the `profile` part
+//!   of a `multipart/form-data` body (with `sample_type_config` beside it).
+//!   Only pprof can be carried on: other formats (`folded`, `lines`, `trie`,
+//!   `tree`, `jfr`, `speedscope`) get 415 with the reason.
+//!
+//! A request is taken whole or not at all: one broken profile refuses it
+//! with 400 (and counts the profile), a full pipeline with 503, the memory
+//! limit with 429, both with `Retry-After`.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use ferro_proto::push::v1::PushRequest;
+use http_body_util::{BodyExt, Limited};
+use prost::Message;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::scrape::now_ns;
+use crate::pprof;
+use crate::signal::LabelsBuilder;
+use crate::signal::profiles::{Profile, Profiles};
+use crate::topology::fanout::Refusal;
+
+/// How long a refused client is asked to wait.
+const RETRY_AFTER_SECS: u64 = 1;
+
+pub async fn serve(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/push.v1.PusherService/Push", post(push))
+        .route("/ingest", post(ingest))
+        // The limit is applied while reading and after decompression, below.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(shared);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %e, "pprof push server failed");
+        }
+    });
+    Ok((bound, task))
+}
+
+/// Why a push was not taken, with the answer it gets.
+#[derive(Debug)]
+pub enum Rejection {
+    Refused(Refusal),
+    /// The request is wrong; `reason` is the counter label.
+    Invalid {
+        status: StatusCode,
+        reason: &'static str,
+        message: String,
+    },
+}
+
+impl Rejection {
+    fn invalid(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            status: StatusCode::BAD_REQUEST,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// Connect's error body and status.
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            Rejection::Refused(Refusal::MemoryLimit) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "resource_exhausted",
+                "ferro is at its memory limit; retry later".to_string(),
+            ),
+            Rejection::Refused(Refusal::PipelineFull) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the pipeline is full; retry later".to_string(),
+            ),
+            Rejection::Refused(Refusal::ShuttingDown) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "ferro is shutting down or reloading; retry".to_string(),
+            ),
+            Rejection::Invalid {
+                status, message, ..
+            } => {
+                let code = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => "resource_exhausted",
+                    StatusCode::NOT_FOUND => "unimplemented",
+                    _ => "invalid_argument",
+                };
+                (status, code, message)
+            }
+        };
+        let body = serde_json::json!({"code": code, "message": message}).to_string();
+        let mut response =
+            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        if matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        response
+    }
+}
+
+async fn push(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    match accept_push(&shared, &headers, body).await {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/proto")],
+            // An empty `push.v1.PushResponse`.
+            Bytes::new(),
+        )
+            .into_response(),
+        Err(rejection) => shared.rejected(rejection).into_response(),
+    }
+}
+
+async fn accept_push(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<(), Rejection> {
+    let media = media_type(headers);
+    if !matches!(
+        media.as_str(),
+        "application/proto" | "application/x-protobuf"
+    ) {
+        return Err(Rejection::Invalid {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            reason: "unsupported_media_type",
+            message: format!(
+                "Content-Type {media:?} is not supported: ferro takes the push API as application/proto"
+            ),
+        });
+    }
+    let body = read_body(body, headers, shared.max_profile_size).await?;
+    let ticket = shared.reserve(body.len())?;
+    let request = PushRequest::decode(body).map_err(|e| {
+        Rejection::invalid("malformed", format!("invalid push.v1.PushRequest: {e}"))
+    })?;
+    let mut profiles = Vec::new();
+    let mut builder = LabelsBuilder::new();
+    let now = now_ns();
+    for series in request.series {
+        builder.clear();
+        for pair in &series.labels {
+            if !crate::exporters::pyroscope::encode::valid_label_name(&pair.name) {
+                return Err(Rejection::invalid(
+                    "invalid_labels",
+                    format!("invalid label name {:?}", pair.name),
+                ));
+            }
+            builder.set(&pair.name, &pair.value);
+        }
+        if builder.get("service_name").is_none() {
+            return Err(Rejection::invalid(
+                "missing_service_name",
+                "a series has no service_name label",
+            ));
+        }
+        for sample in series.samples {
+            let raw = Bytes::from(sample.raw_profile);
+            let checked = match pprof::check(&raw, shared.max_profile_size) {
+                Ok(checked) => checked,
+                Err(e) => {
+                    shared.drop_profiles(e.reason(), 1);
+                    return Err(Rejection::invalid(e.reason(), e.to_string()));
+                }
+            };
+            let mut labels = builder.clone();
+            if labels.get("__name__").is_none() {
+                let Some(name) = pprof::type_name(&checked) else {
+                    return Err(Rejection::invalid(
+                        "invalid_profile_name",
+                        "a series has no __name__ and its sample types name no known profile type",
+                    ));
+                };
+                labels.set("__name__", name);
+            }
+            let (start_ns, end_ns) = time_range(&checked, None, None, now);
+            profiles.push(Profile {
+                labels: labels.labels(),
+                pprof: raw,
+                start_ns,
+                end_ns,
+                sample_types: checked.sample_types,
+            });
+        }
+    }
+    shared
+        .hand_on_with(Profiles::new(profiles), ticket)
+        .await
+        .map_err(Rejection::Refused)
+}
+
+/// The profile's own times where it has them, else the request's, else now.
+fn time_range(
+    checked: &pprof::Checked,
+    from: Option<i64>,
+    until: Option<i64>,
+    now: i64,
+) -> (i64, i64) {
+    let start = from
+        .or((checked.time_ns > 0).then_some(checked.time_ns))
+        .unwrap_or(now);
+    let end = until
+        .or((checked.duration_ns > 0).then(|| start.saturating_add(checked.duration_ns)))
+        .unwrap_or(now)
+        .max(start);
+    (start, end)
+}
+
+async fn ingest(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match accept_ingest(&shared, query.as_deref().unwrap_or(""), &headers, body).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(rejection) => shared.rejected(rejection).into_response(),
+    }
+}
+
+/// The query of an `/ingest` request.
+#[derive(Debug, Default, PartialEq)]
+pub struct IngestQuery {
+    pub name: String,
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+    pub format: Option<String>,
+    pub spy_name: Option<String>,
+}
+
+pub fn parse_query(query: &str) -> Result<IngestQuery, Rejection> {
+    let mut out = IngestQuery::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value).ok_or_else(|| {
+            Rejection::invalid(
+                "malformed",
+                format!("query parameter {key} is not valid UTF-8"),
+            )
+        })?;
+        match key {
+            "name" => out.name = value,
+            "from" => out.from = Some(parse_time(&value, "from")?),
+            "until" => out.until = Some(parse_time(&value, "until")?),
+            "format" => out.format = Some(value),
+            "spyName" => out.spy_name = Some(value),
+            _ => {}
+        }
+    }
+    if out.name.is_empty() {
+        return Err(Rejection::invalid(
+            "malformed",
+            "the name parameter is required: name=app{label=value}",
+        ));
+    }
+    Ok(out)
+}
+
+/// A Unix time as Pyroscope's ingest takes it (seconds), read as
+/// milliseconds, microseconds or nanoseconds when it is too large to be
+/// seconds; returned in nanoseconds.
+fn parse_time(text: &str, field: &str) -> Result<i64, Rejection> {
+    let n: i64 = text.parse().map_err(|_| {
+        Rejection::invalid("malformed", format!("{field}={text:?} is not a Unix time"))
+    })?;
+    Ok(match n {
+        n if n < 100_000_000_000 => n.saturating_mul(1_000_000_000),
+        n if n < 100_000_000_000_000 => n.saturating_mul(1_000_000),
+        n if n < 100_000_000_000_000_000 => n.saturating_mul(1_000),
+        n => n,
+    })
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The application key `app.suffix{k=v,...}`: service name, the profile type
+/// the suffix names (if it names one), and the labels.
+pub fn parse_key(
+    key: &str,
+) -> Result<(String, Option<&'static str>, Vec<(String, String)>), Rejection> {
+    let (app, labels) = match key.split_once('{') {
+        Some((app, rest)) => {
+            let inner = rest.strip_suffix('}').ok_or_else(|| {
+                Rejection::invalid(
+                    "invalid_labels",
+                    format!("name {key:?}: labels must end with }}"),
+                )
+            })?;
+            (app, inner)
+        }
+        None => (key, ""),
+    };
+    let app = app.trim();
+    let (service, kind) = match app.rsplit_once('.') {
+        Some((service, suffix)) if suffix_type(suffix).is_some() => (service, suffix_type(suffix)),
+        _ => (app, None),
+    };
+    if service.is_empty() {
+        return Err(Rejection::invalid(
+            "missing_service_name",
+            format!("name {key:?} has no application name"),
+        ));
+    }
+    let mut pairs = Vec::new();
+    for pair in labels.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').ok_or_else(|| {
+            Rejection::invalid(
+                "invalid_labels",
+                format!("label {pair:?} is not name=value"),
+            )
+        })?;
+        let name = name.trim();
+        if !crate::exporters::pyroscope::encode::valid_label_name(name) {
+            return Err(Rejection::invalid(
+                "invalid_labels",
+                format!("invalid label name {name:?}"),
+            ));
+        }
+        pairs.push((name.to_string(), value.trim().to_string()));
+    }
+    Ok((service.to_string(), kind, pairs))
+}
+
+/// The profile type an application-name suffix names (`myapp.cpu`).
+fn suffix_type(suffix: &str) -> Option<&'static str> {
+    Some(match suffix {
+        "cpu" | "itimer" => "process_cpu",
+        "wall" => "wall",
+        "alloc_objects" | "alloc_space" | "inuse_objects" | "inuse_space" => "memory",
+        "goroutines" | "goroutine" => "goroutine",
+        "mutex_count" | "mutex_duration" => "mutex",
+        "block_count" | "block_duration" => "block",
+        _ => return None,
+    })
+}
+
+async fn accept_ingest(
+    shared: &Shared,
+    query: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(), Rejection> {
+    let query = parse_query(query)?;
+    let media = media_type(headers);
+    let multipart = media == "multipart/form-data";
+    // As Pyroscope: a multipart body is pprof, an unnamed format is folded.
+    let format = query.format.clone().unwrap_or_else(|| {
+        if multipart {
+            "pprof".into()
+        } else {
+            "folded".into()
+        }
+    });
+    if format != "pprof" {
+        return Err(Rejection::Invalid {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            reason: "unsupported_format",
+            message: format!(
+                "format={format} cannot be turned into pprof by ferro; send format=pprof (raw body, or multipart with a `profile` part)"
+            ),
+        });
+    }
+    let (service, suffix_kind, pairs) = parse_key(&query.name)?;
+    let body = read_body(body, headers, shared.max_profile_size).await?;
+    let ticket = shared.reserve(body.len())?;
+    let profile = if multipart {
+        let boundary = boundary(headers).ok_or_else(|| {
+            Rejection::invalid("malformed", "multipart/form-data without a boundary")
+        })?;
+        let parts = multipart_parts(&body, &boundary)
+            .ok_or_else(|| Rejection::invalid("malformed", "the multipart body is malformed"))?;
+        if let Some((_, config)) = parts.iter().find(|(name, _)| name == "sample_type_config")
+            && serde_json::from_slice::<serde_json::Value>(config).is_err()
+        {
+            return Err(Rejection::invalid(
+                "malformed",
+                "sample_type_config is not JSON",
+            ));
+        }
+        let (_, profile) = parts
+            .into_iter()
+            .find(|(name, _)| name == "profile")
+            .ok_or_else(|| {
+                Rejection::invalid("malformed", "the multipart body has no `profile` part")
+            })?;
+        profile
+    } else {
+        body
+    };
+    let checked = match pprof::check(&profile, shared.max_profile_size) {
+        Ok(checked) => checked,
+        Err(e) => {
+            shared.drop_profiles(e.reason(), 1);
+            return Err(Rejection::invalid(e.reason(), e.to_string()));
+        }
+    };
+    let name = suffix_kind.or_else(|| pprof::type_name(&checked)).ok_or_else(|| {
+        Rejection::invalid(
+            "invalid_profile_name",
+            "neither the name's suffix nor the profile's sample types name a known profile type",
+        )
+    })?;
+    let mut labels = LabelsBuilder::new();
+    for (n, v) in &pairs {
+        labels.set(n, v);
+    }
+    labels.set("service_name", &service);
+    labels.set("__name__", name);
+    if let Some(spy) = &query.spy_name {
+        labels.set("pyroscope_spy", spy);
+    }
+    let (start_ns, end_ns) = time_range(&checked, query.from, query.until, now_ns());
+    let profile = Profile {
+        labels: labels.labels(),
+        pprof: profile,
+        start_ns,
+        end_ns,
+        sample_types: checked.sample_types,
+    };
+    shared
+        .hand_on_with(Profiles::new(vec![profile]), ticket)
+        .await
+        .map_err(Rejection::Refused)
+}
+
+fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn boundary(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    value.split(';').skip(1).find_map(|param| {
+        let (k, v) = param.trim().split_once('=')?;
+        k.eq_ignore_ascii_case("boundary")
+            .then(|| v.trim_matches('"').to_string())
+            .filter(|b| !b.is_empty())
+    })
+}
+
+/// The named parts of a `multipart/form-data` body (RFC 7578); `None` when
+/// it is not well formed.
+pub fn multipart_parts(body: &Bytes, boundary: &str) -> Option<Vec<(String, Bytes)>> {
+    let delimiter = format!("--{boundary}");
+    let finder = memchr::memmem::Finder::new(delimiter.as_bytes());
+    let mut parts = Vec::new();
+    let mut at = finder.find(body)? + delimiter.len();
+    loop {
+        let rest = &body[at..];
+        if rest.starts_with(b"--") {
+            return Some(parts);
+        }
+        if !rest.starts_with(b"\r\n") {
+            return None;
+        }
+        let rest_start = at + 2;
+        let next = rest_start + finder.find(&body[rest_start..])?;
+        // The part ends with CRLF before the next delimiter.
+        let part = body.slice(rest_start..next.checked_sub(2)?.max(rest_start));
+        let head_end = memchr::memmem::find(&part, b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&part[..head_end]).ok()?;
+        let name = head.lines().find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            if !k.trim().eq_ignore_ascii_case("content-disposition") {
+                return None;
+            }
+            v.split(';').find_map(|p| {
+                let (k, v) = p.trim().split_once('=')?;
+                (k == "name").then(|| v.trim_matches('"').to_string())
+            })
+        })?;
+        parts.push((name, part.slice(head_end + 4..)));
+        at = next + delimiter.len();
+    }
+}
+
+/// Reads the body, undoes `Content-Encoding: gzip`, and enforces `max` on
+/// both the compressed and the decompressed size.
+async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, Rejection> {
+    let too_large = || Rejection::Invalid {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        reason: "too_large",
+        message: format!("request body is larger than max_profile_size ({max} bytes)"),
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return Err(too_large());
+    }
+    let raw = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(e) => {
+            return Err(Rejection::invalid(
+                "truncated",
+                format!("reading the body failed: {e}"),
+            ));
+        }
+    };
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match encoding.as_str() {
+        "" | "identity" => Ok(raw),
+        "gzip" => {
+            let mut out = Vec::new();
+            match flate2::read::GzDecoder::new(raw.as_ref())
+                .take(max as u64 + 1)
+                .read_to_end(&mut out)
+            {
+                Ok(_) if out.len() > max => Err(too_large()),
+                Ok(_) => Ok(out.into()),
+                Err(e) => Err(Rejection::invalid(
+                    "bad_compression",
+                    format!("the body is not valid gzip: {e}"),
+                )),
+            }
+        }
+        other => Err(Rejection::Invalid {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            reason: "unsupported_encoding",
+            message: format!("Content-Encoding {other:?} is not supported (use gzip or none)"),
+        }),
+    }
+}

@@ -1,0 +1,298 @@
+//! Scraping Go-style pprof endpoints: one loop per target and profile type,
+//! each fetching its path every interval (CPU with `?seconds=N`, N the
+//! interval less a second), checking the body is a profile, and handing it
+//! on with its series labels.
+//!
+//! Endpoints: <https://pkg.go.dev/net/http/pprof>.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::config::{ProfileType, ScrapeConfig};
+use crate::pprof;
+use crate::receivers::prometheus::StaticConfig;
+use crate::receivers::prometheus::targets::{TargetRules, resolve};
+use crate::signal::Labels;
+use crate::signal::profiles::{Profile, Profiles};
+
+/// A label a target group may carry to have one profile type scraped from
+/// its targets instead of the job's whole list: what Kubernetes pod
+/// discovery by `profiles.grafana.com/<type>.scrape` annotations sets.
+pub const PROFILE_TYPE_LABEL: &str = "__profile_type__";
+/// With [`PROFILE_TYPE_LABEL`]: the path to fetch it from.
+pub const PROFILE_PATH_LABEL: &str = "__profile_path__";
+
+/// What every target of one job shares.
+pub struct Job {
+    pub config: ScrapeConfig,
+    pub client: crate::net::http_client::HttpClient,
+    pub authorization: Option<http::HeaderValue>,
+}
+
+/// One profile type of one target: what a scrape loop fetches.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProfileTarget {
+    pub url: String,
+    /// Series labels: `__name__`, `service_name`, `job`, `instance`, the
+    /// group's and relabelling's labels.
+    pub labels: Labels,
+}
+
+/// Why a scrape produced no profile.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    #[error("{0}")]
+    Http(String),
+    #[error("server returned HTTP status {0}")]
+    Status(u16),
+    #[error("body larger than body_size_limit ({0} bytes)")]
+    TooLarge(usize),
+    #[error("scrape timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Profile(#[from] pprof::PprofError),
+}
+
+impl ScrapeError {
+    /// The counter reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Http(_) => "scrape_failed",
+            Self::Status(_) => "scrape_http_status",
+            Self::TooLarge(_) => "profile_too_large",
+            Self::Timeout(_) => "scrape_timeout",
+            Self::Profile(e) => e.reason(),
+        }
+    }
+}
+
+pub fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// The profile targets of `groups`: every address relabelled as Prometheus
+/// does (`job`, `instance`, group labels, `relabel_configs`), then one
+/// target per enabled profile type with `__name__` set. A target without
+/// `service_name` gets the job name.
+pub fn targets(config: &ScrapeConfig, groups: &[StaticConfig]) -> Vec<ProfileTarget> {
+    let params = Default::default();
+    let rules = TargetRules {
+        job_name: &config.job_name,
+        scheme: &config.scheme,
+        metrics_path: None,
+        scrape_interval: config.scrape_interval,
+        scrape_timeout: config.scrape_timeout,
+        params: &params,
+        relabel_configs: &config.relabel_configs,
+        keep: &[PROFILE_TYPE_LABEL, PROFILE_PATH_LABEL],
+    };
+    let mut out = Vec::new();
+    for target in resolve(&rules, groups) {
+        let mut labels = target.labels.to_builder();
+        let only = labels.get(PROFILE_TYPE_LABEL).map(str::to_string);
+        let only_path = labels.get(PROFILE_PATH_LABEL).map(str::to_string);
+        labels.remove(PROFILE_TYPE_LABEL);
+        labels.remove(PROFILE_PATH_LABEL);
+        if labels.get("service_name").is_none() {
+            labels.set("service_name", &config.job_name);
+        }
+        let chosen: Vec<ProfileType> = match &only {
+            None => config.profiles.clone(),
+            Some(name) => {
+                let known = config
+                    .profiles
+                    .iter()
+                    .find(|p| &p.name == name)
+                    .cloned()
+                    .or_else(|| {
+                        super::config::BUILT_IN
+                            .iter()
+                            .find(|(n, _, _)| n == name)
+                            .map(|(n, path, delta)| ProfileType {
+                                name: n.to_string(),
+                                path: path.to_string(),
+                                delta: *delta,
+                            })
+                    });
+                match known {
+                    Some(mut p) => {
+                        if let Some(path) = &only_path {
+                            p.path.clone_from(path);
+                        }
+                        vec![p]
+                    }
+                    None => {
+                        tracing::warn!(job = %config.job_name, profile_type = %name, "a target asks for a profile type the job does not know; skipped");
+                        Vec::new()
+                    }
+                }
+            }
+        };
+        for profile in chosen {
+            labels.set("__name__", &profile.name);
+            let mut url = format!("{}{}", target.url, profile.path);
+            if profile.delta {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                url.push_str(&format!("{sep}seconds={}", config.delta_seconds()));
+            }
+            out.push(ProfileTarget {
+                url,
+                labels: labels.labels(),
+            });
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Scrapes `target` every interval until `stop`.
+pub async fn run(
+    job: Arc<Job>,
+    target: ProfileTarget,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+) {
+    let interval = job.config.scrape_interval;
+    // Spread targets over the interval, as Prometheus does, so that a
+    // hundred targets are not fetched at once.
+    let interval_ms = interval.as_millis().max(1) as u64;
+    let offset = Duration::from_millis(target.labels.hash64() % interval_ms);
+    let mut next = tokio::time::Instant::now() + offset;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = stop.cancelled() => return,
+        }
+        next += interval;
+        tokio::select! {
+            _ = scrape_once(&job, &target, &shared) => {}
+            // A CPU profile holds the request for most of the interval:
+            // stopping must not wait for it.
+            _ = stop.cancelled() => return,
+        }
+        let now = tokio::time::Instant::now();
+        if next < now {
+            // A scrape overran its interval: skip the missed slots.
+            next = now + interval;
+        }
+    }
+}
+
+async fn scrape_once(job: &Job, target: &ProfileTarget, shared: &Shared) {
+    let started = now_ns();
+    let limit = job.config.body_size_limit;
+    let fetched =
+        match tokio::time::timeout(job.config.scrape_timeout, fetch(job, &target.url, limit)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(ScrapeError::Timeout(job.config.scrape_timeout)),
+        };
+    let result = fetched.and_then(|body| {
+        let checked = pprof::check(&body, shared.max_profile_size)?;
+        Ok((body, checked))
+    });
+    let (body, checked) = match result {
+        Ok(ok) => ok,
+        Err(error) => {
+            match &error {
+                ScrapeError::Profile(_) | ScrapeError::TooLarge(_) => {
+                    shared.drop_profiles(error.reason(), 1);
+                    tracing::warn!(receiver = %shared.id, target = %target.url, %error, "dropping a profile that is not valid pprof");
+                }
+                _ => {
+                    shared.reject_request(error.reason());
+                    tracing::debug!(receiver = %shared.id, target = %target.url, %error, "scrape failed");
+                }
+            }
+            return;
+        }
+    };
+    let start_ns = if checked.time_ns > 0 {
+        checked.time_ns
+    } else {
+        started
+    };
+    let end_ns = if checked.duration_ns > 0 {
+        start_ns.saturating_add(checked.duration_ns)
+    } else {
+        now_ns().max(start_ns)
+    };
+    let profile = Profile {
+        labels: target.labels.clone(),
+        pprof: body,
+        start_ns,
+        end_ns,
+        sample_types: checked.sample_types,
+    };
+    let profiles = Profiles::new(vec![profile]);
+    // A scrape that finds no room is not retried: the next interval
+    // brings a fresh profile. `hand_on` counts the refusal.
+    let _ = shared.hand_on(profiles).await;
+}
+
+/// GETs `url`, reading at most `limit` bytes of body.
+async fn fetch(job: &Job, url: &str, limit: usize) -> Result<Bytes, ScrapeError> {
+    let mut request = http::Request::get(url).header(
+        http::header::USER_AGENT,
+        concat!("ferro/", env!("CARGO_PKG_VERSION")),
+    );
+    if let Some(auth) = &job.authorization {
+        request = request.header(http::header::AUTHORIZATION, auth);
+    }
+    let request = request
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| ScrapeError::Http(e.to_string()))?;
+    let response =
+        job.client.request(request).await.map_err(|e| {
+            ScrapeError::Http(format!("GET {url}: {}", crate::net::error_chain(&e)))
+        })?;
+    if response.status() != http::StatusCode::OK {
+        return Err(ScrapeError::Status(response.status().as_u16()));
+    }
+    let gzip = response
+        .headers()
+        .get(http::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let declared = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ScrapeError::TooLarge(limit));
+    }
+    let mut raw = Vec::with_capacity(declared.unwrap_or(64 * 1024).min(limit));
+    let mut body = response.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ScrapeError::Http(format!("reading the body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if raw.len() + data.len() > limit {
+                return Err(ScrapeError::TooLarge(limit));
+            }
+            raw.extend_from_slice(&data);
+        }
+    }
+    if !gzip {
+        return Ok(raw.into());
+    }
+    // Go serves profiles gzip'd as the content itself; a proxy may gzip
+    // them again as transport encoding.
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(raw.as_slice())
+        .take(limit as u64 + 1)
+        .read_to_end(&mut plain)
+        .map_err(|e| ScrapeError::Http(format!("the body is not valid gzip: {e}")))?;
+    if plain.len() > limit {
+        return Err(ScrapeError::TooLarge(limit));
+    }
+    Ok(plain.into())
+}
