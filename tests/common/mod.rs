@@ -5,6 +5,7 @@
 
 pub mod loki;
 pub mod prom;
+pub mod pyroscope;
 pub mod sink;
 
 use std::io::{BufRead, BufReader, Read, Write};

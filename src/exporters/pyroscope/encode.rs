@@ -56,13 +56,15 @@ pub fn valid_metric_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
-/// Prometheus' label name rule: `[a-zA-Z_][a-zA-Z0-9_]*`.
+/// A label name Pyroscope takes: Prometheus' rule plus dots,
+/// `[a-zA-Z_][a-zA-Z0-9_.]*`, since Pyroscope's own SDKs send
+/// `otel.scope.name`, `process.runtime.name` and the like.
 pub fn valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
 }
 
 /// A random id in UUID v4 form for `RawSample.ID`: written once per request,

@@ -62,7 +62,7 @@ fn labels_pyroscope_refuses_are_named() {
             &[
                 ("__name__", "memory"),
                 ("service_name", "a"),
-                ("k8s.pod", "x"),
+                ("k8s-pod", "x"),
             ],
             "invalid_labels",
         ),

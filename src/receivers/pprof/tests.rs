@@ -140,6 +140,7 @@ fn ingest_keys_and_queries_parse_as_pyroscope_writes_them() {
     assert_eq!((service.as_str(), kind, labels.len()), ("my.app", None, 0));
     assert!(parse_key("app{env=prod").is_err());
     assert!(parse_key("app{bad-name=x}").is_err());
+    assert!(parse_key("app{otel.scope.name=x}").is_ok());
     assert!(parse_key(".cpu{}").is_err());
     let query = parse_query(
         "name=checkout.alloc_space%7Benv%3Dprod%7D&from=1700000000&until=1700000010000&format=pprof&spyName=gospy&sampleRate=100",

@@ -1,0 +1,3 @@
+module ferro.test/pprof_target
+
+go 1.19
