@@ -6,6 +6,7 @@
 //! target/release/ferro-load --mode otlp --duration 20s      # pass-through to a gRPC sink
 //! target/release/ferro-load --mode blackhole                # ferro's blackhole exporter
 //! target/release/ferro-load --mode otlp --rate 10000        # RSS at a steady 10k spans/s
+//! target/release/ferro-load --mode pprof --targets 100 --duration 60s   # pprof scrape → Pyroscope
 //! ```
 //!
 //! It starts the `ferro` binary next to itself on 127.0.0.1 ports, sends
@@ -39,6 +40,8 @@ struct Args {
     /// `--mode scrape`: series on the synthetic target, and how often it is scraped.
     series: usize,
     scrape_interval: Duration,
+    /// `--mode pprof`: Go-style pprof targets served in process.
+    targets: usize,
 }
 
 fn parse_args() -> Args {
@@ -51,7 +54,9 @@ fn parse_args() -> Args {
         rate: 0,
         series: 1_000_000,
         scrape_interval: Duration::from_secs(10),
+        targets: 100,
     };
+    let mut interval_set = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -81,14 +86,22 @@ fn parse_args() -> Args {
             "--series" => args.series = value().parse().unwrap_or_else(|_| usage("--series N")),
             "--scrape-interval" => {
                 args.scrape_interval =
-                    ferro::config::units::parse_duration(&value()).unwrap_or_else(|e| usage(&e))
+                    ferro::config::units::parse_duration(&value()).unwrap_or_else(|e| usage(&e));
+                interval_set = true;
             }
+            "--targets" => args.targets = value().parse().unwrap_or_else(|_| usage("--targets N")),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
     }
-    if !matches!(args.mode.as_str(), "otlp" | "blackhole" | "scrape") {
-        usage("--mode is otlp, blackhole or scrape");
+    if !matches!(
+        args.mode.as_str(),
+        "otlp" | "blackhole" | "scrape" | "pprof"
+    ) {
+        usage("--mode is otlp, blackhole, scrape or pprof");
+    }
+    if args.mode == "pprof" && !interval_set {
+        args.scrape_interval = Duration::from_secs(15);
     }
     args
 }
@@ -100,7 +113,8 @@ fn usage(problem: &str) -> ! {
     eprintln!(
         "usage: ferro-load [--mode otlp|blackhole] [--duration 15s] [--connections 4] \
          [--spans-per-request 200] [--rate SPANS_PER_SECOND (0 = as fast as accepted)] [--ferro PATH]\n       \
-         ferro-load --mode scrape [--series 1000000] [--scrape-interval 10s] [--duration 60s]"
+         ferro-load --mode scrape [--series 1000000] [--scrape-interval 10s] [--duration 60s]\n       \
+         ferro-load --mode pprof [--targets 100] [--scrape-interval 15s] [--duration 60s]"
     );
     std::process::exit(2)
 }
@@ -253,6 +267,9 @@ async fn main() {
     let args = parse_args();
     if args.mode == "scrape" {
         return scrape_load(&args).await;
+    }
+    if args.mode == "pprof" {
+        return pprof_load(&args).await;
     }
     let dir = std::env::temp_dir().join(format!("ferro-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -548,4 +565,187 @@ fn count_timeseries(mut buf: &[u8]) -> u64 {
         }
     }
     count
+}
+
+/// `--mode pprof`: `--targets` Go-style pprof endpoints (one listener each,
+/// serving synthetic profiles of the sizes a busy Go service produces; the
+/// CPU endpoint holds the request for `seconds` as Go's does) → ferro's
+/// pprof receiver, all five profile types → batch → the Pyroscope exporter →
+/// a push API sink that counts profiles. Prints profiles per ferro
+/// CPU-second and peak RSS.
+async fn pprof_load(args: &Args) {
+    use ferro::pprof::sample::{Kind, profile};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    // Sizes of a mid-sized Go service: a few thousand functions, CPU and
+    // heap profiles of 30–80 KB gzip'd.
+    let bodies: Arc<Vec<(&str, Bytes)>> = Arc::new(vec![
+        (
+            "profile",
+            ferro::pprof::encode_gzip(&profile(Kind::Cpu, 3000, 2000, now)),
+        ),
+        (
+            "allocs",
+            ferro::pprof::encode_gzip(&profile(Kind::Heap, 3000, 1500, now)),
+        ),
+        (
+            "goroutine",
+            ferro::pprof::encode_gzip(&profile(Kind::Goroutine, 600, 200, now)),
+        ),
+        (
+            "mutex",
+            ferro::pprof::encode_gzip(&profile(Kind::Contention, 400, 100, now)),
+        ),
+        (
+            "block",
+            ferro::pprof::encode_gzip(&profile(Kind::Contention, 400, 150, now)),
+        ),
+    ]);
+    let served = Arc::new(AtomicU64::new(0));
+    let mut targets = Vec::with_capacity(args.targets);
+    for _ in 0..args.targets {
+        let (bodies, served) = (bodies.clone(), served.clone());
+        let app = axum::Router::new().route(
+            "/debug/pprof/{kind}",
+            axum::routing::get(
+                move |axum::extract::Path(kind): axum::extract::Path<String>,
+                      axum::extract::RawQuery(query): axum::extract::RawQuery| {
+                    let (bodies, served) = (bodies.clone(), served.clone());
+                    async move {
+                        let seconds: u64 = query
+                            .as_deref()
+                            .and_then(|q| q.strip_prefix("seconds="))
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(0);
+                        tokio::time::sleep(Duration::from_secs(seconds)).await;
+                        served.fetch_add(1, Ordering::Relaxed);
+                        let body = bodies
+                            .iter()
+                            .find(|(k, _)| *k == kind)
+                            .map(|(_, b)| b.clone())
+                            .unwrap_or_default();
+                        (
+                            [(http::header::CONTENT_TYPE, "application/octet-stream")],
+                            body,
+                        )
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        targets.push(format!("\"{}\"", listener.local_addr().unwrap()));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    }
+    let received = Arc::new(AtomicU64::new(0));
+    let r = received.clone();
+    let sink = axum::Router::new()
+        .route(
+            "/push.v1.PusherService/Push",
+            axum::routing::post(move |headers: http::HeaderMap, body: Bytes| {
+                let r = r.clone();
+                async move {
+                    let gzip = headers
+                        .get(http::header::CONTENT_ENCODING)
+                        .is_some_and(|v| v == "gzip");
+                    let mut plain = Vec::new();
+                    let body: &[u8] = if gzip {
+                        use std::io::Read;
+                        let _ = flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut plain);
+                        &plain
+                    } else {
+                        &body
+                    };
+                    let request =
+                        ferro_proto::push::v1::PushRequest::decode(body).unwrap_or_default();
+                    let profiles: usize = request.series.iter().map(|s| s.samples.len()).sum();
+                    r.fetch_add(profiles as u64, Ordering::Relaxed);
+                    http::StatusCode::OK
+                }
+            }),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(64 << 20));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sink_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, sink).await.unwrap() });
+
+    let dir = std::env::temp_dir().join(format!("ferro-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = format!(
+        "memory_limit = \"256MiB\"\n[telemetry]\nlisten = \"127.0.0.1:0\"\n\
+         [receivers.pprof.load]\nscrape_interval = \"{}s\"\n\
+         [[receivers.pprof.load.scrape_configs]]\njob_name = \"load\"\n\
+         static_configs = [{{ targets = [{}] }}]\n\
+         [processors.batch.b]\nsend_batch_size = 64\ntimeout = \"1s\"\n\
+         [exporters.pyroscope.sink]\nendpoint = \"http://{sink_addr}\"\n\
+         [pipelines.profiles]\nreceivers = [\"pprof.load\"]\nprocessors = [\"batch.b\"]\nexporters = [\"pyroscope.sink\"]\n",
+        args.scrape_interval.as_secs(),
+        targets.join(", "),
+    );
+    let path = dir.join("pprof.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(&args.ferro)
+        .args(["run", "--log-format", "json", "-c"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("ferro starts (cargo build --release)");
+    let pid = child.id().to_string();
+    let began = Instant::now();
+    let mut peak = 0;
+    // Wait for one interval before measuring: the first interval spreads
+    // the targets' start.
+    tokio::time::sleep(args.scrape_interval).await;
+    let cpu_before = process::read_pid(&pid)
+        .map(|s| s.cpu_seconds)
+        .unwrap_or(0.0);
+    let received_before = received.load(Ordering::Relaxed);
+    let measured = Instant::now();
+    while measured.elapsed() < args.duration {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        peak = peak.max(process::read_pid(&pid).map(|s| s.rss_bytes).unwrap_or(0));
+    }
+    let cpu = process::read_pid(&pid)
+        .map(|s| s.cpu_seconds)
+        .unwrap_or(0.0)
+        - cpu_before;
+    let delivered = received.load(Ordering::Relaxed) - received_before;
+    let wall = measured.elapsed().as_secs_f64();
+    let hwm = process::peak_rss(&pid).unwrap_or(peak);
+    let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let sizes: Vec<String> = bodies
+        .iter()
+        .map(|(k, b)| format!("{k} {} KB", b.len() / 1000))
+        .collect();
+    println!("mode                      pprof scrape → Pyroscope push");
+    println!(
+        "targets                   {} × 5 profile types ({})",
+        args.targets,
+        sizes.join(", ")
+    );
+    println!("scrape interval           {:?}", args.scrape_interval);
+    println!(
+        "measured                  {wall:.1} s (after {:.0} s of warm-up)",
+        (measured - began).as_secs_f64()
+    );
+    println!(
+        "profiles served (total)   {}",
+        served.load(Ordering::Relaxed)
+    );
+    println!(
+        "profiles delivered        {delivered} ({:.1}/s)",
+        delivered as f64 / wall
+    );
+    println!(
+        "ferro CPU                 {cpu:.2} s = {:.3} cores ({:.0} profiles per CPU-second)",
+        cpu / wall,
+        delivered as f64 / cpu.max(1e-9)
+    );
+    println!("ferro peak RSS            {:.1} MiB (VmHWM)", mib(hwm));
 }
