@@ -72,7 +72,8 @@ fn a_decompression_bomb_stops_at_the_limit() {
 #[test]
 fn structural_faults_are_malformed() {
     let base = profile(Kind::Cpu, 10, 10, 1);
-    let cases: Vec<(&str, Box<dyn Fn(&mut PprofProfile)>)> = vec![
+    type Breaker = Box<dyn Fn(&mut PprofProfile)>;
+    let cases: Vec<(&str, Breaker)> = vec![
         (
             "string_table[0]",
             Box::new(|p| p.string_table[0] = "x".into()),

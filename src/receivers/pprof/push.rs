@@ -320,11 +320,17 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The application key `app.suffix{k=v,...}`: service name, the profile type
-/// the suffix names (if it names one), and the labels.
-pub fn parse_key(
-    key: &str,
-) -> Result<(String, Option<&'static str>, Vec<(String, String)>), Rejection> {
+/// An `/ingest` application key, `app.suffix{k=v,...}`, read.
+#[derive(Debug, PartialEq)]
+pub struct AppKey {
+    pub service: String,
+    /// The profile type the suffix names, if it names one.
+    pub kind: Option<&'static str>,
+    pub labels: Vec<(String, String)>,
+}
+
+/// Reads an application key `app.suffix{k=v,...}`.
+pub fn parse_key(key: &str) -> Result<AppKey, Rejection> {
     let (app, labels) = match key.split_once('{') {
         Some((app, rest)) => {
             let inner = rest.strip_suffix('}').ok_or_else(|| {
@@ -365,7 +371,11 @@ pub fn parse_key(
         }
         pairs.push((name.to_string(), value.trim().to_string()));
     }
-    Ok((service.to_string(), kind, pairs))
+    Ok(AppKey {
+        service: service.to_string(),
+        kind,
+        labels: pairs,
+    })
 }
 
 /// The profile type an application-name suffix names (`myapp.cpu`).
@@ -407,7 +417,11 @@ async fn accept_ingest(
             ),
         });
     }
-    let (service, suffix_kind, pairs) = parse_key(&query.name)?;
+    let AppKey {
+        service,
+        kind: suffix_kind,
+        labels: pairs,
+    } = parse_key(&query.name)?;
     let body = read_body(body, headers, shared.max_profile_size).await?;
     let ticket = shared.reserve(body.len())?;
     let profile = if multipart {

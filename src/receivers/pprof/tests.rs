@@ -126,18 +126,21 @@ scrape_timeout = "10s"
 
 #[test]
 fn ingest_keys_and_queries_parse_as_pyroscope_writes_them() {
-    let (service, kind, labels) = parse_key("checkout.cpu{env=prod, region = eu}").unwrap();
-    assert_eq!(service, "checkout");
-    assert_eq!(kind, Some("process_cpu"));
+    let key = parse_key("checkout.cpu{env=prod, region = eu}").unwrap();
+    assert_eq!(key.service, "checkout");
+    assert_eq!(key.kind, Some("process_cpu"));
     assert_eq!(
-        labels,
+        key.labels,
         [
             ("env".to_string(), "prod".to_string()),
             ("region".into(), "eu".into())
         ]
     );
-    let (service, kind, labels) = parse_key("my.app").unwrap();
-    assert_eq!((service.as_str(), kind, labels.len()), ("my.app", None, 0));
+    let key = parse_key("my.app").unwrap();
+    assert_eq!(
+        (key.service.as_str(), key.kind, key.labels.len()),
+        ("my.app", None, 0)
+    );
     assert!(parse_key("app{env=prod").is_err());
     assert!(parse_key("app{bad-name=x}").is_err());
     assert!(parse_key("app{otel.scope.name=x}").is_ok());
