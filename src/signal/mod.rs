@@ -5,6 +5,7 @@
 //! Metrics (Prometheus series), logs (Loki streams) and profiles (pprof) join
 //! here as their pipelines are built.
 
+pub mod fields;
 pub mod labels;
 pub mod logs;
 pub mod metrics;
@@ -12,6 +13,7 @@ pub mod traces;
 
 use std::fmt;
 
+pub use fields::{FieldVisitor, Fields, Group, Naming};
 pub use labels::{Labels, LabelsBuilder};
 pub use logs::Logs;
 pub use metrics::Metrics;

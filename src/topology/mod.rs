@@ -18,8 +18,9 @@ use crate::config::{ComponentId, Config, PipelineConfig};
 use crate::delivery::{Batch, MemoryLimiter};
 use crate::exporters::RunningExporter;
 use crate::exporters::runner::Lane;
+use crate::processors::Built;
 use crate::receivers::{self, Outputs, ReceiverConfig, RunningReceiver};
-use crate::signal::{Logs, Metrics, Signal, SignalData, Traces};
+use crate::signal::{Fields, Logs, Metrics, Signal, Traces};
 use crate::telemetry::Telemetry;
 use fanout::PipelineInputs;
 use pipeline::Pipeline;
@@ -60,8 +61,10 @@ impl Wiring {
 
 /// Starts one pipeline of signal `T`: its channel, its task, and its place in
 /// the wiring of each of its receivers.
-fn wire<T: SignalData>(
+fn wire<T: Fields>(
     pipeline: &PipelineConfig,
+    built: &mut Built,
+    telemetry: &Telemetry,
     exporters: &BTreeMap<ComponentId, RunningExporter>,
     lane: impl Fn(&RunningExporter) -> Option<&Lane<T>>,
     inputs: &mut BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<T>>>>,
@@ -84,6 +87,8 @@ fn wire<T: SignalData>(
         pipeline.name.clone(),
         rx,
         &pipeline.stages,
+        built,
+        telemetry,
         exporter_inputs,
         close,
     );
@@ -155,12 +160,15 @@ impl Topology {
         let close_pipelines = CancellationToken::new();
         let mut pipelines = Vec::new();
         let mut wiring = Wiring::default();
+        let mut built = Built::default();
         for pipeline in &config.pipelines {
             let close = close_pipelines.clone();
             match pipeline.signal {
                 Signal::Traces => {
                     let task = wire(
                         pipeline,
+                        &mut built,
+                        telemetry,
                         &exporters,
                         |e| e.traces.as_ref(),
                         &mut wiring.traces,
@@ -171,6 +179,8 @@ impl Topology {
                 Signal::Metrics => {
                     let task = wire(
                         pipeline,
+                        &mut built,
+                        telemetry,
                         &exporters,
                         |e| e.metrics.as_ref(),
                         &mut wiring.metrics,
@@ -181,6 +191,8 @@ impl Topology {
                 Signal::Logs => {
                     let task = wire(
                         pipeline,
+                        &mut built,
+                        telemetry,
                         &exporters,
                         |e| e.logs.as_ref(),
                         &mut wiring.logs,
