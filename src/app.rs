@@ -70,6 +70,7 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
     }
 
     let summary = config.summary();
+    log_redaction(&config);
     let mut topology = match Topology::start(config, &telemetry, &limiter, Default::default()).await
     {
         Ok(topology) => topology,
@@ -122,6 +123,7 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
                     continue;
                 }
                 tracing::info!(summary = next.summary(), "reloading");
+                log_redaction(&next);
                 telemetry.set_ready(false);
                 let wanted_listen = next.telemetry.enabled.then_some(next.telemetry.listen);
                 topology = match topology.reload(next, &telemetry, &limiter).await {
@@ -169,4 +171,14 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
         "ferro stopped"
     );
     ExitCode::SUCCESS
+}
+
+/// Says which pipelines run without redaction, loudly.
+fn log_redaction(config: &crate::config::Config) {
+    for pipeline in config.pipelines.iter().filter(|p| !p.redacted) {
+        tracing::warn!(
+            pipeline = %pipeline.name,
+            "redaction is off for this pipeline (redact = false): secrets in its data leave the node"
+        );
+    }
 }

@@ -42,6 +42,9 @@ fn main() -> ExitCode {
         Command::Validate { config } => match ferro::config::Config::from_file(&config) {
             Ok(config) => {
                 println!("ok: {}", config.summary());
+                for note in config.redaction_notes() {
+                    println!("  {note}");
+                }
                 ExitCode::SUCCESS
             }
             Err(errors) => {

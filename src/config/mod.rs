@@ -21,8 +21,8 @@ pub use document::{ConfigError, ConfigErrors, FieldError, Validate};
 pub use units::{ByteSize, Duration};
 
 use crate::exporters::ExporterConfig;
-use crate::processors::ProcessorConfig;
 use crate::processors::batch::BatchConfig;
+use crate::processors::{DEFAULT_REDACT, ProcessorConfig};
 use crate::receivers::ReceiverConfig;
 use crate::signal::Signal;
 use document::{Document, Value};
@@ -85,6 +85,9 @@ pub struct PipelineConfig {
     pub receivers: Vec<ComponentId>,
     pub stages: Vec<Stage>,
     pub exporters: Vec<ComponentId>,
+    /// Whether the pipeline runs a redaction processor (`redact = false`
+    /// turns the default off).
+    pub redacted: bool,
 }
 
 /// A step of a pipeline between its receivers and its exporters.
@@ -92,6 +95,8 @@ pub struct PipelineConfig {
 pub enum Stage {
     /// Groups items into batches by size and time (at most one per pipeline).
     Batch(BatchConfig),
+    /// A processor that changes, enriches or filters what passes.
+    Process(ComponentId, ProcessorConfig),
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -192,6 +197,8 @@ struct RawPipeline {
     #[serde(default)]
     processors: Vec<String>,
     exporters: Vec<String>,
+    /// `false` turns off the redaction every pipeline otherwise runs first.
+    redact: Option<bool>,
 }
 
 impl Validate for RawPipeline {
@@ -261,6 +268,33 @@ impl Config {
                 })
             }
         }
+    }
+
+    /// One line per pipeline on how its data is redacted: what `ferro
+    /// validate` prints and start-up logs, so that a pipeline with redaction
+    /// off is never a surprise.
+    pub fn redaction_notes(&self) -> Vec<String> {
+        self.pipelines
+            .iter()
+            .map(|p| {
+                let redactors: Vec<String> = p
+                    .stages
+                    .iter()
+                    .filter_map(|s| match s {
+                        Stage::Process(id, ProcessorConfig::Redact(_)) => Some(id.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                if redactors.is_empty() {
+                    format!(
+                        "pipeline {}: redaction is OFF (redact = false): secrets in its data leave the node",
+                        p.name
+                    )
+                } else {
+                    format!("pipeline {}: redacted by {}", p.name, redactors.join(", "))
+                }
+            })
+            .collect()
     }
 
     /// A one-line description for `ferro validate` and the start-up log.
@@ -566,6 +600,28 @@ fn resolve_pipeline(
                 }
                 stages.push(Stage::Batch(batch));
             }
+            ProcessorConfig::Redact(_) if raw.redact == Some(false) => doc.push(
+                at,
+                processors_at(),
+                format!("processor `{reference}` redacts, but the pipeline says `redact = false`"),
+            ),
+            config => stages.push(Stage::Process(id, config)),
+        }
+    }
+    // Sanitize first: a pipeline that names no redaction gets the default
+    // one (`[processors.redact.default]` if configured) before anything else.
+    let names_redaction = stages
+        .iter()
+        .any(|s| matches!(s, Stage::Process(_, ProcessorConfig::Redact(_))));
+    if raw.redact != Some(false) && !names_redaction {
+        let id = ComponentId::new(DEFAULT_REDACT.0, DEFAULT_REDACT.1);
+        let config = known
+            .processors
+            .get(&id)
+            .cloned()
+            .or_else(|| ProcessorConfig::implicit(&id));
+        if let Some(config) = config {
+            stages.insert(0, Stage::Process(id, config));
         }
     }
 
@@ -603,6 +659,9 @@ fn resolve_pipeline(
         name: name.to_string(),
         signal,
         receivers: receiver_ids,
+        redacted: stages
+            .iter()
+            .any(|s| matches!(s, Stage::Process(_, ProcessorConfig::Redact(_)))),
         stages,
         exporters: exporter_ids,
     })

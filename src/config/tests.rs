@@ -20,7 +20,13 @@ fn embedded_default_is_valid() {
     let config = Config::embedded().unwrap();
     assert_eq!(config.pipelines.len(), 2);
     assert_eq!(config.telemetry.listen.to_string(), "127.0.0.1:8888");
-    assert!(matches!(config.pipelines[0].stages[0], Stage::Batch(_)));
+    // Sanitize first: the default redaction, then the batch stage.
+    assert!(matches!(
+        &config.pipelines[0].stages[0],
+        Stage::Process(id, ProcessorConfig::Redact(_)) if id.to_string() == "redact.default"
+    ));
+    assert!(matches!(config.pipelines[0].stages[1], Stage::Batch(_)));
+    assert!(config.pipelines.iter().all(|p| p.redacted));
 }
 
 #[test]
@@ -61,8 +67,116 @@ fn a_full_config_loads_typed() {
         panic!("otlp exporter");
     };
     assert_eq!(tempo.traces_url.to_string(), "http://tempo:4317/v1/traces");
-    let Stage::Batch(batch) = &config.pipelines[0].stages[0];
+    let Stage::Batch(batch) = &config.pipelines[0].stages[1] else {
+        panic!("batch after the default redaction");
+    };
     assert_eq!(batch.send_batch_size, 1000);
+}
+
+#[test]
+fn every_pipeline_is_redacted_first_unless_it_says_redact_false() {
+    let config = load(
+        r#"
+        [receivers.otlp.default]
+        grpc = "127.0.0.1:4317"
+        [processors.redact.strict]
+        pii = ["email"]
+        [processors.redact.default]
+        deny_keys = ["x-internal-sig"]
+        [exporters.debug.print]
+        [pipelines.traces]
+        receivers = ["otlp"]
+        processors = ["batch"]
+        exporters = ["debug.print"]
+        [pipelines.logs]
+        receivers = ["otlp"]
+        processors = ["batch", "redact.strict"]
+        exporters = ["debug.print"]
+        [pipelines.metrics]
+        receivers = ["otlp"]
+        exporters = ["debug.print"]
+        redact = false
+        "#,
+    )
+    .unwrap();
+    let stages = |name: &str| -> Vec<String> {
+        let pipeline = config.pipelines.iter().find(|p| p.name == name).unwrap();
+        pipeline
+            .stages
+            .iter()
+            .map(|s| match s {
+                Stage::Batch(_) => "batch".to_string(),
+                Stage::Process(id, _) => id.to_string(),
+            })
+            .collect()
+    };
+    // The configured [processors.redact.default] is the default, placed first.
+    assert_eq!(stages("traces"), ["redact.default", "batch"]);
+    let Stage::Process(_, ProcessorConfig::Redact(default)) = &config
+        .pipelines
+        .iter()
+        .find(|p| p.name == "traces")
+        .unwrap()
+        .stages[0]
+    else {
+        panic!("redaction first");
+    };
+    assert_eq!(default.deny_keys, ["xinternalsig"]);
+    // A pipeline that names a redaction runs it where it says, and only it.
+    assert_eq!(stages("logs"), ["batch", "redact.strict"]);
+    assert!(stages("metrics").is_empty());
+    let notes = config.redaction_notes();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n == "pipeline logs: redacted by redact.strict")
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("pipeline metrics: redaction is OFF"))
+    );
+
+    let errors = errors(
+        r#"
+        [receivers.otlp.default]
+        grpc = "127.0.0.1:4317"
+        [processors.redact.mine]
+        disable = ["jwt", "nonsense"]
+        pii = ["shoe_size"]
+        [[processors.redact.mine.rules]]
+        name = "broken"
+        value = "("
+        [exporters.debug.print]
+        [pipelines.logs]
+        receivers = ["otlp"]
+        processors = ["redact.mine"]
+        exporters = ["debug.print"]
+        redact = false
+        "#,
+    );
+    let messages: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{}: {}", e.path, e.message))
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m
+                .starts_with("processors.redact.mine.disable: `nonsense` is not a built-in rule")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.iter().any(|m| m
+            .starts_with("processors.redact.mine.pii: `shoe_size` is not a personal-data rule")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("processors.redact.mine.rules[0].value: invalid regex")),
+        "{messages:?}"
+    );
 }
 
 #[test]

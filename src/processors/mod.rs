@@ -1,16 +1,30 @@
 //! Processors: the stages a pipeline runs between its receivers and exporters,
 //! inline in the pipeline's task, in config order.
+//!
+//! Every processor but `batch` is a synchronous function over a batch of any
+//! signal, reaching the data through [`crate::signal::Fields`]; `batch` holds
+//! items across calls and is a stage the pipeline runner owns.
 
 pub mod batch;
+pub mod redact;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::config::ComponentId;
 use crate::config::document::{Document, Value};
-use crate::signal::Signal;
+use crate::delivery::Batch;
+use crate::signal::{Fields, Signal};
+use crate::telemetry::Telemetry;
+
+/// The processor every pipeline runs first unless it says `redact = false`.
+pub const DEFAULT_REDACT: (&str, &str) = ("redact", "default");
 
 /// A validated `[processors.TYPE.NAME]` section.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ProcessorConfig {
     Batch(batch::BatchConfig),
+    Redact(redact::RedactConfig),
 }
 
 impl ProcessorConfig {
@@ -26,26 +40,77 @@ impl ProcessorConfig {
                 doc.section::<batch::RawBatchConfig>(path, value)
                     .map(Self::Batch),
             ),
+            "redact" => Some(
+                doc.section::<redact::RawRedactConfig>(path, value)
+                    .map(Self::Redact),
+            ),
             _ => None,
         }
     }
 
-    /// A processor a pipeline may name without configuring it: `batch` with defaults.
+    /// A processor a pipeline may name without configuring it: `batch` and
+    /// `redact.default` with their defaults.
     pub fn implicit(id: &ComponentId) -> Option<Self> {
         match (id.type_name.as_str(), id.name.as_str()) {
             ("batch", "default") => Some(Self::Batch(batch::BatchConfig::default())),
+            DEFAULT_REDACT => Some(Self::Redact(redact::RedactConfig::default())),
             _ => None,
         }
     }
 
     pub fn signals(&self) -> &'static [Signal] {
         match self {
-            Self::Batch(_) => &[
+            Self::Batch(_) | Self::Redact(_) => &[
                 Signal::Traces,
                 Signal::Metrics,
                 Signal::Logs,
                 Signal::Profiles,
             ],
         }
+    }
+}
+
+/// A built processor, shared by the pipelines that run it.
+#[derive(Clone)]
+pub enum Processor {
+    Redact(Arc<redact::Redactor>),
+}
+
+impl Processor {
+    /// Runs on `batch`, pushing what comes out (none, one or several
+    /// batches) onto `out`.
+    pub fn process<T: Fields>(&self, mut batch: Batch<T>, out: &mut Vec<Batch<T>>) {
+        match self {
+            Self::Redact(redactor) => {
+                redactor.process(&mut batch);
+                out.push(batch);
+            }
+        }
+    }
+}
+
+/// Builds each processor a topology's pipelines name, once.
+#[derive(Default)]
+pub struct Built(BTreeMap<ComponentId, Processor>);
+
+impl Built {
+    /// The processor `id` with `config`, built on first use.
+    pub fn get(
+        &mut self,
+        id: &ComponentId,
+        config: &ProcessorConfig,
+        telemetry: &Telemetry,
+    ) -> Option<Processor> {
+        if let Some(built) = self.0.get(id) {
+            return Some(built.clone());
+        }
+        let built = match config {
+            ProcessorConfig::Batch(_) => return None,
+            ProcessorConfig::Redact(c) => {
+                Processor::Redact(Arc::new(redact::Redactor::new(id, c, telemetry)))
+            }
+        };
+        self.0.insert(id.clone(), built.clone());
+        Some(built)
     }
 }

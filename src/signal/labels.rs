@@ -52,6 +52,12 @@ impl Labels {
         xxhash_rust::xxh3::xxh3_64(&self.0)
     }
 
+    /// The encoded buffer (length-prefixed names and values), for scans
+    /// that look at a whole set at once.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// Bytes this set holds on the heap.
     pub fn heap_size(&self) -> usize {
         self.0.len()

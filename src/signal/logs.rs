@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use super::fields::{self, FieldVisitor, Fields, Group, LabelsGroup, Naming};
 use super::{Labels, Signal, SignalData};
 
 /// A batch of streams.
@@ -115,6 +116,55 @@ impl SignalData for Logs {
             });
         }
         Logs { streams: taken }
+    }
+}
+
+impl Fields for Logs {
+    const NAMING: Naming = Naming::Labels;
+
+    fn visit_fields(&mut self, visitor: &mut dyn FieldVisitor) {
+        for stream in &mut self.streams {
+            if let Some(labels) = fields::visit_labels(&stream.labels, visitor) {
+                stream.labels = labels;
+            }
+            for entry in &mut stream.entries {
+                if visitor.may_change(&entry.line)
+                    && let Some(line) = visitor.text(entry.line_str())
+                {
+                    entry.line = Bytes::from(line);
+                }
+                for (key, value) in &mut entry.metadata {
+                    if let Some(new) = visitor.pair(key, value) {
+                        *value = new;
+                    }
+                }
+            }
+        }
+    }
+
+    fn retain_groups(&mut self, keep: &mut dyn FnMut(&mut dyn Group) -> bool) {
+        self.streams.retain_mut(|stream| {
+            let bytes = stream.wire_size();
+            keep(&mut LabelsGroup {
+                labels: &mut stream.labels,
+                items: stream.entries.len(),
+                bytes,
+            })
+        });
+    }
+
+    fn partition(self, key: &mut dyn FnMut(&mut dyn Group) -> u64) -> Vec<(u64, Self)> {
+        fields::partition_vec(self.streams, |stream| {
+            let bytes = stream.wire_size();
+            key(&mut LabelsGroup {
+                labels: &mut stream.labels,
+                items: stream.entries.len(),
+                bytes,
+            })
+        })
+        .into_iter()
+        .map(|(k, streams)| (k, Logs { streams }))
+        .collect()
     }
 }
 

@@ -4,6 +4,7 @@
 
 use ferro_proto::prometheus::Histogram;
 
+use super::fields::{self, FieldVisitor, Fields, Group, LabelsGroup, Naming};
 use super::{Labels, Signal, SignalData};
 
 /// The NaN bit pattern Prometheus writes to mark a series stale.
@@ -176,6 +177,66 @@ impl SignalData for Metrics {
             series: taken,
             metadata: std::mem::take(&mut self.metadata),
         }
+    }
+}
+
+impl Fields for Metrics {
+    const NAMING: Naming = Naming::Labels;
+
+    fn visit_fields(&mut self, visitor: &mut dyn FieldVisitor) {
+        for series in &mut self.series {
+            if let Some(labels) = fields::visit_labels(&series.labels, visitor) {
+                series.labels = labels;
+            }
+            for exemplar in &mut series.exemplars {
+                if let Some(labels) = fields::visit_labels(&exemplar.labels, visitor) {
+                    exemplar.labels = labels;
+                }
+            }
+        }
+        for metadata in &mut self.metadata {
+            if visitor.may_change(metadata.help.as_bytes())
+                && let Some(help) = visitor.text(&metadata.help)
+            {
+                metadata.help = help;
+            }
+        }
+    }
+
+    fn retain_groups(&mut self, keep: &mut dyn FnMut(&mut dyn Group) -> bool) {
+        self.series.retain_mut(|series| {
+            let (items, bytes) = (series.points(), series.wire_size());
+            keep(&mut LabelsGroup {
+                labels: &mut series.labels,
+                items,
+                bytes,
+            })
+        });
+    }
+
+    /// Every part gets all the metadata: it is small, and each tenant's
+    /// backend wants the metadata of its own families.
+    fn partition(self, key: &mut dyn FnMut(&mut dyn Group) -> u64) -> Vec<(u64, Self)> {
+        let metadata = self.metadata;
+        fields::partition_vec(self.series, |series| {
+            let (items, bytes) = (series.points(), series.wire_size());
+            key(&mut LabelsGroup {
+                labels: &mut series.labels,
+                items,
+                bytes,
+            })
+        })
+        .into_iter()
+        .map(|(k, series)| {
+            (
+                k,
+                Metrics {
+                    series,
+                    metadata: metadata.clone(),
+                },
+            )
+        })
+        .collect()
     }
 }
 

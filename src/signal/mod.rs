@@ -5,6 +5,7 @@
 //! Metrics are Prometheus series, logs Loki streams, profiles pprof bytes with
 //! Pyroscope's series labels.
 
+pub mod fields;
 pub mod labels;
 pub mod logs;
 pub mod metrics;
@@ -13,6 +14,7 @@ pub mod traces;
 
 use std::fmt;
 
+pub use fields::{FieldVisitor, Fields, Group, Naming};
 pub use labels::{Labels, LabelsBuilder};
 pub use logs::Logs;
 pub use metrics::Metrics;

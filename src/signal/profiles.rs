@@ -9,6 +9,7 @@
 use bytes::Bytes;
 use std::sync::Arc;
 
+use super::fields::{self, FieldVisitor, Fields, Group, LabelsGroup, Naming};
 use super::{Labels, Signal, SignalData};
 
 /// A batch of profiles.
@@ -81,6 +82,47 @@ impl SignalData for Profiles {
     }
 }
 
+/// For processors a profile is one group, identified by its labels. The
+/// pprof bytes hold no free text ferro could redact without decoding and
+/// re-encoding every profile (function names and file paths are code, not
+/// data); the labels are where secrets could travel, and they are walked.
+impl Fields for Profiles {
+    const NAMING: Naming = Naming::Labels;
+
+    fn visit_fields(&mut self, visitor: &mut dyn FieldVisitor) {
+        for profile in &mut self.profiles {
+            if let Some(labels) = fields::visit_labels(&profile.labels, visitor) {
+                profile.labels = labels;
+            }
+        }
+    }
+
+    fn retain_groups(&mut self, keep: &mut dyn FnMut(&mut dyn Group) -> bool) {
+        self.profiles.retain_mut(|profile| {
+            let bytes = profile.wire_size();
+            keep(&mut LabelsGroup {
+                labels: &mut profile.labels,
+                items: 1,
+                bytes,
+            })
+        });
+    }
+
+    fn partition(self, key: &mut dyn FnMut(&mut dyn Group) -> u64) -> Vec<(u64, Self)> {
+        fields::partition_vec(self.profiles, |profile| {
+            let bytes = profile.wire_size();
+            key(&mut LabelsGroup {
+                labels: &mut profile.labels,
+                items: 1,
+                bytes,
+            })
+        })
+        .into_iter()
+        .map(|(k, profiles)| (k, Profiles { profiles }))
+        .collect()
+    }
+}
+
 #[cfg(test)]
 pub mod tests {
     use super::*;
@@ -97,6 +139,41 @@ pub mod tests {
                 unit: "nanoseconds".into(),
             }]),
         }
+    }
+
+    struct Redact;
+
+    impl FieldVisitor for Redact {
+        fn may_change(&self, bytes: &[u8]) -> bool {
+            bytes.windows(5).any(|w| w == b"token")
+        }
+        fn pair(&mut self, key: &str, _value: &str) -> Option<String> {
+            (key == "token").then(|| "[REDACTED]".to_string())
+        }
+        fn text(&mut self, _text: &str) -> Option<String> {
+            None
+        }
+    }
+
+    #[test]
+    fn processors_see_labels_as_the_group_and_never_touch_pprof_bytes() {
+        let mut secret = profile("api", 10);
+        secret.labels = Labels::from_pairs([("service_name", "api"), ("token", "s3cr3t")]);
+        let mut profiles = Profiles::new(vec![secret, profile("db", 20), profile("api", 30)]);
+        profiles.visit_fields(&mut Redact);
+        assert_eq!(profiles.profiles[0].labels.get("token"), Some("[REDACTED]"));
+        assert_eq!(profiles.profiles[0].pprof.len(), 10);
+        let mut seen = Vec::new();
+        profiles.retain_groups(&mut |g| {
+            seen.push((g.items(), g.bytes()));
+            g.get("service_name") != Some("db")
+        });
+        assert_eq!(profiles.item_count(), 2);
+        assert_eq!(seen[1].0, 1);
+        let parts =
+            profiles.partition(&mut |g| g.get("service_name").map_or(0, |s| s.len() as u64));
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].1.item_count(), 2);
     }
 
     #[test]

@@ -10,9 +10,12 @@
 //! that arrived as JSON.
 
 use bytes::{BufMut, Bytes};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 
+use super::fields::{self, FieldVisitor, Fields, Group, Naming};
 use super::{Signal, SignalData};
 use crate::otlp::scan::ResourceSpansInfo;
 
@@ -244,6 +247,285 @@ impl SignalData for Traces {
             parts: taken,
             spans,
         }
+    }
+}
+
+impl Fields for Traces {
+    const NAMING: Naming = Naming::Otel;
+
+    /// Parts the visitor rules out stay encoded; a part is decoded to be
+    /// walked and re-encoded only if something in it changed.
+    fn visit_fields(&mut self, visitor: &mut dyn FieldVisitor) {
+        for part in &mut self.parts {
+            if let Part::Encoded { bytes, .. } = part
+                && !visitor.may_change(bytes)
+            {
+                continue;
+            }
+            let mut rs = part.to_resource_spans();
+            if visit_resource_spans(&mut rs, visitor) {
+                *part = Part::decoded(rs);
+            }
+        }
+    }
+
+    fn retain_groups(&mut self, keep: &mut dyn FnMut(&mut dyn Group) -> bool) {
+        self.parts.retain_mut(|part| with_group(part, &mut *keep));
+        self.spans = self.parts.iter().map(Part::spans).sum();
+    }
+
+    fn partition(self, key: &mut dyn FnMut(&mut dyn Group) -> u64) -> Vec<(u64, Self)> {
+        fields::partition_vec(self.parts, |part| with_group(part, &mut *key))
+            .into_iter()
+            .map(|(k, parts)| {
+                let spans = parts.iter().map(Part::spans).sum();
+                (k, Traces { parts, spans })
+            })
+            .collect()
+    }
+}
+
+/// Runs `f` on a part's resource as a [`Group`], writing changes back.
+fn with_group<R>(part: &mut Part, f: &mut dyn FnMut(&mut dyn Group) -> R) -> R {
+    let resource = match part {
+        Part::Decoded { resource_spans, .. } => resource_spans.resource.clone().unwrap_or_default(),
+        Part::Encoded { bytes, .. } => encoded_resource(bytes),
+    };
+    let mut group = ResourceGroup {
+        resource,
+        changed: false,
+        spans: part.spans(),
+        bytes: part.body_len(),
+    };
+    let result = f(&mut group);
+    if group.changed {
+        match part {
+            Part::Decoded { resource_spans, .. } => resource_spans.resource = Some(group.resource),
+            Part::Encoded { bytes, .. } => *bytes = replace_resource(bytes, &group.resource),
+        }
+    }
+    result
+}
+
+/// The `Resource` (field 1) of an encoded, validated `ResourceSpans`.
+fn encoded_resource(bytes: &Bytes) -> Resource {
+    let mut resource = Resource::default();
+    for_each_field(bytes, |number, field| {
+        if number == 1 {
+            // Validated on receipt; a failure leaves the resource empty.
+            resource = Resource::decode(field).unwrap_or_default();
+        }
+    });
+    resource
+}
+
+/// The encoded `ResourceSpans` with its resource replaced and every other
+/// field copied as it was: enriching a resource never re-encodes its spans.
+fn replace_resource(bytes: &Bytes, resource: &Resource) -> Bytes {
+    let mut out = Vec::with_capacity(bytes.len() + resource.encoded_len() + 8);
+    prost::encoding::message::encode(1, resource, &mut out);
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let start = rest;
+        let Ok((number, wire_type)) = prost::encoding::decode_key(&mut rest) else {
+            break;
+        };
+        if prost::encoding::skip_field(
+            wire_type,
+            number,
+            &mut rest,
+            prost::encoding::DecodeContext::default(),
+        )
+        .is_err()
+        {
+            break;
+        }
+        if number != 1 {
+            out.extend_from_slice(&start[..start.len() - rest.len()]);
+        }
+    }
+    Bytes::from(out)
+}
+
+/// Calls `f(number, value)` for each length-delimited top-level field.
+fn for_each_field(bytes: &[u8], mut f: impl FnMut(u32, &[u8])) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let Ok((number, wire_type)) = prost::encoding::decode_key(&mut rest) else {
+            return;
+        };
+        if wire_type == prost::encoding::WireType::LengthDelimited {
+            let Ok(len) = prost::encoding::decode_varint(&mut rest) else {
+                return;
+            };
+            let Some((value, tail)) = rest.split_at_checked(len as usize) else {
+                return;
+            };
+            f(number, value);
+            rest = tail;
+        } else if prost::encoding::skip_field(
+            wire_type,
+            number,
+            &mut rest,
+            prost::encoding::DecodeContext::default(),
+        )
+        .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// A resource's attributes as a [`Group`].
+struct ResourceGroup {
+    resource: Resource,
+    changed: bool,
+    spans: usize,
+    bytes: usize,
+}
+
+impl Group for ResourceGroup {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.resource
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                any_value::Value::StringValue(s) => Some(s.as_str()),
+                _ => None,
+            })
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(&str, &str)) {
+        for kv in &self.resource.attributes {
+            if let Some(AnyValue {
+                value: Some(any_value::Value::StringValue(s)),
+            }) = &kv.value
+            {
+                f(&kv.key, s);
+            }
+        }
+    }
+
+    fn set(&mut self, pairs: &[(&str, &str)]) {
+        for (key, value) in pairs {
+            let attributes = &mut self.resource.attributes;
+            let position = attributes.iter().position(|kv| kv.key == *key);
+            if value.is_empty() {
+                if let Some(i) = position {
+                    attributes.remove(i);
+                    self.changed = true;
+                }
+                continue;
+            }
+            if self.get(key) == Some(value) {
+                continue;
+            }
+            let new = Some(string_value(value));
+            match position {
+                Some(i) => self.resource.attributes[i].value = new,
+                None => self.resource.attributes.push(KeyValue {
+                    key: key.to_string(),
+                    value: new,
+                    ..Default::default()
+                }),
+            }
+            self.changed = true;
+        }
+    }
+
+    fn items(&self) -> usize {
+        self.spans
+    }
+
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+fn string_value(value: &str) -> AnyValue {
+    AnyValue {
+        value: Some(any_value::Value::StringValue(value.to_string())),
+    }
+}
+
+/// Walks every attribute and free-text field of `rs`; `true` if any changed.
+fn visit_resource_spans(rs: &mut ResourceSpans, visitor: &mut dyn FieldVisitor) -> bool {
+    let mut changed = false;
+    if let Some(resource) = &mut rs.resource {
+        changed |= visit_attributes(&mut resource.attributes, visitor);
+    }
+    for ss in &mut rs.scope_spans {
+        if let Some(scope) = &mut ss.scope {
+            changed |= visit_attributes(&mut scope.attributes, visitor);
+        }
+        for span in &mut ss.spans {
+            changed |= visit_text(&mut span.name, visitor);
+            changed |= visit_attributes(&mut span.attributes, visitor);
+            for event in &mut span.events {
+                changed |= visit_text(&mut event.name, visitor);
+                changed |= visit_attributes(&mut event.attributes, visitor);
+            }
+            for link in &mut span.links {
+                changed |= visit_attributes(&mut link.attributes, visitor);
+            }
+            if let Some(status) = &mut span.status {
+                changed |= visit_text(&mut status.message, visitor);
+            }
+        }
+    }
+    changed
+}
+
+fn visit_text(text: &mut String, visitor: &mut dyn FieldVisitor) -> bool {
+    if text.is_empty() || !visitor.may_change(text.as_bytes()) {
+        return false;
+    }
+    match visitor.text(text) {
+        Some(new) => {
+            *text = new;
+            true
+        }
+        None => false,
+    }
+}
+
+/// OTLP attributes, nested lists and maps included; a value that is not a
+/// string is offered as `""` so that a key-based rule can still replace it.
+pub(crate) fn visit_attributes(
+    attributes: &mut [KeyValue],
+    visitor: &mut dyn FieldVisitor,
+) -> bool {
+    let mut changed = false;
+    for kv in attributes {
+        if let Some(value) = &mut kv.value {
+            changed |= visit_any_value(&kv.key, value, visitor);
+        }
+    }
+    changed
+}
+
+fn visit_any_value(key: &str, value: &mut AnyValue, visitor: &mut dyn FieldVisitor) -> bool {
+    let replacement = match &mut value.value {
+        Some(any_value::Value::StringValue(s)) => visitor.pair(key, s),
+        Some(any_value::Value::KvlistValue(list)) => {
+            return visit_attributes(&mut list.values, visitor);
+        }
+        Some(any_value::Value::ArrayValue(array)) => {
+            let mut changed = false;
+            for item in &mut array.values {
+                changed |= visit_any_value(key, item, visitor);
+            }
+            return changed;
+        }
+        Some(_) | None => visitor.pair(key, ""),
+    };
+    match replacement {
+        Some(new) => {
+            value.value = Some(any_value::Value::StringValue(new));
+            true
+        }
+        None => false,
     }
 }
 

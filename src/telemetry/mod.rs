@@ -32,6 +32,14 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// Which processor rule a figure is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub processor: String,
+    pub signal: &'static str,
+    pub rule: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
@@ -52,6 +60,8 @@ pub struct Telemetry {
     pub queue_bytes: Family<ComponentLabels, Gauge>,
     pub memory_in_flight: Gauge,
     pub memory_limit: Gauge,
+    /// Values a redaction processor replaced, by rule.
+    pub redactions: Family<RuleLabels, Counter>,
     pub pod_logs: PodLogsFamilies,
     process_rss: Gauge,
     process_cpu: Counter<f64, AtomicU64>,
@@ -132,6 +142,7 @@ impl Telemetry {
             queue_bytes: Family::default(),
             memory_in_flight: Gauge::default(),
             memory_limit: Gauge::default(),
+            redactions: Family::default(),
             pod_logs: PodLogsFamilies::default(),
             process_rss: Gauge::default(),
             process_cpu: Counter::default(),
@@ -194,6 +205,11 @@ impl Telemetry {
                 "ferro_memory_limit_bytes",
                 "The memory_limit beyond which receivers refuse",
                 t.memory_limit.clone(),
+            );
+            r.register(
+                "ferro_redactions",
+                "Values a redaction processor replaced, by rule (the values themselves are never logged)",
+                t.redactions.clone(),
             );
             t.pod_logs.register(&mut r);
             r.register(

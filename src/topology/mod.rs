@@ -18,8 +18,9 @@ use crate::config::{ComponentId, Config, PipelineConfig};
 use crate::delivery::{Batch, MemoryLimiter};
 use crate::exporters::RunningExporter;
 use crate::exporters::runner::Lane;
+use crate::processors::Built;
 use crate::receivers::{self, Outputs, ReceiverConfig, RunningReceiver};
-use crate::signal::{Logs, Metrics, Profiles, Signal, SignalData, Traces};
+use crate::signal::{Fields, Logs, Metrics, Profiles, Signal, Traces};
 use crate::telemetry::Telemetry;
 use fanout::PipelineInputs;
 use pipeline::Pipeline;
@@ -65,8 +66,10 @@ impl Wiring {
 
 /// Starts one pipeline of signal `T`: its channel, its task, and its place in
 /// the wiring of each of its receivers.
-fn wire<T: SignalData>(
+fn wire<T: Fields>(
     pipeline: &PipelineConfig,
+    built: &mut Built,
+    telemetry: &Telemetry,
     exporters: &BTreeMap<ComponentId, RunningExporter>,
     lane: impl Fn(&RunningExporter) -> Option<&Lane<T>>,
     inputs: &mut BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<T>>>>,
@@ -89,6 +92,8 @@ fn wire<T: SignalData>(
         pipeline.name.clone(),
         rx,
         &pipeline.stages,
+        built,
+        telemetry,
         exporter_inputs,
         close,
     );
@@ -158,12 +163,15 @@ impl Topology {
         let close_pipelines = CancellationToken::new();
         let mut pipelines = Vec::new();
         let mut wiring = Wiring::default();
+        let mut built = Built::default();
         for pipeline in &config.pipelines {
             let close = close_pipelines.clone();
             match pipeline.signal {
                 Signal::Traces => {
                     let task = wire(
                         pipeline,
+                        &mut built,
+                        telemetry,
                         &exporters,
                         |e| e.traces.as_ref(),
                         &mut wiring.traces,
@@ -174,6 +182,8 @@ impl Topology {
                 Signal::Metrics => {
                     let task = wire(
                         pipeline,
+                        &mut built,
+                        telemetry,
                         &exporters,
                         |e| e.metrics.as_ref(),
                         &mut wiring.metrics,
@@ -184,6 +194,8 @@ impl Topology {
                 Signal::Logs => {
                     let task = wire(
                         pipeline,
+                        &mut built,
+                        telemetry,
                         &exporters,
                         |e| e.logs.as_ref(),
                         &mut wiring.logs,
@@ -194,6 +206,8 @@ impl Topology {
                 Signal::Profiles => {
                     let task = wire(
                         pipeline,
+                        &mut built,
+                        telemetry,
                         &exporters,
                         |e| e.profiles.as_ref(),
                         &mut wiring.profiles,

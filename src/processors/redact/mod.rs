@@ -1,0 +1,406 @@
+//! Sanitize-first redaction: the processor every pipeline runs first unless
+//! it says `redact = false`, so that a secret never leaves the node.
+//!
+//! - Keys: an attribute, label, structured-metadata key or JSON field whose
+//!   name is on the deny-list ([`rules::DENY_KEYS`], plus `deny_keys`) keeps
+//!   its key and gets the value `[REDACTED]`: replaced, never removed, so the
+//!   record's shape stays debuggable. In allow-list mode every key not listed
+//!   is treated so.
+//! - Values: secrets found by their shape anywhere in log lines, attribute
+//!   and label values, span and event names and status messages (JWTs,
+//!   bearer and basic credentials, cloud keys, tokens, PEM private keys, card
+//!   numbers that pass Luhn, `password=…`-style pairs), and, if asked for,
+//!   personal data.
+//! - Cost: one Aho-Corasick pass over each region's raw bytes finds the
+//!   anchors of every rule at once; a region without one (most of them) is
+//!   not decoded, walked or copied. Regexes run only where their anchors are.
+//!
+//! Counts go to `ferro_redactions_total{processor, signal, rule}`; neither a
+//! secret nor anything derived from it is ever logged.
+
+mod config;
+mod json;
+pub mod rules;
+
+pub use config::{RawRedactConfig, RedactConfig};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use prometheus_client::metrics::counter::Counter;
+use regex::{Regex, RegexSet};
+
+use crate::config::ComponentId;
+use crate::delivery::Batch;
+use crate::signal::{FieldVisitor, Fields, Signal};
+use crate::telemetry::Telemetry;
+use config::UserRule;
+use rules::{BUILTINS, Matcher};
+
+/// A compiled redaction config, shared by every pipeline that runs it.
+pub struct Redactor {
+    replacement: String,
+    deny_keys: Vec<String>,
+    allow_keys: Option<Vec<String>>,
+    keys_rule: Option<usize>,
+    json_fields: bool,
+    /// Anchors of every active rule; pattern `i` belongs to `anchor_rules[i]`.
+    anchors: Option<AhoCorasick>,
+    anchor_rules: Vec<usize>,
+    /// Compiled value rules, indexed like `names`; `None` for key-only rules.
+    rules: Vec<Option<ValueRule>>,
+    /// Rules with no anchor: they run on every region looked at.
+    unanchored: Vec<usize>,
+    cards_rule: Option<usize>,
+    /// Operator rules on keys, and their indexes in `names`.
+    user_keys: Option<(RegexSet, Vec<usize>)>,
+    /// Operator rules on values, and their indexes in `names`.
+    user_values: Option<(RegexSet, Vec<usize>)>,
+    /// Whether every region must be walked (allow-list or operator key rules).
+    always: bool,
+    names: Vec<String>,
+    replacements: Vec<Option<String>>,
+    /// Per rule, per signal.
+    counters: Vec<[Counter; 4]>,
+}
+
+struct ValueRule {
+    regex: Regex,
+    group: usize,
+    accept: fn(&str) -> bool,
+}
+
+/// Index of `signal` in a rule's counters.
+fn signal_slot(signal: Signal) -> usize {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+        Signal::Profiles => 3,
+    }
+}
+
+impl Redactor {
+    pub fn new(id: &ComponentId, config: &RedactConfig, telemetry: &Telemetry) -> Self {
+        let mut names = Vec::new();
+        let mut replacements = Vec::new();
+        let mut rules = Vec::new();
+        let mut anchor_patterns: Vec<String> = Vec::new();
+        let mut anchor_rules = Vec::new();
+        let mut unanchored = Vec::new();
+        let mut cards_rule = None;
+        let mut keys_rule = None;
+        for &b in &config.builtins {
+            let builtin = &BUILTINS[b];
+            let index = names.len();
+            names.push(builtin.name.to_string());
+            replacements.push(None);
+            rules.push(match &builtin.matcher {
+                Matcher::Regex {
+                    pattern,
+                    group,
+                    accept,
+                } => Some(ValueRule {
+                    // The built-in patterns are constants checked by a test.
+                    regex: Regex::new(pattern).expect("built-in redaction pattern"),
+                    group: *group,
+                    accept: *accept,
+                }),
+                Matcher::Keys | Matcher::Cards => None,
+            });
+            match builtin.matcher {
+                Matcher::Keys => keys_rule = Some(index),
+                Matcher::Cards => cards_rule = Some(index),
+                Matcher::Regex { .. } if builtin.anchors.is_empty() => unanchored.push(index),
+                Matcher::Regex { .. } => {}
+            }
+            for anchor in builtin.anchors {
+                anchor_patterns.push(anchor.to_string());
+                anchor_rules.push(index);
+            }
+        }
+        if let Some(keys) = keys_rule {
+            for key in &config.deny_keys {
+                anchor_patterns.push(rules::key_anchor(key).to_string());
+                anchor_rules.push(keys);
+            }
+        }
+        let mut user_key_patterns = Vec::new();
+        let mut user_key_rules = Vec::new();
+        let mut user_value_patterns = Vec::new();
+        let mut user_value_rules = Vec::new();
+        for UserRule {
+            name,
+            key,
+            value,
+            replacement,
+        } in &config.rules
+        {
+            let index = names.len();
+            names.push(name.clone());
+            replacements.push(replacement.clone());
+            rules.push(value.as_ref().map(|regex| ValueRule {
+                group: if regex.capture_names().any(|n| n == Some("secret")) {
+                    usize::MAX
+                } else {
+                    0
+                },
+                regex: regex.clone(),
+                accept: |_| true,
+            }));
+            if let Some(key) = key {
+                user_key_patterns.push(key.as_str().to_string());
+                user_key_rules.push(index);
+            }
+            if let Some(value) = value {
+                user_value_patterns.push(value.as_str().to_string());
+                user_value_rules.push(index);
+            }
+        }
+        let set = |patterns: Vec<String>, indexes: Vec<usize>| {
+            (!patterns.is_empty()).then(|| {
+                // Each pattern compiled alone during validation.
+                (
+                    RegexSet::new(patterns).expect("validated redaction rules"),
+                    indexes,
+                )
+            })
+        };
+        let user_keys = set(user_key_patterns, user_key_rules);
+        let user_values = set(user_value_patterns, user_value_rules);
+        let anchors = (!anchor_patterns.is_empty()).then(|| {
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(&anchor_patterns)
+                .expect("redaction anchors are plain literals")
+        });
+        let allow_list = config.allow_keys.is_some();
+        if allow_list {
+            names.push("allow_list".to_string());
+            replacements.push(None);
+            rules.push(None);
+        }
+        let processor = id.to_string();
+        let counters = names
+            .iter()
+            .map(|rule| {
+                [
+                    Signal::Traces,
+                    Signal::Metrics,
+                    Signal::Logs,
+                    Signal::Profiles,
+                ]
+                .map(|signal| {
+                    telemetry
+                        .redactions
+                        .get_or_create(&crate::telemetry::RuleLabels {
+                            processor: processor.clone(),
+                            signal: signal.as_str(),
+                            rule: rule.clone(),
+                        })
+                        .clone()
+                })
+            })
+            .collect();
+        Self {
+            replacement: config.replacement.clone(),
+            deny_keys: config.deny_keys.clone(),
+            allow_keys: config.allow_keys.clone(),
+            keys_rule,
+            json_fields: config.json_fields,
+            anchors,
+            anchor_rules,
+            rules,
+            unanchored,
+            cards_rule,
+            always: allow_list || user_keys.is_some() || user_values.is_some(),
+            user_keys,
+            user_values,
+            names,
+            replacements,
+            counters,
+        }
+    }
+
+    /// Redacts a batch in place.
+    pub fn process<T: Fields>(&self, batch: &mut Batch<T>) {
+        let mut pass = Pass {
+            redactor: self,
+            hits: vec![0; self.names.len()],
+        };
+        batch.data.visit_fields(&mut pass);
+        if pass.hits.iter().any(|&h| h > 0) {
+            batch.bytes = batch.data.encoded_len();
+            let slot = signal_slot(T::SIGNAL);
+            for (rule, &hits) in pass.hits.iter().enumerate() {
+                if hits > 0 {
+                    self.counters[rule][slot].inc_by(hits);
+                }
+            }
+        }
+    }
+
+    fn may_change(&self, bytes: &[u8]) -> bool {
+        self.always
+            || !self.unanchored.is_empty()
+            || self.anchors.as_ref().is_some_and(|a| a.is_match(bytes))
+            || (self.cards_rule.is_some() && rules::has_digit_run(bytes))
+    }
+
+    fn replacement_for(&self, rule: usize) -> &str {
+        self.replacements[rule]
+            .as_deref()
+            .unwrap_or(&self.replacement)
+    }
+
+    /// The rule that redacts the value under `key` whole, if any.
+    fn key_rule(&self, key: &str) -> Option<usize> {
+        if let Some(allow) = &self.allow_keys
+            && key != "__name__"
+            && !allow.iter().any(|a| a == key)
+        {
+            return Some(self.names.len() - 1);
+        }
+        if let Some(rule) = self.keys_rule
+            && rules::key_denied(key, &self.deny_keys)
+        {
+            return Some(rule);
+        }
+        if let Some((set, indexes)) = &self.user_keys {
+            return set.matches(key).iter().next().map(|i| indexes[i]);
+        }
+        None
+    }
+
+    /// Byte ranges of `text` to replace, with the rule of each, sorted and
+    /// without overlaps.
+    fn find(&self, text: &str, out: &mut Vec<(usize, usize, usize)>) {
+        let mut wanted = vec![false; self.rules.len()];
+        if let Some(anchors) = &self.anchors {
+            for m in anchors.find_overlapping_iter(text) {
+                wanted[self.anchor_rules[m.pattern().as_usize()]] = true;
+            }
+        }
+        for &rule in &self.unanchored {
+            wanted[rule] = true;
+        }
+        if let Some((set, indexes)) = &self.user_values {
+            for i in set.matches(text).iter() {
+                wanted[indexes[i]] = true;
+            }
+        }
+        for (index, rule) in self.rules.iter().enumerate() {
+            let Some(rule) = rule else { continue };
+            if !wanted[index] {
+                continue;
+            }
+            for captures in rule.regex.captures_iter(text) {
+                let m = match rule.group {
+                    usize::MAX => captures.name("secret"),
+                    group => captures.get(group),
+                };
+                let Some(m) = m else { continue };
+                if m.is_empty() || !(rule.accept)(m.as_str()) {
+                    continue;
+                }
+                let (mut start, mut end) = (m.start(), m.end());
+                // A quoted value keeps its quotes.
+                let quoted = m.as_str();
+                if quoted.len() >= 2
+                    && ((quoted.starts_with('"') && quoted.ends_with('"'))
+                        || (quoted.starts_with('\'') && quoted.ends_with('\'')))
+                {
+                    start += 1;
+                    end -= 1;
+                    if start == end {
+                        continue;
+                    }
+                }
+                out.push((start, end, index));
+            }
+        }
+        if let Some(rule) = self.cards_rule {
+            let mut cards = Vec::new();
+            rules::find_cards(text, &mut cards);
+            out.extend(cards.into_iter().map(|(s, e)| (s, e, rule)));
+        }
+        out.sort_unstable();
+        // Merge overlaps: the earliest range wins and grows to cover the rest.
+        let mut merged: Vec<(usize, usize, usize)> = Vec::with_capacity(out.len());
+        for &(start, end, rule) in out.iter() {
+            match merged.last_mut() {
+                Some(last) if start < last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end, rule)),
+            }
+        }
+        *out = merged;
+    }
+
+    /// `text` with its secrets replaced, or `None` if it has none.
+    fn redact_text(&self, text: &str, hits: &mut [u64]) -> Option<String> {
+        let mut ranges = Vec::new();
+        self.find(text, &mut ranges);
+        if ranges.is_empty() {
+            return None;
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (start, end, rule) in ranges {
+            let replacement = self.replacement_for(rule);
+            if &text[start..end] == replacement {
+                continue;
+            }
+            out.push_str(&text[at..start]);
+            out.push_str(replacement);
+            at = end;
+            hits[rule] += 1;
+        }
+        if at == 0 {
+            return None;
+        }
+        out.push_str(&text[at..]);
+        Some(out)
+    }
+}
+
+/// One batch's walk: the redactor and what it replaced, per rule.
+struct Pass<'a> {
+    redactor: &'a Redactor,
+    hits: Vec<u64>,
+}
+
+impl FieldVisitor for Pass<'_> {
+    fn may_change(&self, bytes: &[u8]) -> bool {
+        self.redactor.may_change(bytes)
+    }
+
+    fn pair(&mut self, key: &str, value: &str) -> Option<String> {
+        let r = self.redactor;
+        if let Some(rule) = r.key_rule(key) {
+            let replacement = r.replacement_for(rule);
+            if value == replacement {
+                return None;
+            }
+            self.hits[rule] += 1;
+            return Some(replacement.to_string());
+        }
+        if value.is_empty() || !r.may_change(value.as_bytes()) {
+            return None;
+        }
+        self.text(value)
+    }
+
+    fn text(&mut self, text: &str) -> Option<String> {
+        let r = self.redactor;
+        // A line that is not valid JSON after all is treated as plain text.
+        if r.json_fields
+            && text.trim_start().starts_with('{')
+            && let Some(result) = json::redact(text, r, &mut self.hits)
+        {
+            return result;
+        }
+        r.redact_text(text, &mut self.hits)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,511 @@
+//! The built-in rules: the key deny-list, secret patterns (on by default) and
+//! personal-data patterns (opt-in).
+//!
+//! Each pattern names the literal *anchors* one of its matches must contain
+//! (case ignored). All anchors go into one Aho-Corasick automaton, so a field
+//! is scanned once, and a rule's regex runs only on a field where one of its
+//! anchors was found. A rule with no anchor (IP addresses, phone numbers) runs
+//! on every field that is looked at, which is why those are opt-in.
+
+/// Normalized key names (lower case, `-` and `_` removed) whose values are
+/// secrets. A key is denied when one of its `.`/`/`/`:`-separated segments,
+/// normalized, ends with one of these: `db.password`, `X-Api-Key`,
+/// `githubToken` and `aws_secret_access_key` are denied; `max_tokens` and
+/// `author` are not.
+pub const DENY_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "authorization",
+    "cookie",
+    "privatekey",
+    "credential",
+    "credentials",
+    "session",
+    "sessionid",
+    "accesskey",
+    "secretkey",
+    "connectionstring",
+    "signature",
+];
+
+/// Literals one of which every deny-listed key contains, however it is
+/// spelt (case, `-`, `_`): what tells the prefilter a region may hold one.
+const KEY_ANCHORS: &[&str] = &[
+    "passw",
+    "pass_w",
+    "pass-w",
+    "passphrase",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "api_key",
+    "api-key",
+    "authoriz",
+    "cookie",
+    "private",
+    "credential",
+    "session",
+    "accesskey",
+    "access_key",
+    "access-key",
+    "connectionstring",
+    "connection_string",
+    "connection-string",
+    "signature",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The key deny-list: values of secret-named keys.
+    Keys,
+    /// A secret found by its shape, on by default.
+    Secret,
+    /// Personal data, off unless listed in `pii`.
+    Pii,
+}
+
+/// How a rule finds its matches.
+pub enum Matcher {
+    /// Keys only (no value pattern).
+    Keys,
+    /// A regex; `group` is the capture group replaced (0 = the whole match),
+    /// and `accept` must approve the replaced text.
+    Regex {
+        pattern: &'static str,
+        group: usize,
+        accept: fn(&str) -> bool,
+    },
+    /// Card numbers: digit runs checked for issuer prefix, length and Luhn.
+    Cards,
+}
+
+pub struct Builtin {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Literals (case ignored) one of which each match contains; empty means
+    /// the rule runs on every field looked at.
+    pub anchors: &'static [&'static str],
+    pub matcher: Matcher,
+}
+
+fn any(_: &str) -> bool {
+    true
+}
+
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "secret_keys",
+        kind: Kind::Keys,
+        anchors: KEY_ANCHORS,
+        matcher: Matcher::Keys,
+    },
+    Builtin {
+        // `password=…`, `"token": "…"`, `Authorization: Bearer …`, query
+        // parameters: the value after a secret-named key, in text.
+        name: "secret_pairs",
+        kind: Kind::Secret,
+        anchors: KEY_ANCHORS,
+        matcher: Matcher::Regex {
+            pattern: r#"(?i)[a-z0-9_.-]*?(?:password|passwd|pass[_-]word|passphrase|pwd|secret|token|api[_-]?key|authorization|cookie|private[_-]?key|credentials?|session(?:[_-]?id)?|access[_-]?key|connection[_-]?string|signature)["']?[ \t]*[=:][ \t]*((?:(?:bearer|basic|token)[ \t]+)?(?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\s&,;"'}\]]+))"#,
+            group: 1,
+            accept: any,
+        },
+    },
+    Builtin {
+        name: "jwt",
+        kind: Kind::Secret,
+        anchors: &["eyJ"],
+        matcher: Matcher::Regex {
+            pattern: r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+            group: 0,
+            accept: any,
+        },
+    },
+    Builtin {
+        name: "bearer",
+        kind: Kind::Secret,
+        anchors: &["bearer"],
+        matcher: Matcher::Regex {
+            pattern: r"(?i)\bbearer[ \t]+([A-Za-z0-9\-._~+/]{8,}=*)",
+            group: 1,
+            accept: looks_like_token,
+        },
+    },
+    Builtin {
+        name: "basic_auth",
+        kind: Kind::Secret,
+        anchors: &["basic"],
+        matcher: Matcher::Regex {
+            pattern: r"(?i)\bbasic[ \t]+([A-Za-z0-9+/]{4,}={0,2})",
+            group: 1,
+            accept: is_basic_credential,
+        },
+    },
+    Builtin {
+        name: "url_credentials",
+        kind: Kind::Secret,
+        anchors: &["://"],
+        matcher: Matcher::Regex {
+            pattern: r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:([^/\s@]+)@",
+            group: 1,
+            accept: any,
+        },
+    },
+    Builtin {
+        name: "aws_access_key",
+        kind: Kind::Secret,
+        anchors: &[
+            "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "AKPA", "ANPA", "ANVA", "APKA",
+            "AROA", "ASCA",
+        ],
+        matcher: Matcher::Regex {
+            pattern: r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|AKPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z0-9]{16}\b",
+            group: 0,
+            accept: any,
+        },
+    },
+    Builtin {
+        name: "gcp_api_key",
+        kind: Kind::Secret,
+        anchors: &["AIza"],
+        matcher: Matcher::Regex {
+            pattern: r"\bAIza[0-9A-Za-z_-]{35}",
+            group: 0,
+            accept: any,
+        },
+    },
+    Builtin {
+        name: "gcp_oauth_token",
+        kind: Kind::Secret,
+        anchors: &["ya29."],
+        matcher: Matcher::Regex {
+            pattern: r"\bya29\.[0-9A-Za-z_-]{20,}",
+            group: 0,
+            accept: any,
+        },
+    },
+    Builtin {
+        name: "azure_storage_key",
+        kind: Kind::Secret,
+        anchors: &["accountkey=", "sharedaccesskey="],
+        matcher: Matcher::Regex {
+            pattern: r"(?i)\b(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/]{20,}={0,2})",
+            group: 1,
+            accept: any,
+        },
+    },
+    Builtin {
+        name: "azure_sas_signature",
+        kind: Kind::Secret,
+        anchors: &["sig="],
+        matcher: Matcher::Regex {
+            pattern: r"[?&]sig=([A-Za-z0-9%+/=]{16,})",
+            group: 1,
+            accept: any,
+        },
+    },
+    Builtin {
+        name: "github_token",
+        kind: Kind::Secret,
+        anchors: &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
+        matcher: Matcher::Regex {
+            pattern: r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
+            group: 0,
+            accept: any,
+        },
+    },
+    Builtin {
+        name: "gitlab_token",
+        kind: Kind::Secret,
+        anchors: &["glpat-", "gldt-", "glrt-", "glptt-", "glcbt-"],
+        matcher: Matcher::Regex {
+            pattern: r"\bgl(?:pat|dt|rt|ptt|cbt)-[A-Za-z0-9_-]{20,}",
+            group: 0,
+            accept: any,
+        },
+    },
+    Builtin {
+        name: "slack_token",
+        kind: Kind::Secret,
+        anchors: &[
+            "xoxa-",
+            "xoxb-",
+            "xoxp-",
+            "xoxo-",
+            "xoxs-",
+            "xoxr-",
+            "hooks.slack.com",
+        ],
+        matcher: Matcher::Regex {
+            pattern: r"\bxox[abposr]-[A-Za-z0-9-]{10,}|https://hooks\.slack\.com/services/[A-Za-z0-9/_-]+",
+            group: 0,
+            accept: any,
+        },
+    },
+    Builtin {
+        name: "stripe_key",
+        kind: Kind::Secret,
+        anchors: &["sk_live_", "sk_test_", "rk_live_", "rk_test_"],
+        matcher: Matcher::Regex {
+            pattern: r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",
+            group: 0,
+            accept: any,
+        },
+    },
+    Builtin {
+        name: "private_key",
+        kind: Kind::Secret,
+        anchors: &["-----begin"],
+        matcher: Matcher::Regex {
+            pattern: r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)",
+            group: 0,
+            accept: any,
+        },
+    },
+    Builtin {
+        name: "credit_card",
+        kind: Kind::Secret,
+        anchors: &[],
+        matcher: Matcher::Cards,
+    },
+    Builtin {
+        name: "email",
+        kind: Kind::Pii,
+        anchors: &["@"],
+        matcher: Matcher::Regex {
+            pattern: r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b",
+            group: 0,
+            accept: any,
+        },
+    },
+    Builtin {
+        name: "ipv4",
+        kind: Kind::Pii,
+        anchors: &[],
+        matcher: Matcher::Regex {
+            pattern: r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b",
+            group: 0,
+            accept: is_ipv4,
+        },
+    },
+    Builtin {
+        name: "ipv6",
+        kind: Kind::Pii,
+        anchors: &[],
+        matcher: Matcher::Regex {
+            pattern: r"(?i)(?:[0-9a-f]{0,4}:){2,7}(?:[0-9a-f]{1,4}|:)(?:%[0-9a-z]+)?",
+            group: 0,
+            accept: is_ipv6,
+        },
+    },
+    Builtin {
+        name: "phone",
+        kind: Kind::Pii,
+        anchors: &[],
+        matcher: Matcher::Regex {
+            pattern: r"\+[1-9][0-9]{7,14}\b|(?:\+?1[ .-])?\(?\b[2-9][0-9]{2}\)?[ .-][0-9]{3}[ .-][0-9]{4}\b",
+            group: 0,
+            accept: any,
+        },
+    },
+];
+
+/// A bearer credential, not a word: has a digit or a token punctuation mark.
+fn looks_like_token(text: &str) -> bool {
+    text.bytes()
+        .any(|b| b.is_ascii_digit() || b"-._~+/=".contains(&b))
+}
+
+/// `Basic` followed by base64 of `user:password`.
+fn is_basic_credential(text: &str) -> bool {
+    base64_decode(text).is_some_and(|decoded| decoded.contains(&b':'))
+}
+
+fn is_ipv4(text: &str) -> bool {
+    text.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+fn is_ipv6(text: &str) -> bool {
+    let address = text.split('%').next().unwrap_or(text);
+    address.parse::<std::net::Ipv6Addr>().is_ok()
+}
+
+/// Standard base64 with optional padding; `None` if it is not base64.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for b in text.bytes() {
+        let v = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// Whether `bytes` holds a run of 13 or more digits (single spaces or dashes
+/// between them allowed): the cheap test before the card scan.
+pub fn has_digit_run(bytes: &[u8]) -> bool {
+    let mut digits = 0;
+    let mut last_separator = false;
+    for &b in bytes {
+        if b.is_ascii_digit() {
+            digits += 1;
+            last_separator = false;
+            if digits >= 13 {
+                return true;
+            }
+        } else if (b == b' ' || b == b'-') && digits > 0 && !last_separator {
+            last_separator = true;
+        } else {
+            digits = 0;
+            last_separator = false;
+        }
+    }
+    false
+}
+
+/// Byte ranges of card numbers in `text`: 13–19 digits, in groups separated by
+/// single spaces or dashes, not inside a longer run of digits or letters,
+/// with a known issuer prefix and length, passing Luhn.
+pub fn find_cards(text: &str, out: &mut Vec<(usize, usize)>) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() || (i > 0 && bytes[i - 1].is_ascii_alphanumeric()) {
+            i += 1;
+            continue;
+        }
+        // Extend over digits and single separators.
+        let start = i;
+        let mut end = i;
+        let mut digits = [0u8; 19];
+        let mut count = 0;
+        let mut j = i;
+        let mut too_long = false;
+        while j < bytes.len() {
+            let b = bytes[j];
+            if b.is_ascii_digit() {
+                if count == digits.len() {
+                    too_long = true;
+                    break;
+                }
+                digits[count] = b - b'0';
+                count += 1;
+                j += 1;
+                end = j;
+            } else if (b == b' ' || b == b'-')
+                && j + 1 < bytes.len()
+                && bytes[j + 1].is_ascii_digit()
+                && bytes[j - 1].is_ascii_digit()
+            {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        let followed_by_word = bytes.get(end).is_some_and(|b| b.is_ascii_alphanumeric());
+        if !too_long && !followed_by_word && is_card(&digits[..count]) {
+            out.push((start, end));
+        }
+        i = j.max(i + 1);
+        // Skip the rest of an over-long run.
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+    }
+}
+
+fn is_card(digits: &[u8]) -> bool {
+    let len = digits.len();
+    if !(13..=19).contains(&len) {
+        return false;
+    }
+    let prefix = |n: usize| {
+        digits[..n]
+            .iter()
+            .fold(0u32, |acc, &d| acc * 10 + u32::from(d))
+    };
+    let issuer_length_ok = match digits[0] {
+        4 => matches!(len, 13 | 16 | 19),                     // Visa
+        5 => (51..=55).contains(&prefix(2)) && len == 16,     // Mastercard
+        2 => (2221..=2720).contains(&prefix(4)) && len == 16, // Mastercard 2-series
+        3 => match prefix(2) {
+            34 | 37 => len == 15,                                                 // Amex
+            35 => (3528..=3589).contains(&prefix(4)) && (16..=19).contains(&len), // JCB
+            36 | 38 | 39 => (14..=19).contains(&len),                             // Diners
+            30 => (300..=305).contains(&prefix(3)) && (14..=19).contains(&len),   // Diners
+            _ => false,
+        },
+        6 => {
+            (prefix(4) == 6011
+                || prefix(2) == 65
+                || (644..=649).contains(&prefix(3))
+                || prefix(2) == 62)
+                && (16..=19).contains(&len) // Discover, UnionPay
+        }
+        _ => false,
+    };
+    issuer_length_ok && luhn(digits)
+}
+
+fn luhn(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = u32::from(d);
+            if i % 2 == 1 {
+                let doubled = d * 2;
+                if doubled > 9 { doubled - 9 } else { doubled }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// Whether `key` is deny-listed: one of its `.`/`/`/`:`-separated segments,
+/// normalized, ends with an entry of [`DENY_KEYS`] or of `extra`; an `extra`
+/// entry that itself holds separators is compared with the whole key.
+pub fn key_denied(key: &str, extra: &[String]) -> bool {
+    let mut normalized = String::with_capacity(key.len());
+    for c in key.chars() {
+        if c != '-' && c != '_' {
+            normalized.extend(c.to_lowercase());
+        }
+    }
+    let denied_segment = normalized.split(['.', '/', ':', ' ']).any(|segment| {
+        DENY_KEYS.iter().any(|d| segment.ends_with(d))
+            || extra.iter().any(|d| segment.ends_with(d.as_str()))
+    });
+    denied_segment || extra.iter().any(|d| normalized.ends_with(d.as_str()))
+}
+
+/// The longest run of letters and digits in `key`: the prefilter anchor of
+/// an operator's deny-list entry.
+pub fn key_anchor(key: &str) -> &str {
+    key.split(|c: char| !c.is_alphanumeric())
+        .max_by_key(|run| run.len())
+        .unwrap_or(key)
+}

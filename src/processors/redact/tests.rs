@@ -1,0 +1,462 @@
+use super::*;
+use crate::config::Validate;
+use crate::delivery::Ticket;
+use crate::signal::logs::{Entry, Stream};
+use crate::signal::metrics::Series;
+use crate::signal::{Labels, Logs, Metrics, Traces};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, KeyValueList, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+
+fn redactor(toml_text: &str) -> Redactor {
+    let raw: RawRedactConfig = toml::from_str(toml_text).unwrap();
+    let config = raw.validate().unwrap_or_else(|e| panic!("{e:?}"));
+    Redactor::new(
+        &ComponentId::new("redact", "test"),
+        &config,
+        &Telemetry::new(),
+    )
+}
+
+fn default() -> Redactor {
+    redactor("")
+}
+
+/// The text after redaction (unchanged text comes back as it was).
+fn text(r: &Redactor, input: &str) -> String {
+    let mut pass = Pass {
+        redactor: r,
+        hits: vec![0; r.names.len()],
+    };
+    if !pass.may_change(input.as_bytes()) {
+        return input.to_string();
+    }
+    pass.text(input).unwrap_or_else(|| input.to_string())
+}
+
+fn pair(r: &Redactor, key: &str, value: &str) -> String {
+    let mut pass = Pass {
+        redactor: r,
+        hits: vec![0; r.names.len()],
+    };
+    pass.pair(key, value).unwrap_or_else(|| value.to_string())
+}
+
+/// Real-format secrets (test values, never live ones) in the contexts they
+/// turn up in, with what the redacted text must read.
+const SECRETS: &[(&str, &str)] = &[
+    (
+        "login ok password=hunter2 user=bob",
+        "login ok password=[REDACTED] user=bob",
+    ),
+    (
+        r#"level=info msg="db connect" db_password="s3cr3t pass" host=db"#,
+        r#"level=info msg="db connect" db_password="[REDACTED]" host=db"#,
+    ),
+    (
+        "GET /callback?code=abc&access_token=ya29A0ARrdaM-kZ1x&state=x HTTP/1.1",
+        "GET /callback?code=abc&access_token=[REDACTED]&state=x HTTP/1.1",
+    ),
+    (
+        "Authorization: Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "Authorization: [REDACTED]",
+    ),
+    (
+        "token eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U issued",
+        "token [REDACTED] issued",
+    ),
+    (
+        "calling upstream with Bearer 8f14e45fceea167a5a36dedd4bea2543",
+        "calling upstream with Bearer [REDACTED]",
+    ),
+    (
+        "proxy header basic dXNlcjpwYXNzd29yZA==",
+        "proxy header basic [REDACTED]",
+    ),
+    (
+        "connecting to postgres://app:Tr0ub4dor@db.internal:5432/app",
+        "connecting to postgres://app:[REDACTED]@db.internal:5432/app",
+    ),
+    (
+        "using key AKIAIOSFODNN7EXAMPLE for s3",
+        "using key [REDACTED] for s3",
+    ),
+    (
+        "maps key=AIzaSyA1234567890abcdefghijklmnopqrstuv loaded",
+        "maps key=[REDACTED] loaded",
+    ),
+    (
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;EndpointSuffix=core.windows.net",
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=[REDACTED];EndpointSuffix=core.windows.net",
+    ),
+    (
+        "GET https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sig=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA%3D%3D&se=2030",
+        "GET https://acct.blob.core.windows.net/c/b?sv=2022-11-02&sig=[REDACTED]&se=2030",
+    ),
+    (
+        "cloning with ghp_16C7e42F292c6912E7710c838347Ae178B4a now",
+        "cloning with [REDACTED] now",
+    ),
+    (
+        "runner registered glpat-xxxxxxxxxxxxxxxxxxxx1234",
+        "runner registered [REDACTED]",
+    ),
+    (
+        "slack client xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx ready",
+        "slack client [REDACTED] ready",
+    ),
+    (
+        "posting to https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+        "posting to [REDACTED]",
+    ),
+    (
+        "charging with sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "charging with [REDACTED]",
+    ),
+    (
+        "key: -----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq\n-----END RSA PRIVATE KEY----- loaded",
+        "key: [REDACTED] loaded",
+    ),
+    (
+        "paid with card 4111 1111 1111 1111 exp 12/30",
+        "paid with card [REDACTED] exp 12/30",
+    ),
+    ("amex 378282246310005 declined", "amex [REDACTED] declined"),
+    ("mc=5555-5555-5555-4444", "mc=[REDACTED]"),
+    (
+        "Set-Cookie: session=38afes7a8; Path=/; HttpOnly",
+        "Set-Cookie: [REDACTED]; Path=/; HttpOnly",
+    ),
+    (
+        r#"{"level":"info","user":"bob","password":"hunter2","nested":{"api_key":12345,"note":"ok"}}"#,
+        r#"{"level":"info","user":"bob","password":"[REDACTED]","nested":{"api_key":"[REDACTED]","note":"ok"}}"#,
+    ),
+    (
+        r#"{"msg":"auth with Bearer 8f14e45fceea167a5a36dedd4bea2543","credentials":{"user":"a","pass":"b"},"ok":true}"#,
+        r#"{"msg":"auth with Bearer [REDACTED]","credentials":"[REDACTED]","ok":true}"#,
+    ),
+    (
+        r#"{"msg":"line with \"quotes\" and token=abc123def","n":1}"#,
+        r#"{"msg":"line with \"quotes\" and token=[REDACTED]","n":1}"#,
+    ),
+];
+
+/// Text that looks a bit like a secret and is not: it must pass unchanged.
+const LOOK_ALIKES: &[&str] = &[
+    "request 123e4567-e89b-12d3-a456-426614174000 done in 12ms",
+    "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "commit 9fceb02d0ae598e95dc970b74767f19372d61af8 merged",
+    "trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id=00f067aa0ba902b7",
+    "processed 1234567890123 bytes at 1700000000123456789",
+    "order 4111111111111112 is not a card (Luhn fails)",
+    "gen_ai.usage max_tokens=4096 input_tokens=1200",
+    "the author=Tolkien wrote it; tokens: 3",
+    "the bearer of this letter is welcome",
+    "basic arithmetic works",
+    "2024-05-01T12:00:00.123456789Z GET /healthz 200",
+    "phone 555-123-4567 and mail bob@example.com stay unless pii is on",
+    "AKIA is a prefix, AKIAshort is not a key",
+    "https://example.com/path?query=1&page=2",
+    "value 0.000000000000001 and id 12345678901234567890123",
+];
+
+#[test]
+fn every_secret_in_the_corpus_is_replaced_in_place() {
+    let r = default();
+    for (input, expected) in SECRETS {
+        assert_eq!(&text(&r, input), expected, "input: {input}");
+    }
+}
+
+#[test]
+fn look_alikes_pass_unchanged() {
+    let r = default();
+    for input in LOOK_ALIKES {
+        assert_eq!(&text(&r, input), input);
+    }
+}
+
+#[test]
+fn deny_listed_keys_keep_the_key_and_lose_the_value() {
+    let r = default();
+    for key in [
+        "password",
+        "DB_PASSWORD",
+        "db.password",
+        "X-Api-Key",
+        "apiKey",
+        "http.request.header.authorization",
+        "set-cookie",
+        "aws_secret_access_key",
+        "client_secret",
+        "ssh_private_key",
+        "refresh_token",
+        "id_token",
+        "Credentials",
+        "session",
+    ] {
+        assert_eq!(pair(&r, key, "some value"), "[REDACTED]", "key {key}");
+    }
+    for key in [
+        "max_tokens",
+        "gen_ai.usage.input_tokens",
+        "author",
+        "http.method",
+        "service.name",
+        "k8s.pod.name",
+        "keyboard",
+    ] {
+        assert_eq!(pair(&r, key, "some value"), "some value", "key {key}");
+    }
+    // Values are searched whatever the key.
+    assert_eq!(
+        pair(&r, "http.url", "https://u:p4ss@host/x"),
+        "https://u:[REDACTED]@host/x"
+    );
+    // Redacting twice changes nothing more.
+    assert_eq!(pair(&r, "password", "[REDACTED]"), "[REDACTED]");
+}
+
+#[test]
+fn pii_rules_are_off_by_default_and_on_when_listed() {
+    let input = "user bob@example.com from 10.1.2.3 and 2001:db8::ff00:42:8329 called +14155552671";
+    assert_eq!(text(&default(), input), input);
+    let r = redactor(r#"pii = ["email", "ipv4", "ipv6", "phone"]"#);
+    assert_eq!(
+        text(&r, input),
+        "user [REDACTED] from [REDACTED] and [REDACTED] called [REDACTED]"
+    );
+    // Not addresses: versions, times.
+    assert_eq!(
+        text(&r, "version 1.2.3 at 12:30:45"),
+        "version 1.2.3 at 12:30:45"
+    );
+    assert_eq!(
+        text(&r, "999.1.1.1 is no address"),
+        "999.1.1.1 is no address"
+    );
+}
+
+#[test]
+fn operator_rules_allow_list_and_disabled_rules() {
+    let r = redactor(
+        r##"
+        deny_keys = ["x-internal-sig"]
+        replacement = "***"
+        disable = ["credit_card"]
+        [[rules]]
+        name = "ticket"
+        value = 'TICKET-(?P<secret>[0-9]+)'
+        replacement = "#"
+        [[rules]]
+        name = "customer"
+        key = '^customer\.'
+        "##,
+    );
+    assert_eq!(pair(&r, "X_Internal_Sig", "abc"), "***");
+    assert_eq!(pair(&r, "customer.name", "Ada"), "***");
+    assert_eq!(text(&r, "see TICKET-4242 now"), "see TICKET-# now");
+    assert_eq!(
+        text(&r, "card 4111 1111 1111 1111"),
+        "card 4111 1111 1111 1111"
+    );
+
+    let r = redactor(r#"allow_keys = ["service.name", "http.method"]"#);
+    assert_eq!(pair(&r, "service.name", "api"), "api");
+    assert_eq!(pair(&r, "user.id", "42"), "[REDACTED]");
+    assert_eq!(pair(&r, "__name__", "up"), "up");
+}
+
+#[test]
+fn invalid_configs_are_refused() {
+    for (text, field) in [
+        (r#"replacement = """#, "replacement"),
+        (r#"allow_keys = []"#, "allow_keys"),
+        (r#"disable = ["nope"]"#, "disable"),
+        ("[[rules]]\nname = \"x\"", "rules[0]"),
+        ("[[rules]]\nname = \"x\"\nvalue = \"a*\"", "rules[0].value"),
+    ] {
+        let raw: RawRedactConfig = toml::from_str(text).unwrap();
+        let errors = raw.validate().expect_err(text);
+        assert!(
+            errors.iter().any(|e| e.field == field),
+            "{text}: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn every_builtin_pattern_compiles() {
+    for builtin in BUILTINS {
+        if let Matcher::Regex { pattern, .. } = builtin.matcher {
+            assert!(Regex::new(pattern).is_ok(), "{}", builtin.name);
+        }
+    }
+}
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn string_of(value: &Option<AnyValue>) -> &str {
+    match value.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s,
+        _ => "",
+    }
+}
+
+#[test]
+fn spans_are_redacted_in_names_attributes_events_and_status() {
+    let span = Span {
+        trace_id: vec![1; 16],
+        span_id: vec![2; 8],
+        name: "GET /login?password=hunter2".into(),
+        attributes: vec![
+            kv("http.request.header.authorization", "Basic dXNlcjpwYXNz"),
+            kv("http.url", "https://example.com/?token=abcdef123"),
+            kv("user.name", "bob"),
+            KeyValue {
+                key: "headers".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::KvlistValue(KeyValueList {
+                        values: vec![kv("cookie", "sid=1"), kv("accept", "*/*")],
+                    })),
+                }),
+                ..Default::default()
+            },
+        ],
+        events: vec![span::Event {
+            name: "retry with ghp_16C7e42F292c6912E7710c838347Ae178B4a".into(),
+            ..Default::default()
+        }],
+        status: Some(opentelemetry_proto::tonic::trace::v1::Status {
+            message: "auth failed for Bearer 8f14e45fceea167a5a36dedd4bea2543".into(),
+            code: 2,
+        }),
+        ..Default::default()
+    };
+    let rs = ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![kv("service.name", "api"), kv("db.password", "x")],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans: vec![span],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    // Encoded, as the OTLP receiver hands it on.
+    let mut request = Vec::new();
+    prost::encoding::message::encode(1, &rs, &mut request);
+    let body = bytes::Bytes::from(request);
+    let infos = crate::otlp::scan::trace_request(&body).unwrap();
+    let (traces, _) = Traces::from_scanned(&body, infos);
+    let mut batch = Batch::new(traces, Ticket::untracked());
+    default().process(&mut batch);
+    let out = &batch.data.resource_spans()[0];
+    let attributes = &out.resource.as_ref().unwrap().attributes;
+    assert_eq!(string_of(&attributes[0].value), "api");
+    assert_eq!(string_of(&attributes[1].value), "[REDACTED]");
+    let span = &out.scope_spans[0].spans[0];
+    assert_eq!(span.name, "GET /login?password=[REDACTED]");
+    assert_eq!(string_of(&span.attributes[0].value), "[REDACTED]");
+    assert_eq!(
+        string_of(&span.attributes[1].value),
+        "https://example.com/?token=[REDACTED]"
+    );
+    assert_eq!(string_of(&span.attributes[2].value), "bob");
+    let Some(any_value::Value::KvlistValue(headers)) =
+        span.attributes[3].value.as_ref().unwrap().value.as_ref()
+    else {
+        panic!("kvlist kept");
+    };
+    assert_eq!(string_of(&headers.values[0].value), "[REDACTED]");
+    assert_eq!(string_of(&headers.values[1].value), "*/*");
+    assert_eq!(span.events[0].name, "retry with [REDACTED]");
+    assert_eq!(
+        span.status.as_ref().unwrap().message,
+        "auth failed for Bearer [REDACTED]"
+    );
+}
+
+#[test]
+fn a_clean_encoded_resource_is_not_decoded_or_copied() {
+    let rs = ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![kv("service.name", "api")],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans: vec![Span {
+                trace_id: vec![1; 16],
+                span_id: vec![2; 8],
+                name: "GET /".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut request = Vec::new();
+    prost::encoding::message::encode(1, &rs, &mut request);
+    let body = bytes::Bytes::from(request);
+    let infos = crate::otlp::scan::trace_request(&body).unwrap();
+    let (traces, _) = Traces::from_scanned(&body, infos);
+    let mut batch = Batch::new(traces, Ticket::untracked());
+    default().process(&mut batch);
+    let mut out = Vec::new();
+    batch.data.encode_request(&mut out);
+    assert_eq!(out, body.to_vec());
+}
+
+#[test]
+fn logs_and_metrics_are_redacted_in_lines_labels_and_metadata() {
+    let mut entry = Entry::new(1, "user=bob password=hunter2");
+    entry.metadata = vec![
+        ("trace_id".into(), "4bf92f3577b34da6a3ce929d0e0e4736".into()),
+        ("api_key".into(), "abc".into()),
+    ];
+    let clean = Entry::new(2, "nothing to see");
+    let logs = Logs::new(vec![Stream {
+        labels: Labels::from_pairs([("app", "api"), ("token", "t0k3n")]),
+        entries: vec![entry, clean.clone()],
+    }]);
+    let mut batch = Batch::new(logs, Ticket::untracked());
+    let r = default();
+    r.process(&mut batch);
+    let stream = &batch.data.streams[0];
+    assert_eq!(stream.labels.get("token"), Some("[REDACTED]"));
+    assert_eq!(stream.labels.get("app"), Some("api"));
+    assert_eq!(stream.entries[0].line_str(), "user=bob password=[REDACTED]");
+    assert_eq!(
+        stream.entries[0].metadata[0].1,
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(stream.entries[0].metadata[1].1, "[REDACTED]");
+    // An untouched line is the same buffer, not a copy.
+    assert_eq!(stream.entries[1].line.as_ptr(), clean.line.as_ptr());
+
+    let metrics = Metrics::new(vec![Series::sample(
+        Labels::from_pairs([
+            ("__name__", "http_requests_total"),
+            ("url", "/cb?access_token=abc123"),
+        ]),
+        1.0,
+        1,
+    )]);
+    let mut batch = Batch::new(metrics, Ticket::untracked());
+    r.process(&mut batch);
+    assert_eq!(
+        batch.data.series[0].labels.get("url"),
+        Some("/cb?access_token=[REDACTED]")
+    );
+    let counted: u64 = r.counters.iter().map(|c| c[1].get()).sum();
+    assert_eq!(counted, 1);
+}
