@@ -78,9 +78,18 @@ async fn send_batch(
             // The query is built per attempt; the body is the profile itself.
             Api::Ingest => Bytes::new(),
         };
+        // Profiles scraped from Go come gzip'd: compressing them again costs
+        // CPU for a few bytes, so only a request carrying plain profiles is
+        // compressed.
+        let compress = part
+            .data
+            .profiles
+            .iter()
+            .any(|p| !crate::pprof::is_gzip(&p.pprof));
         let request = Request {
             sink: sink.clone(),
             body,
+            compress,
         };
         if !delivery.deliver(&request, part).await {
             for left in parts {
@@ -157,12 +166,14 @@ fn plan(
 struct Request {
     sink: Arc<PyroscopeSink>,
     body: Bytes,
+    /// Whether `compression` applies: not when every profile is gzip'd already.
+    compress: bool,
 }
 
 impl Sink<Profiles> for Request {
     async fn send(&self, batch: &Batch<Profiles>) -> Result<Sent, ExportError> {
         match self.sink.config.api {
-            Api::Push => self.sink.push(self.body.clone()).await,
+            Api::Push => self.sink.push(self.body.clone(), self.compress).await,
             Api::Ingest => {
                 let mut result = Ok(Sent::default());
                 // `plan` puts exactly one profile in an ingest request.
@@ -225,11 +236,11 @@ impl PyroscopeSink {
 
     /// A connect unary call: `Content-Type: application/proto`,
     /// `Connect-Protocol-Version: 1`, compression in `Content-Encoding`.
-    async fn push(&self, body: Bytes) -> Result<Sent, ExportError> {
+    async fn push(&self, body: Bytes, compress: bool) -> Result<Sent, ExportError> {
         let request = self
             .request(&self.url, "application/proto")
             .header("Connect-Protocol-Version", "1");
-        self.post(request, body, true).await
+        self.post(request, body, compress).await
     }
 
     async fn ingest(
