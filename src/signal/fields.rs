@@ -37,7 +37,7 @@ pub trait FieldVisitor {
     /// [`Self::may_change`] over many small regions at once (the lines of a
     /// stream): `false` promises that none of them would change. Looking at
     /// them together saves the per-call cost that dominates on short lines.
-    fn may_change_any<'r>(&self, regions: &mut dyn Iterator<Item = &'r [u8]>) -> bool {
+    fn may_change_any(&self, regions: &mut dyn Iterator<Item = &[u8]>) -> bool {
         for region in regions {
             if self.may_change(region) {
                 return true;

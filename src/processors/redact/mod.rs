@@ -254,7 +254,7 @@ impl Redactor {
         self.may_change_any(&mut std::iter::once(bytes))
     }
 
-    fn may_change_any<'r>(&self, regions: &mut dyn Iterator<Item = &'r [u8]>) -> bool {
+    fn may_change_any(&self, regions: &mut dyn Iterator<Item = &[u8]>) -> bool {
         if self.always || !self.unanchored.is_empty() {
             return true;
         }
@@ -424,7 +424,7 @@ impl Prefilter {
     /// Whether any region holds an anchor (or, with `cards`, a digit run).
     /// Short regions are lower-cased into one buffer, a newline between
     /// them (no anchor holds one), and searched together.
-    fn is_match_any<'r>(&self, regions: &mut dyn Iterator<Item = &'r [u8]>, cards: bool) -> bool {
+    fn is_match_any(&self, regions: &mut dyn Iterator<Item = &[u8]>, cards: bool) -> bool {
         let mut chunk = [0u8; Self::CHUNK];
         let mut len = 0;
         for region in regions {
@@ -501,7 +501,7 @@ impl FieldVisitor for Pass<'_> {
         self.redactor.may_change(bytes)
     }
 
-    fn may_change_any<'r>(&self, regions: &mut dyn Iterator<Item = &'r [u8]>) -> bool {
+    fn may_change_any(&self, regions: &mut dyn Iterator<Item = &[u8]>) -> bool {
         self.redactor.may_change_any(regions)
     }
 
