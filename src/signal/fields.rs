@@ -34,6 +34,18 @@ pub trait FieldVisitor {
     /// would be changed, so the region is skipped whole.
     fn may_change(&self, bytes: &[u8]) -> bool;
 
+    /// [`Self::may_change`] over many small regions at once (the lines of a
+    /// stream): `false` promises that none of them would change. Looking at
+    /// them together saves the per-call cost that dominates on short lines.
+    fn may_change_any(&self, regions: &mut dyn Iterator<Item = &[u8]>) -> bool {
+        for region in regions {
+            if self.may_change(region) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// An attribute, label or structured-metadata value under `key`;
     /// `Some` replaces the value (the key is kept).
     fn pair(&mut self, key: &str, value: &str) -> Option<String>;

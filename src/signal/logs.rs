@@ -127,8 +127,11 @@ impl Fields for Logs {
             if let Some(labels) = fields::visit_labels(&stream.labels, visitor) {
                 stream.labels = labels;
             }
+            let lines_may_change =
+                visitor.may_change_any(&mut stream.entries.iter().map(|e| &e.line[..]));
             for entry in &mut stream.entries {
-                if visitor.may_change(&entry.line)
+                if lines_may_change
+                    && visitor.may_change(&entry.line)
                     && let Some(line) = visitor.text(entry.line_str())
                 {
                     entry.line = Bytes::from(line);

@@ -154,10 +154,13 @@ impl Validate for RawRedactConfig {
         let mut deny_keys = Vec::new();
         for (i, key) in self.deny_keys.iter().enumerate() {
             let normalized = normalize_key(key);
-            if normalized.is_empty() {
+            if normalized.is_empty() || normalized.len() > super::rules::MAX_DENY_KEY {
                 errors.push(FieldError::new(
                     format!("deny_keys[{i}]"),
-                    "must name a key (letters or digits)",
+                    format!(
+                        "must name a key (letters or digits, at most {} of them)",
+                        super::rules::MAX_DENY_KEY
+                    ),
                 ));
             } else {
                 deny_keys.push(normalized);

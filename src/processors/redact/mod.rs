@@ -24,7 +24,7 @@ pub mod rules;
 
 pub use config::{RawRedactConfig, RedactConfig};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind, packed};
 use prometheus_client::metrics::counter::Counter;
 use regex::{Regex, RegexSet};
 
@@ -42,9 +42,13 @@ pub struct Redactor {
     allow_keys: Option<Vec<String>>,
     keys_rule: Option<usize>,
     json_fields: bool,
-    /// Anchors of every active rule; pattern `i` belongs to `anchor_rules[i]`.
+    /// Anchors of every active rule, lower-cased, in a SIMD (Teddy) searcher
+    /// run over a lower-cased copy of each region: whether to look closer.
+    prefilter: Option<Prefilter>,
+    /// The same anchors, case ignored, for finding which rules to run on a
+    /// region that passed; pattern `i` belongs to the rules `anchor_rules[i]`.
     anchors: Option<AhoCorasick>,
-    anchor_rules: Vec<usize>,
+    anchor_rules: Vec<Vec<usize>>,
     /// Compiled value rules, indexed like `names`; `None` for key-only rules.
     rules: Vec<Option<ValueRule>>,
     /// Rules with no anchor: they run on every region looked at.
@@ -84,7 +88,17 @@ impl Redactor {
         let mut replacements = Vec::new();
         let mut rules = Vec::new();
         let mut anchor_patterns: Vec<String> = Vec::new();
-        let mut anchor_rules = Vec::new();
+        let mut anchor_rules: Vec<Vec<usize>> = Vec::new();
+        let mut add_anchor = |anchor: &str, rule: usize| {
+            let anchor = anchor.to_ascii_lowercase();
+            match anchor_patterns.iter().position(|a| *a == anchor) {
+                Some(i) => anchor_rules[i].push(rule),
+                None => {
+                    anchor_patterns.push(anchor);
+                    anchor_rules.push(vec![rule]);
+                }
+            }
+        };
         let mut unanchored = Vec::new();
         let mut cards_rule = None;
         let mut keys_rule = None;
@@ -113,14 +127,12 @@ impl Redactor {
                 Matcher::Regex { .. } => {}
             }
             for anchor in builtin.anchors {
-                anchor_patterns.push(anchor.to_string());
-                anchor_rules.push(index);
+                add_anchor(anchor, index);
             }
         }
         if let Some(keys) = keys_rule {
             for key in &config.deny_keys {
-                anchor_patterns.push(rules::key_anchor(key).to_string());
-                anchor_rules.push(keys);
+                add_anchor(rules::key_anchor(key), keys);
             }
         }
         let mut user_key_patterns = Vec::new();
@@ -166,6 +178,7 @@ impl Redactor {
         };
         let user_keys = set(user_key_patterns, user_key_rules);
         let user_values = set(user_value_patterns, user_value_rules);
+        let prefilter = Prefilter::new(&anchor_patterns);
         let anchors = (!anchor_patterns.is_empty()).then(|| {
             AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
@@ -207,6 +220,7 @@ impl Redactor {
             allow_keys: config.allow_keys.clone(),
             keys_rule,
             json_fields: config.json_fields,
+            prefilter,
             anchors,
             anchor_rules,
             rules,
@@ -223,10 +237,7 @@ impl Redactor {
 
     /// Redacts a batch in place.
     pub fn process<T: Fields>(&self, batch: &mut Batch<T>) {
-        let mut pass = Pass {
-            redactor: self,
-            hits: vec![0; self.names.len()],
-        };
+        let mut pass = Pass::new(self);
         batch.data.visit_fields(&mut pass);
         if pass.hits.iter().any(|&h| h > 0) {
             batch.bytes = batch.data.encoded_len();
@@ -240,10 +251,27 @@ impl Redactor {
     }
 
     fn may_change(&self, bytes: &[u8]) -> bool {
-        self.always
-            || !self.unanchored.is_empty()
-            || self.anchors.as_ref().is_some_and(|a| a.is_match(bytes))
-            || (self.cards_rule.is_some() && rules::has_digit_run(bytes))
+        self.may_change_any(&mut std::iter::once(bytes))
+    }
+
+    fn may_change_any(&self, regions: &mut dyn Iterator<Item = &[u8]>) -> bool {
+        if self.always || !self.unanchored.is_empty() {
+            return true;
+        }
+        let cards = self.cards_rule.is_some();
+        match (&self.prefilter, &self.anchors) {
+            (Some(prefilter), _) => prefilter.is_match_any(regions, cards),
+            (None, anchors) => {
+                for region in regions {
+                    if (cards && rules::has_digit_run(region))
+                        || anchors.as_ref().is_some_and(|a| a.is_match(region))
+                    {
+                        return true;
+                    }
+                }
+                false
+            }
+        }
     }
 
     fn replacement_for(&self, rule: usize) -> &str {
@@ -277,7 +305,9 @@ impl Redactor {
         let mut wanted = vec![false; self.rules.len()];
         if let Some(anchors) = &self.anchors {
             for m in anchors.find_overlapping_iter(text) {
-                wanted[self.anchor_rules[m.pattern().as_usize()]] = true;
+                for &rule in &self.anchor_rules[m.pattern().as_usize()] {
+                    wanted[rule] = true;
+                }
             }
         }
         for &rule in &self.unanchored {
@@ -362,10 +392,108 @@ impl Redactor {
     }
 }
 
+/// Lower-case literals searched with Teddy over a lower-cased copy of the
+/// haystack, a chunk at a time on the stack: several times faster than a
+/// case-insensitive automaton, which cannot use SIMD.
+struct Prefilter {
+    searcher: packed::Searcher,
+    /// The longest anchor less one: how much consecutive chunks overlap.
+    overlap: usize,
+}
+
+impl Prefilter {
+    const CHUNK: usize = 4096;
+
+    /// `None` where Teddy is not available (no SIMD, too many anchors).
+    fn new(anchors: &[String]) -> Option<Self> {
+        let longest = anchors.iter().map(String::len).max()?;
+        if longest >= 256 {
+            return None;
+        }
+        let searcher = packed::Config::new()
+            .heuristic_pattern_limits(false)
+            .builder()
+            .extend(anchors)
+            .build()?;
+        Some(Self {
+            searcher,
+            overlap: longest - 1,
+        })
+    }
+
+    /// Whether any region holds an anchor (or, with `cards`, a digit run).
+    /// Short regions are lower-cased into one buffer, a newline between
+    /// them (no anchor holds one), and searched together.
+    fn is_match_any(&self, regions: &mut dyn Iterator<Item = &[u8]>, cards: bool) -> bool {
+        let mut chunk = [0u8; Self::CHUNK];
+        let mut len = 0;
+        for region in regions {
+            if cards && rules::has_digit_run(region) {
+                return true;
+            }
+            if region.len() >= Self::CHUNK / 4 {
+                if self.scan_long(region) {
+                    return true;
+                }
+                continue;
+            }
+            if len + region.len() + 1 > Self::CHUNK {
+                if self.searcher.find(&chunk[..len]).is_some() {
+                    return true;
+                }
+                len = 0;
+            }
+            for (to, from) in chunk[len..len + region.len()].iter_mut().zip(region) {
+                *to = from.to_ascii_lowercase();
+            }
+            len += region.len();
+            chunk[len] = b'\n';
+            len += 1;
+        }
+        len > 0 && self.searcher.find(&chunk[..len]).is_some()
+    }
+
+    /// A long region, a chunk at a time, consecutive chunks overlapping by
+    /// the longest anchor less one.
+    fn scan_long(&self, bytes: &[u8]) -> bool {
+        let mut chunk = [0u8; Self::CHUNK];
+        let mut start = 0;
+        loop {
+            let end = (start + Self::CHUNK).min(bytes.len());
+            let len = end - start;
+            for (to, from) in chunk[..len].iter_mut().zip(&bytes[start..end]) {
+                *to = from.to_ascii_lowercase();
+            }
+            if self.searcher.find(&chunk[..len]).is_some() {
+                return true;
+            }
+            if end == bytes.len() {
+                return false;
+            }
+            start = end - self.overlap;
+        }
+    }
+}
+
 /// One batch's walk: the redactor and what it replaced, per rule.
 struct Pass<'a> {
     redactor: &'a Redactor,
     hits: Vec<u64>,
+    /// The last pair found clean: pairs repeat (every entry of a file has
+    /// the same `filename`), and a repeat costs one comparison.
+    clean_key: String,
+    clean_value: String,
+}
+
+impl<'a> Pass<'a> {
+    fn new(redactor: &'a Redactor) -> Self {
+        Self {
+            redactor,
+            hits: vec![0; redactor.names.len()],
+            clean_key: String::new(),
+            clean_value: String::new(),
+        }
+    }
 }
 
 impl FieldVisitor for Pass<'_> {
@@ -373,7 +501,39 @@ impl FieldVisitor for Pass<'_> {
         self.redactor.may_change(bytes)
     }
 
+    fn may_change_any(&self, regions: &mut dyn Iterator<Item = &[u8]>) -> bool {
+        self.redactor.may_change_any(regions)
+    }
+
     fn pair(&mut self, key: &str, value: &str) -> Option<String> {
+        if key == self.clean_key && value == self.clean_value && !key.is_empty() {
+            return None;
+        }
+        let changed = self.check_pair(key, value);
+        if changed.is_none() {
+            self.clean_key.clear();
+            self.clean_key.push_str(key);
+            self.clean_value.clear();
+            self.clean_value.push_str(value);
+        }
+        changed
+    }
+
+    fn text(&mut self, text: &str) -> Option<String> {
+        let r = self.redactor;
+        // A line that is not valid JSON after all is treated as plain text.
+        if r.json_fields
+            && text.trim_start().starts_with('{')
+            && let Some(result) = json::redact(text, r, &mut self.hits)
+        {
+            return result;
+        }
+        r.redact_text(text, &mut self.hits)
+    }
+}
+
+impl Pass<'_> {
+    fn check_pair(&mut self, key: &str, value: &str) -> Option<String> {
         let r = self.redactor;
         if let Some(rule) = r.key_rule(key) {
             let replacement = r.replacement_for(rule);
@@ -387,18 +547,6 @@ impl FieldVisitor for Pass<'_> {
             return None;
         }
         self.text(value)
-    }
-
-    fn text(&mut self, text: &str) -> Option<String> {
-        let r = self.redactor;
-        // A line that is not valid JSON after all is treated as plain text.
-        if r.json_fields
-            && text.trim_start().starts_with('{')
-            && let Some(result) = json::redact(text, r, &mut self.hits)
-        {
-            return result;
-        }
-        r.redact_text(text, &mut self.hits)
     }
 }
 

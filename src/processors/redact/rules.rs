@@ -29,35 +29,36 @@ pub const DENY_KEYS: &[&str] = &[
     "sessionid",
     "accesskey",
     "secretkey",
-    "connectionstring",
     "signature",
 ];
 
 /// Literals one of which every deny-listed key contains, however it is
 /// spelt (case, `-`, `_`): what tells the prefilter a region may hold one.
+///
+/// They are chosen to start with letter triples that are rare in ordinary log
+/// text (`ecret`, not `secret`, whose `sec` is in every "second"; `pikey`,
+/// not `apikey`, whose `api` is in every URL path): the SIMD prefilter keys
+/// on an anchor's first three bytes, and each false lead costs a check.
 const KEY_ANCHORS: &[&str] = &[
     "passw",
     "pass_w",
     "pass-w",
     "passphrase",
     "pwd",
-    "secret",
+    "ecret",
     "token",
-    "apikey",
-    "api_key",
-    "api-key",
-    "authoriz",
+    "pikey",
+    "i_key",
+    "i-key",
+    "horiz",
     "cookie",
-    "private",
-    "credential",
-    "session",
-    "accesskey",
-    "access_key",
-    "access-key",
-    "connectionstring",
-    "connection_string",
-    "connection-string",
-    "signature",
+    "rivate",
+    "edential",
+    "ssion",
+    "sskey",
+    "ss_key",
+    "ss-key",
+    "gnatu",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,7 +113,7 @@ pub const BUILTINS: &[Builtin] = &[
         kind: Kind::Secret,
         anchors: KEY_ANCHORS,
         matcher: Matcher::Regex {
-            pattern: r#"(?i)[a-z0-9_.-]*?(?:password|passwd|pass[_-]word|passphrase|pwd|secret|token|api[_-]?key|authorization|cookie|private[_-]?key|credentials?|session(?:[_-]?id)?|access[_-]?key|connection[_-]?string|signature)["']?[ \t]*[=:][ \t]*((?:(?:bearer|basic|token)[ \t]+)?(?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\s&,;"'}\]]+))"#,
+            pattern: r#"(?i)[a-z0-9_.-]*?(?:password|passwd|pass[_-]word|passphrase|pwd|secret|token|api[_-]?key|authorization|cookie|private[_-]?key|credentials?|session(?:[_-]?id)?|access[_-]?key|signature)["']?[ \t]*[=:][ \t]*((?:(?:bearer|basic|token)[ \t]+)?(?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\s&,;"'}\]]+))"#,
             group: 1,
             accept: any,
         },
@@ -160,12 +161,12 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "aws_access_key",
         kind: Kind::Secret,
-        anchors: &[
-            "AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "AKPA", "ANPA", "ANVA", "APKA",
-            "AROA", "ASCA",
-        ],
+        // Access key ids (long-term AKIA, temporary ASIA, bearer-token
+        // ABIA); user, role and group ids (AIDA, AROA, AGPA…) are
+        // identifiers, not credentials.
+        anchors: &["AKIA", "ASIA", "ABIA"],
         matcher: Matcher::Regex {
-            pattern: r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|AKPA|ANPA|ANVA|APKA|AROA|ASCA)[A-Z0-9]{16}\b",
+            pattern: r"\b(?:AKIA|ASIA|ABIA)[A-Z0-9]{16}\b",
             group: 0,
             accept: any,
         },
@@ -193,7 +194,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "azure_storage_key",
         kind: Kind::Secret,
-        anchors: &["accountkey=", "sharedaccesskey="],
+        anchors: &["ntkey=", "sskey="],
         matcher: Matcher::Regex {
             pattern: r"(?i)\b(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/]{20,}={0,2})",
             group: 1,
@@ -203,7 +204,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "azure_sas_signature",
         kind: Kind::Secret,
-        anchors: &["sig="],
+        anchors: &["&sig=", "?sig="],
         matcher: Matcher::Regex {
             pattern: r"[?&]sig=([A-Za-z0-9%+/=]{16,})",
             group: 1,
@@ -213,7 +214,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "github_token",
         kind: Kind::Secret,
-        anchors: &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
+        anchors: &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "ub_pat_"],
         matcher: Matcher::Regex {
             pattern: r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
             group: 0,
@@ -233,15 +234,8 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "slack_token",
         kind: Kind::Secret,
-        anchors: &[
-            "xoxa-",
-            "xoxb-",
-            "xoxp-",
-            "xoxo-",
-            "xoxs-",
-            "xoxr-",
-            "hooks.slack.com",
-        ],
+        // Webhook URLs are found by their `://`.
+        anchors: &["xox", "://"],
         matcher: Matcher::Regex {
             pattern: r"\bxox[abposr]-[A-Za-z0-9-]{10,}|https://hooks\.slack\.com/services/[A-Za-z0-9/_-]+",
             group: 0,
@@ -251,7 +245,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "stripe_key",
         kind: Kind::Secret,
-        anchors: &["sk_live_", "sk_test_", "rk_live_", "rk_test_"],
+        anchors: &["k_live_", "k_test_"],
         matcher: Matcher::Regex {
             pattern: r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",
             group: 0,
@@ -363,22 +357,44 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 
 /// Whether `bytes` holds a run of 13 or more digits (single spaces or dashes
 /// between them allowed): the cheap test before the card scan.
+///
+/// Such a run spans at least 13 bytes, so looking at every 13th byte cannot
+/// step over one; only where a look lands on a digit (or a separator next to
+/// one) is the run around it measured.
 pub fn has_digit_run(bytes: &[u8]) -> bool {
-    let mut digits = 0;
-    let mut last_separator = false;
-    for &b in bytes {
-        if b.is_ascii_digit() {
-            digits += 1;
-            last_separator = false;
-            if digits >= 13 {
-                return true;
-            }
-        } else if (b == b' ' || b == b'-') && digits > 0 && !last_separator {
-            last_separator = true;
-        } else {
-            digits = 0;
-            last_separator = false;
+    const SPAN: usize = 13;
+    let in_run = |i: usize| {
+        let b = bytes[i];
+        b.is_ascii_digit()
+            || ((b == b' ' || b == b'-')
+                && i > 0
+                && i + 1 < bytes.len()
+                && bytes[i - 1].is_ascii_digit()
+                && bytes[i + 1].is_ascii_digit())
+    };
+    let mut i = SPAN - 1;
+    while i < bytes.len() {
+        if !in_run(i) {
+            i += SPAN;
+            continue;
         }
+        let mut start = i;
+        while start > 0 && in_run(start - 1) {
+            start -= 1;
+        }
+        let mut end = i + 1;
+        while end < bytes.len() && in_run(end) {
+            end += 1;
+        }
+        if bytes[start..end]
+            .iter()
+            .filter(|b| b.is_ascii_digit())
+            .count()
+            >= SPAN
+        {
+            return true;
+        }
+        i = end + SPAN;
     }
     false
 }
@@ -485,21 +501,72 @@ fn luhn(digits: &[u8]) -> bool {
     sum.is_multiple_of(10)
 }
 
+/// The longest deny-list entry (normalized) an operator may add: suffix
+/// checks need only this many trailing bytes of a key.
+pub const MAX_DENY_KEY: usize = 128;
+
 /// Whether `key` is deny-listed: one of its `.`/`/`/`:`-separated segments,
 /// normalized, ends with an entry of [`DENY_KEYS`] or of `extra`; an `extra`
 /// entry that itself holds separators is compared with the whole key.
+/// Allocation-free: it runs for every attribute of every record looked at.
 pub fn key_denied(key: &str, extra: &[String]) -> bool {
-    let mut normalized = String::with_capacity(key.len());
-    for c in key.chars() {
-        if c != '-' && c != '_' {
-            normalized.extend(c.to_lowercase());
+    let mut whole = Tail::default();
+    let mut segment = Tail::default();
+    let ends_with_entry = |tail: &Tail, with_separators: bool| {
+        let tail = tail.as_slice();
+        (!with_separators && DENY_KEYS.iter().any(|d| tail.ends_with(d.as_bytes())))
+            || extra
+                .iter()
+                .filter(|d| !with_separators || d.contains(['.', '/', ':', ' ']))
+                .any(|d| tail.ends_with(d.as_bytes()))
+    };
+    for b in key.bytes() {
+        match b {
+            b'-' | b'_' => {}
+            b'.' | b'/' | b':' | b' ' => {
+                if ends_with_entry(&segment, false) {
+                    return true;
+                }
+                segment = Tail::default();
+                whole.push(b);
+            }
+            _ => {
+                segment.push(b.to_ascii_lowercase());
+                whole.push(b.to_ascii_lowercase());
+            }
         }
     }
-    let denied_segment = normalized.split(['.', '/', ':', ' ']).any(|segment| {
-        DENY_KEYS.iter().any(|d| segment.ends_with(d))
-            || extra.iter().any(|d| segment.ends_with(d.as_str()))
-    });
-    denied_segment || extra.iter().any(|d| normalized.ends_with(d.as_str()))
+    ends_with_entry(&segment, false) || ends_with_entry(&whole, true)
+}
+
+/// The last [`MAX_DENY_KEY`] bytes pushed.
+struct Tail {
+    buf: [u8; MAX_DENY_KEY],
+    len: usize,
+}
+
+impl Default for Tail {
+    fn default() -> Self {
+        Self {
+            buf: [0; MAX_DENY_KEY],
+            len: 0,
+        }
+    }
+}
+
+impl Tail {
+    fn push(&mut self, b: u8) {
+        if self.len == self.buf.len() {
+            self.buf.copy_within(1.., 0);
+            self.len -= 1;
+        }
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 /// The longest run of letters and digits in `key`: the prefilter anchor of

@@ -24,10 +24,7 @@ fn default() -> Redactor {
 
 /// The text after redaction (unchanged text comes back as it was).
 fn text(r: &Redactor, input: &str) -> String {
-    let mut pass = Pass {
-        redactor: r,
-        hits: vec![0; r.names.len()],
-    };
+    let mut pass = Pass::new(r);
     if !pass.may_change(input.as_bytes()) {
         return input.to_string();
     }
@@ -35,10 +32,7 @@ fn text(r: &Redactor, input: &str) -> String {
 }
 
 fn pair(r: &Redactor, key: &str, value: &str) -> String {
-    let mut pass = Pass {
-        redactor: r,
-        hits: vec![0; r.names.len()],
-    };
+    let mut pass = Pass::new(r);
     pass.pair(key, value).unwrap_or_else(|| value.to_string())
 }
 
@@ -459,4 +453,92 @@ fn logs_and_metrics_are_redacted_in_lines_labels_and_metadata() {
     );
     let counted: u64 = r.counters.iter().map(|c| c[1].get()).sum();
     assert_eq!(counted, 1);
+}
+
+/// The digit-run test that looks at every 13th byte agrees with one that
+/// looks at all of them.
+#[test]
+fn sampled_digit_run_test_agrees_with_a_full_scan() {
+    fn full_scan(bytes: &[u8]) -> bool {
+        let mut digits = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b.is_ascii_digit() {
+                digits += 1;
+                if digits >= 13 {
+                    return true;
+                }
+            } else if (b == b' ' || b == b'-')
+                && i > 0
+                && bytes[i - 1].is_ascii_digit()
+                && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+            {
+            } else {
+                digits = 0;
+            }
+        }
+        false
+    }
+    let mut rng = fastrand::Rng::with_seed(7);
+    let alphabet = b"0123456789 -x";
+    for _ in 0..50_000 {
+        let len = rng.usize(0..60);
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                // Mostly digits, so that long runs happen.
+                if rng.u8(..4) == 0 {
+                    alphabet[rng.usize(10..alphabet.len())]
+                } else {
+                    alphabet[rng.usize(..10)]
+                }
+            })
+            .collect();
+        assert_eq!(
+            rules::has_digit_run(&bytes),
+            full_scan(&bytes),
+            "{:?}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+}
+
+/// The SIMD prefilter on lower-cased chunks finds every anchor a
+/// case-insensitive automaton finds, across chunk boundaries too.
+#[test]
+fn prefilter_agrees_with_a_case_insensitive_automaton() {
+    let r = default();
+    let Some(prefilter) = &r.prefilter else {
+        // No SIMD on this machine: the automaton is used, nothing to compare.
+        return;
+    };
+    let anchors = r.anchors.as_ref().unwrap();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let anchor_words = [
+        "Password",
+        "TOKEN",
+        "eyJ",
+        "akia",
+        "-----BEGIN",
+        "Bearer",
+        "sig=",
+    ];
+    for _ in 0..2_000 {
+        let len = rng.usize(0..6000);
+        let mut text: Vec<u8> = (0..len)
+            .map(|_| b"abcdefghij klm"[rng.usize(..14)])
+            .collect();
+        if rng.bool() && len > 20 {
+            let word = anchor_words[rng.usize(..anchor_words.len())].as_bytes();
+            let at = rng.usize(..len - word.len());
+            text[at..at + word.len()].copy_from_slice(word);
+        }
+        assert_eq!(
+            prefilter.is_match_any(&mut std::iter::once(&text[..]), false),
+            anchors.is_match(&text)
+        );
+        // Split into lines searched together: the same answer.
+        let mut lines = text.split(|&b| b == b' ');
+        // (No anchor holds a space.)
+        let whole = text.split(|&b| b == b' ').any(|l| anchors.is_match(l));
+        assert_eq!(prefilter.is_match_any(&mut lines, false), whole);
+    }
 }
