@@ -171,7 +171,7 @@ fn cri(line: &str) -> String {
     format!("2025-06-01T10:00:00.000000001Z stdout F {line}\n")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_logs_and_spans_are_enriched_from_the_api_server() {
     let api = KubeApi::start("node-a").await;
     // The OTLP client will connect from 127.0.0.1: that is this pod's IP.
@@ -183,9 +183,7 @@ async fn pod_logs_and_spans_are_enriched_from_the_api_server() {
     let sink = Sink::start().await;
     let loki = LokiServer::start().await;
     let tmp = tempfile::tempdir().unwrap();
-    let logs = tmp.path().join("pods/shop_db_u-db/postgres");
-    std::fs::create_dir_all(&logs).unwrap();
-    std::fs::write(logs.join("0.log"), cri("database system is ready")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("pods")).unwrap();
     let config = format!(
         r#"
         data_dir = "{data}"
@@ -227,6 +225,9 @@ async fn pod_logs_and_spans_are_enriched_from_the_api_server() {
     let ferro = Ferro::start(&config);
 
     // A log file: found by its path's namespace/pod, gets node and owner.
+    let logs = tmp.path().join("pods/shop_db_u-db/postgres");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("0.log"), cri("database system is ready")).unwrap();
     assert_eq!(loki.wait_for_entries(1, WAIT).await, 1, "{}", ferro.logs());
     let streams: Vec<Vec<(String, String)>> =
         loki.with(|r| r.streams.keys().map(|(_, l)| l.clone()).collect());
@@ -343,7 +344,7 @@ async fn pod_logs_and_spans_are_enriched_from_the_api_server() {
     assert_eq!(ferro.metric("ferro_k8s_pods_cached", &[]), 2.0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_pods_that_ask_for_it_by_annotation() {
     let page = PageServer::start(
         "text/plain; version=0.0.4",

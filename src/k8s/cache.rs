@@ -68,12 +68,16 @@ impl PodCache {
         config: KubernetesConfig,
         telemetry: &Arc<Telemetry>,
     ) -> Result<PodCache, K8sError> {
-        let kube_config = match &config.api_server {
+        let mut kube_config = match &config.api_server {
             Some(uri) => kube::Config::new(uri.clone()),
             None => kube::Config::infer()
                 .await
                 .map_err(|e| K8sError::NoConfig(e.to_string()))?,
         };
+        // The client's own retry of 429/503/504 (up to 15 times, waits
+        // growing to minutes) would hide an outage from the error counter
+        // and from the log; the watch loop retries, counts and backs off.
+        kube_config.default_retry = false;
         let client =
             kube::Client::try_from(kube_config).map_err(|e| K8sError::Client(e.to_string()))?;
         let cache = Self::empty(config, telemetry);
