@@ -17,6 +17,11 @@ use common::sink::Sink;
 use common::{Ferro, http_post, metric_value};
 use ferro::k8s::{KubernetesConfig, PodCache};
 use ferro::telemetry::Telemetry;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -193,9 +198,11 @@ async fn pod_logs_and_spans_are_enriched_from_the_api_server() {
         node_name = "node-a"
         api_server = "{api}"
         [receivers.otlp.in]
+        grpc = "127.0.0.1:0"
         http = "127.0.0.1:0"
         [receivers.pod_logs.node]
         include = ["{root}/*/*/*.log"]
+        start_at = "beginning"
         rescan_interval = "100ms"
         [processors.k8s_attributes.pods]
         pod_labels = ["app.kubernetes.io/name"]
@@ -268,7 +275,53 @@ async fn pod_logs_and_spans_are_enriched_from_the_api_server() {
         http_post(http, "/v1/traces", &headers, by_peer.as_bytes()).0,
         200
     );
-    assert_eq!(sink.wait_for_spans(2, WAIT).await, 2, "{}", ferro.logs());
+    // Over gRPC too: the connection's address comes from tonic.
+    let mut client = TraceServiceClient::connect(format!("http://{}", ferro.grpc.unwrap()))
+        .await
+        .unwrap();
+    let span = Span {
+        trace_id: vec![7; 16],
+        span_id: vec![8; 8],
+        name: "grpc".into(),
+        ..Default::default()
+    };
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue("grpc-client".into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![span],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    client.export(request).await.unwrap();
+    assert_eq!(sink.wait_for_spans(3, WAIT).await, 3, "{}", ferro.logs());
+    let by_grpc_peer = sink
+        .spans()
+        .into_iter()
+        .find(|s| s.span.name == "grpc")
+        .unwrap();
+    assert!(
+        by_grpc_peer
+            .resource
+            .unwrap()
+            .attributes
+            .iter()
+            .any(|kv| kv.key == "k8s.pod.uid"
+                && kv.value.as_ref().and_then(|v| v.value.as_ref())
+                    == Some(&any_value::Value::StringValue("u-web".into()))),
+        "a gRPC client is found by its address"
+    );
     let attributes = |pod_name: &str| -> Vec<(String, String)> {
         let spans = sink.spans();
         let span = spans
@@ -327,7 +380,7 @@ async fn pod_logs_and_spans_are_enriched_from_the_api_server() {
         "ferro_k8s_attributes_associated_items_total",
         &["component=\"k8s_attributes.pods\""],
     );
-    assert_eq!(associated, 3.0, "two spans and one log entry");
+    assert_eq!(associated, 4.0, "three spans and one log entry");
     assert_eq!(ferro.metric("ferro_k8s_pods_cached", &[]), 2.0);
 
     // A reload keeps the cache: no new list against the API server.
