@@ -229,7 +229,7 @@ impl K8sAttributes {
                     keyed = true;
                     cache.by_uid(uid)
                 }),
-                Association::NamespacePod => match (group.get(ns_key), group.get(pod_key)) {
+                Association::NamespacePod => match name_keys(group, naming, ns_key, pod_key) {
                     (Some(ns), Some(name)) if !ns.is_empty() && !name.is_empty() => {
                         keyed = true;
                         Some(cache.by_name(ns, name))
@@ -323,6 +323,23 @@ impl K8sAttributes {
                 }
             }
         }
+    }
+}
+
+/// A group's namespace and pod name; on labels also as Loki's OTLP
+/// endpoint names them (`k8s_namespace_name`, `k8s_pod_name`), which is
+/// how OTLP logs arrive.
+fn name_keys<'g>(
+    group: &'g dyn Group,
+    naming: Naming,
+    ns_key: &str,
+    pod_key: &str,
+) -> (Option<&'g str>, Option<&'g str>) {
+    match (naming, group.get(ns_key), group.get(pod_key)) {
+        (Naming::Labels, None, None) => {
+            (group.get("k8s_namespace_name"), group.get("k8s_pod_name"))
+        }
+        (_, ns, pod) => (ns, pod),
     }
 }
 

@@ -243,6 +243,24 @@ fn log_streams_found_by_their_file_labels_get_labels() {
 }
 
 #[test]
+fn otlp_log_streams_are_found_by_lokis_label_names() {
+    let (p, _) = processor(r#"associate = ["namespace_pod"]"#);
+    let logs = Logs::new(vec![Stream {
+        labels: Labels::from_pairs([
+            ("k8s_namespace_name", "shop"),
+            ("k8s_pod_name", "web-1"),
+            ("service_name", "web"),
+        ]),
+        entries: vec![Entry::new(1, "GET /")],
+    }]);
+    let mut batch = Batch::new(logs, Ticket::untracked());
+    p.process(&mut batch);
+    let labels = &batch.data.streams[0].labels;
+    assert_eq!(labels.get("owner_name"), Some("web"));
+    assert_eq!(labels.get("container"), Some("app"));
+}
+
+#[test]
 fn series_found_by_their_scrape_instance_and_names_are_configurable() {
     let (p, _) = processor(
         r#"
