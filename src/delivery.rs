@@ -9,6 +9,7 @@
 //! an [`AckWaiter`]: it resolves once every copy is finished, with the worst
 //! outcome any copy had.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use tokio::sync::oneshot;
@@ -178,6 +179,11 @@ pub struct Batch<T> {
     /// Encoded size of `data`, kept up to date by merge and split.
     pub bytes: usize,
     tickets: Vec<Arc<Ticket>>,
+    /// The address of the client that sent the data, where the receiver
+    /// knows it (OTLP): a processor can find the sending pod by it. A
+    /// batch merged from different clients has none, so that data is never
+    /// attributed to the wrong sender.
+    pub peer: Option<IpAddr>,
 }
 
 impl<T: SignalData> Batch<T> {
@@ -187,6 +193,7 @@ impl<T: SignalData> Batch<T> {
             data,
             bytes,
             tickets: vec![Arc::new(ticket)],
+            peer: None,
         }
     }
 
@@ -196,7 +203,14 @@ impl<T: SignalData> Batch<T> {
             data,
             bytes,
             tickets: vec![Arc::new(ticket)],
+            peer: None,
         }
+    }
+
+    /// The batch, marked as sent by `peer`.
+    pub fn with_peer(mut self, peer: Option<IpAddr>) -> Self {
+        self.peer = peer.map(|ip| ip.to_canonical());
+        self
     }
 
     pub fn items(&self) -> usize {
@@ -207,6 +221,9 @@ impl<T: SignalData> Batch<T> {
         self.data.merge(other.data);
         self.bytes += other.bytes;
         self.tickets.extend(other.tickets);
+        if self.peer != other.peer {
+            self.peer = None;
+        }
     }
 
     /// Splits off the first `n` items; both halves keep the tickets, so memory
@@ -219,6 +236,7 @@ impl<T: SignalData> Batch<T> {
             data,
             bytes,
             tickets: self.tickets.clone(),
+            peer: self.peer,
         }
     }
 
@@ -226,6 +244,7 @@ impl<T: SignalData> Batch<T> {
     /// memory and acknowledgements wait for all of them.
     pub fn map_parts(self, split: impl FnOnce(T) -> Vec<T>) -> Vec<Batch<T>> {
         let tickets = self.tickets;
+        let peer = self.peer;
         split(self.data)
             .into_iter()
             .map(|data| {
@@ -234,6 +253,7 @@ impl<T: SignalData> Batch<T> {
                     data,
                     bytes,
                     tickets: tickets.clone(),
+                    peer,
                 }
             })
             .collect()
@@ -253,6 +273,7 @@ impl<T: Clone> Clone for Batch<T> {
             data: self.data.clone(),
             bytes: self.bytes,
             tickets: self.tickets.clone(),
+            peer: self.peer,
         }
     }
 }
@@ -288,6 +309,30 @@ mod tests {
         copy.drop_with(Outcome::Dropped);
         assert_eq!(waiter.wait().await, Outcome::Dropped);
         assert_eq!(limiter.used(), 0);
+    }
+
+    #[test]
+    fn merging_batches_from_different_peers_forgets_the_peer() {
+        let a: IpAddr = "10.1.0.5".parse().unwrap();
+        let b: IpAddr = "10.1.0.6".parse().unwrap();
+        let batch = |peer| Batch::new(sample(1, 1, 1), Ticket::untracked()).with_peer(peer);
+        let mut same = batch(Some(a));
+        same.merge(batch(Some(a)));
+        assert_eq!(same.peer, Some(a));
+        assert_eq!(same.split_to(1).peer, Some(a));
+        assert_eq!(same.clone().peer, Some(a));
+        let mut mixed = batch(Some(a));
+        mixed.merge(batch(Some(b)));
+        assert_eq!(mixed.peer, None);
+        let mut unknown = batch(None);
+        unknown.merge(batch(Some(a)));
+        assert_eq!(unknown.peer, None);
+        let mapped: IpAddr = "::ffff:10.1.0.5".parse().unwrap();
+        assert_eq!(
+            batch(Some(mapped)).peer,
+            Some(a),
+            "IPv4-mapped peers are plain IPv4"
+        );
     }
 
     #[tokio::test]

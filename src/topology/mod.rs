@@ -18,6 +18,7 @@ use crate::config::{ComponentId, Config, PipelineConfig};
 use crate::delivery::{Batch, MemoryLimiter};
 use crate::exporters::RunningExporter;
 use crate::exporters::runner::Lane;
+use crate::k8s::PodCaches;
 use crate::processors::Built;
 use crate::receivers::{self, Outputs, ReceiverConfig, RunningReceiver};
 use crate::signal::{Fields, Logs, Metrics, Signal, Traces};
@@ -27,6 +28,10 @@ use pipeline::Pipeline;
 
 /// Batches a pipeline's input channel holds before receivers wait.
 const PIPELINE_CHANNEL: usize = 16;
+
+/// How long a start waits for the pod cache's first list, so that the first
+/// records are enriched; past it, ferro starts anyway.
+const INITIAL_POD_SYNC: Duration = Duration::from_secs(5);
 
 /// How long receivers get to finish in-flight requests when stopping.
 const RECEIVER_GRACE: Duration = Duration::from_secs(5);
@@ -110,6 +115,8 @@ pub enum StartError {
     Exporter(ComponentId, String),
     #[error("receiver {0}: {1}")]
     Receiver(ComponentId, std::io::Error),
+    #[error("kubernetes: {0}")]
+    Kubernetes(crate::k8s::K8sError),
     #[error("pipeline {0}: ferro cannot carry {1} yet")]
     Unsupported(String, Signal),
 }
@@ -121,10 +128,27 @@ impl Topology {
         config: Config,
         telemetry: &Arc<Telemetry>,
         limiter: &Arc<MemoryLimiter>,
+        caches: &PodCaches,
         mut keep: BTreeMap<ComponentId, RunningExporter>,
     ) -> Result<Topology, (StartError, BTreeMap<ComponentId, RunningExporter>)> {
         limiter.set_limit(config.memory_limit.as_usize());
         telemetry.memory_limit.set(config.memory_limit.get() as i64);
+
+        // 0. The pod cache, before anything that reads it; it outlives
+        // this topology, so a reload keeps it warm.
+        let pods = match caches.get(config.kubernetes.as_ref(), telemetry).await {
+            Ok(pods) => pods,
+            Err(e) => return Err((StartError::Kubernetes(e), keep)),
+        };
+        if let Some(cache) = &pods
+            && !cache.is_synced()
+            && !cache.wait_synced(INITIAL_POD_SYNC).await
+        {
+            tracing::warn!(
+                waited_ms = INITIAL_POD_SYNC.as_millis() as u64,
+                "the pod cache has no list of this node's pods yet; starting anyway (records are enriched once it has)"
+            );
+        }
 
         // 1. Exporters.
         let mut exporters = BTreeMap::new();
@@ -160,7 +184,7 @@ impl Topology {
         let close_pipelines = CancellationToken::new();
         let mut pipelines = Vec::new();
         let mut wiring = Wiring::default();
-        let mut built = Built::default();
+        let mut built = Built::new(pods.clone());
         for pipeline in &config.pipelines {
             let close = close_pipelines.clone();
             match pipeline.signal {
@@ -231,7 +255,15 @@ impl Topology {
                     // the rest of its data and counts it: the next interval
                     // scrapes afresh.
                     let outputs = wiring.outputs(id, Duration::from_secs(5));
-                    receivers::prometheus::start(id, c, outputs, limiter.clone(), telemetry).await
+                    receivers::prometheus::start(
+                        id,
+                        c,
+                        outputs,
+                        limiter.clone(),
+                        telemetry,
+                        pods.clone(),
+                    )
+                    .await
                 }
                 ReceiverConfig::PodLogs(c) => {
                     // A tailer offered no room waits and offers the same
@@ -346,14 +378,15 @@ impl Topology {
         next: Config,
         telemetry: &Arc<Telemetry>,
         limiter: &Arc<MemoryLimiter>,
+        caches: &PodCaches,
     ) -> Result<(Topology, Option<StartError>), StartError> {
         let old = self.config.clone();
         let kept = self.stop_keeping_exporters(&next).await;
-        match Topology::start(next, telemetry, limiter, kept).await {
+        match Topology::start(next, telemetry, limiter, caches, kept).await {
             Ok(topology) => Ok((topology, None)),
             Err((error, kept)) => {
                 tracing::error!(%error, "the new config could not start; restoring the previous one");
-                match Topology::start(old, telemetry, limiter, kept).await {
+                match Topology::start(old, telemetry, limiter, caches, kept).await {
                     Ok(topology) => Ok((topology, Some(error))),
                     Err((again, _)) => Err(again),
                 }

@@ -182,12 +182,14 @@ impl<E: Export> UnaryService<Bytes> for ExportMethod<E> {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let shared = self.shared.clone();
         self.reached.store(true, Ordering::Relaxed);
+        // The client's address, for association with the sending pod.
+        let peer = request.remote_addr().map(|a| a.ip());
         Box::pin(async move {
             let body = request.into_inner();
             let result = match E::SIGNAL {
-                Signal::Traces => shared.accept_traces_protobuf(body).await,
-                Signal::Metrics => shared.accept_metrics_protobuf(body).await,
-                Signal::Logs => shared.accept_logs_protobuf(body).await,
+                Signal::Traces => shared.accept_traces_protobuf(body, peer).await,
+                Signal::Metrics => shared.accept_metrics_protobuf(body, peer).await,
+                Signal::Logs => shared.accept_logs_protobuf(body, peer).await,
                 signal => Err(shared.rejected(signal, Rejection::NoPipeline(signal))),
             }
             .map(response_bytes);

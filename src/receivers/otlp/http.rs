@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -41,9 +41,12 @@ pub async fn serve(
         .layer(DefaultBodyLimit::disable())
         .with_state(shared);
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
+        if let Err(e) = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
         {
             tracing::error!(error = %e, "OTLP HTTP server failed");
         }
@@ -67,19 +70,42 @@ fn format_of(headers: &HeaderMap) -> Option<Format> {
     }
 }
 
-async fn traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    export(&shared, &headers, body, Signal::Traces).await
+async fn traces(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    export(&shared, &headers, body, Signal::Traces, peer).await
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    export(&shared, &headers, body, Signal::Metrics).await
+async fn metrics(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    export(&shared, &headers, body, Signal::Metrics, peer).await
 }
 
-async fn logs(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    export(&shared, &headers, body, Signal::Logs).await
+async fn logs(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    export(&shared, &headers, body, Signal::Logs, peer).await
 }
 
-async fn export(shared: &Shared, headers: &HeaderMap, body: Body, signal: Signal) -> Response {
+/// `peer` is the client's address, for association with the sending pod.
+async fn export(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: Body,
+    signal: Signal,
+    peer: SocketAddr,
+) -> Response {
+    let peer = Some(peer.ip());
     let Some(format) = format_of(headers) else {
         let rejection = Rejection::Invalid {
             reason: "unsupported_media_type",
@@ -94,12 +120,12 @@ async fn export(shared: &Shared, headers: &HeaderMap, body: Body, signal: Signal
         }
     };
     let result = match (signal, format) {
-        (Signal::Traces, Format::Protobuf) => shared.accept_traces_protobuf(body).await,
-        (Signal::Traces, Format::Json) => shared.accept_traces_json(body).await,
-        (Signal::Metrics, Format::Protobuf) => shared.accept_metrics_protobuf(body).await,
-        (Signal::Metrics, Format::Json) => shared.accept_metrics_json(body).await,
-        (Signal::Logs, Format::Protobuf) => shared.accept_logs_protobuf(body).await,
-        (Signal::Logs, Format::Json) => shared.accept_logs_json(body).await,
+        (Signal::Traces, Format::Protobuf) => shared.accept_traces_protobuf(body, peer).await,
+        (Signal::Traces, Format::Json) => shared.accept_traces_json(body, peer).await,
+        (Signal::Metrics, Format::Protobuf) => shared.accept_metrics_protobuf(body, peer).await,
+        (Signal::Metrics, Format::Json) => shared.accept_metrics_json(body, peer).await,
+        (Signal::Logs, Format::Protobuf) => shared.accept_logs_protobuf(body, peer).await,
+        (Signal::Logs, Format::Json) => shared.accept_logs_json(body, peer).await,
         (other, _) => Err(shared.rejected(other, Rejection::NoPipeline(other))),
     };
     match result {

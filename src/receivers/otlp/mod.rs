@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use prometheus_client::metrics::counter::Counter;
+use std::net::IpAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -82,7 +83,11 @@ struct SignalCounters {
 
 impl Shared {
     /// Takes a protobuf-encoded traces request (already size-checked and decompressed).
-    async fn accept_traces_protobuf(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+    async fn accept_traces_protobuf(
+        &self,
+        body: Bytes,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.traces else {
             return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
         };
@@ -102,12 +107,16 @@ impl Shared {
         } else {
             traces.encoded_len()
         };
-        self.accept_traces(inputs, traces, bytes, invalid as u64, ticket)
+        self.accept_traces(inputs, traces, bytes, invalid as u64, (ticket, peer))
             .await
     }
 
     /// Takes an OTLP/JSON traces request.
-    async fn accept_traces_json(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+    async fn accept_traces_json(
+        &self,
+        body: Bytes,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.traces else {
             return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
         };
@@ -125,7 +134,7 @@ impl Shared {
         let invalid = drop_invalid_spans(&mut resource_spans);
         let traces = Traces::new(resource_spans);
         let bytes = traces.encoded_len();
-        self.accept_traces(inputs, traces, bytes, invalid, ticket)
+        self.accept_traces(inputs, traces, bytes, invalid, (ticket, peer))
             .await
     }
 
@@ -135,7 +144,7 @@ impl Shared {
         traces: Traces,
         bytes: usize,
         invalid: u64,
-        ticket: Ticket,
+        (ticket, peer): (Ticket, Option<IpAddr>),
     ) -> Result<Option<Partial>, Rejection> {
         let items = traces.item_count() as u64;
         let partial = (invalid > 0).then(|| {
@@ -150,7 +159,10 @@ impl Shared {
         if items == 0 {
             return Ok(partial);
         }
-        match inputs.send(Batch::with_size(traces, bytes, ticket)).await {
+        match inputs
+            .send(Batch::with_size(traces, bytes, ticket).with_peer(peer))
+            .await
+        {
             Ok(()) => {
                 self.traces.accepted.inc_by(items);
                 Ok(partial)
@@ -168,7 +180,11 @@ impl Shared {
     }
 
     /// Takes a protobuf-encoded metrics request.
-    async fn accept_metrics_protobuf(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+    async fn accept_metrics_protobuf(
+        &self,
+        body: Bytes,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<Partial>, Rejection> {
         use prost::Message;
         let Some(inputs) = &self.outputs.metrics else {
             return Err(self.rejected(Signal::Metrics, Rejection::NoPipeline(Signal::Metrics)));
@@ -183,11 +199,15 @@ impl Shared {
                 },
             )
         })?;
-        self.accept_metrics(inputs, request, ticket).await
+        self.accept_metrics(inputs, request, (ticket, peer)).await
     }
 
     /// Takes an OTLP/JSON metrics request.
-    async fn accept_metrics_json(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+    async fn accept_metrics_json(
+        &self,
+        body: Bytes,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.metrics else {
             return Err(self.rejected(Signal::Metrics, Rejection::NoPipeline(Signal::Metrics)));
         };
@@ -201,7 +221,7 @@ impl Shared {
                 },
             )
         })?;
-        self.accept_metrics(inputs, request, ticket).await
+        self.accept_metrics(inputs, request, (ticket, peer)).await
     }
 
     /// Converts to Prometheus series (Prometheus' own OTLP rules) and hands
@@ -210,7 +230,7 @@ impl Shared {
         &self,
         inputs: &crate::topology::fanout::PipelineInputs<crate::signal::Metrics>,
         request: ExportMetricsServiceRequest,
-        ticket: Ticket,
+        (ticket, peer): (Ticket, Option<IpAddr>),
     ) -> Result<Option<Partial>, Rejection> {
         let converted = metrics::convert(request);
         let refused = Converted {
@@ -218,12 +238,16 @@ impl Shared {
             reasons: &converted.rejections,
             message: converted.error_message,
         };
-        self.hand_on(inputs, converted.metrics, refused, ticket)
+        self.hand_on(inputs, converted.metrics, refused, (ticket, peer))
             .await
     }
 
     /// Takes a protobuf-encoded logs request.
-    async fn accept_logs_protobuf(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+    async fn accept_logs_protobuf(
+        &self,
+        body: Bytes,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<Partial>, Rejection> {
         use prost::Message;
         let Some(inputs) = &self.outputs.logs else {
             return Err(self.rejected(Signal::Logs, Rejection::NoPipeline(Signal::Logs)));
@@ -238,11 +262,15 @@ impl Shared {
                 },
             )
         })?;
-        self.accept_logs(inputs, request, ticket).await
+        self.accept_logs(inputs, request, (ticket, peer)).await
     }
 
     /// Takes an OTLP/JSON logs request.
-    async fn accept_logs_json(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+    async fn accept_logs_json(
+        &self,
+        body: Bytes,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.logs else {
             return Err(self.rejected(Signal::Logs, Rejection::NoPipeline(Signal::Logs)));
         };
@@ -256,7 +284,7 @@ impl Shared {
                 },
             )
         })?;
-        self.accept_logs(inputs, request, ticket).await
+        self.accept_logs(inputs, request, (ticket, peer)).await
     }
 
     /// Converts to Loki streams (Loki's own OTLP rules) and hands them on;
@@ -265,7 +293,7 @@ impl Shared {
         &self,
         inputs: &crate::topology::fanout::PipelineInputs<crate::signal::Logs>,
         request: ExportLogsServiceRequest,
-        ticket: Ticket,
+        (ticket, peer): (Ticket, Option<IpAddr>),
     ) -> Result<Option<Partial>, Rejection> {
         let converted = logs::convert(request, &self.config.logs);
         let refused = Converted {
@@ -273,7 +301,8 @@ impl Shared {
             reasons: &converted.rejections,
             message: converted.error_message,
         };
-        self.hand_on(inputs, converted.logs, refused, ticket).await
+        self.hand_on(inputs, converted.logs, refused, (ticket, peer))
+            .await
     }
 
     /// Hands what a conversion produced to the pipelines; what it could not
@@ -283,7 +312,7 @@ impl Shared {
         inputs: &crate::topology::fanout::PipelineInputs<T>,
         data: T,
         refused: Converted<'_>,
-        ticket: Ticket,
+        (ticket, peer): (Ticket, Option<IpAddr>),
     ) -> Result<Option<Partial>, Rejection> {
         let labels = Telemetry::labels("receiver", &self.id, T::SIGNAL);
         for (reason, count) in refused.reasons {
@@ -298,7 +327,10 @@ impl Shared {
             return Ok(partial);
         }
         let bytes = data.encoded_len();
-        match inputs.send(Batch::with_size(data, bytes, ticket)).await {
+        match inputs
+            .send(Batch::with_size(data, bytes, ticket).with_peer(peer))
+            .await
+        {
             Ok(()) => {
                 Telemetry::counter(&self.telemetry.accepted, &labels).inc_by(items);
                 Ok(partial)

@@ -4,8 +4,9 @@
 //!
 //! Formats: text exposition 0.0.4 and OpenMetrics 1.0, negotiated by
 //! `Accept` (<https://prometheus.io/docs/instrumenting/exposition_formats/>).
-//! Targets come from `static_configs` and `file_sd_configs`; Kubernetes pod
-//! discovery is one more source feeding the same reconcile loop.
+//! Targets come from `static_configs`, `file_sd_configs` and
+//! `kubernetes_sd_configs` (the pods of this node, from the process's pod
+//! cache), all feeding the same reconcile loop.
 
 mod config;
 pub mod scrape;
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::MemoryLimiter;
+use crate::k8s::{PodCache, discovery};
 use crate::net::http_client;
 use crate::signal::Signal;
 use crate::telemetry::Telemetry;
@@ -37,6 +39,7 @@ pub async fn start(
     outputs: Outputs,
     limiter: Arc<MemoryLimiter>,
     telemetry: &Arc<Telemetry>,
+    pods: Option<PodCache>,
 ) -> std::io::Result<RunningReceiver> {
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -70,14 +73,28 @@ pub async fn start(
             client,
             authorization,
         });
-        tasks.push(tokio::spawn(manage(job, sender.clone(), stop.clone())));
+        tasks.push(tokio::spawn(manage(
+            job,
+            sender.clone(),
+            pods.clone(),
+            stop.clone(),
+        )));
     }
     tracing::info!(receiver = %id, jobs = config.scrape_configs.len(), "Prometheus scrape receiver started");
     Ok(RunningReceiver::new(id.clone(), Vec::new(), stop, tasks))
 }
 
-/// Keeps one scrape loop running per current target of `job`.
-async fn manage(job: Arc<Job>, sender: Arc<Sender>, stop: CancellationToken) {
+/// Keeps one scrape loop running per current target of `job`: static
+/// groups, `file_sd` files (checked every few seconds) and the pods of this
+/// node (on every change of the pod cache).
+async fn manage(
+    job: Arc<Job>,
+    sender: Arc<Sender>,
+    pods: Option<PodCache>,
+    stop: CancellationToken,
+) {
+    let pods = pods.filter(|_| !job.config.kubernetes_sd_configs.is_empty());
+    let mut pod_changes = pods.as_ref().map(PodCache::changes);
     let mut running: BTreeMap<Target, (CancellationToken, JoinHandle<()>)> = BTreeMap::new();
     let mut file_sd: Vec<FileSd> = job
         .config
@@ -88,11 +105,12 @@ async fn manage(job: Arc<Job>, sender: Arc<Sender>, stop: CancellationToken) {
     let mut check = tokio::time::interval(FILE_SD_CHECK);
     let mut first = true;
     loop {
+        let mut changed = first;
         tokio::select! {
             _ = check.tick() => {}
+            _ = pods_changed(&mut pod_changes) => changed = true,
             _ = stop.cancelled() => break,
         }
-        let mut changed = first;
         first = false;
         for (sd, config) in file_sd.iter_mut().zip(&job.config.file_sd_configs) {
             changed |= sd.refresh(&config.files);
@@ -103,6 +121,19 @@ async fn manage(job: Arc<Job>, sender: Arc<Sender>, stop: CancellationToken) {
         let mut groups = job.config.static_configs.clone();
         for sd in &file_sd {
             groups.extend(sd.groups().cloned());
+        }
+        if let Some(cache) = &pods {
+            let cached = cache.pods();
+            for sd in &job.config.kubernetes_sd_configs {
+                groups.extend(
+                    discovery::target_groups(&cached, sd.annotations.as_ref())
+                        .into_iter()
+                        .map(|g| StaticConfig {
+                            targets: g.targets,
+                            labels: g.labels,
+                        }),
+                );
+            }
         }
         let wanted = targets::targets(&job.config, &groups);
         let current: Vec<Target> = running.keys().cloned().collect();
@@ -132,5 +163,17 @@ async fn manage(job: Arc<Job>, sender: Arc<Sender>, stop: CancellationToken) {
     }
     for (_, (_, handle)) in running {
         let _ = handle.await;
+    }
+}
+
+/// Resolves when the pod cache changed; never without a cache.
+async fn pods_changed(changes: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    let Some(rx) = changes else {
+        return std::future::pending().await;
+    };
+    if rx.changed().await.is_err() {
+        // The cache is gone (never while the process runs): stop asking.
+        *changes = None;
+        std::future::pending::<()>().await;
     }
 }
