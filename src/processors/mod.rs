@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod redact;
+pub mod tenant;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub const DEFAULT_REDACT: (&str, &str) = ("redact", "default");
 pub enum ProcessorConfig {
     Batch(batch::BatchConfig),
     Redact(redact::RedactConfig),
+    Tenant(Box<tenant::TenantConfig>),
 }
 
 impl ProcessorConfig {
@@ -44,6 +46,10 @@ impl ProcessorConfig {
                 doc.section::<redact::RawRedactConfig>(path, value)
                     .map(Self::Redact),
             ),
+            "tenant" => Some(
+                doc.section::<tenant::RawTenantConfig>(path, value)
+                    .map(|c| Self::Tenant(Box::new(c))),
+            ),
             _ => None,
         }
     }
@@ -60,7 +66,7 @@ impl ProcessorConfig {
 
     pub fn signals(&self) -> &'static [Signal] {
         match self {
-            Self::Batch(_) | Self::Redact(_) => &[
+            Self::Batch(_) | Self::Redact(_) | Self::Tenant(_) => &[
                 Signal::Traces,
                 Signal::Metrics,
                 Signal::Logs,
@@ -74,6 +80,7 @@ impl ProcessorConfig {
 #[derive(Clone)]
 pub enum Processor {
     Redact(Arc<redact::Redactor>),
+    Tenant(Arc<tenant::TenantLimiter>),
 }
 
 impl Processor {
@@ -85,6 +92,16 @@ impl Processor {
                 redactor.process(&mut batch);
                 out.push(batch);
             }
+            Self::Tenant(limiter) => limiter.process(batch, out),
+        }
+    }
+
+    /// A tenant limiter the pipeline's push receivers must ask before they
+    /// accept (`refuse = true`).
+    pub fn admission(&self) -> Option<&Arc<tenant::TenantLimiter>> {
+        match self {
+            Self::Tenant(limiter) if limiter.refuses() => Some(limiter),
+            Self::Tenant(_) | Self::Redact(_) => None,
         }
     }
 }
@@ -108,6 +125,9 @@ impl Built {
             ProcessorConfig::Batch(_) => return None,
             ProcessorConfig::Redact(c) => {
                 Processor::Redact(Arc::new(redact::Redactor::new(id, c, telemetry)))
+            }
+            ProcessorConfig::Tenant(c) => {
+                Processor::Tenant(Arc::new(tenant::TenantLimiter::new(id, c, telemetry)))
             }
         };
         self.0.insert(id.clone(), built.clone());

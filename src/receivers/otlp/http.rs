@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Partial, RETRY_AFTER, Rejection, Shared};
+use super::{Partial, RETRY_AFTER, Rejection, Shared, retry_after_secs};
 use crate::otlp::{self as wire, status};
 use crate::signal::Signal;
 use crate::topology::fanout::Refusal;
@@ -80,6 +80,13 @@ async fn logs(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body)
 }
 
 async fn export(shared: &Shared, headers: &HeaderMap, body: Body, signal: Signal) -> Response {
+    let org_id = match super::org_id(headers.get(super::ORG_ID_HEADER).map(|v| v.as_bytes())) {
+        Ok(org_id) => org_id,
+        Err(rejection) => {
+            let format = format_of(headers).unwrap_or(Format::Json);
+            return error_response(format, shared.rejected(signal, rejection), shared);
+        }
+    };
     let Some(format) = format_of(headers) else {
         let rejection = Rejection::Invalid {
             reason: "unsupported_media_type",
@@ -94,12 +101,12 @@ async fn export(shared: &Shared, headers: &HeaderMap, body: Body, signal: Signal
         }
     };
     let result = match (signal, format) {
-        (Signal::Traces, Format::Protobuf) => shared.accept_traces_protobuf(body).await,
-        (Signal::Traces, Format::Json) => shared.accept_traces_json(body).await,
-        (Signal::Metrics, Format::Protobuf) => shared.accept_metrics_protobuf(body).await,
-        (Signal::Metrics, Format::Json) => shared.accept_metrics_json(body).await,
-        (Signal::Logs, Format::Protobuf) => shared.accept_logs_protobuf(body).await,
-        (Signal::Logs, Format::Json) => shared.accept_logs_json(body).await,
+        (Signal::Traces, Format::Protobuf) => shared.accept_traces_protobuf(body, org_id).await,
+        (Signal::Traces, Format::Json) => shared.accept_traces_json(body, org_id).await,
+        (Signal::Metrics, Format::Protobuf) => shared.accept_metrics_protobuf(body, org_id).await,
+        (Signal::Metrics, Format::Json) => shared.accept_metrics_json(body, org_id).await,
+        (Signal::Logs, Format::Protobuf) => shared.accept_logs_protobuf(body, org_id).await,
+        (Signal::Logs, Format::Json) => shared.accept_logs_json(body, org_id).await,
         (other, _) => Err(shared.rejected(other, Rejection::NoPipeline(other))),
     };
     match result {
@@ -216,19 +223,25 @@ fn error_response(format: Format, rejection: Rejection, shared: &Shared) -> Resp
             StatusCode::TOO_MANY_REQUESTS,
             8,
             "ferro is at its memory limit; retry later".to_string(),
-            true,
+            Some(RETRY_AFTER),
         ),
         Rejection::Refused(Refusal::PipelineFull) => (
             StatusCode::SERVICE_UNAVAILABLE,
             14,
             "the pipeline is full; retry later".to_string(),
-            true,
+            Some(RETRY_AFTER),
         ),
         Rejection::Refused(Refusal::ShuttingDown) => (
             StatusCode::SERVICE_UNAVAILABLE,
             14,
             "ferro is shutting down or reloading; retry".to_string(),
-            true,
+            Some(RETRY_AFTER),
+        ),
+        Rejection::Refused(Refusal::TenantLimit(wait)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            8,
+            "the tenant is over its rate limit; retry later".to_string(),
+            Some(wait),
         ),
         Rejection::Invalid { reason, message } => {
             let code = match reason {
@@ -238,13 +251,13 @@ fn error_response(format: Format, rejection: Rejection, shared: &Shared) -> Resp
                 }
                 _ => StatusCode::BAD_REQUEST,
             };
-            (code, 3, message, false)
+            (code, 3, message, None)
         }
         Rejection::NoPipeline(signal) => (
             StatusCode::NOT_FOUND,
             12,
             format!("receiver {} feeds no {signal} pipeline", shared.id),
-            false,
+            None,
         ),
     };
     let body: Vec<u8> = match format {
@@ -254,10 +267,10 @@ fn error_response(format: Format, rejection: Rejection, shared: &Shared) -> Resp
             .into_bytes(),
     };
     let mut response = (code, [(header::CONTENT_TYPE, content_type(format))], body).into_response();
-    if retry {
+    if let Some(wait) = retry {
         response.headers_mut().insert(
             header::RETRY_AFTER,
-            HeaderValue::from(RETRY_AFTER.as_secs()),
+            HeaderValue::from(retry_after_secs(wait)),
         );
     }
     response
