@@ -512,7 +512,7 @@ async fn with_refuse_the_noisy_sender_is_told_to_retry_and_nothing_admitted_is_l
     }
     let retry_after = retry_after.expect("the noisy tenant was refused at least once");
     assert!((1..=3).contains(&retry_after), "Retry-After: {retry_after}");
-    assert!(noisy_accepted >= 100 && noisy_accepted < REQUESTS * NOISY_PER_REQUEST);
+    assert!((100..REQUESTS * NOISY_PER_REQUEST).contains(&noisy_accepted));
 
     // gRPC says so with RESOURCE_EXHAUSTED (and RetryInfo) while the noisy
     // tenant still owes.
