@@ -649,10 +649,12 @@ impl TenantLimiter {
     fn count(&self, state: &mut State, tally: &Tally) {
         let signal = state.signal;
         for &(slot, reason, items) in &tally.drops {
-            let labels = self.reason_labels(signal, &state.tenants[slot].label, reason);
-            let families = &self.families;
-            state.tenants[slot].dropped[reason as usize]
-                .get_or_insert_with(|| families.dropped.get_or_create(&labels).clone())
+            let Tenant { label, dropped, .. } = &mut state.tenants[slot];
+            dropped[reason as usize]
+                .get_or_insert_with(|| {
+                    let labels = self.reason_labels(signal, label, reason);
+                    self.families.dropped.get_or_create(&labels).clone()
+                })
                 .inc_by(items);
             Telemetry::reason_counter(
                 &self.dropped,
@@ -682,16 +684,21 @@ impl TenantLimiter {
         }
         if matches!(signal, Signal::Metrics | Signal::Logs) {
             for key in &tally.keys {
-                let tenant = &mut state.tenants[key.slot];
-                if tenant.active.len() == 0 && tenant.active_gauge.is_none() {
+                let Tenant {
+                    label,
+                    active,
+                    active_gauge,
+                    ..
+                } = &mut state.tenants[key.slot];
+                if active.len() == 0 && active_gauge.is_none() {
                     continue;
                 }
-                let labels = self.tenant_labels(signal, &tenant.label);
-                let families = &self.families;
-                tenant
-                    .active_gauge
-                    .get_or_insert_with(|| families.active.get_or_create(&labels).clone())
-                    .set(tenant.active.len() as i64);
+                active_gauge
+                    .get_or_insert_with(|| {
+                        let labels = self.tenant_labels(signal, label);
+                        self.families.active.get_or_create(&labels).clone()
+                    })
+                    .set(active.len() as i64);
             }
         }
     }
