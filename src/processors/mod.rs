@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod k8s_attributes;
 pub mod redact;
+pub mod tenant;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub enum ProcessorConfig {
     Batch(batch::BatchConfig),
     Redact(redact::RedactConfig),
     K8sAttributes(k8s_attributes::K8sAttributesConfig),
+    Tenant(Box<tenant::TenantConfig>),
 }
 
 impl ProcessorConfig {
@@ -51,6 +53,10 @@ impl ProcessorConfig {
                 doc.section::<k8s_attributes::RawK8sAttributesConfig>(path, value)
                     .map(Self::K8sAttributes),
             ),
+            "tenant" => Some(
+                doc.section::<tenant::RawTenantConfig>(path, value)
+                    .map(|c| Self::Tenant(Box::new(c))),
+            ),
             _ => None,
         }
     }
@@ -67,7 +73,7 @@ impl ProcessorConfig {
 
     pub fn signals(&self) -> &'static [Signal] {
         match self {
-            Self::Batch(_) | Self::Redact(_) | Self::K8sAttributes(_) => &[
+            Self::Batch(_) | Self::Redact(_) | Self::K8sAttributes(_) | Self::Tenant(_) => &[
                 Signal::Traces,
                 Signal::Metrics,
                 Signal::Logs,
@@ -82,6 +88,7 @@ impl ProcessorConfig {
 pub enum Processor {
     Redact(Arc<redact::Redactor>),
     K8sAttributes(Arc<k8s_attributes::K8sAttributes>),
+    Tenant(Arc<tenant::TenantLimiter>),
 }
 
 impl Processor {
@@ -97,6 +104,16 @@ impl Processor {
                 enricher.process(&mut batch);
                 out.push(batch);
             }
+            Self::Tenant(limiter) => limiter.process(batch, out),
+        }
+    }
+
+    /// A tenant limiter the pipeline's push receivers must ask before they
+    /// accept (`refuse = true`).
+    pub fn admission(&self) -> Option<&Arc<tenant::TenantLimiter>> {
+        match self {
+            Self::Tenant(limiter) if limiter.refuses() => Some(limiter),
+            Self::Tenant(_) | Self::Redact(_) | Self::K8sAttributes(_) => None,
         }
     }
 }
@@ -135,6 +152,9 @@ impl Built {
             ProcessorConfig::K8sAttributes(c) => Processor::K8sAttributes(Arc::new(
                 k8s_attributes::K8sAttributes::new(id, c, self.pods.clone(), telemetry),
             )),
+            ProcessorConfig::Tenant(c) => {
+                Processor::Tenant(Arc::new(tenant::TenantLimiter::new(id, c, telemetry)))
+            }
         };
         self.built.insert(id.clone(), built.clone());
         Some(built)

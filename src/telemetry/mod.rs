@@ -40,6 +40,23 @@ pub struct RuleLabels {
     pub rule: String,
 }
 
+/// Which tenant of a tenant processor a figure is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    pub processor: String,
+    pub signal: &'static str,
+    pub tenant: String,
+}
+
+/// A tenant's figure split by why it happened.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantReasonLabels {
+    pub processor: String,
+    pub signal: &'static str,
+    pub tenant: String,
+    pub reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
@@ -64,6 +81,7 @@ pub struct Telemetry {
     pub redactions: Family<RuleLabels, Counter>,
     pub pod_logs: PodLogsFamilies,
     pub k8s: K8sFamilies,
+    pub tenants: TenantFamilies,
     process_rss: Gauge,
     process_cpu: Counter<f64, AtomicU64>,
     process_start: Gauge<f64, AtomicU64>,
@@ -81,6 +99,42 @@ pub struct PodLogsFamilies {
     pub rotations: Family<ReasonLabels, Counter>,
     pub files_open: Family<ComponentLabels, Gauge>,
     pub acknowledged: Family<ReasonLabels, Counter>,
+}
+
+/// Figures of the tenant processors (`ferro_tenant_*`). The `tenant` label
+/// takes at most `max_tenants` values per processor, plus `__overflow__` and
+/// `__invalid__`; a tenant's series go when it is forgotten.
+#[derive(Default)]
+pub struct TenantFamilies {
+    pub dropped: Family<TenantReasonLabels, Counter>,
+    pub active: Family<TenantLabels, Gauge>,
+    pub overflow: Family<ComponentLabels, Counter>,
+    pub tracked: Family<ComponentLabels, Gauge>,
+}
+
+impl TenantFamilies {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "ferro_tenant_dropped_items",
+            "Items a tenant processor dropped, by tenant and limit (rate_limited, byte_rate_limited, series_limit, stream_limit, too_many_labels, label_value_too_long, invalid_tenant)",
+            self.dropped.clone(),
+        );
+        r.register(
+            "ferro_tenant_active_series",
+            "Series (metrics) or streams (logs) a tenant sent within active_expiry",
+            self.active.clone(),
+        );
+        r.register(
+            "ferro_tenant_overflow_items",
+            "Items of tenants past max_tenants, limited and counted together as tenant __overflow__",
+            self.overflow.clone(),
+        );
+        r.register(
+            "ferro_tenant_tracked",
+            "Tenants a tenant processor tracks with limits and counters of their own",
+            self.tracked.clone(),
+        );
+    }
 }
 
 impl PodLogsFamilies {
@@ -218,6 +272,7 @@ impl Telemetry {
             redactions: Family::default(),
             pod_logs: PodLogsFamilies::default(),
             k8s: K8sFamilies::default(),
+            tenants: TenantFamilies::default(),
             process_rss: Gauge::default(),
             process_cpu: Counter::default(),
             process_start: Gauge::default(),
@@ -287,6 +342,7 @@ impl Telemetry {
             );
             t.pod_logs.register(&mut r);
             t.k8s.register(&mut r);
+            t.tenants.register(&mut r);
             r.register(
                 "process_resident_memory_bytes",
                 "Resident set size of the ferro process",

@@ -20,6 +20,7 @@ use crate::exporters::RunningExporter;
 use crate::exporters::runner::Lane;
 use crate::k8s::PodCaches;
 use crate::processors::Built;
+use crate::processors::tenant::TenantLimiter;
 use crate::receivers::{self, Outputs, ReceiverConfig, RunningReceiver};
 use crate::signal::{Fields, Logs, Metrics, Signal, Traces};
 use crate::telemetry::Telemetry;
@@ -39,9 +40,31 @@ const RECEIVER_GRACE: Duration = Duration::from_secs(5);
 /// Pipeline inputs per receiver, per signal, while a topology is wired.
 #[derive(Default)]
 struct Wiring {
-    traces: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Traces>>>>,
-    metrics: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Metrics>>>>,
-    logs: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Logs>>>>,
+    traces: BTreeMap<ComponentId, Inputs<Traces>>,
+    metrics: BTreeMap<ComponentId, Inputs<Metrics>>,
+    logs: BTreeMap<ComponentId, Inputs<Logs>>,
+}
+
+/// One receiver's pipelines of one signal: their channels, and the tenant
+/// limiters it must ask before accepting a push.
+struct Inputs<T> {
+    senders: Vec<mpsc::Sender<Batch<T>>>,
+    admission: Vec<Arc<TenantLimiter>>,
+}
+
+impl<T> Default for Inputs<T> {
+    fn default() -> Self {
+        Self {
+            senders: Vec::new(),
+            admission: Vec::new(),
+        }
+    }
+}
+
+impl<T: Fields> Inputs<T> {
+    fn into_pipeline_inputs(self, wait: Duration) -> PipelineInputs<T> {
+        PipelineInputs::new(self.senders, wait).with_admission(self.admission)
+    }
 }
 
 impl Wiring {
@@ -51,15 +74,15 @@ impl Wiring {
             traces: self
                 .traces
                 .remove(id)
-                .map(|senders| PipelineInputs::new(senders, wait)),
+                .map(|inputs| inputs.into_pipeline_inputs(wait)),
             metrics: self
                 .metrics
                 .remove(id)
-                .map(|senders| PipelineInputs::new(senders, wait)),
+                .map(|inputs| inputs.into_pipeline_inputs(wait)),
             logs: self
                 .logs
                 .remove(id)
-                .map(|senders| PipelineInputs::new(senders, wait)),
+                .map(|inputs| inputs.into_pipeline_inputs(wait)),
         }
     }
 }
@@ -72,7 +95,7 @@ fn wire<T: Fields>(
     telemetry: &Telemetry,
     exporters: &BTreeMap<ComponentId, RunningExporter>,
     lane: impl Fn(&RunningExporter) -> Option<&Lane<T>>,
-    inputs: &mut BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<T>>>>,
+    inputs: &mut BTreeMap<ComponentId, Inputs<T>>,
     close: CancellationToken,
 ) -> JoinHandle<()> {
     let (tx, rx) = mpsc::channel(PIPELINE_CHANNEL);
@@ -85,9 +108,6 @@ fn wire<T: Fields>(
                 .and_then(|e| lane(e).map(|lane| lane.input(id)))
         })
         .collect();
-    for receiver in &pipeline.receivers {
-        inputs.entry(receiver.clone()).or_default().push(tx.clone());
-    }
     let task = Pipeline::new(
         pipeline.name.clone(),
         rx,
@@ -97,6 +117,17 @@ fn wire<T: Fields>(
         exporter_inputs,
         close,
     );
+    let admission: Vec<Arc<TenantLimiter>> = task
+        .before
+        .iter()
+        .chain(&task.after)
+        .filter_map(|p| p.admission().cloned())
+        .collect();
+    for receiver in &pipeline.receivers {
+        let inputs = inputs.entry(receiver.clone()).or_default();
+        inputs.senders.push(tx.clone());
+        inputs.admission.extend(admission.iter().cloned());
+    }
     tokio::spawn(task.run())
 }
 

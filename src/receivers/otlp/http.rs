@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Partial, RETRY_AFTER, Rejection, Shared};
+use super::{Partial, RETRY_AFTER, Rejection, Shared, retry_after_secs};
 use crate::otlp::{self as wire, status};
 use crate::signal::Signal;
 use crate::topology::fanout::Refusal;
@@ -105,7 +105,17 @@ async fn export(
     signal: Signal,
     peer: SocketAddr,
 ) -> Response {
-    let peer = Some(peer.ip());
+    let org_id = match super::org_id(headers.get(super::ORG_ID_HEADER).map(|v| v.as_bytes())) {
+        Ok(org_id) => org_id,
+        Err(rejection) => {
+            let format = format_of(headers).unwrap_or(Format::Json);
+            return error_response(format, shared.rejected(signal, rejection), shared);
+        }
+    };
+    let origin = super::Origin {
+        peer: Some(peer.ip()),
+        org_id,
+    };
     let Some(format) = format_of(headers) else {
         let rejection = Rejection::Invalid {
             reason: "unsupported_media_type",
@@ -120,12 +130,12 @@ async fn export(
         }
     };
     let result = match (signal, format) {
-        (Signal::Traces, Format::Protobuf) => shared.accept_traces_protobuf(body, peer).await,
-        (Signal::Traces, Format::Json) => shared.accept_traces_json(body, peer).await,
-        (Signal::Metrics, Format::Protobuf) => shared.accept_metrics_protobuf(body, peer).await,
-        (Signal::Metrics, Format::Json) => shared.accept_metrics_json(body, peer).await,
-        (Signal::Logs, Format::Protobuf) => shared.accept_logs_protobuf(body, peer).await,
-        (Signal::Logs, Format::Json) => shared.accept_logs_json(body, peer).await,
+        (Signal::Traces, Format::Protobuf) => shared.accept_traces_protobuf(body, origin).await,
+        (Signal::Traces, Format::Json) => shared.accept_traces_json(body, origin).await,
+        (Signal::Metrics, Format::Protobuf) => shared.accept_metrics_protobuf(body, origin).await,
+        (Signal::Metrics, Format::Json) => shared.accept_metrics_json(body, origin).await,
+        (Signal::Logs, Format::Protobuf) => shared.accept_logs_protobuf(body, origin).await,
+        (Signal::Logs, Format::Json) => shared.accept_logs_json(body, origin).await,
         (other, _) => Err(shared.rejected(other, Rejection::NoPipeline(other))),
     };
     match result {
@@ -242,19 +252,25 @@ fn error_response(format: Format, rejection: Rejection, shared: &Shared) -> Resp
             StatusCode::TOO_MANY_REQUESTS,
             8,
             "ferro is at its memory limit; retry later".to_string(),
-            true,
+            Some(RETRY_AFTER),
         ),
         Rejection::Refused(Refusal::PipelineFull) => (
             StatusCode::SERVICE_UNAVAILABLE,
             14,
             "the pipeline is full; retry later".to_string(),
-            true,
+            Some(RETRY_AFTER),
         ),
         Rejection::Refused(Refusal::ShuttingDown) => (
             StatusCode::SERVICE_UNAVAILABLE,
             14,
             "ferro is shutting down or reloading; retry".to_string(),
-            true,
+            Some(RETRY_AFTER),
+        ),
+        Rejection::Refused(Refusal::TenantLimit(wait)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            8,
+            "the tenant is over its rate limit; retry later".to_string(),
+            Some(wait),
         ),
         Rejection::Invalid { reason, message } => {
             let code = match reason {
@@ -264,13 +280,13 @@ fn error_response(format: Format, rejection: Rejection, shared: &Shared) -> Resp
                 }
                 _ => StatusCode::BAD_REQUEST,
             };
-            (code, 3, message, false)
+            (code, 3, message, None)
         }
         Rejection::NoPipeline(signal) => (
             StatusCode::NOT_FOUND,
             12,
             format!("receiver {} feeds no {signal} pipeline", shared.id),
-            false,
+            None,
         ),
     };
     let body: Vec<u8> = match format {
@@ -280,10 +296,10 @@ fn error_response(format: Format, rejection: Rejection, shared: &Shared) -> Resp
             .into_bytes(),
     };
     let mut response = (code, [(header::CONTENT_TYPE, content_type(format))], body).into_response();
-    if retry {
+    if let Some(wait) = retry {
         response.headers_mut().insert(
             header::RETRY_AFTER,
-            HeaderValue::from(RETRY_AFTER.as_secs()),
+            HeaderValue::from(retry_after_secs(wait)),
         );
     }
     response

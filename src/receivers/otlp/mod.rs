@@ -28,12 +28,50 @@ use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
 use crate::otlp::scan;
-use crate::signal::{Signal, SignalData, Traces};
+use crate::signal::{Fields, Signal, SignalData, Traces};
 use crate::telemetry::{ComponentLabels, Telemetry};
 use crate::topology::fanout::Refusal;
 
 /// How long a refused client is asked to wait.
 const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The header (HTTP) or metadata key (gRPC) naming the sender's tenant, as
+/// Grafana's backends read it.
+const ORG_ID_HEADER: &str = "x-scope-orgid";
+
+/// Whole seconds for `Retry-After`, rounded up, at least 1.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// Where a request came from: what processors may key on.
+struct Origin {
+    /// The client's address, for association with the sending pod.
+    peer: Option<IpAddr>,
+    /// The `X-Scope-OrgID` it came with, for tenant processors.
+    org_id: Option<::http::HeaderValue>,
+}
+
+/// The tenant a push names in `X-Scope-OrgID`, if it names one; a value
+/// that is no valid tenant ID is a client error, as it is for Mimir and Loki.
+fn org_id(value: Option<&[u8]>) -> Result<Option<::http::HeaderValue>, Rejection> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| crate::delivery::valid_tenant(v.trim()))
+    {
+        Some(tenant) => Ok(Some(tenant)),
+        None => Err(Rejection::Invalid {
+            reason: "invalid_tenant",
+            message: format!(
+                "X-Scope-OrgID {:?} is not a tenant ID (1 to 150 of a-z A-Z 0-9 ! - _ . * ' ( ))",
+                String::from_utf8_lossy(&value[..value.len().min(160)])
+            ),
+        }),
+    }
+}
 
 /// Why a request was not taken.
 #[derive(Debug)]
@@ -86,7 +124,7 @@ impl Shared {
     async fn accept_traces_protobuf(
         &self,
         body: Bytes,
-        peer: Option<IpAddr>,
+        origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.traces else {
             return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
@@ -107,7 +145,7 @@ impl Shared {
         } else {
             traces.encoded_len()
         };
-        self.accept_traces(inputs, traces, bytes, invalid as u64, (ticket, peer))
+        self.accept_traces(inputs, traces, bytes, invalid as u64, ticket, origin)
             .await
     }
 
@@ -115,7 +153,7 @@ impl Shared {
     async fn accept_traces_json(
         &self,
         body: Bytes,
-        peer: Option<IpAddr>,
+        origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.traces else {
             return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
@@ -134,7 +172,7 @@ impl Shared {
         let invalid = drop_invalid_spans(&mut resource_spans);
         let traces = Traces::new(resource_spans);
         let bytes = traces.encoded_len();
-        self.accept_traces(inputs, traces, bytes, invalid, (ticket, peer))
+        self.accept_traces(inputs, traces, bytes, invalid, ticket, origin)
             .await
     }
 
@@ -144,7 +182,8 @@ impl Shared {
         traces: Traces,
         bytes: usize,
         invalid: u64,
-        (ticket, peer): (Ticket, Option<IpAddr>),
+        ticket: Ticket,
+        origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let items = traces.item_count() as u64;
         let partial = (invalid > 0).then(|| {
@@ -159,10 +198,9 @@ impl Shared {
         if items == 0 {
             return Ok(partial);
         }
-        match inputs
-            .send(Batch::with_size(traces, bytes, ticket).with_peer(peer))
-            .await
-        {
+        let mut batch = Batch::with_size(traces, bytes, ticket).with_peer(origin.peer);
+        batch.tenancy.org_id = origin.org_id;
+        match admit_and_send(inputs, batch).await {
             Ok(()) => {
                 self.traces.accepted.inc_by(items);
                 Ok(partial)
@@ -183,7 +221,7 @@ impl Shared {
     async fn accept_metrics_protobuf(
         &self,
         body: Bytes,
-        peer: Option<IpAddr>,
+        origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         use prost::Message;
         let Some(inputs) = &self.outputs.metrics else {
@@ -199,14 +237,14 @@ impl Shared {
                 },
             )
         })?;
-        self.accept_metrics(inputs, request, (ticket, peer)).await
+        self.accept_metrics(inputs, request, ticket, origin).await
     }
 
     /// Takes an OTLP/JSON metrics request.
     async fn accept_metrics_json(
         &self,
         body: Bytes,
-        peer: Option<IpAddr>,
+        origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.metrics else {
             return Err(self.rejected(Signal::Metrics, Rejection::NoPipeline(Signal::Metrics)));
@@ -221,7 +259,7 @@ impl Shared {
                 },
             )
         })?;
-        self.accept_metrics(inputs, request, (ticket, peer)).await
+        self.accept_metrics(inputs, request, ticket, origin).await
     }
 
     /// Converts to Prometheus series (Prometheus' own OTLP rules) and hands
@@ -230,7 +268,8 @@ impl Shared {
         &self,
         inputs: &crate::topology::fanout::PipelineInputs<crate::signal::Metrics>,
         request: ExportMetricsServiceRequest,
-        (ticket, peer): (Ticket, Option<IpAddr>),
+        ticket: Ticket,
+        origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let converted = metrics::convert(request);
         let refused = Converted {
@@ -238,7 +277,7 @@ impl Shared {
             reasons: &converted.rejections,
             message: converted.error_message,
         };
-        self.hand_on(inputs, converted.metrics, refused, (ticket, peer))
+        self.hand_on(inputs, converted.metrics, refused, ticket, origin)
             .await
     }
 
@@ -246,7 +285,7 @@ impl Shared {
     async fn accept_logs_protobuf(
         &self,
         body: Bytes,
-        peer: Option<IpAddr>,
+        origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         use prost::Message;
         let Some(inputs) = &self.outputs.logs else {
@@ -262,14 +301,14 @@ impl Shared {
                 },
             )
         })?;
-        self.accept_logs(inputs, request, (ticket, peer)).await
+        self.accept_logs(inputs, request, ticket, origin).await
     }
 
     /// Takes an OTLP/JSON logs request.
     async fn accept_logs_json(
         &self,
         body: Bytes,
-        peer: Option<IpAddr>,
+        origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.logs else {
             return Err(self.rejected(Signal::Logs, Rejection::NoPipeline(Signal::Logs)));
@@ -284,7 +323,7 @@ impl Shared {
                 },
             )
         })?;
-        self.accept_logs(inputs, request, (ticket, peer)).await
+        self.accept_logs(inputs, request, ticket, origin).await
     }
 
     /// Converts to Loki streams (Loki's own OTLP rules) and hands them on;
@@ -293,7 +332,8 @@ impl Shared {
         &self,
         inputs: &crate::topology::fanout::PipelineInputs<crate::signal::Logs>,
         request: ExportLogsServiceRequest,
-        (ticket, peer): (Ticket, Option<IpAddr>),
+        ticket: Ticket,
+        origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let converted = logs::convert(request, &self.config.logs);
         let refused = Converted {
@@ -301,18 +341,19 @@ impl Shared {
             reasons: &converted.rejections,
             message: converted.error_message,
         };
-        self.hand_on(inputs, converted.logs, refused, (ticket, peer))
+        self.hand_on(inputs, converted.logs, refused, ticket, origin)
             .await
     }
 
     /// Hands what a conversion produced to the pipelines; what it could not
     /// convert is counted by reason and reported back as partial success.
-    async fn hand_on<T: SignalData>(
+    async fn hand_on<T: Fields>(
         &self,
         inputs: &crate::topology::fanout::PipelineInputs<T>,
         data: T,
         refused: Converted<'_>,
-        (ticket, peer): (Ticket, Option<IpAddr>),
+        ticket: Ticket,
+        origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let labels = Telemetry::labels("receiver", &self.id, T::SIGNAL);
         for (reason, count) in refused.reasons {
@@ -327,10 +368,9 @@ impl Shared {
             return Ok(partial);
         }
         let bytes = data.encoded_len();
-        match inputs
-            .send(Batch::with_size(data, bytes, ticket).with_peer(peer))
-            .await
-        {
+        let mut batch = Batch::with_size(data, bytes, ticket).with_peer(origin.peer);
+        batch.tenancy.org_id = origin.org_id;
+        match admit_and_send(inputs, batch).await {
             Ok(()) => {
                 Telemetry::counter(&self.telemetry.accepted, &labels).inc_by(items);
                 Ok(partial)
@@ -368,6 +408,17 @@ impl Shared {
         let labels = Telemetry::labels("receiver", &self.id, signal);
         Telemetry::reason_counter(&self.telemetry.rejected_requests, &labels, reason).inc();
     }
+}
+
+/// Asks the tenant limiters that refuse rather than drop, then hands the
+/// batch to the pipelines: a refused push is released at once, its memory
+/// with it.
+async fn admit_and_send<T: Fields>(
+    inputs: &crate::topology::fanout::PipelineInputs<T>,
+    mut batch: Batch<T>,
+) -> Result<(), Refusal> {
+    inputs.admit(&mut batch)?;
+    inputs.send(batch).await
 }
 
 /// Removes spans whose ids the OTLP spec calls invalid (wrong length or all
