@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, LogFormat};
 use crate::delivery::MemoryLimiter;
+use crate::k8s::PodCaches;
 use crate::telemetry::{Telemetry, server};
 use crate::topology::Topology;
 
@@ -47,6 +48,8 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
     let started = Instant::now();
     let telemetry = Telemetry::new();
     let limiter = MemoryLimiter::new(config.memory_limit.as_usize());
+    // One pod cache per process, like telemetry: it survives reloads.
+    let pod_caches = PodCaches::default();
 
     let mut telemetry_stop = CancellationToken::new();
     let mut telemetry_listen = None;
@@ -71,7 +74,14 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
 
     let summary = config.summary();
     log_redaction(&config);
-    let mut topology = match Topology::start(config, &telemetry, &limiter, Default::default()).await
+    let mut topology = match Topology::start(
+        config,
+        &telemetry,
+        &limiter,
+        &pod_caches,
+        Default::default(),
+    )
+    .await
     {
         Ok(topology) => topology,
         Err((error, _)) => {
@@ -126,7 +136,7 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
                 log_redaction(&next);
                 telemetry.set_ready(false);
                 let wanted_listen = next.telemetry.enabled.then_some(next.telemetry.listen);
-                topology = match topology.reload(next, &telemetry, &limiter).await {
+                topology = match topology.reload(next, &telemetry, &limiter, &pod_caches).await {
                     Ok((topology, None)) => {
                         tracing::info!("reload done");
                         topology

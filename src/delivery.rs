@@ -8,7 +8,12 @@
 //! that must know the outcome (a log tailer advancing its positions) attaches
 //! an [`AckWaiter`]: it resolves once every copy is finished, with the worst
 //! outcome any copy had.
+//!
+//! A batch also carries its [`Tenancy`]: the `X-Scope-OrgID` the push request
+//! came with, and the tenant the tenant processor resolved, which exporters
+//! send per request. Batches of different tenants are never merged.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use tokio::sync::oneshot;
@@ -171,13 +176,48 @@ impl Future for AckWaiter {
     }
 }
 
+/// A tenant ID as Grafana's backends accept it in `X-Scope-OrgID` (dskit's
+/// `ValidTenantID`: 1–150 of `a-z A-Z 0-9 ! - _ . * ' ( )`, not `.` or `..`).
+pub fn valid_tenant(tenant: &str) -> Option<http::HeaderValue> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "!-_.*'()".contains(c);
+    if tenant.is_empty()
+        || tenant.len() > 150
+        || tenant == "."
+        || tenant == ".."
+        || !tenant.chars().all(allowed)
+    {
+        return None;
+    }
+    http::HeaderValue::from_str(tenant).ok()
+}
+
+/// Whom a batch belongs to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tenancy {
+    /// The `X-Scope-OrgID` the push request came with (checked by the receiver).
+    pub org_id: Option<http::HeaderValue>,
+    /// The tenant a tenant processor resolved: what exporters send as
+    /// `X-Scope-OrgID`, in place of their static one.
+    pub tenant: Option<http::HeaderValue>,
+    /// The receiver checked the tenant rate limits before accepting (and would
+    /// have refused the sender): the processor charges them but drops nothing
+    /// for rate.
+    pub admitted: bool,
+}
+
 /// Data of one signal plus the tickets of everything merged into it.
 #[derive(Debug)]
 pub struct Batch<T> {
     pub data: T,
     /// Encoded size of `data`, kept up to date by merge and split.
     pub bytes: usize,
+    pub tenancy: Tenancy,
     tickets: Vec<Arc<Ticket>>,
+    /// The address of the client that sent the data, where the receiver
+    /// knows it (OTLP): a processor can find the sending pod by it. A
+    /// batch merged from different clients has none, so that data is never
+    /// attributed to the wrong sender.
+    pub peer: Option<IpAddr>,
 }
 
 impl<T: SignalData> Batch<T> {
@@ -186,7 +226,9 @@ impl<T: SignalData> Batch<T> {
         Self {
             data,
             bytes,
+            tenancy: Tenancy::default(),
             tickets: vec![Arc::new(ticket)],
+            peer: None,
         }
     }
 
@@ -195,18 +237,38 @@ impl<T: SignalData> Batch<T> {
         Self {
             data,
             bytes,
+            tenancy: Tenancy::default(),
             tickets: vec![Arc::new(ticket)],
+            peer: None,
         }
+    }
+
+    /// The batch, marked as sent by `peer`.
+    pub fn with_peer(mut self, peer: Option<IpAddr>) -> Self {
+        self.peer = peer.map(|ip| ip.to_canonical());
+        self
+    }
+
+    /// Whether `other` may be merged into this batch: same tenant.
+    pub fn same_tenant(&self, other: &Batch<T>) -> bool {
+        self.tenancy.tenant == other.tenancy.tenant
     }
 
     pub fn items(&self) -> usize {
         self.data.item_count()
     }
 
+    /// Appends `other`; callers merge only batches of the same tenant
+    /// ([`Batch::same_tenant`]), the tenancy of `self` is kept.
     pub fn merge(&mut self, other: Batch<T>) {
+        debug_assert!(self.same_tenant(&other), "merging batches of two tenants");
+        self.tenancy.admitted &= other.tenancy.admitted;
         self.data.merge(other.data);
         self.bytes += other.bytes;
         self.tickets.extend(other.tickets);
+        if self.peer != other.peer {
+            self.peer = None;
+        }
     }
 
     /// Splits off the first `n` items; both halves keep the tickets, so memory
@@ -218,7 +280,9 @@ impl<T: SignalData> Batch<T> {
         Batch {
             data,
             bytes,
+            tenancy: self.tenancy.clone(),
             tickets: self.tickets.clone(),
+            peer: self.peer,
         }
     }
 
@@ -226,6 +290,8 @@ impl<T: SignalData> Batch<T> {
     /// memory and acknowledgements wait for all of them.
     pub fn map_parts(self, split: impl FnOnce(T) -> Vec<T>) -> Vec<Batch<T>> {
         let tickets = self.tickets;
+        let peer = self.peer;
+        let tenancy = self.tenancy;
         split(self.data)
             .into_iter()
             .map(|data| {
@@ -233,7 +299,9 @@ impl<T: SignalData> Batch<T> {
                 Batch {
                     data,
                     bytes,
+                    tenancy: tenancy.clone(),
                     tickets: tickets.clone(),
+                    peer,
                 }
             })
             .collect()
@@ -241,6 +309,13 @@ impl<T: SignalData> Batch<T> {
 
     /// Marks this copy as given up on; the acknowledgement reports it.
     pub fn drop_with(self, outcome: Outcome) {
+        self.record(outcome);
+    }
+
+    /// Records `outcome` for the data this batch carries without giving the
+    /// batch up: for a processor that removed part of it (counted), so that
+    /// the acknowledgement reports the loss once the rest is finished.
+    pub fn record(&self, outcome: Outcome) {
         for ticket in &self.tickets {
             ticket.record(outcome);
         }
@@ -252,7 +327,9 @@ impl<T: Clone> Clone for Batch<T> {
         Self {
             data: self.data.clone(),
             bytes: self.bytes,
+            tenancy: self.tenancy.clone(),
             tickets: self.tickets.clone(),
+            peer: self.peer,
         }
     }
 }
@@ -288,6 +365,30 @@ mod tests {
         copy.drop_with(Outcome::Dropped);
         assert_eq!(waiter.wait().await, Outcome::Dropped);
         assert_eq!(limiter.used(), 0);
+    }
+
+    #[test]
+    fn merging_batches_from_different_peers_forgets_the_peer() {
+        let a: IpAddr = "10.1.0.5".parse().unwrap();
+        let b: IpAddr = "10.1.0.6".parse().unwrap();
+        let batch = |peer| Batch::new(sample(1, 1, 1), Ticket::untracked()).with_peer(peer);
+        let mut same = batch(Some(a));
+        same.merge(batch(Some(a)));
+        assert_eq!(same.peer, Some(a));
+        assert_eq!(same.split_to(1).peer, Some(a));
+        assert_eq!(same.clone().peer, Some(a));
+        let mut mixed = batch(Some(a));
+        mixed.merge(batch(Some(b)));
+        assert_eq!(mixed.peer, None);
+        let mut unknown = batch(None);
+        unknown.merge(batch(Some(a)));
+        assert_eq!(unknown.peer, None);
+        let mapped: IpAddr = "::ffff:10.1.0.5".parse().unwrap();
+        assert_eq!(
+            batch(Some(mapped)).peer,
+            Some(a),
+            "IPv4-mapped peers are plain IPv4"
+        );
     }
 
     #[tokio::test]

@@ -11,6 +11,7 @@
 //! - [`otlp`], [`prom`], [`pprof`], [`net`]: wire formats, Prometheus parsing and
 //!   relabelling, pprof checks,
 //!   and network plumbing shared by components.
+//! - [`k8s`]: the cache of this node's pods (one watch per process) and pod discovery.
 //! - [`telemetry`]: ferro's own metrics and probes.
 //! - [`app`]: the `ferro run` process: signals, reload, shutdown.
 
@@ -18,6 +19,7 @@ pub mod app;
 pub mod config;
 pub mod delivery;
 pub mod exporters;
+pub mod k8s;
 pub mod net;
 pub mod otlp;
 pub mod pprof;

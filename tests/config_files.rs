@@ -18,6 +18,7 @@ fn every_example_in_config_validates() {
                 .arg("validate")
                 .arg("-c")
                 .arg(&path)
+                .env("NODE_NAME", "node-a")
                 .output()
                 .unwrap();
             assert!(
@@ -89,43 +90,159 @@ fn version_and_missing_file() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read"));
 }
 
-#[test]
-fn the_kubernetes_configmap_holds_a_valid_config() {
-    let manifest = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/ferro.yaml"),
-    )
-    .unwrap();
-    let mut lines = manifest
-        .lines()
-        .skip_while(|l| l.trim() != "ferro.toml: |")
-        .skip(1);
-    let mut toml = String::new();
-    for line in lines.by_ref() {
-        if !line.is_empty() && !line.starts_with("    ") {
-            break;
+/// The documents of every manifest in `deploy/kubernetes/`, by file name.
+fn manifests() -> Vec<(String, String, Vec<serde_yaml::Value>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let docs = serde_yaml::Deserializer::from_str(&text)
+                .map(|d| {
+                    serde::Deserialize::deserialize(d)
+                        .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
+                })
+                .collect();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            out.push((name, text, docs));
         }
-        toml.push_str(line.strip_prefix("    ").unwrap_or(""));
-        toml.push('\n');
     }
-    assert!(
-        toml.contains("[pipelines.traces]"),
-        "the ConfigMap's ferro.toml was found"
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn every_configmap_in_deploy_holds_a_valid_config() {
+    let mut checked = 0;
+    for (file, _, docs) in manifests() {
+        for doc in docs.iter().filter(|d| d["kind"] == "ConfigMap") {
+            let toml = doc["data"]["ferro.toml"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{file}: a ConfigMap with ferro.toml"));
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("configmap.toml");
+            std::fs::write(&path, toml).unwrap();
+            let output = ferro()
+                .arg("validate")
+                .arg("-c")
+                .arg(&path)
+                .env("TEMPO_ENDPOINT", "http://tempo:4317")
+                .env("MIMIR_ENDPOINT", "http://mimir:8080/api/v1/push")
+                .env("LOKI_ENDPOINT", "http://loki:3100/loki/api/v1/push")
+                .env("OTLP_UPSTREAM", "http://tempo:4317")
+                .env("NODE_NAME", "node-a")
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{file}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2, "the DaemonSet's and the sidecar example's");
+}
+
+/// What `kubectl apply --dry-run=client` checks offline, and what the
+/// DaemonSet must have: kubectl itself needs an API server for discovery.
+#[test]
+fn the_manifests_are_well_formed_and_least_privileged() {
+    let all = manifests();
+    let mut kinds = Vec::new();
+    for (file, _, docs) in &all {
+        for doc in docs {
+            for field in ["apiVersion", "kind"] {
+                assert!(doc[field].is_string(), "{file}: {field} in {doc:?}");
+            }
+            assert!(doc["metadata"]["name"].is_string(), "{file}: metadata.name");
+            kinds.push(doc["kind"].as_str().unwrap().to_string());
+        }
+    }
+    for kind in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "DaemonSet",
+        "Deployment",
+    ] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    let docs: Vec<&serde_yaml::Value> = all.iter().flat_map(|(_, _, d)| d).collect();
+    let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+    let rules = role["rules"].as_sequence().unwrap();
+    assert_eq!(rules.len(), 1, "one rule: pods only");
+    assert_eq!(
+        rules[0]["resources"],
+        serde_yaml::from_str::<serde_yaml::Value>("[pods]").unwrap()
     );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("configmap.toml");
-    std::fs::write(&path, toml).unwrap();
-    let output = ferro()
-        .arg("validate")
-        .arg("-c")
-        .arg(&path)
-        .env("TEMPO_ENDPOINT", "http://tempo:4317")
-        .env("MIMIR_ENDPOINT", "http://mimir:8080/api/v1/push")
-        .env("LOKI_ENDPOINT", "http://loki:3100/loki/api/v1/push")
-        .output()
+    assert_eq!(
+        rules[0]["verbs"],
+        serde_yaml::from_str::<serde_yaml::Value>("[get, list, watch]").unwrap()
+    );
+    let binding = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRoleBinding")
         .unwrap();
+    assert_eq!(binding["roleRef"]["name"], "ferro");
+    assert_eq!(binding["subjects"][0]["name"], "ferro");
+
+    let ds = docs.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "ferro");
+    let container = &pod["containers"][0];
+    let env = container["env"].as_sequence().unwrap();
     assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        env.iter().any(|e| e["name"] == "NODE_NAME"
+            && e["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"),
+        "NODE_NAME from the downward API"
     );
+    for what in ["requests", "limits"] {
+        assert!(
+            container["resources"][what]["memory"].is_string(),
+            "memory {what}"
+        );
+    }
+    let host_paths: Vec<&str> = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["hostPath"]["path"].as_str())
+        .collect();
+    assert!(host_paths.contains(&"/var/log/pods"), "{host_paths:?}");
+    assert!(
+        host_paths.contains(&"/var/lib/ferro"),
+        "positions and queues on the host"
+    );
+    let mounts = container["volumeMounts"].as_sequence().unwrap();
+    assert!(
+        mounts
+            .iter()
+            .any(|m| m["mountPath"] == "/var/log/pods" && m["readOnly"] == true)
+    );
+
+    let sidecar = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let pod = &sidecar["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["automountServiceAccountToken"], false,
+        "a sidecar needs no API access"
+    );
+    let ferro_container = pod["containers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "ferro")
+        .unwrap();
+    let env: Vec<&str> = ferro_container["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    for var in ["POD_NAME", "POD_NAMESPACE", "POD_UID", "NODE_NAME"] {
+        assert!(env.contains(&var), "{var} in {env:?}");
+    }
 }

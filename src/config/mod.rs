@@ -21,6 +21,7 @@ pub use document::{ConfigError, ConfigErrors, FieldError, Validate};
 pub use units::{ByteSize, Duration};
 
 use crate::exporters::ExporterConfig;
+use crate::k8s::{KubernetesConfig, RawKubernetesConfig};
 use crate::processors::batch::BatchConfig;
 use crate::processors::{DEFAULT_REDACT, ProcessorConfig};
 use crate::receivers::ReceiverConfig;
@@ -70,6 +71,9 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub telemetry: TelemetryConfig,
     pub log: LogConfig,
+    /// How the pod cache reaches the API server; `None` when nothing in
+    /// the config reads pod metadata from it.
+    pub kubernetes: Option<KubernetesConfig>,
     pub receivers: BTreeMap<ComponentId, ReceiverConfig>,
     pub processors: BTreeMap<ComponentId, ProcessorConfig>,
     pub exporters: BTreeMap<ComponentId, ExporterConfig>,
@@ -152,6 +156,7 @@ struct RawGlobals {
     telemetry: TelemetryConfig,
     #[serde(default)]
     log: LogConfig,
+    kubernetes: Option<RawKubernetesConfig>,
 }
 
 struct Globals {
@@ -160,6 +165,7 @@ struct Globals {
     shutdown_timeout: Duration,
     telemetry: TelemetryConfig,
     log: LogConfig,
+    kubernetes: Option<KubernetesConfig>,
 }
 
 impl Validate for RawGlobals {
@@ -176,10 +182,23 @@ impl Validate for RawGlobals {
                 format!("not a log filter: {e}"),
             ));
         }
+        let kubernetes = match self.kubernetes.map(Validate::validate) {
+            None => None,
+            Some(Ok(k)) => Some(k),
+            Some(Err(found)) => {
+                errors.extend(
+                    found
+                        .into_iter()
+                        .map(|e| FieldError::new(format!("kubernetes.{}", e.field), e.message)),
+                );
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(Globals {
+            kubernetes,
             data_dir: self
                 .data_dir
                 .unwrap_or_else(|| PathBuf::from("/var/lib/ferro")),
@@ -394,6 +413,7 @@ fn load<'a>(doc: &mut Document<'a>, root: toml::Spanned<toml::de::DeTable<'a>>) 
     }
 
     let globals = globals?;
+    check_kubernetes(doc, &globals, &processors, &receivers);
     if !doc.errors.is_empty() {
         return None;
     }
@@ -403,11 +423,46 @@ fn load<'a>(doc: &mut Document<'a>, root: toml::Spanned<toml::de::DeTable<'a>>) 
         shutdown_timeout: globals.shutdown_timeout,
         telemetry: globals.telemetry,
         log: globals.log,
+        kubernetes: globals.kubernetes,
         receivers,
         processors,
         exporters,
         pipelines,
     })
+}
+
+/// Components that read the pod cache need `[kubernetes]` to say which
+/// node's pods to watch.
+fn check_kubernetes(
+    doc: &mut Document<'_>,
+    globals: &Globals,
+    processors: &BTreeMap<ComponentId, ProcessorConfig>,
+    receivers: &BTreeMap<ComponentId, ReceiverConfig>,
+) {
+    if globals.kubernetes.is_some() {
+        return;
+    }
+    let hint = "needs a [kubernetes] section with node_name = \"${NODE_NAME}\" (NODE_NAME from the downward API's spec.nodeName)";
+    for (id, config) in processors {
+        if let ProcessorConfig::K8sAttributes(c) = config
+            && c.source == crate::processors::k8s_attributes::Source::Api
+        {
+            doc.push(
+                format!("processors.{id}"),
+                None,
+                format!("source = \"api\" {hint}, or use source = \"env\" in a sidecar"),
+            );
+        }
+    }
+    for (id, config) in receivers {
+        if config.uses_pod_cache() {
+            doc.push(
+                format!("receivers.{id}"),
+                None,
+                format!("kubernetes_sd_configs {hint}"),
+            );
+        }
+    }
 }
 
 fn quote_key(key: &str) -> String {
@@ -599,6 +654,17 @@ fn resolve_pipeline(
                     continue;
                 }
                 stages.push(Stage::Batch(batch));
+            }
+            ProcessorConfig::K8sAttributes(c)
+                if c.uses_peer() && stages.iter().any(|s| matches!(s, Stage::Batch(_))) =>
+            {
+                doc.push(
+                    at,
+                    processors_at(),
+                    format!(
+                        "processor `{reference}` finds pods by the sending client's address (associate has \"peer\"): list it before `batch`, which mixes data from many clients"
+                    ),
+                )
             }
             ProcessorConfig::Redact(_) if raw.redact == Some(false) => doc.push(
                 at,

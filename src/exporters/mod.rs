@@ -185,6 +185,23 @@ pub fn check_header(
     }
 }
 
+/// `X-Scope-OrgID`, as the header a batch's tenant goes out in.
+pub static ORG_ID: ::http::HeaderName = ::http::HeaderName::from_static("x-scope-orgid");
+
+/// An exporter's configured headers, with a batch's tenant as
+/// `X-Scope-OrgID` in place of a configured one (the static tenant is the
+/// fallback for batches no tenant processor has claimed).
+pub fn headers_with_tenant<'a>(
+    configured: &'a [(::http::HeaderName, ::http::HeaderValue)],
+    tenant: Option<&'a ::http::HeaderValue>,
+) -> impl Iterator<Item = (&'a ::http::HeaderName, &'a ::http::HeaderValue)> {
+    configured
+        .iter()
+        .filter(move |(name, _)| tenant.is_none() || *name != ORG_ID)
+        .map(|(name, value)| (name, value))
+        .chain(tenant.map(|tenant| (&ORG_ID, tenant)))
+}
+
 /// Why one send attempt failed, and whether trying again may help.
 #[derive(Debug, Clone)]
 pub struct ExportError {

@@ -6,7 +6,9 @@
 //! items across calls and is a stage the pipeline runner owns.
 
 pub mod batch;
+pub mod k8s_attributes;
 pub mod redact;
+pub mod tenant;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use crate::config::ComponentId;
 use crate::config::document::{Document, Value};
 use crate::delivery::Batch;
+use crate::k8s::PodCache;
 use crate::signal::{Fields, Signal};
 use crate::telemetry::Telemetry;
 
@@ -25,6 +28,8 @@ pub const DEFAULT_REDACT: (&str, &str) = ("redact", "default");
 pub enum ProcessorConfig {
     Batch(batch::BatchConfig),
     Redact(redact::RedactConfig),
+    K8sAttributes(k8s_attributes::K8sAttributesConfig),
+    Tenant(Box<tenant::TenantConfig>),
 }
 
 impl ProcessorConfig {
@@ -44,6 +49,14 @@ impl ProcessorConfig {
                 doc.section::<redact::RawRedactConfig>(path, value)
                     .map(Self::Redact),
             ),
+            "k8s_attributes" => Some(
+                doc.section::<k8s_attributes::RawK8sAttributesConfig>(path, value)
+                    .map(Self::K8sAttributes),
+            ),
+            "tenant" => Some(
+                doc.section::<tenant::RawTenantConfig>(path, value)
+                    .map(|c| Self::Tenant(Box::new(c))),
+            ),
             _ => None,
         }
     }
@@ -60,7 +73,7 @@ impl ProcessorConfig {
 
     pub fn signals(&self) -> &'static [Signal] {
         match self {
-            Self::Batch(_) | Self::Redact(_) => &[
+            Self::Batch(_) | Self::Redact(_) | Self::K8sAttributes(_) | Self::Tenant(_) => &[
                 Signal::Traces,
                 Signal::Metrics,
                 Signal::Logs,
@@ -74,6 +87,8 @@ impl ProcessorConfig {
 #[derive(Clone)]
 pub enum Processor {
     Redact(Arc<redact::Redactor>),
+    K8sAttributes(Arc<k8s_attributes::K8sAttributes>),
+    Tenant(Arc<tenant::TenantLimiter>),
 }
 
 impl Processor {
@@ -85,15 +100,40 @@ impl Processor {
                 redactor.process(&mut batch);
                 out.push(batch);
             }
+            Self::K8sAttributes(enricher) => {
+                enricher.process(&mut batch);
+                out.push(batch);
+            }
+            Self::Tenant(limiter) => limiter.process(batch, out),
+        }
+    }
+
+    /// A tenant limiter the pipeline's push receivers must ask before they
+    /// accept (`refuse = true`).
+    pub fn admission(&self) -> Option<&Arc<tenant::TenantLimiter>> {
+        match self {
+            Self::Tenant(limiter) if limiter.refuses() => Some(limiter),
+            Self::Tenant(_) | Self::Redact(_) | Self::K8sAttributes(_) => None,
         }
     }
 }
 
 /// Builds each processor a topology's pipelines name, once.
 #[derive(Default)]
-pub struct Built(BTreeMap<ComponentId, Processor>);
+pub struct Built {
+    built: BTreeMap<ComponentId, Processor>,
+    /// The process's pod cache, for `k8s_attributes` with `source = "api"`.
+    pods: Option<PodCache>,
+}
 
 impl Built {
+    pub fn new(pods: Option<PodCache>) -> Self {
+        Self {
+            built: BTreeMap::new(),
+            pods,
+        }
+    }
+
     /// The processor `id` with `config`, built on first use.
     pub fn get(
         &mut self,
@@ -101,7 +141,7 @@ impl Built {
         config: &ProcessorConfig,
         telemetry: &Telemetry,
     ) -> Option<Processor> {
-        if let Some(built) = self.0.get(id) {
+        if let Some(built) = self.built.get(id) {
             return Some(built.clone());
         }
         let built = match config {
@@ -109,8 +149,14 @@ impl Built {
             ProcessorConfig::Redact(c) => {
                 Processor::Redact(Arc::new(redact::Redactor::new(id, c, telemetry)))
             }
+            ProcessorConfig::K8sAttributes(c) => Processor::K8sAttributes(Arc::new(
+                k8s_attributes::K8sAttributes::new(id, c, self.pods.clone(), telemetry),
+            )),
+            ProcessorConfig::Tenant(c) => {
+                Processor::Tenant(Arc::new(tenant::TenantLimiter::new(id, c, telemetry)))
+            }
         };
-        self.0.insert(id.clone(), built.clone());
+        self.built.insert(id.clone(), built.clone());
         Some(built)
     }
 }

@@ -66,11 +66,14 @@ impl<T: SignalData> Queue<T> {
     }
 
     /// Adds `batch` if there is room now.
+    // The error hands the batch back: a move of a few words, not worth a box.
+    #[allow(clippy::result_large_err)]
     pub fn try_push(&self, batch: Batch<T>) -> Result<(), PushError<T>> {
         let items = batch.items();
         self.try_push_sized(batch, items)
     }
 
+    #[allow(clippy::result_large_err)]
     fn try_push_sized(&self, batch: Batch<T>, items: usize) -> Result<(), PushError<T>> {
         let mut state = self.state.lock().unwrap();
         if state.closed {

@@ -1,28 +1,37 @@
 //! Scrape target discovery shared by the scrape receivers (`prometheus`,
-//! `pprof`): target groups from `static_configs` and `file_sd_configs`,
-//! turned into targets by the receiver's own rules (relabelling included)
-//! and reconciled into one running scrape loop per target.
+//! `pprof`): target groups from `static_configs`, `file_sd_configs` and the
+//! pods of this node (the process's pod cache), turned into targets by the
+//! receiver's own rules (relabelling included) and reconciled into one
+//! running scrape loop per target.
 //!
-//! Kubernetes pod discovery is one more [`Sources`] member: it yields target
-//! groups whose labels carry the pod's `__meta_kubernetes_*` facts, and the
-//! same reconcile loop starts and stops loops as pods come and go.
+//! Each receiver says how pods become target groups ([`PodGroups`]): the
+//! groups carry the pod's `__meta_kubernetes_*` facts, and the reconcile
+//! loop runs again on every change of the cache, starting and stopping loops
+//! as pods come and go.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::k8s::{PodCache, PodInfo};
 use crate::receivers::prometheus::targets::FileSd;
 use crate::receivers::prometheus::{FileSdConfig, StaticConfig};
+
+/// How a receiver turns the pods of this node into target groups.
+pub type PodGroups = Arc<dyn Fn(&[Arc<PodInfo>]) -> Vec<StaticConfig> + Send + Sync>;
 
 /// How often `file_sd` files are checked for changes.
 const FILE_SD_CHECK: Duration = Duration::from_secs(5);
 
 /// Where one scrape job's target groups come from.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Sources {
     pub static_groups: Vec<StaticConfig>,
     pub file_sd: Vec<FileSdConfig>,
+    /// The pod cache and how its pods become groups, for Kubernetes discovery.
+    pub pods: Option<(PodCache, PodGroups)>,
 }
 
 /// Keeps one loop running per current target: `resolve` turns the groups
@@ -43,13 +52,15 @@ pub async fn reconcile<T, R, S>(
     let mut running: BTreeMap<T, (CancellationToken, JoinHandle<()>)> = BTreeMap::new();
     let mut file_sd: Vec<FileSd> = sources.file_sd.iter().map(|_| FileSd::default()).collect();
     let mut check = tokio::time::interval(FILE_SD_CHECK);
+    let mut pod_changes = sources.pods.as_ref().map(|(cache, _)| cache.changes());
     let mut first = true;
     loop {
+        let mut changed = first;
         tokio::select! {
             _ = check.tick() => {}
+            _ = pods_changed(&mut pod_changes) => changed = true,
             _ = stop.cancelled() => break,
         }
-        let mut changed = first;
         first = false;
         for (sd, config) in file_sd.iter_mut().zip(&sources.file_sd) {
             changed |= sd.refresh(&config.files);
@@ -60,6 +71,9 @@ pub async fn reconcile<T, R, S>(
         let mut groups = sources.static_groups.clone();
         for sd in &file_sd {
             groups.extend(sd.groups().cloned());
+        }
+        if let Some((cache, pod_groups)) = &sources.pods {
+            groups.extend(pod_groups(&cache.pods()));
         }
         let wanted = resolve(&groups);
         let current: Vec<T> = running.keys().cloned().collect();
@@ -84,5 +98,17 @@ pub async fn reconcile<T, R, S>(
     }
     for (_, (_, handle)) in running {
         let _ = handle.await;
+    }
+}
+
+/// Resolves when the pod cache changed; never without a cache.
+async fn pods_changed(changes: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    let Some(rx) = changes else {
+        return std::future::pending().await;
+    };
+    if rx.changed().await.is_err() {
+        // The cache is gone (never while the process runs): stop asking.
+        *changes = None;
+        std::future::pending::<()>().await;
     }
 }

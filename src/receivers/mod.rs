@@ -56,6 +56,14 @@ impl ReceiverConfig {
         }
     }
 
+    /// Whether the receiver reads the process's pod cache.
+    pub fn uses_pod_cache(&self) -> bool {
+        match self {
+            Self::Prometheus(c) => c.uses_pod_cache(),
+            Self::Otlp(_) | Self::PodLogs(_) | Self::Pprof(_) => false,
+        }
+    }
+
     /// The signals this receiver can feed into pipelines today.
     pub fn signals(&self) -> &'static [Signal] {
         match self {

@@ -72,6 +72,19 @@ pub trait Group {
 
     /// Encoded bytes of the group, as the signal's `encoded_len` counts them.
     fn bytes(&self) -> usize;
+
+    /// A 64-bit hash of the group's string attributes or labels: what makes
+    /// a series or a stream itself, for counting the active ones.
+    fn identity(&self) -> u64 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        self.for_each(&mut |key, value| {
+            hasher.update(key.as_bytes());
+            hasher.update(&[0xff]);
+            hasher.update(value.as_bytes());
+            hasher.update(&[0xfe]);
+        });
+        hasher.digest()
+    }
 }
 
 /// The processors' view of a signal's data.
@@ -163,5 +176,9 @@ impl Group for LabelsGroup<'_> {
 
     fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    fn identity(&self) -> u64 {
+        self.labels.hash64()
     }
 }

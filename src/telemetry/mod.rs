@@ -40,6 +40,23 @@ pub struct RuleLabels {
     pub rule: String,
 }
 
+/// Which tenant of a tenant processor a figure is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    pub processor: String,
+    pub signal: &'static str,
+    pub tenant: String,
+}
+
+/// A tenant's figure split by why it happened.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantReasonLabels {
+    pub processor: String,
+    pub signal: &'static str,
+    pub tenant: String,
+    pub reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
@@ -63,6 +80,8 @@ pub struct Telemetry {
     /// Values a redaction processor replaced, by rule.
     pub redactions: Family<RuleLabels, Counter>,
     pub pod_logs: PodLogsFamilies,
+    pub k8s: K8sFamilies,
+    pub tenants: TenantFamilies,
     process_rss: Gauge,
     process_cpu: Counter<f64, AtomicU64>,
     process_start: Gauge<f64, AtomicU64>,
@@ -80,6 +99,42 @@ pub struct PodLogsFamilies {
     pub rotations: Family<ReasonLabels, Counter>,
     pub files_open: Family<ComponentLabels, Gauge>,
     pub acknowledged: Family<ReasonLabels, Counter>,
+}
+
+/// Figures of the tenant processors (`ferro_tenant_*`). The `tenant` label
+/// takes at most `max_tenants` values per processor, plus `__overflow__` and
+/// `__invalid__`; a tenant's series go when it is forgotten.
+#[derive(Default)]
+pub struct TenantFamilies {
+    pub dropped: Family<TenantReasonLabels, Counter>,
+    pub active: Family<TenantLabels, Gauge>,
+    pub overflow: Family<ComponentLabels, Counter>,
+    pub tracked: Family<ComponentLabels, Gauge>,
+}
+
+impl TenantFamilies {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "ferro_tenant_dropped_items",
+            "Items a tenant processor dropped, by tenant and limit (rate_limited, byte_rate_limited, series_limit, stream_limit, too_many_labels, label_value_too_long, invalid_tenant)",
+            self.dropped.clone(),
+        );
+        r.register(
+            "ferro_tenant_active_series",
+            "Series (metrics) or streams (logs) a tenant sent within active_expiry",
+            self.active.clone(),
+        );
+        r.register(
+            "ferro_tenant_overflow_items",
+            "Items of tenants past max_tenants, limited and counted together as tenant __overflow__",
+            self.overflow.clone(),
+        );
+        r.register(
+            "ferro_tenant_tracked",
+            "Tenants a tenant processor tracks with limits and counters of their own",
+            self.tracked.clone(),
+        );
+    }
 }
 
 impl PodLogsFamilies {
@@ -127,6 +182,78 @@ impl PodLogsFamilies {
     }
 }
 
+/// Why something about the pod cache happened.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CauseLabels {
+    pub reason: &'static str,
+}
+
+/// Figures of the process-wide Kubernetes pod cache (`ferro_k8s_*`) and of
+/// the processors that read it.
+#[derive(Default)]
+pub struct K8sFamilies {
+    pub pods_cached: Gauge,
+    pub cache_bytes: Gauge,
+    /// 1 once the first list of pods arrived.
+    pub synced: Gauge,
+    pub relists: Counter,
+    pub api_errors: Family<CauseLabels, Counter>,
+    pub pods_not_cached: Family<CauseLabels, Counter>,
+    pub annotations_skipped: Counter,
+    pub associated: Family<ComponentLabels, Counter>,
+    pub unassociated: Family<ReasonLabels, Counter>,
+}
+
+impl K8sFamilies {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "ferro_k8s_pods_cached",
+            "Pods of this node in the pod cache",
+            self.pods_cached.clone(),
+        );
+        r.register(
+            "ferro_k8s_cache_bytes",
+            "Approximate heap bytes the pod cache holds",
+            self.cache_bytes.clone(),
+        );
+        r.register(
+            "ferro_k8s_cache_synced",
+            "1 once the pod cache holds a complete list of this node's pods",
+            self.synced.clone(),
+        );
+        r.register(
+            "ferro_k8s_watch_relists",
+            "Times the pod watch started over with a full list (410 Gone, or a lost watch)",
+            self.relists.clone(),
+        );
+        r.register(
+            "ferro_k8s_api_errors",
+            "Failed requests to and error events from the Kubernetes API server, by reason",
+            self.api_errors.clone(),
+        );
+        r.register(
+            "ferro_k8s_pods_not_cached",
+            "Pods from the API server the cache did not take, by reason",
+            self.pods_not_cached.clone(),
+        );
+        r.register(
+            "ferro_k8s_annotations_skipped",
+            "Pod annotations not kept because they are too long or only of use to kubectl",
+            self.annotations_skipped.clone(),
+        );
+        r.register(
+            "ferro_k8s_attributes_associated_items",
+            "Items a k8s_attributes processor found the pod of",
+            self.associated.clone(),
+        );
+        r.register(
+            "ferro_k8s_attributes_unassociated_items",
+            "Items a k8s_attributes processor found no pod for, by reason",
+            self.unassociated.clone(),
+        );
+    }
+}
+
 impl Telemetry {
     pub fn new() -> Arc<Self> {
         let t = Self {
@@ -144,6 +271,8 @@ impl Telemetry {
             memory_limit: Gauge::default(),
             redactions: Family::default(),
             pod_logs: PodLogsFamilies::default(),
+            k8s: K8sFamilies::default(),
+            tenants: TenantFamilies::default(),
             process_rss: Gauge::default(),
             process_cpu: Counter::default(),
             process_start: Gauge::default(),
@@ -212,6 +341,8 @@ impl Telemetry {
                 t.redactions.clone(),
             );
             t.pod_logs.register(&mut r);
+            t.k8s.register(&mut r);
+            t.tenants.register(&mut r);
             r.register(
                 "process_resident_memory_bytes",
                 "Resident set size of the ferro process",

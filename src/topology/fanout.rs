@@ -10,8 +10,9 @@ use tokio::sync::mpsc;
 use crate::config::ComponentId;
 use crate::delivery::{Batch, Outcome};
 use crate::exporters::OnFull;
+use crate::processors::tenant::TenantLimiter;
 use crate::queue::{PushError, Queue};
-use crate::signal::SignalData;
+use crate::signal::{Fields, SignalData};
 
 /// Why a receiver could not hand data to its pipelines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub enum Refusal {
     MemoryLimit,
     /// ferro is shutting down or reloading: retry later.
     ShuttingDown,
+    /// A tenant of the data is over its rate limit (`refuse = true`): retry
+    /// after this long.
+    TenantLimit(Duration),
 }
 
 impl Refusal {
@@ -30,6 +34,7 @@ impl Refusal {
             Self::PipelineFull => "pipeline_full",
             Self::MemoryLimit => "memory_limit",
             Self::ShuttingDown => "shutting_down",
+            Self::TenantLimit(_) => "tenant_limit",
         }
     }
 }
@@ -38,6 +43,9 @@ impl Refusal {
 pub struct PipelineInputs<T> {
     senders: Vec<mpsc::Sender<Batch<T>>>,
     wait: Duration,
+    /// Tenant limiters of these pipelines that refuse pushes over a rate
+    /// rather than drop them.
+    admission: Vec<Arc<TenantLimiter>>,
 }
 
 impl<T> Clone for PipelineInputs<T> {
@@ -45,13 +53,48 @@ impl<T> Clone for PipelineInputs<T> {
         Self {
             senders: self.senders.clone(),
             wait: self.wait,
+            admission: self.admission.clone(),
+        }
+    }
+}
+
+impl<T: Fields> PipelineInputs<T> {
+    /// Asks the refusing tenant limiters whether a push may be accepted;
+    /// marks the batch admitted if so, so that they charge it without
+    /// dropping. The caller refuses the sender on `Err`.
+    pub fn admit(&self, batch: &mut Batch<T>) -> Result<(), Refusal> {
+        if self.admission.is_empty() {
+            return Ok(());
+        }
+        let org_id = batch.tenancy.org_id.clone();
+        let mut wait = Duration::ZERO;
+        for limiter in &self.admission {
+            if let Err(w) = limiter.admit(org_id.as_ref(), &mut batch.data) {
+                wait = wait.max(w);
+            }
+        }
+        if wait.is_zero() {
+            batch.tenancy.admitted = true;
+            Ok(())
+        } else {
+            Err(Refusal::TenantLimit(wait))
         }
     }
 }
 
 impl<T: SignalData> PipelineInputs<T> {
     pub fn new(senders: Vec<mpsc::Sender<Batch<T>>>, wait: Duration) -> Self {
-        Self { senders, wait }
+        Self {
+            senders,
+            wait,
+            admission: Vec::new(),
+        }
+    }
+
+    /// These inputs with the refusing tenant limiters of their pipelines.
+    pub fn with_admission(mut self, admission: Vec<Arc<TenantLimiter>>) -> Self {
+        self.admission = admission;
+        self
     }
 
     /// Hands `batch` to every pipeline, or to none: room is reserved in all of

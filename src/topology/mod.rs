@@ -18,7 +18,9 @@ use crate::config::{ComponentId, Config, PipelineConfig};
 use crate::delivery::{Batch, MemoryLimiter};
 use crate::exporters::RunningExporter;
 use crate::exporters::runner::Lane;
+use crate::k8s::PodCaches;
 use crate::processors::Built;
+use crate::processors::tenant::TenantLimiter;
 use crate::receivers::{self, Outputs, ReceiverConfig, RunningReceiver};
 use crate::signal::{Fields, Logs, Metrics, Profiles, Signal, Traces};
 use crate::telemetry::Telemetry;
@@ -28,16 +30,42 @@ use pipeline::Pipeline;
 /// Batches a pipeline's input channel holds before receivers wait.
 const PIPELINE_CHANNEL: usize = 16;
 
+/// How long a start waits for the pod cache's first list, so that the first
+/// records are enriched; past it, ferro starts anyway.
+const INITIAL_POD_SYNC: Duration = Duration::from_secs(5);
+
 /// How long receivers get to finish in-flight requests when stopping.
 const RECEIVER_GRACE: Duration = Duration::from_secs(5);
 
 /// Pipeline inputs per receiver, per signal, while a topology is wired.
 #[derive(Default)]
 struct Wiring {
-    traces: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Traces>>>>,
-    metrics: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Metrics>>>>,
-    logs: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Logs>>>>,
-    profiles: BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<Profiles>>>>,
+    traces: BTreeMap<ComponentId, Inputs<Traces>>,
+    metrics: BTreeMap<ComponentId, Inputs<Metrics>>,
+    logs: BTreeMap<ComponentId, Inputs<Logs>>,
+    profiles: BTreeMap<ComponentId, Inputs<Profiles>>,
+}
+
+/// One receiver's pipelines of one signal: their channels, and the tenant
+/// limiters it must ask before accepting a push.
+struct Inputs<T> {
+    senders: Vec<mpsc::Sender<Batch<T>>>,
+    admission: Vec<Arc<TenantLimiter>>,
+}
+
+impl<T> Default for Inputs<T> {
+    fn default() -> Self {
+        Self {
+            senders: Vec::new(),
+            admission: Vec::new(),
+        }
+    }
+}
+
+impl<T: Fields> Inputs<T> {
+    fn into_pipeline_inputs(self, wait: Duration) -> PipelineInputs<T> {
+        PipelineInputs::new(self.senders, wait).with_admission(self.admission)
+    }
 }
 
 impl Wiring {
@@ -47,19 +75,19 @@ impl Wiring {
             traces: self
                 .traces
                 .remove(id)
-                .map(|senders| PipelineInputs::new(senders, wait)),
+                .map(|inputs| inputs.into_pipeline_inputs(wait)),
             metrics: self
                 .metrics
                 .remove(id)
-                .map(|senders| PipelineInputs::new(senders, wait)),
+                .map(|inputs| inputs.into_pipeline_inputs(wait)),
             logs: self
                 .logs
                 .remove(id)
-                .map(|senders| PipelineInputs::new(senders, wait)),
+                .map(|inputs| inputs.into_pipeline_inputs(wait)),
             profiles: self
                 .profiles
                 .remove(id)
-                .map(|senders| PipelineInputs::new(senders, wait)),
+                .map(|inputs| inputs.into_pipeline_inputs(wait)),
         }
     }
 }
@@ -72,7 +100,7 @@ fn wire<T: Fields>(
     telemetry: &Telemetry,
     exporters: &BTreeMap<ComponentId, RunningExporter>,
     lane: impl Fn(&RunningExporter) -> Option<&Lane<T>>,
-    inputs: &mut BTreeMap<ComponentId, Vec<mpsc::Sender<Batch<T>>>>,
+    inputs: &mut BTreeMap<ComponentId, Inputs<T>>,
     close: CancellationToken,
 ) -> JoinHandle<()> {
     let (tx, rx) = mpsc::channel(PIPELINE_CHANNEL);
@@ -85,9 +113,6 @@ fn wire<T: Fields>(
                 .and_then(|e| lane(e).map(|lane| lane.input(id)))
         })
         .collect();
-    for receiver in &pipeline.receivers {
-        inputs.entry(receiver.clone()).or_default().push(tx.clone());
-    }
     let task = Pipeline::new(
         pipeline.name.clone(),
         rx,
@@ -97,6 +122,17 @@ fn wire<T: Fields>(
         exporter_inputs,
         close,
     );
+    let admission: Vec<Arc<TenantLimiter>> = task
+        .before
+        .iter()
+        .chain(&task.after)
+        .filter_map(|p| p.admission().cloned())
+        .collect();
+    for receiver in &pipeline.receivers {
+        let inputs = inputs.entry(receiver.clone()).or_default();
+        inputs.senders.push(tx.clone());
+        inputs.admission.extend(admission.iter().cloned());
+    }
     tokio::spawn(task.run())
 }
 
@@ -115,6 +151,8 @@ pub enum StartError {
     Exporter(ComponentId, String),
     #[error("receiver {0}: {1}")]
     Receiver(ComponentId, std::io::Error),
+    #[error("kubernetes: {0}")]
+    Kubernetes(crate::k8s::K8sError),
 }
 
 impl Topology {
@@ -124,10 +162,27 @@ impl Topology {
         config: Config,
         telemetry: &Arc<Telemetry>,
         limiter: &Arc<MemoryLimiter>,
+        caches: &PodCaches,
         mut keep: BTreeMap<ComponentId, RunningExporter>,
     ) -> Result<Topology, (StartError, BTreeMap<ComponentId, RunningExporter>)> {
         limiter.set_limit(config.memory_limit.as_usize());
         telemetry.memory_limit.set(config.memory_limit.get() as i64);
+
+        // 0. The pod cache, before anything that reads it; it outlives
+        // this topology, so a reload keeps it warm.
+        let pods = match caches.get(config.kubernetes.as_ref(), telemetry).await {
+            Ok(pods) => pods,
+            Err(e) => return Err((StartError::Kubernetes(e), keep)),
+        };
+        if let Some(cache) = &pods
+            && !cache.is_synced()
+            && !cache.wait_synced(INITIAL_POD_SYNC).await
+        {
+            tracing::warn!(
+                waited_ms = INITIAL_POD_SYNC.as_millis() as u64,
+                "the pod cache has no list of this node's pods yet; starting anyway (records are enriched once it has)"
+            );
+        }
 
         // 1. Exporters.
         let mut exporters = BTreeMap::new();
@@ -163,7 +218,7 @@ impl Topology {
         let close_pipelines = CancellationToken::new();
         let mut pipelines = Vec::new();
         let mut wiring = Wiring::default();
-        let mut built = Built::default();
+        let mut built = Built::new(pods.clone());
         for pipeline in &config.pipelines {
             let close = close_pipelines.clone();
             match pipeline.signal {
@@ -238,7 +293,15 @@ impl Topology {
                     // the rest of its data and counts it: the next interval
                     // scrapes afresh.
                     let outputs = wiring.outputs(id, Duration::from_secs(5));
-                    receivers::prometheus::start(id, c, outputs, limiter.clone(), telemetry).await
+                    receivers::prometheus::start(
+                        id,
+                        c,
+                        outputs,
+                        limiter.clone(),
+                        telemetry,
+                        pods.clone(),
+                    )
+                    .await
                 }
                 ReceiverConfig::Pprof(c) => {
                     let outputs = wiring.outputs(id, c.pipeline_wait);
@@ -336,14 +399,15 @@ impl Topology {
         next: Config,
         telemetry: &Arc<Telemetry>,
         limiter: &Arc<MemoryLimiter>,
+        caches: &PodCaches,
     ) -> Result<(Topology, Option<StartError>), StartError> {
         let old = self.config.clone();
         let kept = self.stop_keeping_exporters(&next).await;
-        match Topology::start(next, telemetry, limiter, kept).await {
+        match Topology::start(next, telemetry, limiter, caches, kept).await {
             Ok(topology) => Ok((topology, None)),
             Err((error, kept)) => {
                 tracing::error!(%error, "the new config could not start; restoring the previous one");
-                match Topology::start(old, telemetry, limiter, kept).await {
+                match Topology::start(old, telemetry, limiter, caches, kept).await {
                     Ok(topology) => Ok((topology, Some(error))),
                     Err((again, _)) => Err(again),
                 }

@@ -120,7 +120,7 @@ impl<T: Fields> Pipeline<T> {
                 },
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     if let Some(batcher) = &mut self.batcher {
-                        batcher.flush(&mut ready);
+                        batcher.flush_due(tokio::time::Instant::now(), &mut ready);
                     }
                 }
             }

@@ -1,8 +1,9 @@
 //! Test support: a ferro process started from a config, a recording OTLP
 //! server (gRPC and HTTP) that can be told to refuse or to be slow, and
-//! stand-ins for Prometheus remote-write 2.0 and Loki.
+//! stand-ins for Prometheus remote-write 2.0, Loki and the Kubernetes API server.
 #![allow(dead_code)]
 
+pub mod kube_api;
 pub mod loki;
 pub mod prom;
 pub mod pyroscope;

@@ -243,6 +243,8 @@ pub struct Rw2Series {
 #[derive(Default, Debug)]
 pub struct Rw2Received {
     pub series: Vec<Rw2Series>,
+    /// The `X-Scope-OrgID` of the request each of `series` came in.
+    pub series_tenants: Vec<Option<String>>,
     pub requests: usize,
     pub rejected: usize,
     last: std::collections::HashMap<Vec<(String, String)>, i64>,
@@ -296,6 +298,10 @@ impl Rw2Server {
                             "symbols[0] must be empty".into(),
                         );
                     }
+                    let tenant = headers
+                        .get("x-scope-orgid")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
                     let mut received = state.lock().unwrap();
                     received.requests += 1;
                     let mut written = 0;
@@ -345,6 +351,7 @@ impl Rw2Server {
                             .get(meta.help_ref as usize)
                             .cloned()
                             .unwrap_or_default();
+                        received.series_tenants.push(tenant.clone());
                         received.series.push(Rw2Series {
                             labels,
                             samples,

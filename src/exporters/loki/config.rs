@@ -155,19 +155,8 @@ impl Validate for RawLokiConfig {
     }
 }
 
-/// A tenant ID as Loki accepts it (dskit's `ValidTenantID`), as a header value.
-pub fn valid_tenant(tenant: &str) -> Option<http::HeaderValue> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "!-_.*'()".contains(c);
-    if tenant.is_empty()
-        || tenant.len() > 150
-        || tenant == "."
-        || tenant == ".."
-        || !tenant.chars().all(allowed)
-    {
-        return None;
-    }
-    http::HeaderValue::from_str(tenant).ok()
-}
+/// A tenant ID as Loki accepts it, as a header value.
+pub use crate::delivery::valid_tenant;
 
 /// A label name Loki's label parser takes: `[a-zA-Z_][a-zA-Z0-9_]*`.
 pub fn valid_label_name(name: &str) -> bool {

@@ -123,8 +123,11 @@ impl Router {
     async fn dispatch(&self, batch: Batch<Logs>) {
         let mut keys = Vec::new();
         let mut refused: Vec<(&'static str, usize)> = Vec::new();
+        let tenant = batch.tenancy.tenant.clone();
         let mut parts = batch.map_parts(|logs| {
-            let (parts, rejected) = self.routing.split(logs, &mut keys, &mut refused);
+            let (parts, rejected) =
+                self.routing
+                    .split(logs, tenant.as_ref(), &mut keys, &mut refused);
             parts.into_iter().chain([rejected]).collect()
         });
         let rejected = parts.pop().expect("map_parts keeps the rejected part");
@@ -135,7 +138,10 @@ impl Router {
         if rejected.items() > 0 {
             rejected.drop_with(Outcome::Dropped);
         }
-        for ((shard, tenant), batch) in keys.into_iter().zip(parts) {
+        for ((shard, tenant), mut batch) in keys.into_iter().zip(parts) {
+            // The part's tenant is the one it is sent under, whatever
+            // decided it: the shard merges parts of one tenant only.
+            batch.tenancy.tenant = tenant.clone();
             if let Err(mpsc::error::SendError(part)) =
                 self.senders[shard].send(Part { tenant, batch }).await
             {
@@ -157,9 +163,12 @@ struct Routing {
 impl Routing {
     /// The streams of `logs` grouped by (shard, tenant) in arrival order,
     /// plus those refused; `keys` and `refused` say which is which and why.
+    /// A stream's tenant is its `tenant_label`, else the batch's (a tenant
+    /// processor's), else `tenant_id`.
     fn split(
         &self,
         logs: Logs,
+        batch_tenant: Option<&http::HeaderValue>,
         keys: &mut Vec<(usize, Option<http::HeaderValue>)>,
         refused: &mut Vec<(&'static str, usize)>,
     ) -> (Vec<Logs>, Logs) {
@@ -190,7 +199,7 @@ impl Routing {
                         continue;
                     }
                 },
-                None => self.tenant_id.clone(),
+                None => batch_tenant.or(self.tenant_id.as_ref()).cloned(),
             };
             if let Err(reason) = encode::check_labels(&stream.labels) {
                 refuse(reason, stream);

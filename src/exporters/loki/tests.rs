@@ -199,7 +199,7 @@ fn streams_split_by_tenant_label_which_is_removed() {
     let mut keys = Vec::new();
     let mut refused = Vec::new();
     let (parts, rejected) =
-        routing(Some("tenant"), Some("fallback"), 1).split(logs, &mut keys, &mut refused);
+        routing(Some("tenant"), Some("fallback"), 1).split(logs, None, &mut keys, &mut refused);
     let tenants: Vec<_> = keys
         .iter()
         .map(|(shard, t)| {
@@ -234,7 +234,8 @@ fn without_tenant_label_every_stream_has_the_default_tenant_and_a_stable_shard()
             .collect(),
     );
     let mut keys = Vec::new();
-    let (parts, rejected) = routing(None, None, 4).split(logs.clone(), &mut keys, &mut Vec::new());
+    let (parts, rejected) =
+        routing(None, None, 4).split(logs.clone(), None, &mut keys, &mut Vec::new());
     assert!(rejected.streams.is_empty());
     assert_eq!(parts.iter().map(|p| p.streams.len()).sum::<usize>(), 50);
     assert!(
@@ -243,7 +244,7 @@ fn without_tenant_label_every_stream_has_the_default_tenant_and_a_stable_shard()
     );
     assert!(keys.len() > 1, "streams spread over shards");
     let mut again = Vec::new();
-    routing(None, None, 4).split(logs, &mut again, &mut Vec::new());
+    routing(None, None, 4).split(logs, None, &mut again, &mut Vec::new());
     assert_eq!(keys, again);
 }
 

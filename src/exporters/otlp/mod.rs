@@ -62,9 +62,16 @@ impl OtlpSender {
 
     pub async fn send_traces(&self, batch: &Batch<Traces>) -> Result<Sent, ExportError> {
         let body = encode::traces_request(&batch.data, batch.bytes);
+        let tenant = batch.tenancy.tenant.as_ref();
         let response = match &self.transport {
-            Transport::Grpc(channel) => self.grpc(channel, wire::TRACE_EXPORT_PATH, body).await?,
-            Transport::Http(client) => self.http(client, &self.config.traces_url, body).await?,
+            Transport::Grpc(channel) => {
+                self.grpc(channel, wire::TRACE_EXPORT_PATH, body, tenant)
+                    .await?
+            }
+            Transport::Http(client) => {
+                self.http(client, &self.config.traces_url, body, tenant)
+                    .await?
+            }
         };
         if response.is_empty() {
             return Ok(Sent::default());
@@ -86,6 +93,7 @@ impl OtlpSender {
         channel: &Channel,
         path: &'static str,
         body: Bytes,
+        tenant: Option<&http::HeaderValue>,
     ) -> Result<Bytes, ExportError> {
         let mut grpc = tonic::client::Grpc::new(channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
@@ -101,7 +109,7 @@ impl OtlpSender {
         })?;
         let mut request = tonic::Request::new(body);
         request.set_timeout(self.config.timeout);
-        for (name, value) in &self.config.headers {
+        for (name, value) in super::headers_with_tenant(&self.config.headers, tenant) {
             if let (Ok(key), Ok(value)) = (
                 tonic::metadata::MetadataKey::from_bytes(name.as_str().as_bytes()),
                 tonic::metadata::MetadataValue::try_from(value.as_bytes()),
@@ -123,6 +131,7 @@ impl OtlpSender {
         client: &HttpClient,
         url: &http::Uri,
         body: Bytes,
+        tenant: Option<&http::HeaderValue>,
     ) -> Result<Bytes, ExportError> {
         let body = encode::compress(body, self.config.compression)
             .map_err(|e| ExportError::permanent("encode", format!("compressing the body: {e}")))?;
@@ -137,7 +146,7 @@ impl OtlpSender {
             Compression::Zstd => request = request.header(http::header::CONTENT_ENCODING, "zstd"),
             Compression::None => {}
         }
-        for (name, value) in &self.config.headers {
+        for (name, value) in super::headers_with_tenant(&self.config.headers, tenant) {
             request = request.header(name, value);
         }
         let request = request

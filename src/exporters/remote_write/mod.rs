@@ -182,13 +182,27 @@ struct Shard {
 impl Shard {
     async fn run(mut self) {
         let max = self.config.max_samples_per_send;
-        while let Some(mut pending) = self.rx.recv().await {
+        // A batch of another tenant that ended the previous request: it
+        // starts the next one, since one request goes to one tenant.
+        let mut next: Option<Batch<Metrics>> = None;
+        loop {
+            let mut pending = match next.take() {
+                Some(batch) => batch,
+                None => match self.rx.recv().await {
+                    Some(batch) => batch,
+                    None => return,
+                },
+            };
             let deadline = tokio::time::Instant::now() + self.config.batch_send_deadline;
             let mut open = true;
             while open && pending.items() < max {
                 tokio::select! {
                     more = self.rx.recv() => match more {
-                        Some(more) => pending.merge(more),
+                        Some(more) if pending.same_tenant(&more) => pending.merge(more),
+                        Some(more) => {
+                            next = Some(more);
+                            break;
+                        }
                         None => open = false,
                     },
                     _ = tokio::time::sleep_until(deadline) => break,
@@ -197,21 +211,21 @@ impl Shard {
             while pending.items() > max {
                 let request = pending.split_to(max);
                 if !self.delivery.deliver(&*self.sink, request).await {
-                    return self.drain(Some(pending)).await;
+                    return self.drain([Some(pending), next]).await;
                 }
             }
             if !self.delivery.deliver(&*self.sink, pending).await {
-                return self.drain(None).await;
+                return self.drain([next, None]).await;
             }
-            if !open {
+            if !open && next.is_none() {
                 return;
             }
         }
     }
 
     /// After the shutdown deadline: count and release what this shard still holds.
-    async fn drain(&mut self, pending: Option<Batch<Metrics>>) {
-        let mut left: Vec<_> = pending.into_iter().collect();
+    async fn drain(&mut self, pending: [Option<Batch<Metrics>>; 2]) {
+        let mut left: Vec<_> = pending.into_iter().flatten().collect();
         self.rx.close();
         while let Some(batch) = self.rx.recv().await {
             left.push(batch);
@@ -255,12 +269,17 @@ impl RemoteWriteSink {
             return;
         }
         let body = encode::write_request_v1(&[], &metadata);
-        if let Err(e) = self.post(body, 0).await {
+        if let Err(e) = self.post(body, 0, None).await {
             tracing::debug!(exporter = %delivery.id, error = %e.message, "sending metadata failed; it is sent again next interval");
         }
     }
 
-    async fn post(&self, body: Vec<u8>, points: u64) -> Result<Sent, ExportError> {
+    async fn post(
+        &self,
+        body: Vec<u8>,
+        points: u64,
+        tenant: Option<&http::HeaderValue>,
+    ) -> Result<Sent, ExportError> {
         let compressed = Bytes::from(encode::snappy(&body));
         let (content_type, version) = match self.config.protocol_version {
             ProtocolVersion::V1 => ("application/x-protobuf", "0.1.0"),
@@ -277,7 +296,7 @@ impl RemoteWriteSink {
                 http::header::USER_AGENT,
                 concat!("ferro/", env!("CARGO_PKG_VERSION")),
             );
-        for (name, value) in &self.config.headers {
+        for (name, value) in super::headers_with_tenant(&self.config.headers, tenant) {
             request = request.header(name, value);
         }
         if let Some(auth) = &self.authorization {
@@ -310,7 +329,8 @@ impl Sink<Metrics> for RemoteWriteSink {
                 encode::write_request_v2(&batch.data.series, &metadata)
             }
         };
-        self.post(body, batch.items() as u64).await
+        self.post(body, batch.items() as u64, batch.tenancy.tenant.as_ref())
+            .await
     }
 }
 

@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -182,12 +183,26 @@ impl<E: Export> UnaryService<Bytes> for ExportMethod<E> {
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let shared = self.shared.clone();
         self.reached.store(true, Ordering::Relaxed);
+        // The client's address, for association with the sending pod.
+        let peer = request.remote_addr().map(|a| a.ip());
         Box::pin(async move {
+            let org_id = match super::org_id(
+                request
+                    .metadata()
+                    .get(super::ORG_ID_HEADER)
+                    .map(|v| v.as_bytes()),
+            ) {
+                Ok(org_id) => org_id,
+                Err(rejection) => {
+                    return Err(to_status(shared.rejected(E::SIGNAL, rejection), &shared));
+                }
+            };
+            let origin = super::Origin { peer, org_id };
             let body = request.into_inner();
             let result = match E::SIGNAL {
-                Signal::Traces => shared.accept_traces_protobuf(body).await,
-                Signal::Metrics => shared.accept_metrics_protobuf(body).await,
-                Signal::Logs => shared.accept_logs_protobuf(body).await,
+                Signal::Traces => shared.accept_traces_protobuf(body, origin).await,
+                Signal::Metrics => shared.accept_metrics_protobuf(body, origin).await,
+                Signal::Logs => shared.accept_logs_protobuf(body, origin).await,
                 signal => Err(shared.rejected(signal, Rejection::NoPipeline(signal))),
             }
             .map(response_bytes);
@@ -227,6 +242,13 @@ fn to_status(rejection: Rejection, shared: &Shared) -> Status {
             Code::Unavailable,
             "ferro is shutting down or reloading; retry",
             Some(RETRY_AFTER),
+        ),
+        // RESOURCE_EXHAUSTED with RetryInfo: what OTLP clients retry, after
+        // the delay given.
+        Rejection::Refused(Refusal::TenantLimit(wait)) => status::grpc_status(
+            Code::ResourceExhausted,
+            "the tenant is over its rate limit; retry later",
+            Some(Duration::from_secs(super::retry_after_secs(wait))),
         ),
         Rejection::Invalid { message, .. } => Status::invalid_argument(message),
         Rejection::NoPipeline(signal) => {

@@ -4,7 +4,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Partial, RETRY_AFTER, Rejection, Shared};
+use super::{Partial, RETRY_AFTER, Rejection, Shared, retry_after_secs};
 use crate::otlp::{self as wire, status};
 use crate::signal::Signal;
 use crate::topology::fanout::Refusal;
@@ -41,9 +41,12 @@ pub async fn serve(
         .layer(DefaultBodyLimit::disable())
         .with_state(shared);
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
+        if let Err(e) = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
         {
             tracing::error!(error = %e, "OTLP HTTP server failed");
         }
@@ -67,19 +70,52 @@ fn format_of(headers: &HeaderMap) -> Option<Format> {
     }
 }
 
-async fn traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    export(&shared, &headers, body, Signal::Traces).await
+async fn traces(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    export(&shared, &headers, body, Signal::Traces, peer).await
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    export(&shared, &headers, body, Signal::Metrics).await
+async fn metrics(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    export(&shared, &headers, body, Signal::Metrics, peer).await
 }
 
-async fn logs(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    export(&shared, &headers, body, Signal::Logs).await
+async fn logs(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    export(&shared, &headers, body, Signal::Logs, peer).await
 }
 
-async fn export(shared: &Shared, headers: &HeaderMap, body: Body, signal: Signal) -> Response {
+/// `peer` is the client's address, for association with the sending pod.
+async fn export(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: Body,
+    signal: Signal,
+    peer: SocketAddr,
+) -> Response {
+    let org_id = match super::org_id(headers.get(super::ORG_ID_HEADER).map(|v| v.as_bytes())) {
+        Ok(org_id) => org_id,
+        Err(rejection) => {
+            let format = format_of(headers).unwrap_or(Format::Json);
+            return error_response(format, shared.rejected(signal, rejection), shared);
+        }
+    };
+    let origin = super::Origin {
+        peer: Some(peer.ip()),
+        org_id,
+    };
     let Some(format) = format_of(headers) else {
         let rejection = Rejection::Invalid {
             reason: "unsupported_media_type",
@@ -94,12 +130,12 @@ async fn export(shared: &Shared, headers: &HeaderMap, body: Body, signal: Signal
         }
     };
     let result = match (signal, format) {
-        (Signal::Traces, Format::Protobuf) => shared.accept_traces_protobuf(body).await,
-        (Signal::Traces, Format::Json) => shared.accept_traces_json(body).await,
-        (Signal::Metrics, Format::Protobuf) => shared.accept_metrics_protobuf(body).await,
-        (Signal::Metrics, Format::Json) => shared.accept_metrics_json(body).await,
-        (Signal::Logs, Format::Protobuf) => shared.accept_logs_protobuf(body).await,
-        (Signal::Logs, Format::Json) => shared.accept_logs_json(body).await,
+        (Signal::Traces, Format::Protobuf) => shared.accept_traces_protobuf(body, origin).await,
+        (Signal::Traces, Format::Json) => shared.accept_traces_json(body, origin).await,
+        (Signal::Metrics, Format::Protobuf) => shared.accept_metrics_protobuf(body, origin).await,
+        (Signal::Metrics, Format::Json) => shared.accept_metrics_json(body, origin).await,
+        (Signal::Logs, Format::Protobuf) => shared.accept_logs_protobuf(body, origin).await,
+        (Signal::Logs, Format::Json) => shared.accept_logs_json(body, origin).await,
         (other, _) => Err(shared.rejected(other, Rejection::NoPipeline(other))),
     };
     match result {
@@ -216,19 +252,25 @@ fn error_response(format: Format, rejection: Rejection, shared: &Shared) -> Resp
             StatusCode::TOO_MANY_REQUESTS,
             8,
             "ferro is at its memory limit; retry later".to_string(),
-            true,
+            Some(RETRY_AFTER),
         ),
         Rejection::Refused(Refusal::PipelineFull) => (
             StatusCode::SERVICE_UNAVAILABLE,
             14,
             "the pipeline is full; retry later".to_string(),
-            true,
+            Some(RETRY_AFTER),
         ),
         Rejection::Refused(Refusal::ShuttingDown) => (
             StatusCode::SERVICE_UNAVAILABLE,
             14,
             "ferro is shutting down or reloading; retry".to_string(),
-            true,
+            Some(RETRY_AFTER),
+        ),
+        Rejection::Refused(Refusal::TenantLimit(wait)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            8,
+            "the tenant is over its rate limit; retry later".to_string(),
+            Some(wait),
         ),
         Rejection::Invalid { reason, message } => {
             let code = match reason {
@@ -238,13 +280,13 @@ fn error_response(format: Format, rejection: Rejection, shared: &Shared) -> Resp
                 }
                 _ => StatusCode::BAD_REQUEST,
             };
-            (code, 3, message, false)
+            (code, 3, message, None)
         }
         Rejection::NoPipeline(signal) => (
             StatusCode::NOT_FOUND,
             12,
             format!("receiver {} feeds no {signal} pipeline", shared.id),
-            false,
+            None,
         ),
     };
     let body: Vec<u8> = match format {
@@ -254,10 +296,10 @@ fn error_response(format: Format, rejection: Rejection, shared: &Shared) -> Resp
             .into_bytes(),
     };
     let mut response = (code, [(header::CONTENT_TYPE, content_type(format))], body).into_response();
-    if retry {
+    if let Some(wait) = retry {
         response.headers_mut().insert(
             header::RETRY_AFTER,
-            HeaderValue::from(RETRY_AFTER.as_secs()),
+            HeaderValue::from(retry_after_secs(wait)),
         );
     }
     response

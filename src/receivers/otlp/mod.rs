@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use prometheus_client::metrics::counter::Counter;
+use std::net::IpAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -27,12 +28,50 @@ use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
 use crate::otlp::scan;
-use crate::signal::{Signal, SignalData, Traces};
+use crate::signal::{Fields, Signal, SignalData, Traces};
 use crate::telemetry::{ComponentLabels, Telemetry};
 use crate::topology::fanout::Refusal;
 
 /// How long a refused client is asked to wait.
 const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The header (HTTP) or metadata key (gRPC) naming the sender's tenant, as
+/// Grafana's backends read it.
+const ORG_ID_HEADER: &str = "x-scope-orgid";
+
+/// Whole seconds for `Retry-After`, rounded up, at least 1.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// Where a request came from: what processors may key on.
+struct Origin {
+    /// The client's address, for association with the sending pod.
+    peer: Option<IpAddr>,
+    /// The `X-Scope-OrgID` it came with, for tenant processors.
+    org_id: Option<::http::HeaderValue>,
+}
+
+/// The tenant a push names in `X-Scope-OrgID`, if it names one; a value
+/// that is no valid tenant ID is a client error, as it is for Mimir and Loki.
+fn org_id(value: Option<&[u8]>) -> Result<Option<::http::HeaderValue>, Rejection> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| crate::delivery::valid_tenant(v.trim()))
+    {
+        Some(tenant) => Ok(Some(tenant)),
+        None => Err(Rejection::Invalid {
+            reason: "invalid_tenant",
+            message: format!(
+                "X-Scope-OrgID {:?} is not a tenant ID (1 to 150 of a-z A-Z 0-9 ! - _ . * ' ( ))",
+                String::from_utf8_lossy(&value[..value.len().min(160)])
+            ),
+        }),
+    }
+}
 
 /// Why a request was not taken.
 #[derive(Debug)]
@@ -82,7 +121,11 @@ struct SignalCounters {
 
 impl Shared {
     /// Takes a protobuf-encoded traces request (already size-checked and decompressed).
-    async fn accept_traces_protobuf(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+    async fn accept_traces_protobuf(
+        &self,
+        body: Bytes,
+        origin: Origin,
+    ) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.traces else {
             return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
         };
@@ -102,12 +145,16 @@ impl Shared {
         } else {
             traces.encoded_len()
         };
-        self.accept_traces(inputs, traces, bytes, invalid as u64, ticket)
+        self.accept_traces(inputs, traces, bytes, invalid as u64, ticket, origin)
             .await
     }
 
     /// Takes an OTLP/JSON traces request.
-    async fn accept_traces_json(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+    async fn accept_traces_json(
+        &self,
+        body: Bytes,
+        origin: Origin,
+    ) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.traces else {
             return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
         };
@@ -125,7 +172,7 @@ impl Shared {
         let invalid = drop_invalid_spans(&mut resource_spans);
         let traces = Traces::new(resource_spans);
         let bytes = traces.encoded_len();
-        self.accept_traces(inputs, traces, bytes, invalid, ticket)
+        self.accept_traces(inputs, traces, bytes, invalid, ticket, origin)
             .await
     }
 
@@ -136,6 +183,7 @@ impl Shared {
         bytes: usize,
         invalid: u64,
         ticket: Ticket,
+        origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let items = traces.item_count() as u64;
         let partial = (invalid > 0).then(|| {
@@ -150,7 +198,9 @@ impl Shared {
         if items == 0 {
             return Ok(partial);
         }
-        match inputs.send(Batch::with_size(traces, bytes, ticket)).await {
+        let mut batch = Batch::with_size(traces, bytes, ticket).with_peer(origin.peer);
+        batch.tenancy.org_id = origin.org_id;
+        match admit_and_send(inputs, batch).await {
             Ok(()) => {
                 self.traces.accepted.inc_by(items);
                 Ok(partial)
@@ -168,7 +218,11 @@ impl Shared {
     }
 
     /// Takes a protobuf-encoded metrics request.
-    async fn accept_metrics_protobuf(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+    async fn accept_metrics_protobuf(
+        &self,
+        body: Bytes,
+        origin: Origin,
+    ) -> Result<Option<Partial>, Rejection> {
         use prost::Message;
         let Some(inputs) = &self.outputs.metrics else {
             return Err(self.rejected(Signal::Metrics, Rejection::NoPipeline(Signal::Metrics)));
@@ -183,11 +237,15 @@ impl Shared {
                 },
             )
         })?;
-        self.accept_metrics(inputs, request, ticket).await
+        self.accept_metrics(inputs, request, ticket, origin).await
     }
 
     /// Takes an OTLP/JSON metrics request.
-    async fn accept_metrics_json(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+    async fn accept_metrics_json(
+        &self,
+        body: Bytes,
+        origin: Origin,
+    ) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.metrics else {
             return Err(self.rejected(Signal::Metrics, Rejection::NoPipeline(Signal::Metrics)));
         };
@@ -201,7 +259,7 @@ impl Shared {
                 },
             )
         })?;
-        self.accept_metrics(inputs, request, ticket).await
+        self.accept_metrics(inputs, request, ticket, origin).await
     }
 
     /// Converts to Prometheus series (Prometheus' own OTLP rules) and hands
@@ -211,6 +269,7 @@ impl Shared {
         inputs: &crate::topology::fanout::PipelineInputs<crate::signal::Metrics>,
         request: ExportMetricsServiceRequest,
         ticket: Ticket,
+        origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let converted = metrics::convert(request);
         let refused = Converted {
@@ -218,12 +277,16 @@ impl Shared {
             reasons: &converted.rejections,
             message: converted.error_message,
         };
-        self.hand_on(inputs, converted.metrics, refused, ticket)
+        self.hand_on(inputs, converted.metrics, refused, ticket, origin)
             .await
     }
 
     /// Takes a protobuf-encoded logs request.
-    async fn accept_logs_protobuf(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+    async fn accept_logs_protobuf(
+        &self,
+        body: Bytes,
+        origin: Origin,
+    ) -> Result<Option<Partial>, Rejection> {
         use prost::Message;
         let Some(inputs) = &self.outputs.logs else {
             return Err(self.rejected(Signal::Logs, Rejection::NoPipeline(Signal::Logs)));
@@ -238,11 +301,15 @@ impl Shared {
                 },
             )
         })?;
-        self.accept_logs(inputs, request, ticket).await
+        self.accept_logs(inputs, request, ticket, origin).await
     }
 
     /// Takes an OTLP/JSON logs request.
-    async fn accept_logs_json(&self, body: Bytes) -> Result<Option<Partial>, Rejection> {
+    async fn accept_logs_json(
+        &self,
+        body: Bytes,
+        origin: Origin,
+    ) -> Result<Option<Partial>, Rejection> {
         let Some(inputs) = &self.outputs.logs else {
             return Err(self.rejected(Signal::Logs, Rejection::NoPipeline(Signal::Logs)));
         };
@@ -256,7 +323,7 @@ impl Shared {
                 },
             )
         })?;
-        self.accept_logs(inputs, request, ticket).await
+        self.accept_logs(inputs, request, ticket, origin).await
     }
 
     /// Converts to Loki streams (Loki's own OTLP rules) and hands them on;
@@ -266,6 +333,7 @@ impl Shared {
         inputs: &crate::topology::fanout::PipelineInputs<crate::signal::Logs>,
         request: ExportLogsServiceRequest,
         ticket: Ticket,
+        origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let converted = logs::convert(request, &self.config.logs);
         let refused = Converted {
@@ -273,17 +341,19 @@ impl Shared {
             reasons: &converted.rejections,
             message: converted.error_message,
         };
-        self.hand_on(inputs, converted.logs, refused, ticket).await
+        self.hand_on(inputs, converted.logs, refused, ticket, origin)
+            .await
     }
 
     /// Hands what a conversion produced to the pipelines; what it could not
     /// convert is counted by reason and reported back as partial success.
-    async fn hand_on<T: SignalData>(
+    async fn hand_on<T: Fields>(
         &self,
         inputs: &crate::topology::fanout::PipelineInputs<T>,
         data: T,
         refused: Converted<'_>,
         ticket: Ticket,
+        origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let labels = Telemetry::labels("receiver", &self.id, T::SIGNAL);
         for (reason, count) in refused.reasons {
@@ -298,7 +368,9 @@ impl Shared {
             return Ok(partial);
         }
         let bytes = data.encoded_len();
-        match inputs.send(Batch::with_size(data, bytes, ticket)).await {
+        let mut batch = Batch::with_size(data, bytes, ticket).with_peer(origin.peer);
+        batch.tenancy.org_id = origin.org_id;
+        match admit_and_send(inputs, batch).await {
             Ok(()) => {
                 Telemetry::counter(&self.telemetry.accepted, &labels).inc_by(items);
                 Ok(partial)
@@ -336,6 +408,17 @@ impl Shared {
         let labels = Telemetry::labels("receiver", &self.id, signal);
         Telemetry::reason_counter(&self.telemetry.rejected_requests, &labels, reason).inc();
     }
+}
+
+/// Asks the tenant limiters that refuse rather than drop, then hands the
+/// batch to the pipelines: a refused push is released at once, its memory
+/// with it.
+async fn admit_and_send<T: Fields>(
+    inputs: &crate::topology::fanout::PipelineInputs<T>,
+    mut batch: Batch<T>,
+) -> Result<(), Refusal> {
+    inputs.admit(&mut batch)?;
+    inputs.send(batch).await
 }
 
 /// Removes spans whose ids the OTLP spec calls invalid (wrong length or all

@@ -165,6 +165,7 @@ async fn manage(job: Arc<Job>, shared: Arc<Shared>, stop: CancellationToken) {
     let sources = Sources {
         static_groups: job.config.static_configs.clone(),
         file_sd: job.config.file_sd_configs.clone(),
+        pods: None,
     };
     let spawn =
         |target, token| tokio::spawn(scrape::run(job.clone(), target, shared.clone(), token));

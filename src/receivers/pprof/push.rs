@@ -90,6 +90,10 @@ impl Rejection {
 
     /// Connect's error body and status.
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            Rejection::Refused(Refusal::TenantLimit(wait)) => wait.as_secs().max(1),
+            _ => RETRY_AFTER_SECS,
+        };
         let (status, code, message) = match self {
             Rejection::Refused(Refusal::MemoryLimit) => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -100,6 +104,11 @@ impl Rejection {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "the pipeline is full; retry later".to_string(),
+            ),
+            Rejection::Refused(Refusal::TenantLimit(_)) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "resource_exhausted",
+                "a tenant of this push is over its rate limit; retry later".to_string(),
             ),
             Rejection::Refused(Refusal::ShuttingDown) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -126,7 +135,7 @@ impl Rejection {
         ) {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         response
     }

@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::config::{ByteSize, Duration, FieldError, Validate};
+use crate::k8s::discovery::ScrapeAnnotations;
 use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::tls::TlsConfig;
 use crate::prom::relabel::{self, RawRelabelConfig, RelabelConfig};
@@ -51,6 +52,8 @@ struct RawScrapeConfig {
     #[serde(default)]
     file_sd_configs: Vec<FileSdConfig>,
     #[serde(default)]
+    kubernetes_sd_configs: Vec<RawKubernetesSdConfig>,
+    #[serde(default)]
     relabel_configs: Vec<RawRelabelConfig>,
     #[serde(default)]
     metric_relabel_configs: Vec<RawRelabelConfig>,
@@ -73,9 +76,39 @@ pub struct FileSdConfig {
     pub refresh_interval: Option<Duration>,
 }
 
+/// Targets from the pods of this node, as Prometheus' `kubernetes_sd_configs`
+/// names it; the pods come from the process's pod cache.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKubernetesSdConfig {
+    /// Only `pod`: ferro watches its own node's pods and nothing else.
+    role: String,
+    /// The annotation prefix by which pods ask to be scraped
+    /// (`PREFIX/scrape: "true"`, `PREFIX/port`, `PREFIX/path`,
+    /// `PREFIX/scheme`); `""` takes every container port of every pod, as
+    /// Prometheus does, for `relabel_configs` to choose.
+    annotations: Option<String>,
+}
+
+/// A checked pod discovery source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KubernetesSdConfig {
+    /// `None`: every container port (Prometheus' pod role).
+    pub annotations: Option<ScrapeAnnotations>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrometheusConfig {
     pub scrape_configs: Vec<ScrapeConfig>,
+}
+
+impl PrometheusConfig {
+    /// Whether a scrape config discovers pods (and so needs the pod cache).
+    pub fn uses_pod_cache(&self) -> bool {
+        self.scrape_configs
+            .iter()
+            .any(|c| !c.kubernetes_sd_configs.is_empty())
+    }
 }
 
 /// A checked scrape config.
@@ -99,6 +132,7 @@ pub struct ScrapeConfig {
     pub enable_compression: bool,
     pub static_configs: Vec<StaticConfig>,
     pub file_sd_configs: Vec<FileSdConfig>,
+    pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
     pub relabel_configs: Vec<RelabelConfig>,
     pub metric_relabel_configs: Vec<RelabelConfig>,
     /// The section as written, for deciding whether a reload changed it.
@@ -137,7 +171,7 @@ impl Validate for RawPrometheusConfig {
         for (i, raw) in self.scrape_configs.into_iter().enumerate() {
             let at = |field: &str| format!("scrape_configs.{i}.{field}");
             let fingerprint = format!(
-                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
                 raw.job_name,
                 raw.scrape_interval,
                 raw.scrape_timeout,
@@ -154,6 +188,7 @@ impl Validate for RawPrometheusConfig {
                 raw.enable_compression,
                 raw.static_configs,
                 raw.file_sd_configs,
+                raw.kubernetes_sd_configs,
                 raw.tls_config,
                 (&raw.basic_auth, &raw.bearer_token, &raw.bearer_token_file),
                 raw.relabel_configs,
@@ -214,6 +249,22 @@ impl Validate for RawPrometheusConfig {
                     ));
                 }
             }
+            let mut kubernetes_sd_configs = Vec::new();
+            for (j, sd) in raw.kubernetes_sd_configs.iter().enumerate() {
+                if sd.role != "pod" {
+                    errors.push(FieldError::new(
+                        at(&format!("kubernetes_sd_configs.{j}.role")),
+                        format!(
+                            "`{}` is not supported: only role = \"pod\" (ferro watches the pods of its own node, nothing cluster-wide)",
+                            sd.role
+                        ),
+                    ));
+                }
+                let prefix = sd.annotations.as_deref().unwrap_or("prometheus.io");
+                kubernetes_sd_configs.push(KubernetesSdConfig {
+                    annotations: (!prefix.is_empty()).then(|| ScrapeAnnotations::prefixed(prefix)),
+                });
+            }
             let relabel_configs =
                 relabel_list(raw.relabel_configs, &at("relabel_configs"), &mut errors);
             let metric_relabel_configs = relabel_list(
@@ -243,6 +294,7 @@ impl Validate for RawPrometheusConfig {
                 enable_compression: raw.enable_compression.unwrap_or(true),
                 static_configs: raw.static_configs,
                 file_sd_configs: raw.file_sd_configs,
+                kubernetes_sd_configs,
                 relabel_configs,
                 metric_relabel_configs,
                 fingerprint,

@@ -4,8 +4,10 @@
 //!
 //! Formats: text exposition 0.0.4 and OpenMetrics 1.0, negotiated by
 //! `Accept` (<https://prometheus.io/docs/instrumenting/exposition_formats/>).
-//! Targets come from `static_configs` and `file_sd_configs` through the
-//! reconcile loop shared with the pprof receiver (`receivers::discovery`).
+//! Targets come from `static_configs`, `file_sd_configs` and
+//! `kubernetes_sd_configs` (the pods of this node, from the process's pod
+//! cache), through the reconcile loop shared with the pprof receiver
+//! (`receivers::discovery`).
 
 mod config;
 pub mod scrape;
@@ -16,10 +18,11 @@ pub use config::{FileSdConfig, PrometheusConfig, RawPrometheusConfig, ScrapeConf
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use super::discovery::{Sources, reconcile};
+use super::discovery::{PodGroups, Sources, reconcile};
 use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::MemoryLimiter;
+use crate::k8s::{PodCache, PodInfo, discovery};
 use crate::net::http_client;
 use crate::signal::Signal;
 use crate::telemetry::Telemetry;
@@ -31,6 +34,7 @@ pub async fn start(
     outputs: Outputs,
     limiter: Arc<MemoryLimiter>,
     telemetry: &Arc<Telemetry>,
+    pods: Option<PodCache>,
 ) -> std::io::Result<RunningReceiver> {
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -64,17 +68,46 @@ pub async fn start(
             client,
             authorization,
         });
-        tasks.push(tokio::spawn(manage(job, sender.clone(), stop.clone())));
+        tasks.push(tokio::spawn(manage(
+            job,
+            sender.clone(),
+            pods.clone(),
+            stop.clone(),
+        )));
     }
     tracing::info!(receiver = %id, jobs = config.scrape_configs.len(), "Prometheus scrape receiver started");
     Ok(RunningReceiver::new(id.clone(), Vec::new(), stop, tasks))
 }
 
-/// Keeps one scrape loop running per current target of `job`.
-async fn manage(job: Arc<Job>, sender: Arc<Sender>, stop: CancellationToken) {
+/// Keeps one scrape loop running per current target of `job`: static
+/// groups, `file_sd` files and, with `kubernetes_sd_configs`, the pods of
+/// this node (on every change of the pod cache).
+async fn manage(
+    job: Arc<Job>,
+    sender: Arc<Sender>,
+    pods: Option<PodCache>,
+    stop: CancellationToken,
+) {
+    let sd_configs = job.config.kubernetes_sd_configs.clone();
+    let pods = pods
+        .filter(|_| !sd_configs.is_empty())
+        .map(|cache| -> (PodCache, PodGroups) {
+            let groups = move |cached: &[Arc<PodInfo>]| {
+                sd_configs
+                    .iter()
+                    .flat_map(|sd| discovery::target_groups(cached, sd.annotations.as_ref()))
+                    .map(|g| StaticConfig {
+                        targets: g.targets,
+                        labels: g.labels,
+                    })
+                    .collect()
+            };
+            (cache, Arc::new(groups))
+        });
     let sources = Sources {
         static_groups: job.config.static_configs.clone(),
         file_sd: job.config.file_sd_configs.clone(),
+        pods,
     };
     let spawn =
         |target, token| tokio::spawn(scrape::run(job.clone(), target, sender.clone(), token));

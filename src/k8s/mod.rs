@@ -1,0 +1,28 @@
+//! Kubernetes: the process-wide cache of this node's pods, fed by one
+//! node-scoped list-and-watch against the API server
+//! (<https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes>),
+//! and what reads it: the `k8s_attributes` processor and pod discovery for
+//! pull receivers.
+//!
+//! - [`cache`]: the watch (kube-rs' watcher: resume by resourceVersion,
+//!   relist on `410 Gone`, backoff on errors) and the indexes by pod uid,
+//!   IP and namespace/name. One per process ([`PodCaches`]), kept across
+//!   config reloads.
+//! - [`pod`]: the trimmed pod kept in the cache, and the workload
+//!   (Deployment, CronJob, …) derived from owner names without more watches.
+//! - [`discovery`]: scrape target groups from the cached pods, with
+//!   Prometheus' `__meta_kubernetes_pod_*` labels and annotation opt-in.
+//!
+//! ferro never watches pods cluster-wide, nor ReplicaSets, Jobs or Nodes.
+
+pub mod cache;
+mod config;
+pub mod discovery;
+pub mod pod;
+
+pub use cache::{K8sError, PodCache, PodCaches, Relist};
+pub use config::{KubernetesConfig, RawKubernetesConfig};
+pub use pod::PodInfo;
+
+#[cfg(test)]
+pub(crate) mod tests;

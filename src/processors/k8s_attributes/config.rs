@@ -1,0 +1,318 @@
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use crate::config::{FieldError, Validate};
+
+/// `[processors.k8s_attributes.NAME]` as written.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RawK8sAttributesConfig {
+    /// `api` (the node's pod cache, fed by the API server) or `env` (a
+    /// sidecar's own pod, from downward-API variables: no API access).
+    source: Option<String>,
+    /// How a record's pod is found, tried in order.
+    associate: Option<Vec<String>>,
+    /// Pod labels to copy, by key (`"app.kubernetes.io/name"`) or as
+    /// `{ key = "…", name = "…" }` to choose the attribute/label name.
+    pod_labels: Vec<RawCopy>,
+    /// Pod annotations to copy, written like `pod_labels`.
+    pod_annotations: Vec<RawCopy>,
+    /// Attribute names on traces (OpenTelemetry conventions), per field;
+    /// `""` leaves the field out.
+    otel_names: BTreeMap<String, String>,
+    /// Label names on metrics, logs and profiles, per field; `""` leaves
+    /// the field out.
+    label_names: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCopy {
+    Key(String),
+    Named { key: String, name: String },
+}
+
+/// Where the pod metadata comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The process's pod cache.
+    Api,
+    /// `POD_NAME`, `POD_NAMESPACE`, `POD_UID`, `NODE_NAME`, `CONTAINER_NAME`
+    /// in ferro's own environment: ferro runs beside the application.
+    Env,
+}
+
+/// One way of finding a record's pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Association {
+    /// `k8s.pod.uid` / the `pod_uid` label.
+    PodUid,
+    /// `k8s.namespace.name` + `k8s.pod.name` / the `namespace` + `pod`
+    /// labels (pod log files, relabelled scrape targets).
+    NamespacePod,
+    /// `k8s.pod.ip` / the `pod_ip` label.
+    PodIp,
+    /// The host of the `instance` label (a scrape target's address).
+    Instance,
+    /// The address of the OTLP client that sent the data.
+    Peer,
+}
+
+impl Association {
+    const ALL: &[(&str, Association)] = &[
+        ("pod_uid", Self::PodUid),
+        ("namespace_pod", Self::NamespacePod),
+        ("pod_ip", Self::PodIp),
+        ("instance", Self::Instance),
+        ("peer", Self::Peer),
+    ];
+}
+
+/// What is added, each with its name per naming.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Field {
+    Namespace,
+    Pod,
+    PodUid,
+    Container,
+    Node,
+    OwnerKind,
+    OwnerName,
+}
+
+impl Field {
+    pub const ALL: [Field; 7] = [
+        Self::Namespace,
+        Self::Pod,
+        Self::PodUid,
+        Self::Container,
+        Self::Node,
+        Self::OwnerKind,
+        Self::OwnerName,
+    ];
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::Namespace => "namespace",
+            Self::Pod => "pod",
+            Self::PodUid => "pod_uid",
+            Self::Container => "container",
+            Self::Node => "node",
+            Self::OwnerKind => "owner_kind",
+            Self::OwnerName => "owner_name",
+        }
+    }
+
+    /// OpenTelemetry semantic conventions; the owner is
+    /// `k8s.deployment.name`, `k8s.statefulset.name`, … by its kind.
+    fn otel(self) -> &'static str {
+        match self {
+            Self::Namespace => "k8s.namespace.name",
+            Self::Pod => "k8s.pod.name",
+            Self::PodUid => "k8s.pod.uid",
+            Self::Container => "k8s.container.name",
+            Self::Node => "k8s.node.name",
+            Self::OwnerKind => "",
+            Self::OwnerName => "k8s.{kind}.name",
+        }
+    }
+
+    /// Prometheus/Loki names. `pod_uid` is left out by default: the pod
+    /// log receiver adds it itself where wanted, and on series it would
+    /// only add a label that changes with every restart.
+    fn label(self) -> &'static str {
+        match self {
+            Self::Namespace => "namespace",
+            Self::Pod => "pod",
+            Self::PodUid => "",
+            Self::Container => "container",
+            Self::Node => "node",
+            Self::OwnerKind => "owner_kind",
+            Self::OwnerName => "owner_name",
+        }
+    }
+}
+
+/// A pod label or annotation to copy and the names it gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Copy {
+    pub key: String,
+    pub otel: String,
+    pub label: String,
+}
+
+/// A checked `k8s_attributes` config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct K8sAttributesConfig {
+    pub source: Source,
+    pub associate: Vec<Association>,
+    pub pod_labels: Vec<Copy>,
+    pub pod_annotations: Vec<Copy>,
+    /// Per field (in [`Field::ALL`] order): the OTel name, `None` if left out.
+    /// `{kind}` stands for the owner's kind in lower case.
+    pub otel_names: Vec<(Field, String)>,
+    pub label_names: Vec<(Field, String)>,
+}
+
+impl K8sAttributesConfig {
+    /// Whether it finds pods by the sending client's address: it must then
+    /// run before a `batch` stage, which mixes clients.
+    pub fn uses_peer(&self) -> bool {
+        self.source == Source::Api && self.associate.contains(&Association::Peer)
+    }
+}
+
+impl Default for K8sAttributesConfig {
+    fn default() -> Self {
+        RawK8sAttributesConfig::default()
+            .validate()
+            .expect("the defaults are valid")
+    }
+}
+
+impl Validate for RawK8sAttributesConfig {
+    type Valid = K8sAttributesConfig;
+
+    fn validate(self) -> Result<K8sAttributesConfig, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let source = match self.source.as_deref() {
+            None | Some("api") => Source::Api,
+            Some("env") => Source::Env,
+            Some(other) => {
+                errors.push(FieldError::new(
+                    "source",
+                    format!("`{other}` is not a source (use \"api\" or \"env\")"),
+                ));
+                Source::Api
+            }
+        };
+        let associate = match self.associate {
+            None => Association::ALL.iter().map(|(_, a)| *a).collect(),
+            Some(names) => {
+                let mut out = Vec::new();
+                for name in &names {
+                    match Association::ALL.iter().find(|(n, _)| n == name) {
+                        Some((_, a)) if !out.contains(a) => out.push(*a),
+                        Some(_) => errors.push(FieldError::new(
+                            "associate",
+                            format!("`{name}` is listed twice"),
+                        )),
+                        None => errors.push(FieldError::new(
+                            "associate",
+                            format!(
+                                "`{name}` is not an association (use {})",
+                                Association::ALL
+                                    .iter()
+                                    .map(|(n, _)| *n)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )),
+                    }
+                }
+                if out.is_empty() && source == Source::Api && errors.is_empty() {
+                    errors.push(FieldError::new(
+                        "associate",
+                        "list at least one way to find a record's pod",
+                    ));
+                }
+                out
+            }
+        };
+        if source == Source::Env
+            && (!self.pod_labels.is_empty() || !self.pod_annotations.is_empty())
+        {
+            errors.push(FieldError::new(
+                "pod_labels",
+                "pod labels and annotations need source = \"api\": the downward API's variables do not carry them",
+            ));
+        }
+        let copies =
+            |raw: Vec<RawCopy>, otel_prefix: &str, field: &str, errors: &mut Vec<FieldError>| {
+                let mut out = Vec::new();
+                for copy in raw {
+                    let (key, name) = match copy {
+                        RawCopy::Key(key) => (key, None),
+                        RawCopy::Named { key, name } => (key, Some(name)),
+                    };
+                    if key.is_empty() || name.as_deref() == Some("") {
+                        errors.push(FieldError::new(field, "keys and names must not be empty"));
+                        continue;
+                    }
+                    out.push(Copy {
+                        otel: name
+                            .clone()
+                            .unwrap_or_else(|| format!("{otel_prefix}{key}")),
+                        label: name
+                            .map(|n| crate::k8s::discovery::sanitize(&n))
+                            .unwrap_or_else(|| crate::k8s::discovery::sanitize(&key)),
+                        key,
+                    });
+                }
+                out
+            };
+        let pod_labels = copies(self.pod_labels, "k8s.pod.label.", "pod_labels", &mut errors);
+        let pod_annotations = copies(
+            self.pod_annotations,
+            "k8s.pod.annotation.",
+            "pod_annotations",
+            &mut errors,
+        );
+        let names = |overrides: BTreeMap<String, String>,
+                     default: fn(Field) -> &'static str,
+                     at: &str,
+                     errors: &mut Vec<FieldError>| {
+            for key in overrides.keys() {
+                if !Field::ALL.iter().any(|f| f.key() == key) {
+                    errors.push(FieldError::new(
+                        format!("{at}.{key}"),
+                        format!(
+                            "not a field (they are: {})",
+                            Field::ALL.map(Field::key).join(", ")
+                        ),
+                    ));
+                }
+            }
+            Field::ALL
+                .iter()
+                .filter_map(|f| {
+                    let name = overrides
+                        .get(f.key())
+                        .cloned()
+                        .unwrap_or_else(|| default(*f).to_string());
+                    (!name.is_empty()).then_some((*f, name))
+                })
+                .collect::<Vec<_>>()
+        };
+        let otel_names = names(self.otel_names, Field::otel, "otel_names", &mut errors);
+        let label_names = names(self.label_names, Field::label, "label_names", &mut errors);
+        for (field, name) in &label_names {
+            if !valid_label_name(name) {
+                errors.push(FieldError::new(
+                    format!("label_names.{}", field.key()),
+                    format!("`{name}` is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)"),
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(K8sAttributesConfig {
+                source,
+                associate,
+                pod_labels,
+                pod_annotations,
+                otel_names,
+                label_names,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

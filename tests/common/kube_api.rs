@@ -1,0 +1,372 @@
+//! A stand-in Kubernetes API server for pods: `GET /api/v1/pods` list and
+//! watch with the real wire format (a `PodList` with
+//! `metadata.resourceVersion`; a watch as newline-delimited
+//! `{"type": "ADDED"|"MODIFIED"|"DELETED"|"BOOKMARK"|"ERROR", "object": …}`),
+//! `410 Gone` (`ERROR` with an `Expired` Status) for a watch from a
+//! compacted resourceVersion, 5xx answers on demand, and an outage mode.
+//! It answers only requests whose field selector is
+//! `spec.nodeName=<its node>` (400 otherwise) and records every request.
+//!
+//! Formats: <https://kubernetes.io/docs/reference/using-api/api-concepts/>.
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, watch};
+
+/// What a client asked for.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub watch: bool,
+    pub field_selector: Option<String>,
+    pub resource_version: Option<String>,
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct Pods {
+    node: String,
+    /// Current pods by uid, each with its `metadata.resourceVersion`.
+    current: BTreeMap<String, Value>,
+    rv: u64,
+    /// `(resourceVersion, type, object)` after `compacted`.
+    history: Vec<(u64, &'static str, Value)>,
+    /// A watch from an older resourceVersion gets 410.
+    compacted: u64,
+    down: bool,
+    fail_next: usize,
+    requests: Vec<Request>,
+}
+
+#[derive(Clone)]
+struct Shared {
+    pods: Arc<Mutex<Pods>>,
+    /// Wakes watches when an event was recorded.
+    notify: broadcast::Sender<()>,
+    /// Bumped to end every open watch (as an API server restart or a load
+    /// balancer's idle timeout would).
+    close: watch::Sender<u64>,
+    bookmark_every: Duration,
+}
+
+pub struct KubeApi {
+    pub addr: SocketAddr,
+    shared: Shared,
+}
+
+impl KubeApi {
+    /// Serves the pods of `node` on 127.0.0.1.
+    pub async fn start(node: &str) -> KubeApi {
+        let shared = Shared {
+            pods: Arc::new(Mutex::new(Pods {
+                node: node.to_string(),
+                rv: 1000,
+                ..Default::default()
+            })),
+            notify: broadcast::channel(64).0,
+            close: watch::Sender::new(0),
+            bookmark_every: Duration::from_millis(300),
+        };
+        let app = axum::Router::new()
+            .route("/api/v1/pods", axum::routing::get(pods))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        KubeApi { addr, shared }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn record(&self, kind: &'static str, mut pod: Value) {
+        {
+            let mut p = self.shared.pods.lock().unwrap();
+            p.rv += 1;
+            let rv = p.rv;
+            pod["metadata"]["resourceVersion"] = json!(rv.to_string());
+            let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+            if kind == "DELETED" {
+                p.current.remove(&uid);
+            } else {
+                p.current.insert(uid, pod.clone());
+            }
+            p.history.push((rv, kind, pod));
+        }
+        let _ = self.shared.notify.send(());
+    }
+
+    pub fn add(&self, pod: Value) {
+        self.record("ADDED", pod);
+    }
+
+    pub fn modify(&self, pod: Value) {
+        self.record("MODIFIED", pod);
+    }
+
+    pub fn delete(&self, uid: &str) {
+        let pod = self.shared.pods.lock().unwrap().current.get(uid).cloned();
+        self.record("DELETED", pod.expect("deleting a pod that exists"));
+    }
+
+    /// Deletes `uid` while every watch is cut and history is compacted past
+    /// it: a watcher can only learn of it by a fresh list after `410 Gone`.
+    pub fn delete_unseen(&self, uid: &str) {
+        {
+            let mut p = self.shared.pods.lock().unwrap();
+            p.rv += 1;
+            p.current.remove(uid);
+            p.compacted = p.rv;
+            p.history.clear();
+        }
+        self.shared.close.send_modify(|g| *g += 1);
+    }
+
+    /// The API server goes away (503 to everything, watches cut) or comes back.
+    pub fn set_down(&self, down: bool) {
+        self.shared.pods.lock().unwrap().down = down;
+        if down {
+            self.shared.close.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// Answers the next `n` requests with 500.
+    pub fn fail_next(&self, n: usize) {
+        self.shared.pods.lock().unwrap().fail_next = n;
+    }
+
+    /// Ends every open watch, as an idle timeout would.
+    pub fn cut_watches(&self) {
+        self.shared.close.send_modify(|g| *g += 1);
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared.pods.lock().unwrap().requests.clone()
+    }
+}
+
+/// A `metav1.Status` body.
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code
+    })
+}
+
+fn answer(code: StatusCode, body: Value) -> Response {
+    (
+        code,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn pods(State(shared): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let watching = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
+    let field_selector = q.get("fieldSelector").cloned();
+    let mut p = shared.pods.lock().unwrap();
+    let wanted = format!("spec.nodeName={}", p.node);
+    let (code, body) = if p.down {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(status(
+                503,
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request",
+            )),
+        )
+    } else if p.fail_next > 0 {
+        p.fail_next -= 1;
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some(status(
+                500,
+                "InternalError",
+                "etcdserver: request timed out",
+            )),
+        )
+    } else if field_selector.as_deref() != Some(wanted.as_str()) {
+        (
+            StatusCode::BAD_REQUEST,
+            Some(status(
+                400,
+                "BadRequest",
+                &format!("this test server serves only fieldSelector={wanted}"),
+            )),
+        )
+    } else {
+        (StatusCode::OK, None)
+    };
+    p.requests.push(Request {
+        watch: watching,
+        field_selector,
+        resource_version: q.get("resourceVersion").cloned(),
+        status: code.as_u16(),
+    });
+    if let Some(body) = body {
+        return answer(code, body);
+    }
+    if !watching {
+        let list = json!({
+            "kind": "PodList",
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": p.rv.to_string()},
+            "items": p.current.values().cloned().collect::<Vec<_>>()
+        });
+        return answer(StatusCode::OK, list);
+    }
+    let from: u64 = q
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(p.rv);
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+    drop(p);
+    let (tx, rx) = mpsc::channel::<Result<bytes::Bytes, std::convert::Infallible>>(16);
+    tokio::spawn(stream_watch(shared, from, bookmarks, tx));
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap()
+}
+
+fn line(value: Value) -> Result<bytes::Bytes, std::convert::Infallible> {
+    let mut text = value.to_string();
+    text.push('\n');
+    Ok(text.into())
+}
+
+/// Writes watch events after `from` until the watch is cut.
+async fn stream_watch(
+    shared: Shared,
+    from: u64,
+    bookmarks: bool,
+    tx: mpsc::Sender<Result<bytes::Bytes, std::convert::Infallible>>,
+) {
+    let mut notify = shared.notify.subscribe();
+    let mut close = shared.close.subscribe();
+    close.mark_unchanged();
+    let compacted = shared.pods.lock().unwrap().compacted;
+    if from < compacted {
+        let message = format!("too old resource version: {from} ({compacted})");
+        let _ = tx
+            .send(line(
+                json!({"type": "ERROR", "object": status(410, "Expired", &message)}),
+            ))
+            .await;
+        return;
+    }
+    let mut last = from;
+    let mut tick = tokio::time::interval(shared.bookmark_every);
+    loop {
+        let pending: Vec<(u64, &'static str, Value)> = {
+            let p = shared.pods.lock().unwrap();
+            if p.down {
+                return;
+            }
+            p.history
+                .iter()
+                .filter(|(rv, _, _)| *rv > last)
+                .cloned()
+                .collect()
+        };
+        for (rv, kind, object) in pending {
+            if tx
+                .send(line(json!({"type": kind, "object": object})))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            last = rv;
+        }
+        tokio::select! {
+            _ = notify.recv() => {}
+            _ = close.changed() => return,
+            _ = tx.closed() => return,
+            _ = tick.tick() => {
+                if bookmarks {
+                    // A bookmark says "everything up to here was sent".
+                    let mark = json!({"type": "BOOKMARK", "object": {
+                        "kind": "Pod", "apiVersion": "v1",
+                        "metadata": {"resourceVersion": last.to_string()}
+                    }});
+                    if tx.send(line(mark)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A pod of `node` as the API server returns it: owner, labels,
+/// annotations, containers with ports, status with IPs and conditions, and
+/// the fields ferro does not keep (managedFields, env, volumes).
+pub fn pod(node: &str, namespace: &str, name: &str, uid: &str, ip: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": uid,
+            "resourceVersion": "1",
+            "creationTimestamp": "2025-06-01T10:00:00Z",
+            "generateName": format!("{name}-"),
+            "labels": {"app.kubernetes.io/name": name, "pod-template-hash": "6c9f8b7d5"},
+            "annotations": {"kubectl.kubernetes.io/restartedAt": "2025-06-01T09:59:00Z"},
+            "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{name}-6c9f8b7d5"),
+                "uid": format!("rs-{uid}"), "controller": true, "blockOwnerDeletion": true
+            }],
+            "managedFields": [{"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1",
+                "time": "2025-06-01T10:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {}}}]
+        },
+        "spec": {
+            "nodeName": node,
+            "serviceAccountName": "default",
+            "restartPolicy": "Always",
+            "containers": [{
+                "name": "app",
+                "image": format!("registry.example/{name}:1.0"),
+                "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                "env": [{"name": "LOG_LEVEL", "value": "info"}],
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                "volumeMounts": [{"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}]
+            }],
+            "volumes": [{"name": "kube-api-access", "projected": {"sources": []}}]
+        },
+        "status": {
+            "phase": "Running",
+            "hostIP": "10.0.0.1",
+            "hostIPs": [{"ip": "10.0.0.1"}],
+            "podIP": ip,
+            "podIPs": [{"ip": ip}],
+            "qosClass": "Burstable",
+            "startTime": "2025-06-01T10:00:01Z",
+            "conditions": [
+                {"type": "Initialized", "status": "True", "lastTransitionTime": "2025-06-01T10:00:01Z"},
+                {"type": "Ready", "status": "True", "lastTransitionTime": "2025-06-01T10:00:05Z"}
+            ],
+            "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "image": "x", "imageID": "y",
+                "containerID": "containerd://abc", "started": true, "state": {"running": {"startedAt": "2025-06-01T10:00:04Z"}}}]
+        }
+    })
+}
