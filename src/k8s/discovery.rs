@@ -126,8 +126,7 @@ pub fn target_groups(
                 let port_name = keys
                     .port_name
                     .as_deref()
-                    .and_then(|key| pod.annotation(key))
-                    .filter(|_| port.is_none());
+                    .and_then(|key| pod.annotation(key));
                 let before = out.len();
                 match (port, port_name) {
                     (None, Some(name)) => {

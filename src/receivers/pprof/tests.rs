@@ -496,3 +496,31 @@ async fn a_tenant_over_its_rate_is_refused_by_header() {
     );
     stop.cancel();
 }
+
+#[test]
+fn pod_discovery_needs_the_kubernetes_section() {
+    let text = r#"
+[kubernetes]
+node_name = "node-a"
+[receivers.pprof.pods]
+[[receivers.pprof.pods.scrape_configs]]
+job_name = "kubernetes-pods"
+kubernetes_sd_configs = [{ role = "pod" }]
+[exporters.pyroscope.out]
+endpoint = "http://pyroscope:4040"
+[pipelines.profiles]
+receivers = ["pprof.pods"]
+exporters = ["pyroscope.out"]
+"#;
+    let config = crate::config::Config::from_str(text, "test").unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.receivers.values().any(|r| r.uses_pod_cache()));
+    let without = text.replace("[kubernetes]\nnode_name = \"node-a\"\n", "");
+    let e = crate::config::Config::from_str(&without, "test")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("receivers.pprof.pods"), "{e}");
+    assert!(
+        e.contains("kubernetes_sd_configs needs a [kubernetes] section"),
+        "{e}"
+    );
+}
