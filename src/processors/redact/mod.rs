@@ -425,38 +425,43 @@ impl Prefilter {
     /// Short regions are lower-cased into one buffer, a newline between
     /// them (no anchor holds one), and searched together.
     fn is_match_any(&self, regions: &mut dyn Iterator<Item = &[u8]>, cards: bool) -> bool {
-        let mut chunk = [0u8; Self::CHUNK];
-        let mut len = 0;
-        for region in regions {
-            if cards && rules::has_digit_run(region) {
-                return true;
-            }
-            if region.len() >= Self::CHUNK / 4 {
-                if self.scan_long(region) {
+        SCRATCH.with_borrow_mut(|chunk| {
+            chunk.resize(Self::CHUNK, 0);
+            let mut len = 0;
+            for region in regions {
+                if cards && rules::has_digit_run(region) {
                     return true;
                 }
-                continue;
-            }
-            if len + region.len() + 1 > Self::CHUNK {
-                if self.searcher.find(&chunk[..len]).is_some() {
-                    return true;
+                if region.len() >= Self::CHUNK / 4 {
+                    if len > 0 && self.searcher.find(&chunk[..len]).is_some() {
+                        return true;
+                    }
+                    len = 0;
+                    if self.scan_long(region, chunk) {
+                        return true;
+                    }
+                    continue;
                 }
-                len = 0;
+                if len + region.len() + 1 > Self::CHUNK {
+                    if self.searcher.find(&chunk[..len]).is_some() {
+                        return true;
+                    }
+                    len = 0;
+                }
+                for (to, from) in chunk[len..len + region.len()].iter_mut().zip(region) {
+                    *to = from.to_ascii_lowercase();
+                }
+                len += region.len();
+                chunk[len] = b'\n';
+                len += 1;
             }
-            for (to, from) in chunk[len..len + region.len()].iter_mut().zip(region) {
-                *to = from.to_ascii_lowercase();
-            }
-            len += region.len();
-            chunk[len] = b'\n';
-            len += 1;
-        }
-        len > 0 && self.searcher.find(&chunk[..len]).is_some()
+            len > 0 && self.searcher.find(&chunk[..len]).is_some()
+        })
     }
 
     /// A long region, a chunk at a time, consecutive chunks overlapping by
     /// the longest anchor less one.
-    fn scan_long(&self, bytes: &[u8]) -> bool {
-        let mut chunk = [0u8; Self::CHUNK];
+    fn scan_long(&self, bytes: &[u8], chunk: &mut [u8]) -> bool {
         let mut start = 0;
         loop {
             let end = (start + Self::CHUNK).min(bytes.len());
@@ -473,6 +478,12 @@ impl Prefilter {
             start = end - self.overlap;
         }
     }
+}
+
+thread_local! {
+    /// The prefilter's lower-cased copy: one per thread, so that a search
+    /// neither allocates nor clears a buffer.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// One batch's walk: the redactor and what it replaced, per rule.
