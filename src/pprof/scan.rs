@@ -195,9 +195,9 @@ fn gather(buf: &[u8]) -> Result<Facts, Fault> {
             }
             5 => function(value.message()?, ctx - 1, &mut facts)?,
             6 => {
-                let s = value.string()?;
+                let len = value.string_len()?;
                 if facts.strings == 0 {
-                    facts.first_string_empty = s.is_empty();
+                    facts.first_string_empty = len == 0;
                     facts.strings_at = at;
                 }
                 facts.strings += 1;
@@ -478,6 +478,17 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// Checks a string field as [`Value::string`] does; its length.
+    #[inline]
+    fn string_len(self) -> Result<usize, Fault> {
+        match self {
+            // Symbol names and paths are nearly always ASCII: that check is
+            // word at a time, cheaper than a UTF-8 validation call.
+            Value::Len(bytes) if bytes.is_ascii() => Ok(bytes.len()),
+            _ => self.string().map(str::len),
+        }
+    }
+
     #[inline]
     fn varint(self) -> Result<u64, Fault> {
         match self {
@@ -527,14 +538,19 @@ impl<'a> Reader<'a> {
 
     #[inline(always)]
     fn varint(&mut self) -> Result<u64, Fault> {
-        // Tags, string indices and small ids fit in one byte.
-        if let Some(&byte) = self.buf.get(self.pos)
-            && byte < 0x80
-        {
-            self.pos += 1;
-            return Ok(u64::from(byte));
+        // Tags, string indices and small ids fit in one byte; the location
+        // ids of a profile of a few thousand functions, in two.
+        match self.buf.get(self.pos..self.pos + 2) {
+            Some(&[b0, _]) if b0 < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b0))
+            }
+            Some(&[b0, b1]) if b1 < 0x80 => {
+                self.pos += 2;
+                Ok(u64::from(b0 & 0x7f) | u64::from(b1) << 7)
+            }
+            _ => self.varint_slow(),
         }
-        self.varint_slow()
     }
 
     /// As prost reads one: at most ten bytes, the tenth 0 or 1; longer
