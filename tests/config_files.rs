@@ -130,6 +130,7 @@ fn every_configmap_in_deploy_holds_a_valid_config() {
                 .env("TEMPO_ENDPOINT", "http://tempo:4317")
                 .env("MIMIR_ENDPOINT", "http://mimir:8080/api/v1/push")
                 .env("LOKI_ENDPOINT", "http://loki:3100/loki/api/v1/push")
+                .env("PYROSCOPE_ENDPOINT", "http://pyroscope:4040")
                 .env("OTLP_UPSTREAM", "http://tempo:4317")
                 .env("NODE_NAME", "node-a")
                 .output()

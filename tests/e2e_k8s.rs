@@ -6,13 +6,15 @@
 //!   answers, and an outage during which the cache keeps serving;
 //! - the real binary: pod log files and OTLP spans enriched with pod
 //!   metadata on their way to the Loki and OTLP stand-ins, the cache kept
-//!   across a SIGHUP reload, and Prometheus pod discovery by annotation.
+//!   across a SIGHUP reload, and Prometheus and pprof pod discovery by
+//!   annotation.
 
 mod common;
 
 use common::kube_api::{KubeApi, pod};
 use common::loki::LokiServer;
 use common::prom::{PageServer, Rw2Server};
+use common::pyroscope::{PprofTarget, PyroscopeServer};
 use common::sink::Sink;
 use common::{Ferro, http_post, metric_value};
 use ferro::k8s::{KubernetesConfig, PodCache};
@@ -498,6 +500,109 @@ async fn prometheus_scrapes_pods_that_ask_for_it_by_annotation() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(
         page.scrapes.load(std::sync::atomic::Ordering::Relaxed),
+        after,
+        "no scrapes once the pod is gone; {}",
+        ferro.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pprof_scrapes_the_profile_types_pods_ask_for_by_annotation() {
+    let target = PprofTarget::start().await;
+    let port = target.addr.port();
+    let api = KubeApi::start("node-a").await;
+    let mut checkout = pod("node-a", "shop", "checkout", "u-checkout", "127.0.0.1");
+    checkout["metadata"]["annotations"] = serde_json::json!({
+        "profiles.grafana.com/cpu.scrape": "true",
+        "profiles.grafana.com/cpu.port": port.to_string(),
+        "profiles.grafana.com/memory.scrape": "true",
+        "profiles.grafana.com/memory.port_name": "http-pprof",
+        "profiles.grafana.com/memory.path": "/debug/pprof/heap",
+        "profiles.grafana.com/goroutine.scrape": "false",
+        "profiles.grafana.com/goroutine.port": port.to_string()
+    });
+    checkout["spec"]["containers"][0]["ports"] = serde_json::json!([
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "http-pprof", "containerPort": port, "protocol": "TCP"}
+    ]);
+    api.add(checkout);
+    // Not annotated: not scraped.
+    api.add(pod("node-a", "shop", "quiet", "u-quiet", "127.0.0.2"));
+    let pyroscope = PyroscopeServer::start().await;
+    let ferro = Ferro::start(&format!(
+        r#"
+        [telemetry]
+        listen = "127.0.0.1:0"
+        [kubernetes]
+        node_name = "node-a"
+        api_server = "{api}"
+        [receivers.pprof.pods]
+        scrape_interval = "2s"
+        [[receivers.pprof.pods.scrape_configs]]
+        job_name = "kubernetes-pods"
+        kubernetes_sd_configs = [{{ role = "pod" }}]
+        relabel_configs = [
+          {{ source_labels = ["__meta_kubernetes_namespace"], target_label = "namespace" }},
+          {{ source_labels = ["__meta_kubernetes_pod_name"], target_label = "pod" }},
+          {{ source_labels = ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], target_label = "service_name" }},
+        ]
+        [exporters.pyroscope.out]
+        endpoint = "{pyroscope}"
+        [pipelines.profiles]
+        receivers = ["pprof.pods"]
+        exporters = ["pyroscope.out"]
+        "#,
+        api = api.url(),
+        pyroscope = pyroscope.url(),
+    ));
+    for name in ["process_cpu", "memory"] {
+        let found = pyroscope
+            .wait_for(1, WAIT, |s| s.label("__name__") == Some(name))
+            .await;
+        assert!(!found.is_empty(), "no {name} profile; {}", ferro.logs());
+        let s = &found[0];
+        for (label, value) in [
+            ("namespace", "shop"),
+            ("pod", "checkout"),
+            ("service_name", "checkout"),
+            ("job", "kubernetes-pods"),
+            ("instance", &*format!("127.0.0.1:{port}")),
+        ] {
+            assert_eq!(s.label(label), Some(value), "{label} in {:?}", s.labels);
+        }
+        assert!(s.label("__meta_kubernetes_namespace").is_none());
+    }
+    let asked = target.requests();
+    // CPU at Go's path over the interval less a second; memory at the annotated path.
+    assert!(
+        asked.contains(&"/debug/pprof/profile?seconds=1".to_string()),
+        "{asked:?}"
+    );
+    assert!(
+        asked.contains(&"/debug/pprof/heap".to_string()),
+        "{asked:?}"
+    );
+    assert!(
+        asked
+            .iter()
+            .all(|p| p == "/debug/pprof/profile?seconds=1" || p == "/debug/pprof/heap"),
+        "only the annotated types: {asked:?}"
+    );
+    assert!(
+        pyroscope
+            .stored()
+            .iter()
+            .all(|s| s.label("pod") == Some("checkout")),
+        "a pod without the annotations is not scraped"
+    );
+
+    // The pod goes away: its targets do too.
+    api.delete("u-checkout");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = target.requests().len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        target.requests().len(),
         after,
         "no scrapes once the pod is gone; {}",
         ferro.logs()

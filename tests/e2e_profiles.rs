@@ -469,6 +469,68 @@ exporters = ["pyroscope.push", "pyroscope.ingest"]
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_profiles_go_to_pyroscope_as_the_tenant_their_request_named() {
+    let pyroscope = PyroscopeServer::start().await;
+    let port = free_port();
+    let config = format!(
+        r#"
+[telemetry]
+listen = "127.0.0.1:0"
+
+[receivers.pprof.push]
+listen = "127.0.0.1:{port}"
+
+[processors.tenant.by_org]
+source = "header"
+default_tenant = "platform"
+
+{exporter}
+[pipelines.profiles]
+receivers = ["pprof.push"]
+processors = ["tenant.by_org", "batch"]
+exporters = ["pyroscope.out"]
+"#,
+        exporter = exporter(&pyroscope, "out", ""),
+    );
+    let ferro = Ferro::start(&config);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let pprof = cpu_profile();
+    let ingest = |service: &str, headers: &[(&str, &str)]| {
+        let path = format!("/ingest?name={service}.cpu&format=pprof");
+        http_post(addr, &path, headers, &pprof).0
+    };
+    assert_eq!(ingest("billing", &[("X-Scope-OrgID", "team-b")]), 200);
+    assert_eq!(ingest("shared", &[]), 200);
+    assert_eq!(ingest("bad", &[("X-Scope-OrgID", "team b")]), 400);
+    let stored = pyroscope
+        .wait_for(2, Duration::from_secs(10), |_| true)
+        .await;
+    let tenant_of = |service: &str| {
+        stored
+            .iter()
+            .find(|s| s.label("service_name") == Some(service))
+            .unwrap_or_else(|| panic!("no {service} profile in {stored:?}\n{}", ferro.logs()))
+            .tenant
+            .clone()
+    };
+    // The header, not the exporter's tenant_id; no header: default_tenant.
+    assert_eq!(tenant_of("billing").as_deref(), Some("team-b"));
+    assert_eq!(tenant_of("shared").as_deref(), Some("platform"));
+    assert!(
+        stored
+            .iter()
+            .all(|s| s.label("service_name") != Some("bad"))
+    );
+    assert_eq!(
+        ferro.metric(
+            "ferro_receiver_rejected_requests_total",
+            &["pprof.push", "invalid_tenant"]
+        ),
+        1.0
+    );
+}
+
 /// A scrape target that misbehaves in one way on every path.
 #[derive(Clone, Copy)]
 enum Misbehaviour {

@@ -6,7 +6,9 @@
 //!
 //! The annotation keys are a parameter ([`ScrapeAnnotations`]) so that any
 //! pull receiver can use the same source: the Prometheus receiver with
-//! `prometheus.io/*`, a pprof receiver with `profiles.grafana.com/<type>.*`.
+//! `prometheus.io/*`, the pprof receiver with `profiles.grafana.com/<type>.*`
+//! (one set of keys per profile type, as Grafana's docs write them:
+//! <https://grafana.com/docs/pyroscope/latest/configure-client/grafana-alloy/go_pull/>).
 //! Label names: <https://prometheus.io/docs/prometheus/latest/configuration/configuration/#pod>.
 
 use std::collections::BTreeMap;
@@ -28,10 +30,16 @@ pub struct ScrapeAnnotations {
     pub scrape: String,
     /// The port to scrape, instead of every declared container port.
     pub port: String,
-    /// Becomes `__metrics_path__`.
+    /// The name of a declared container port to scrape, when `port` is not
+    /// set: Pyroscope's convention has it, Prometheus' does not.
+    pub port_name: Option<String>,
+    /// The path to scrape; becomes the label `path_label`.
     pub path: String,
     /// Becomes `__scheme__` (`http` or `https`).
     pub scheme: String,
+    /// The target label the path goes into: `__metrics_path__` for
+    /// Prometheus, `__profile_path__` for the pprof receiver.
+    pub path_label: &'static str,
 }
 
 impl ScrapeAnnotations {
@@ -41,20 +49,25 @@ impl ScrapeAnnotations {
         Self {
             scrape: format!("{prefix}/scrape"),
             port: format!("{prefix}/port"),
+            port_name: None,
             path: format!("{prefix}/path"),
             scheme: format!("{prefix}/scheme"),
+            path_label: "__metrics_path__",
         }
     }
 
-    /// Pyroscope's convention for one profile type
-    /// (`profiles.grafana.com/cpu.scrape`, `.port`, `.path`, `.scheme`).
-    pub fn profiles(profile_type: &str) -> Self {
-        let key = |what: &str| format!("profiles.grafana.com/{profile_type}.{what}");
+    /// Pyroscope's convention for one profile type, with `prefix`
+    /// `profiles.grafana.com`: `PREFIX/cpu.scrape`, `.port`, `.port_name`,
+    /// `.path`, `.scheme`; the path goes into `path_label`.
+    pub fn profiles(prefix: &str, profile_type: &str, path_label: &'static str) -> Self {
+        let key = |what: &str| format!("{prefix}/{profile_type}.{what}");
         Self {
             scrape: key("scrape"),
             port: key("port"),
+            port_name: Some(key("port_name")),
             path: key("path"),
             scheme: key("scheme"),
+            path_label,
         }
     }
 }
@@ -65,6 +78,10 @@ const META: &str = "__meta_kubernetes_";
 /// for it; without, every container port of every pod (Prometheus' pod
 /// role, for relabelling to choose). Pods without an IP and finished pods
 /// have nothing to scrape.
+///
+/// An annotated pod is scraped on its `port` annotation; else on the
+/// declared port its `port_name` annotation names (none if no container
+/// declares it); else on each declared TCP port of its regular containers.
 pub fn target_groups(
     pods: &[std::sync::Arc<PodInfo>],
     annotations: Option<&ScrapeAnnotations>,
@@ -94,7 +111,7 @@ pub fn target_groups(
                 }
                 let mut extra = BTreeMap::new();
                 if let Some(path) = pod.annotation(&keys.path).filter(|p| p.starts_with('/')) {
-                    extra.insert("__metrics_path__".to_string(), path.to_string());
+                    extra.insert(keys.path_label.to_string(), path.to_string());
                 }
                 if let Some(scheme) = pod
                     .annotation(&keys.scheme)
@@ -106,9 +123,30 @@ pub fn target_groups(
                     .annotation(&keys.port)
                     .and_then(|p| p.trim().parse::<u16>().ok())
                     .filter(|p| *p > 0);
+                let port_name = keys
+                    .port_name
+                    .as_deref()
+                    .and_then(|key| pod.annotation(key));
                 let before = out.len();
-                match port {
-                    Some(port) => {
+                match (port, port_name) {
+                    (None, Some(name)) => {
+                        let named = pod.containers.iter().find_map(|c| {
+                            c.ports.iter().find(|p| &*p.name == name).map(|p| (c, p))
+                        });
+                        match named {
+                            Some((c, p)) => {
+                                out.push(group(&base, address(ip, p.number), c, Some(p)))
+                            }
+                            None => tracing::debug!(
+                                namespace = %pod.namespace,
+                                pod = %pod.name,
+                                annotation = %keys.scrape,
+                                port_name = name,
+                                "no container declares the annotated port name; not scraped"
+                            ),
+                        }
+                    }
+                    (Some(port), _) => {
                         // The container that declares the port, if any.
                         let declared = pod.containers.iter().find_map(|c| {
                             c.ports.iter().find(|p| p.number == port).map(|p| (c, p))
@@ -128,7 +166,7 @@ pub fn target_groups(
                         }
                         out.push(g);
                     }
-                    None => {
+                    (None, None) => {
                         for c in pod.containers.iter().filter(|c| !c.init) {
                             for p in c.ports.iter().filter(|p| &*p.protocol == "TCP") {
                                 out.push(group(&base, address(ip, p.number), c, Some(p)));

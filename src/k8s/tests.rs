@@ -327,11 +327,98 @@ fn discovery_without_annotations_is_the_pod_role() {
     );
 }
 
+/// A pod of `pod_json` with `annotations` and the app container's ports
+/// `http-pprof` (6060) and `http` (8080).
+fn annotated(name: &str, ip: &str, annotations: serde_json::Value) -> Pod {
+    let mut p = pod_json("shop", name, &format!("uid-{name}"), Some(ip));
+    p["metadata"]["annotations"] = annotations;
+    p["spec"]["containers"][0]["ports"] = json!([
+        {"name": "http-pprof", "containerPort": 6060, "protocol": "TCP"},
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"}
+    ]);
+    serde_json::from_value(p).unwrap()
+}
+
 #[test]
-fn profile_annotations_name_the_type() {
-    let keys = ScrapeAnnotations::profiles("memory");
-    assert_eq!(keys.scrape, "profiles.grafana.com/memory.scrape");
-    assert_eq!(keys.port, "profiles.grafana.com/memory.port");
-    let cache = cache_with(vec![pod("shop", "web-1", "uid-1", Some("10.1.0.5"))]);
-    assert!(target_groups(&cache.pods(), Some(&keys)).is_empty());
+fn profile_annotations_name_the_type_and_resolve_port_names() {
+    let keys = |kind: &str| ScrapeAnnotations::profiles("profiles.grafana.com", kind, "__p__");
+    let memory = keys("memory");
+    assert_eq!(memory.scrape, "profiles.grafana.com/memory.scrape");
+    assert_eq!(memory.port, "profiles.grafana.com/memory.port");
+    assert_eq!(
+        memory.port_name.as_deref(),
+        Some("profiles.grafana.com/memory.port_name")
+    );
+    let cache = cache_with(vec![
+        annotated(
+            "checkout",
+            "10.1.2.3",
+            json!({
+                "profiles.grafana.com/cpu.scrape": "true",
+                "profiles.grafana.com/cpu.port_name": "http-pprof",
+                "profiles.grafana.com/cpu.scheme": "https",
+                "profiles.grafana.com/memory.scrape": "true",
+                "profiles.grafana.com/memory.port": "6060",
+                "profiles.grafana.com/memory.port_name": "http",
+                "profiles.grafana.com/memory.path": "/debug/pprof/heap",
+                "profiles.grafana.com/mutex.scrape": "false",
+                "profiles.grafana.com/mutex.port": "6060",
+                "profiles.grafana.com/block.scrape": "true",
+                "profiles.grafana.com/block.path": "not-absolute",
+                "profiles.grafana.com/goroutine.scrape": "true",
+                "profiles.grafana.com/goroutine.port_name": "no-such-port"
+            }),
+        ),
+        annotated(
+            "v6",
+            "fd00::9",
+            json!({
+                "profiles.grafana.com/cpu.scrape": "true",
+                "profiles.grafana.com/cpu.port": "7070"
+            }),
+        ),
+    ]);
+    let pods = cache.pods();
+    let found = |kind: &str| target_groups(&pods, Some(&keys(kind)));
+
+    // port_name: the declared port of that name, with its container's labels.
+    let cpu = found("cpu");
+    let targets: Vec<&str> = cpu.iter().map(|g| g.targets[0].as_str()).collect();
+    assert_eq!(targets, ["10.1.2.3:6060", "[fd00::9]:7070"]);
+    assert_eq!(cpu[0].labels["__meta_kubernetes_pod_container_name"], "app");
+    assert_eq!(
+        cpu[0].labels["__meta_kubernetes_pod_container_port_name"],
+        "http-pprof"
+    );
+    assert_eq!(cpu[0].labels["__scheme__"], "https");
+    assert_eq!(cpu[0].labels["__meta_kubernetes_pod_name"], "checkout");
+    assert_eq!(cpu[0].labels["__meta_kubernetes_namespace"], "shop");
+    assert!(!cpu[0].labels.contains_key("__p__"));
+    // A port no container declares: the pod's only container is named.
+    assert_eq!(cpu[1].labels["__meta_kubernetes_pod_container_name"], "app");
+    assert!(
+        !cpu[1]
+            .labels
+            .contains_key("__meta_kubernetes_pod_container_port_name")
+    );
+
+    // port wins over port_name; the path goes into the label asked for.
+    let memory = found("memory");
+    assert_eq!(memory.len(), 1);
+    assert_eq!(memory[0].targets, ["10.1.2.3:6060"]);
+    assert_eq!(memory[0].labels["__p__"], "/debug/pprof/heap");
+    assert!(!memory[0].labels.contains_key("__metrics_path__"));
+
+    assert!(found("mutex").is_empty(), "scrape must be \"true\"");
+    // No port annotation: each declared TCP port of the regular containers;
+    // a path that is not absolute is not taken.
+    let block = found("block");
+    let targets: Vec<&str> = block.iter().map(|g| g.targets[0].as_str()).collect();
+    assert_eq!(targets, ["10.1.2.3:6060", "10.1.2.3:8080"]);
+    assert!(block.iter().all(|g| !g.labels.contains_key("__p__")));
+    // A port name no container declares: not scraped at all.
+    assert!(found("goroutine").is_empty());
+
+    // The Prometheus convention has no port_name.
+    assert_eq!(ScrapeAnnotations::prefixed("prometheus.io").port_name, None);
 }

@@ -7,6 +7,7 @@ pub mod otlp;
 pub mod pod_logs;
 pub mod pprof;
 pub mod prometheus;
+pub mod tenancy;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -60,7 +61,8 @@ impl ReceiverConfig {
     pub fn uses_pod_cache(&self) -> bool {
         match self {
             Self::Prometheus(c) => c.uses_pod_cache(),
-            Self::Otlp(_) | Self::PodLogs(_) | Self::Pprof(_) => false,
+            Self::Pprof(c) => c.uses_pod_cache(),
+            Self::Otlp(_) | Self::PodLogs(_) => false,
         }
     }
 

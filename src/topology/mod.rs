@@ -305,7 +305,15 @@ impl Topology {
                 }
                 ReceiverConfig::Pprof(c) => {
                     let outputs = wiring.outputs(id, c.pipeline_wait);
-                    receivers::pprof::start(id, c, outputs, limiter.clone(), telemetry).await
+                    receivers::pprof::start(
+                        id,
+                        c,
+                        outputs,
+                        limiter.clone(),
+                        telemetry,
+                        pods.clone(),
+                    )
+                    .await
                 }
                 ReceiverConfig::PodLogs(c) => {
                     // A tailer offered no room waits and offers the same

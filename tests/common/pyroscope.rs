@@ -415,3 +415,61 @@ fn percent_decode(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// A Go-style pprof endpoint (`/debug/pprof/<name>`) serving synthetic
+/// profiles of the right kind (`ferro::pprof::sample`), gzip'd as Go serves
+/// them, and recording every path and query it is asked for.
+pub struct PprofTarget {
+    pub addr: SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl PprofTarget {
+    pub async fn start() -> PprofTarget {
+        use ferro::pprof::sample::{Kind, profile};
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let app = axum::Router::new().route(
+            "/debug/pprof/{name}",
+            axum::routing::get(
+                move |axum::extract::Path(name): axum::extract::Path<String>,
+                      RawQuery(query): RawQuery| {
+                    let seen = seen.clone();
+                    async move {
+                        let asked = match &query {
+                            Some(q) => format!("/debug/pprof/{name}?{q}"),
+                            None => format!("/debug/pprof/{name}"),
+                        };
+                        seen.lock().unwrap().push(asked);
+                        let kind = match name.as_str() {
+                            "profile" => Kind::Cpu,
+                            "allocs" | "heap" => Kind::Heap,
+                            "goroutine" => Kind::Goroutine,
+                            "mutex" | "block" => Kind::Contention,
+                            _ => return StatusCode::NOT_FOUND.into_response(),
+                        };
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_nanos() as i64;
+                        let body = ferro::pprof::encode_gzip(&profile(kind, 20, 40, now));
+                        (
+                            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+                            body,
+                        )
+                            .into_response()
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        PprofTarget { addr, requests }
+    }
+
+    /// Every path (with its query) asked for so far, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}

@@ -10,6 +10,8 @@
 //! at most `max_request_size` bytes (one profile per request for `/ingest`)
 //! and sends them one at a time with the runner's retries: a request is
 //! encoded once, so a retry sends the same bytes and the same profile ids.
+//! A request goes as the tenant a tenant processor gave its batch, else as
+//! `tenant_id`.
 
 mod config;
 pub mod encode;
@@ -172,13 +174,18 @@ struct Request {
 
 impl Sink<Profiles> for Request {
     async fn send(&self, batch: &Batch<Profiles>) -> Result<Sent, ExportError> {
+        let tenant = batch.tenancy.tenant.as_ref();
         match self.sink.config.api {
-            Api::Push => self.sink.push(self.body.clone(), self.compress).await,
+            Api::Push => {
+                self.sink
+                    .push(self.body.clone(), self.compress, tenant)
+                    .await
+            }
             Api::Ingest => {
                 let mut result = Ok(Sent::default());
                 // `plan` puts exactly one profile in an ingest request.
                 for profile in &batch.data.profiles {
-                    result = self.sink.ingest(profile).await;
+                    result = self.sink.ingest(profile, tenant).await;
                 }
                 result
             }
@@ -195,7 +202,13 @@ struct PyroscopeSink {
 }
 
 impl PyroscopeSink {
-    fn request(&self, url: &str, content_type: &str) -> http::request::Builder {
+    /// `tenant`: the batch's, from a tenant processor; else `tenant_id`.
+    fn request(
+        &self,
+        url: &str,
+        content_type: &str,
+        tenant: Option<&http::HeaderValue>,
+    ) -> http::request::Builder {
         let mut request = http::Request::post(url)
             .header(http::header::CONTENT_TYPE, content_type)
             .header(
@@ -205,7 +218,7 @@ impl PyroscopeSink {
         for (name, value) in &self.config.headers {
             request = request.header(name, value);
         }
-        if let Some(tenant) = &self.config.tenant_id {
+        if let Some(tenant) = tenant.or(self.config.tenant_id.as_ref()) {
             request = request.header("X-Scope-OrgID", tenant);
         }
         if let Some(auth) = &self.authorization {
@@ -236,9 +249,14 @@ impl PyroscopeSink {
 
     /// A connect unary call: `Content-Type: application/proto`,
     /// `Connect-Protocol-Version: 1`, compression in `Content-Encoding`.
-    async fn push(&self, body: Bytes, compress: bool) -> Result<Sent, ExportError> {
+    async fn push(
+        &self,
+        body: Bytes,
+        compress: bool,
+        tenant: Option<&http::HeaderValue>,
+    ) -> Result<Sent, ExportError> {
         let request = self
-            .request(&self.url, "application/proto")
+            .request(&self.url, "application/proto", tenant)
             .header("Connect-Protocol-Version", "1");
         self.post(request, body, compress).await
     }
@@ -246,12 +264,13 @@ impl PyroscopeSink {
     async fn ingest(
         &self,
         profile: &crate::signal::profiles::Profile,
+        tenant: Option<&http::HeaderValue>,
     ) -> Result<Sent, ExportError> {
         let query = encode::ingest_query(profile).map_err(|reason| {
             ExportError::permanent(reason, "labels cannot be written as an ingest key")
         })?;
         let url = format!("{}?{query}", self.url);
-        let request = self.request(&url, "application/octet-stream");
+        let request = self.request(&url, "application/octet-stream", tenant);
         // `/ingest` reads the body as the profile itself: no Content-Encoding.
         self.post(request, profile.pprof.clone(), false).await
     }

@@ -28,6 +28,7 @@ use tonic::{Code, Status};
 use super::{RETRY_AFTER, Rejection, Shared};
 use crate::otlp::codec::RawCodec;
 use crate::otlp::{self as wire, status};
+use crate::receivers::tenancy;
 use crate::signal::Signal;
 use crate::topology::fanout::Refusal;
 
@@ -186,14 +187,14 @@ impl<E: Export> UnaryService<Bytes> for ExportMethod<E> {
         // The client's address, for association with the sending pod.
         let peer = request.remote_addr().map(|a| a.ip());
         Box::pin(async move {
-            let org_id = match super::org_id(
-                request
-                    .metadata()
-                    .get(super::ORG_ID_HEADER)
-                    .map(|v| v.as_bytes()),
-            ) {
+            let org_id = request
+                .metadata()
+                .get(tenancy::ORG_ID_HEADER)
+                .map(|v| v.as_bytes());
+            let org_id = match tenancy::org_id(org_id) {
                 Ok(org_id) => org_id,
-                Err(rejection) => {
+                Err(invalid) => {
+                    let rejection = Rejection::from(invalid);
                     return Err(to_status(shared.rejected(E::SIGNAL, rejection), &shared));
                 }
             };

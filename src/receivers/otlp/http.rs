@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Partial, RETRY_AFTER, Rejection, Shared, retry_after_secs};
 use crate::otlp::{self as wire, status};
+use crate::receivers::tenancy;
 use crate::signal::Signal;
 use crate::topology::fanout::Refusal;
 
@@ -105,9 +106,11 @@ async fn export(
     signal: Signal,
     peer: SocketAddr,
 ) -> Response {
-    let org_id = match super::org_id(headers.get(super::ORG_ID_HEADER).map(|v| v.as_bytes())) {
+    let org_id = headers.get(tenancy::ORG_ID_HEADER).map(|v| v.as_bytes());
+    let org_id = match tenancy::org_id(org_id) {
         Ok(org_id) => org_id,
-        Err(rejection) => {
+        Err(invalid) => {
+            let rejection = Rejection::from(invalid);
             let format = format_of(headers).unwrap_or(Format::Json);
             return error_response(format, shared.rejected(signal, rejection), shared);
         }

@@ -24,6 +24,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+use super::tenancy::{self, InvalidOrgId};
 use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
@@ -34,10 +35,6 @@ use crate::topology::fanout::Refusal;
 
 /// How long a refused client is asked to wait.
 const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The header (HTTP) or metadata key (gRPC) naming the sender's tenant, as
-/// Grafana's backends read it.
-const ORG_ID_HEADER: &str = "x-scope-orgid";
 
 /// Whole seconds for `Retry-After`, rounded up, at least 1.
 fn retry_after_secs(wait: std::time::Duration) -> u64 {
@@ -52,27 +49,6 @@ struct Origin {
     org_id: Option<::http::HeaderValue>,
 }
 
-/// The tenant a push names in `X-Scope-OrgID`, if it names one; a value
-/// that is no valid tenant ID is a client error, as it is for Mimir and Loki.
-fn org_id(value: Option<&[u8]>) -> Result<Option<::http::HeaderValue>, Rejection> {
-    let Some(value) = value else {
-        return Ok(None);
-    };
-    match std::str::from_utf8(value)
-        .ok()
-        .and_then(|v| crate::delivery::valid_tenant(v.trim()))
-    {
-        Some(tenant) => Ok(Some(tenant)),
-        None => Err(Rejection::Invalid {
-            reason: "invalid_tenant",
-            message: format!(
-                "X-Scope-OrgID {:?} is not a tenant ID (1 to 150 of a-z A-Z 0-9 ! - _ . * ' ( ))",
-                String::from_utf8_lossy(&value[..value.len().min(160)])
-            ),
-        }),
-    }
-}
-
 /// Why a request was not taken.
 #[derive(Debug)]
 pub enum Rejection {
@@ -85,6 +61,15 @@ pub enum Rejection {
     },
     /// No pipeline of this signal takes data from this receiver.
     NoPipeline(Signal),
+}
+
+impl From<InvalidOrgId> for Rejection {
+    fn from(e: InvalidOrgId) -> Self {
+        Rejection::Invalid {
+            reason: tenancy::INVALID_TENANT,
+            message: e.to_string(),
+        }
+    }
 }
 
 /// What an export answer reports as refused: spans, metric data points or

@@ -3,11 +3,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use super::scrape::PROFILE_PATH_LABEL;
 use crate::config::{ByteSize, Duration, FieldError, Validate};
+use crate::k8s::discovery::ScrapeAnnotations;
 use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::tls::TlsConfig;
 use crate::prom::relabel::{self, RawRelabelConfig, RelabelConfig};
-use crate::receivers::prometheus::{FileSdConfig, StaticConfig};
+use crate::receivers::prometheus::{FileSdConfig, RawKubernetesSdConfig, StaticConfig};
 
 /// `[receivers.pprof.NAME]` as written: push endpoints (`listen`), scrape
 /// jobs (`scrape_configs`), or both.
@@ -49,6 +51,10 @@ struct RawScrapeConfig {
     static_configs: Vec<StaticConfig>,
     #[serde(default)]
     file_sd_configs: Vec<FileSdConfig>,
+    /// The pods of this node, from the process's pod cache: by default those
+    /// that ask with `profiles.grafana.com/<type>.scrape: "true"`.
+    #[serde(default)]
+    kubernetes_sd_configs: Vec<RawKubernetesSdConfig>,
     #[serde(default)]
     relabel_configs: Vec<RawRelabelConfig>,
     /// Profile types by name: the built-in `process_cpu`, `memory`,
@@ -77,6 +83,35 @@ pub struct PprofConfig {
     pub scrape_configs: Vec<ScrapeConfig>,
 }
 
+impl PprofConfig {
+    /// Whether a scrape config discovers pods (and so needs the pod cache).
+    pub fn uses_pod_cache(&self) -> bool {
+        self.scrape_configs
+            .iter()
+            .any(|c| !c.kubernetes_sd_configs.is_empty())
+    }
+}
+
+/// A checked pod discovery source of a pprof job.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KubernetesSdConfig {
+    /// Every container port of every pod, with every enabled profile type
+    /// (`annotations = ""`), for `relabel_configs` to choose.
+    EveryPort,
+    /// Pods that ask by annotation, one profile type at a time: each enabled
+    /// type's name and the annotations that ask for it.
+    Annotated(Vec<(String, ScrapeAnnotations)>),
+}
+
+/// The annotations' name for a profile type: Grafana's `cpu` for
+/// `process_cpu`, else the type's own name (`memory`, `goroutine`, `fgprof`).
+pub fn annotation_type(profile_type: &str) -> &str {
+    match profile_type {
+        "process_cpu" => "cpu",
+        other => other,
+    }
+}
+
 /// One profile type a job fetches from each target.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProfileType {
@@ -99,6 +134,7 @@ pub struct ScrapeConfig {
     pub body_size_limit: usize,
     pub static_configs: Vec<StaticConfig>,
     pub file_sd_configs: Vec<FileSdConfig>,
+    pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
     pub relabel_configs: Vec<RelabelConfig>,
     /// Enabled profile types, by name.
     pub profiles: Vec<ProfileType>,
@@ -163,7 +199,7 @@ impl Validate for RawPprofConfig {
         for (i, raw) in self.scrape_configs.into_iter().enumerate() {
             let at = |field: &str| format!("scrape_configs.{i}.{field}");
             let fingerprint = format!(
-                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
                 raw.job_name,
                 raw.scrape_interval,
                 raw.scrape_timeout,
@@ -171,6 +207,7 @@ impl Validate for RawPprofConfig {
                 raw.body_size_limit.map(|b| b.get()),
                 raw.static_configs,
                 raw.file_sd_configs,
+                raw.kubernetes_sd_configs,
                 raw.tls_config,
                 (&raw.basic_auth, &raw.bearer_token, &raw.bearer_token_file),
                 raw.relabel_configs,
@@ -241,6 +278,31 @@ impl Validate for RawPprofConfig {
                     ));
                 }
             }
+            let kubernetes_sd_configs = raw
+                .kubernetes_sd_configs
+                .iter()
+                .enumerate()
+                .map(|(j, sd)| {
+                    let at = at(&format!("kubernetes_sd_configs.{j}"));
+                    match sd.check(at, "profiles.grafana.com", &mut errors) {
+                        None => KubernetesSdConfig::EveryPort,
+                        Some(prefix) => KubernetesSdConfig::Annotated(
+                            profiles
+                                .iter()
+                                .map(|p| {
+                                    let kind = annotation_type(&p.name);
+                                    let keys = ScrapeAnnotations::profiles(
+                                        &prefix,
+                                        kind,
+                                        PROFILE_PATH_LABEL,
+                                    );
+                                    (p.name.clone(), keys)
+                                })
+                                .collect(),
+                        ),
+                    }
+                })
+                .collect();
             let relabel_configs =
                 relabel::validate_all(raw.relabel_configs, &at("relabel_configs")).unwrap_or_else(
                     |found| {
@@ -262,6 +324,7 @@ impl Validate for RawPprofConfig {
                 body_size_limit,
                 static_configs: raw.static_configs,
                 file_sd_configs: raw.file_sd_configs,
+                kubernetes_sd_configs,
                 relabel_configs,
                 profiles,
                 fingerprint,

@@ -8,29 +8,32 @@
 //! on: a broken one is counted in `ferro_dropped_items_total` by reason and
 //! never passed on. Scrape targets come through the reconcile loop shared
 //! with the Prometheus receiver (`receivers::discovery`), so static groups,
-//! `file_sd` and relabelling work as they do there; Kubernetes pod discovery
-//! by `profiles.grafana.com/*` annotations plugs in through [`kubernetes`].
+//! `file_sd`, pod discovery (`kubernetes_sd_configs`, by
+//! `profiles.grafana.com/*` annotations: [`kubernetes`]) and relabelling
+//! work as they do there.
 
 mod config;
 pub mod kubernetes;
 pub mod push;
 pub mod scrape;
 
-pub use config::{PprofConfig, ProfileType, RawPprofConfig, ScrapeConfig};
+pub use config::{KubernetesSdConfig, PprofConfig, ProfileType, RawPprofConfig, ScrapeConfig};
 
 use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use super::discovery::{Sources, reconcile};
+use super::discovery::{PodGroups, Sources, reconcile};
 use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
+use crate::k8s::{PodCache, PodInfo};
 use crate::net::http_client;
 use crate::receivers::prometheus::StaticConfig;
 use crate::signal::{Profiles, Signal, SignalData};
 use crate::telemetry::{ComponentLabels, Telemetry};
 use crate::topology::fanout::{PipelineInputs, Refusal};
+use http::HeaderValue;
 use push::Rejection;
 use scrape::Job;
 
@@ -74,28 +77,47 @@ impl Shared {
             .ok_or(Rejection::Refused(Refusal::MemoryLimit))
     }
 
-    /// Hands scraped profiles to the pipelines, counting a refusal.
+    /// Hands scraped profiles to the pipelines, counting a refusal. A
+    /// scrape names no tenant and is not put to the tenant limiters that
+    /// refuse: there is no sender to retry.
     async fn hand_on(&self, profiles: Profiles) -> Result<(), Refusal> {
         let bytes = profiles.encoded_len();
         let Some(ticket) = self.limiter.try_acquire(bytes) else {
             self.count_refused(Refusal::MemoryLimit, profiles.item_count() as u64);
             return Err(Refusal::MemoryLimit);
         };
-        self.hand_on_with(profiles, ticket).await
+        if profiles.item_count() == 0 {
+            return Ok(());
+        }
+        self.send(Batch::with_size(profiles, bytes, ticket)).await
     }
 
-    /// Hands profiles to the pipelines under a reservation already made.
-    async fn hand_on_with(&self, profiles: Profiles, ticket: Ticket) -> Result<(), Refusal> {
-        let items = profiles.item_count() as u64;
-        if items == 0 {
+    /// Hands pushed profiles to the pipelines under a reservation already
+    /// made, with the tenant the request named (`X-Scope-OrgID`), for
+    /// `[processors.tenant] source = "header"`. As for OTLP pushes, the
+    /// tenant limiters that refuse are asked first.
+    async fn hand_on_pushed(
+        &self,
+        profiles: Profiles,
+        ticket: Ticket,
+        org_id: Option<HeaderValue>,
+    ) -> Result<(), Refusal> {
+        if profiles.item_count() == 0 {
             return Ok(());
         }
         let bytes = profiles.encoded_len();
-        match self
-            .inputs
-            .send(Batch::with_size(profiles, bytes, ticket))
-            .await
-        {
+        let mut batch = Batch::with_size(profiles, bytes, ticket);
+        batch.tenancy.org_id = org_id;
+        if let Err(refusal) = self.inputs.admit(&mut batch) {
+            self.count_refused(refusal, batch.items() as u64);
+            return Err(refusal);
+        }
+        self.send(batch).await
+    }
+
+    async fn send(&self, batch: Batch<Profiles>) -> Result<(), Refusal> {
+        let items = batch.items() as u64;
+        match self.inputs.send(batch).await {
             Ok(()) => {
                 self.accepted.inc_by(items);
                 Ok(())
@@ -113,13 +135,15 @@ impl Shared {
     }
 }
 
-/// Starts the scrape jobs and, with `listen`, the push server.
+/// Starts the scrape jobs and, with `listen`, the push server; `pods` is
+/// the process's pod cache, for jobs with `kubernetes_sd_configs`.
 pub async fn start(
     id: &ComponentId,
     config: &PprofConfig,
     outputs: Outputs,
     limiter: Arc<MemoryLimiter>,
     telemetry: &Arc<Telemetry>,
+    pods: Option<PodCache>,
 ) -> std::io::Result<RunningReceiver> {
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -154,18 +178,37 @@ pub async fn start(
             client,
             authorization,
         });
-        tasks.push(tokio::spawn(manage(job, shared.clone(), stop.clone())));
+        tasks.push(tokio::spawn(manage(
+            job,
+            shared.clone(),
+            pods.clone(),
+            stop.clone(),
+        )));
     }
     tracing::info!(receiver = %id, jobs = config.scrape_configs.len(), "pprof receiver started");
     Ok(RunningReceiver::new(id.clone(), addrs, stop, tasks))
 }
 
-/// Keeps one scrape loop running per target and profile type of `job`.
-async fn manage(job: Arc<Job>, shared: Arc<Shared>, stop: CancellationToken) {
+/// Keeps one scrape loop running per target and profile type of `job`:
+/// static groups, `file_sd` files and, with `kubernetes_sd_configs`, the
+/// pods of this node (on every change of the pod cache).
+async fn manage(
+    job: Arc<Job>,
+    shared: Arc<Shared>,
+    pods: Option<PodCache>,
+    stop: CancellationToken,
+) {
+    let sd_configs = job.config.kubernetes_sd_configs.clone();
+    let pods = pods
+        .filter(|_| !sd_configs.is_empty())
+        .map(|cache| -> (PodCache, PodGroups) {
+            let groups = move |cached: &[Arc<PodInfo>]| kubernetes::pod_groups(&sd_configs, cached);
+            (cache, Arc::new(groups))
+        });
     let sources = Sources {
         static_groups: job.config.static_configs.clone(),
         file_sd: job.config.file_sd_configs.clone(),
-        pods: None,
+        pods,
     };
     let spawn =
         |target, token| tokio::spawn(scrape::run(job.clone(), target, shared.clone(), token));

@@ -14,7 +14,9 @@
 //!
 //! A request is taken whole or not at all: one broken profile refuses it
 //! with 400 (and counts the profile), a full pipeline with 503, the memory
-//! limit with 429, both with `Retry-After`.
+//! limit with 429, both with `Retry-After`. Both endpoints carry the
+//! request's `X-Scope-OrgID` on the batch, as the OTLP receiver does; one
+//! that is no tenant ID is refused with 400.
 
 use axum::Router;
 use axum::body::Body;
@@ -36,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::scrape::now_ns;
 use crate::pprof;
+use crate::receivers::tenancy::{self, InvalidOrgId};
 use crate::signal::LabelsBuilder;
 use crate::signal::profiles::{Profile, Profiles};
 use crate::topology::fanout::Refusal;
@@ -77,6 +80,12 @@ pub enum Rejection {
         reason: &'static str,
         message: String,
     },
+}
+
+impl From<InvalidOrgId> for Rejection {
+    fn from(e: InvalidOrgId) -> Self {
+        Rejection::invalid(tenancy::INVALID_TENANT, e.to_string())
+    }
 }
 
 impl Rejection {
@@ -154,7 +163,14 @@ async fn push(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body)
     }
 }
 
+/// The tenant the request names, if any.
+fn org_id(headers: &HeaderMap) -> Result<Option<HeaderValue>, Rejection> {
+    let value = headers.get(tenancy::ORG_ID_HEADER).map(|v| v.as_bytes());
+    Ok(tenancy::org_id(value)?)
+}
+
 async fn accept_push(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<(), Rejection> {
+    let org_id = org_id(headers)?;
     let media = media_type(headers);
     if !matches!(
         media.as_str(),
@@ -223,7 +239,7 @@ async fn accept_push(shared: &Shared, headers: &HeaderMap, body: Body) -> Result
         }
     }
     shared
-        .hand_on_with(Profiles::new(profiles), ticket)
+        .hand_on_pushed(Profiles::new(profiles), ticket, org_id)
         .await
         .map_err(Rejection::Refused)
 }
@@ -406,6 +422,7 @@ async fn accept_ingest(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), Rejection> {
+    let org_id = org_id(headers)?;
     let query = parse_query(query)?;
     let media = media_type(headers);
     let multipart = media == "multipart/form-data";
@@ -488,7 +505,7 @@ async fn accept_ingest(
         sample_types: checked.sample_types,
     };
     shared
-        .hand_on_with(Profiles::new(vec![profile]), ticket)
+        .hand_on_pushed(Profiles::new(vec![profile]), ticket, org_id)
         .await
         .map_err(Rejection::Refused)
 }

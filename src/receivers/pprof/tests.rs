@@ -1,5 +1,5 @@
 use super::config::BUILT_IN;
-use super::kubernetes::{Pod, pod_groups};
+use super::kubernetes::pod_groups;
 use super::push::{multipart_parts, parse_key, parse_query};
 use super::scrape::targets;
 use super::*;
@@ -178,60 +178,349 @@ fn multipart_parts_are_found_by_name() {
     assert!(multipart_parts(&Bytes::from_static(b"--XyZ\r\nno end"), "XyZ").is_none());
 }
 
+/// A pod of `k8s::tests::pod_json` with `annotations`, declaring the ports
+/// `http-pprof` (6060) and `http` (8080).
+fn pod(name: &str, ip: &str, annotations: serde_json::Value) -> k8s_openapi::api::core::v1::Pod {
+    let mut p = crate::k8s::tests::pod_json("shop", name, &format!("uid-{name}"), Some(ip));
+    p["metadata"]["annotations"] = annotations;
+    p["spec"]["containers"][0]["ports"] = serde_json::json!([
+        {"name": "http-pprof", "containerPort": 6060, "protocol": "TCP"},
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"}
+    ]);
+    serde_json::from_value(p).unwrap()
+}
+
 #[test]
-fn pod_annotations_become_one_group_per_profile_type() {
-    let mut pod = Pod {
-        namespace: "shop".into(),
-        name: "checkout-7d9".into(),
-        ip: "10.1.2.3".into(),
-        ports: vec![("app".into(), "http-pprof".into(), 6060)],
-        ..Pod::default()
-    };
-    for (k, v) in [
-        ("profiles.grafana.com/cpu.scrape", "true"),
-        ("profiles.grafana.com/cpu.port_name", "http-pprof"),
-        ("profiles.grafana.com/memory.scrape", "true"),
-        ("profiles.grafana.com/memory.port", "6060"),
-        ("profiles.grafana.com/memory.path", "/debug/pprof/heap"),
-        ("profiles.grafana.com/mutex.scrape", "false"),
-        ("profiles.grafana.com/block.scrape", "true"),
-    ] {
-        pod.annotations.insert(k.into(), v.into());
-    }
-    let groups = pod_groups(&pod);
-    // block has no port: skipped.
-    assert_eq!(groups.len(), 2);
-    assert_eq!(groups[0].targets, ["10.1.2.3:6060"]);
-    assert_eq!(groups[0].labels["__profile_type__"], "process_cpu");
+fn pod_annotations_become_one_group_per_enabled_profile_type() {
+    let cache = crate::k8s::tests::cache_with(vec![
+        pod(
+            "checkout-7d9",
+            "10.1.2.3",
+            serde_json::json!({
+                "profiles.grafana.com/cpu.scrape": "true",
+                "profiles.grafana.com/cpu.port_name": "http-pprof",
+                "profiles.grafana.com/memory.scrape": "true",
+                "profiles.grafana.com/memory.port": "6060",
+                "profiles.grafana.com/memory.path": "/debug/pprof/heap",
+                "profiles.grafana.com/fgprof.scrape": "true",
+                "profiles.grafana.com/fgprof.port": "6060",
+                // Disabled in the job: not scraped although annotated.
+                "profiles.grafana.com/goroutine.scrape": "true",
+                "profiles.grafana.com/goroutine.port": "6060",
+                "profiles.grafana.com/mutex.scrape": "false",
+                "profiles.grafana.com/mutex.port": "6060"
+            }),
+        ),
+        pod("quiet", "10.1.2.4", serde_json::json!({})),
+    ]);
+    let text = format!(
+        "{JOB}kubernetes_sd_configs = [{{ role = \"pod\" }}]\nprofiles.goroutine = {{ enabled = false }}\nprofiles.fgprof = {{ path = \"/debug/fgprof\", delta = true }}\nrelabel_configs = [{{ source_labels = [\"__meta_kubernetes_namespace\", \"__meta_kubernetes_pod_container_name\"], separator = \"/\", target_label = \"service_name\" }}, {{ source_labels = [\"__meta_kubernetes_pod_name\"], target_label = \"pod\" }}]\n"
+    );
+    let parsed = config(&text).unwrap();
+    assert!(parsed.uses_pod_cache());
+    let job = &parsed.scrape_configs[0];
+    let groups = pod_groups(&job.kubernetes_sd_configs, &cache.pods());
+    let types: Vec<&str> = groups
+        .iter()
+        .map(|g| g.labels["__profile_type__"].as_str())
+        .collect();
+    assert_eq!(types, ["process_cpu", "memory", "fgprof"]);
+    assert!(groups.iter().all(|g| g.targets == ["10.1.2.3:6060"]));
     assert_eq!(
-        groups[0].labels["__meta_kubernetes_pod_container_name"],
-        "app"
+        groups[0].labels["__meta_kubernetes_pod_container_port_name"],
+        "http-pprof"
     );
     assert_eq!(groups[1].labels["__profile_path__"], "/debug/pprof/heap");
-
-    // The groups drive the job's targets: one profile type each, at its path,
-    // relabelled into service_name.
-    let text = format!(
-        "{JOB}relabel_configs = [{{ source_labels = [\"__meta_kubernetes_namespace\", \"__meta_kubernetes_pod_container_name\"], separator = \"/\", target_label = \"service_name\" }}]\n"
+    assert_eq!(
+        groups[0].labels["__meta_kubernetes_pod_uid"],
+        "uid-checkout-7d9"
     );
-    let config = config(&text).unwrap();
-    let found = targets(&config.scrape_configs[0], &groups);
+
+    // The groups drive the job's targets: one profile type each, at its
+    // path (the job's path and delta when not annotated), relabelled.
+    let found = targets(job, &groups);
     let urls: Vec<&str> = found.iter().map(|t| t.url.as_str()).collect();
     assert_eq!(
         urls,
         [
+            "http://10.1.2.3:6060/debug/fgprof?seconds=14",
             "http://10.1.2.3:6060/debug/pprof/heap",
-            "http://10.1.2.3:6060/debug/pprof/profile?seconds=14"
+            "http://10.1.2.3:6060/debug/pprof/profile?seconds=14",
         ]
     );
-    assert!(
-        found
-            .iter()
-            .all(|t| t.labels.get("service_name") == Some("shop/app"))
+    for t in &found {
+        assert_eq!(t.labels.get("service_name"), Some("shop/app"));
+        assert_eq!(t.labels.get("pod"), Some("checkout-7d9"));
+        assert_eq!(t.labels.get("instance"), Some("10.1.2.3:6060"));
+        assert!(t.labels.get("__profile_type__").is_none());
+        assert!(t.labels.get("__meta_kubernetes_namespace").is_none());
+    }
+}
+
+#[test]
+fn pod_discovery_can_take_every_port_or_another_prefix() {
+    let cache = crate::k8s::tests::cache_with(vec![pod(
+        "web",
+        "10.1.2.3",
+        serde_json::json!({
+            "pyroscope.example/cpu.scrape": "true",
+            "pyroscope.example/cpu.port": "6060"
+        }),
+    )]);
+    // Every container port, with every enabled type: relabelling chooses.
+    let text = format!(
+        "{JOB}kubernetes_sd_configs = [{{ role = \"pod\", annotations = \"\" }}]\nrelabel_configs = [{{ source_labels = [\"__meta_kubernetes_pod_container_port_name\"], regex = \"http-pprof\", action = \"keep\" }}]\n"
     );
+    let parsed = config(&text).unwrap();
+    let job = &parsed.scrape_configs[0];
+    let groups = pod_groups(&job.kubernetes_sd_configs, &cache.pods());
+    // Both app ports and the port-less init container.
+    assert_eq!(groups.len(), 3);
+    assert!(
+        groups
+            .iter()
+            .all(|g| !g.labels.contains_key("__profile_type__"))
+    );
+    let found = targets(job, &groups);
+    assert_eq!(found.len(), BUILT_IN.len());
     assert!(
         found
             .iter()
-            .all(|t| t.labels.get("__profile_type__").is_none())
+            .all(|t| t.url.starts_with("http://10.1.2.3:6060/"))
+    );
+
+    let text = format!(
+        "{JOB}kubernetes_sd_configs = [{{ role = \"pod\", annotations = \"pyroscope.example\" }}]\n"
+    );
+    let parsed = config(&text).unwrap();
+    let job = &parsed.scrape_configs[0];
+    let groups = pod_groups(&job.kubernetes_sd_configs, &cache.pods());
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].labels["__profile_type__"], "process_cpu");
+
+    // Only the pod role, reported with its place; no discovery, no cache.
+    let errors = config(&format!(
+        "{JOB}kubernetes_sd_configs = [{{ role = \"node\" }}]\n"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        errors[0].field,
+        "scrape_configs.0.kubernetes_sd_configs.0.role"
+    );
+    assert!(errors[0].message.contains("only role = \"pod\""));
+    assert!(!config(JOB).unwrap().uses_pod_cache());
+}
+
+/// A push server of a receiver whose pipeline is `rx`, with `admission`
+/// (tenant limiters that refuse).
+async fn push_server(
+    admission: Vec<Arc<crate::processors::tenant::TenantLimiter>>,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::Receiver<Batch<Profiles>>,
+    Arc<Telemetry>,
+    CancellationToken,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let telemetry = Telemetry::new();
+    let id = ComponentId::new("pprof", "push");
+    let labels = Telemetry::labels("receiver", &id, Signal::Profiles);
+    let shared = Arc::new(Shared {
+        id,
+        inputs: PipelineInputs::new(vec![tx], std::time::Duration::from_millis(100))
+            .with_admission(admission),
+        limiter: MemoryLimiter::new(64 << 20),
+        telemetry: telemetry.clone(),
+        accepted: Telemetry::counter(&telemetry.accepted, &labels),
+        labels,
+        max_profile_size: 1 << 20,
+    });
+    let stop = CancellationToken::new();
+    let (addr, _task) = push::serve("127.0.0.1:0".parse().unwrap(), shared, stop.clone())
+        .await
+        .unwrap();
+    (addr, rx, telemetry, stop)
+}
+
+/// POSTs `body` to `path` on `addr`; the status and body of the answer.
+async fn post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let client = crate::net::http_client::client(&Default::default()).unwrap();
+    let mut request = http::Request::post(format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = client
+        .request(
+            request
+                .body(http_body_util::Full::new(Bytes::from(body)))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A `push.v1.PushRequest` of one CPU profile of `service`.
+fn push_request(service: &str) -> Vec<u8> {
+    use ferro_proto::push::v1::{PushRequest, RawProfileSeries, RawSample};
+    use ferro_proto::types::v1::LabelPair;
+    use prost::Message;
+    let profile = crate::pprof::sample::profile(crate::pprof::sample::Kind::Cpu, 5, 10, 1);
+    PushRequest {
+        series: vec![RawProfileSeries {
+            labels: vec![LabelPair {
+                name: "service_name".into(),
+                value: service.into(),
+            }],
+            samples: vec![RawSample {
+                raw_profile: crate::pprof::encode_gzip(&profile).to_vec(),
+                id: String::new(),
+            }],
+            annotations: Vec::new(),
+        }],
+    }
+    .encode_to_vec()
+}
+
+const PROTO: (&str, &str) = ("Content-Type", "application/proto");
+const PUSH: &str = "/push.v1.PusherService/Push";
+
+#[tokio::test]
+async fn pushes_carry_their_x_scope_orgid_into_the_batch() {
+    let (addr, mut rx, telemetry, stop) = push_server(Vec::new()).await;
+    let org = |tenant| ("X-Scope-OrgID", tenant);
+
+    let (status, body) = post(addr, PUSH, &[PROTO, org(" team-a ")], push_request("api")).await;
+    assert_eq!(status, 200, "{body}");
+    let batch = rx.recv().await.unwrap();
+    assert_eq!(
+        batch.tenancy.org_id,
+        Some(HeaderValue::from_static("team-a"))
+    );
+    assert_eq!(batch.items(), 1);
+
+    let gzip = crate::pprof::encode_gzip(&crate::pprof::sample::profile(
+        crate::pprof::sample::Kind::Cpu,
+        5,
+        10,
+        1,
+    ));
+    let ingest = "/ingest?name=shop.cpu&format=pprof";
+    let (status, body) = post(addr, ingest, &[org("team-b")], gzip.to_vec()).await;
+    assert_eq!(status, 200, "{body}");
+    let batch = rx.recv().await.unwrap();
+    assert_eq!(
+        batch.tenancy.org_id,
+        Some(HeaderValue::from_static("team-b"))
+    );
+
+    // No header: no tenant named, for the processor's default_tenant.
+    let (status, _) = post(addr, PUSH, &[PROTO], push_request("api")).await;
+    assert_eq!(status, 200);
+    assert_eq!(rx.recv().await.unwrap().tenancy.org_id, None);
+
+    // Not a tenant ID: refused whole with 400 and counted, on both endpoints.
+    let (status, body) = post(addr, PUSH, &[PROTO, org("team/a")], push_request("api")).await;
+    assert_eq!(status, 400);
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["code"], "invalid_argument");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"team/a\" is not a tenant ID"),
+        "{body}"
+    );
+    let (status, _) = post(addr, ingest, &[org("..")], gzip.to_vec()).await;
+    assert_eq!(status, 400);
+    assert!(rx.try_recv().is_err(), "nothing refused was passed on");
+    assert!(
+        telemetry.encode().contains(
+            r#"ferro_receiver_rejected_requests_total{kind="receiver",component="pprof.push",signal="profiles",reason="invalid_tenant"} 2"#
+        ),
+        "{}",
+        telemetry.encode()
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_rate_is_refused_by_header() {
+    use crate::processors::tenant::{RawTenantConfig, TenantLimiter};
+    let raw: RawTenantConfig = toml::from_str(
+        "source = \"header\"\nrefuse = true\nlimits = { records_per_second = 1, records_burst = 1 }",
+    )
+    .unwrap();
+    let limiter = TenantLimiter::new(
+        &ComponentId::new("tenant", "t"),
+        &raw.validate().unwrap(),
+        &Telemetry::new(),
+    );
+    let limiter = Arc::new(limiter);
+    let (addr, mut rx, telemetry, stop) = push_server(vec![limiter.clone()]).await;
+    let org = |tenant| ("X-Scope-OrgID", tenant);
+    let (status, _) = post(addr, PUSH, &[PROTO, org("noisy")], push_request("api")).await;
+    assert_eq!(status, 200);
+    let batch = rx.recv().await.unwrap();
+    assert!(batch.tenancy.admitted);
+    // The processor in the pipeline charges the tenant's bucket.
+    let mut out = Vec::new();
+    limiter.process(batch, &mut out);
+    assert_eq!(
+        out[0].tenancy.tenant,
+        Some(HeaderValue::from_static("noisy"))
+    );
+    let (status, body) = post(addr, PUSH, &[PROTO, org("noisy")], push_request("api")).await;
+    assert_eq!(status, 429, "{body}");
+    // Another tenant has a bucket of its own.
+    let (status, _) = post(addr, PUSH, &[PROTO, org("quiet")], push_request("api")).await;
+    assert_eq!(status, 200);
+    let batch = rx.recv().await.unwrap();
+    assert_eq!(
+        batch.tenancy.org_id,
+        Some(HeaderValue::from_static("quiet"))
+    );
+    assert!(rx.try_recv().is_err());
+    assert!(
+        telemetry.encode().contains(r#"reason="tenant_limit"} 1"#),
+        "{}",
+        telemetry.encode()
+    );
+    stop.cancel();
+}
+
+#[test]
+fn pod_discovery_needs_the_kubernetes_section() {
+    let text = r#"
+[kubernetes]
+node_name = "node-a"
+[receivers.pprof.pods]
+[[receivers.pprof.pods.scrape_configs]]
+job_name = "kubernetes-pods"
+kubernetes_sd_configs = [{ role = "pod" }]
+[exporters.pyroscope.out]
+endpoint = "http://pyroscope:4040"
+[pipelines.profiles]
+receivers = ["pprof.pods"]
+exporters = ["pyroscope.out"]
+"#;
+    let config = crate::config::Config::from_str(text, "test").unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.receivers.values().any(|r| r.uses_pod_cache()));
+    let without = text.replace("[kubernetes]\nnode_name = \"node-a\"\n", "");
+    let e = crate::config::Config::from_str(&without, "test")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("receivers.pprof.pods"), "{e}");
+    assert!(
+        e.contains("kubernetes_sd_configs needs a [kubernetes] section"),
+        "{e}"
     );
 }

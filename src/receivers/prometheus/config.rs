@@ -77,10 +77,11 @@ pub struct FileSdConfig {
 }
 
 /// Targets from the pods of this node, as Prometheus' `kubernetes_sd_configs`
-/// names it; the pods come from the process's pod cache.
+/// names it; the pods come from the process's pod cache. Shared by the
+/// scrape receivers (`prometheus`, `pprof`), which read the prefix their own way.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawKubernetesSdConfig {
+pub struct RawKubernetesSdConfig {
     /// Only `pod`: ferro watches its own node's pods and nothing else.
     role: String,
     /// The annotation prefix by which pods ask to be scraped
@@ -88,6 +89,25 @@ struct RawKubernetesSdConfig {
     /// `PREFIX/scheme`); `""` takes every container port of every pod, as
     /// Prometheus does, for `relabel_configs` to choose.
     annotations: Option<String>,
+}
+
+impl RawKubernetesSdConfig {
+    /// The annotation prefix pods ask with (`default` when not set), or
+    /// `None` for every container port of every pod; an error at `at` for
+    /// a role other than `pod`.
+    pub fn check(&self, at: String, default: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+        if self.role != "pod" {
+            errors.push(FieldError::new(
+                format!("{at}.role"),
+                format!(
+                    "`{}` is not supported: only role = \"pod\" (ferro watches the pods of its own node, nothing cluster-wide)",
+                    self.role
+                ),
+            ));
+        }
+        let prefix = self.annotations.as_deref().unwrap_or(default);
+        (!prefix.is_empty()).then(|| prefix.to_string())
+    }
 }
 
 /// A checked pod discovery source.
@@ -251,18 +271,10 @@ impl Validate for RawPrometheusConfig {
             }
             let mut kubernetes_sd_configs = Vec::new();
             for (j, sd) in raw.kubernetes_sd_configs.iter().enumerate() {
-                if sd.role != "pod" {
-                    errors.push(FieldError::new(
-                        at(&format!("kubernetes_sd_configs.{j}.role")),
-                        format!(
-                            "`{}` is not supported: only role = \"pod\" (ferro watches the pods of its own node, nothing cluster-wide)",
-                            sd.role
-                        ),
-                    ));
-                }
-                let prefix = sd.annotations.as_deref().unwrap_or("prometheus.io");
+                let at = at(&format!("kubernetes_sd_configs.{j}"));
+                let prefix = sd.check(at, "prometheus.io", &mut errors);
                 kubernetes_sd_configs.push(KubernetesSdConfig {
-                    annotations: (!prefix.is_empty()).then(|| ScrapeAnnotations::prefixed(prefix)),
+                    annotations: prefix.map(|p| ScrapeAnnotations::prefixed(&p)),
                 });
             }
             let relabel_configs =

@@ -13,7 +13,10 @@ mod config;
 pub mod scrape;
 pub mod targets;
 
-pub use config::{FileSdConfig, PrometheusConfig, RawPrometheusConfig, ScrapeConfig, StaticConfig};
+pub use config::{
+    FileSdConfig, PrometheusConfig, RawKubernetesSdConfig, RawPrometheusConfig, ScrapeConfig,
+    StaticConfig,
+};
 
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
