@@ -7,7 +7,9 @@
 //! (`pkg/validation/validate.go`: non-zero location and function ids, sample
 //! types without `-`) plus the structural ones its parser relies on (string
 //! table indices in range, one value per sample type per sample), so a
-//! profile that ferro passes on is one Pyroscope can take.
+//! profile that ferro passes on is one Pyroscope can take. They are made by
+//! a walk over the encoded profile ([`scan`]) that refuses what prost's
+//! decoder would refuse, without decoding it into structs.
 
 use bytes::Bytes;
 use ferro_proto::perftools::profiles::Profile as PprofProfile;
@@ -66,35 +68,71 @@ pub fn is_gzip(data: &[u8]) -> bool {
 
 /// Checks that `data` (gzip or plain) is a well-formed profile of at most
 /// `max_decompressed` bytes, and reads its sample types and times.
+///
+/// The profile is walked where it lies ([`scan`]), never decoded into
+/// structs; a gzip'd one is inflated into a buffer this thread keeps for the
+/// next profile.
 pub fn check(data: &[u8], max_decompressed: usize) -> Result<Checked, PprofError> {
     if data.is_empty() {
         return Err(PprofError::Empty);
     }
-    let plain: std::borrow::Cow<[u8]> = if is_gzip(data) {
-        let mut out = Vec::with_capacity((data.len() * 4).min(max_decompressed));
-        flate2::read::GzDecoder::new(data)
-            .take(max_decompressed as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| PprofError::Gzip(e.to_string()))?;
-        if out.len() > max_decompressed {
-            return Err(PprofError::TooLarge(max_decompressed));
-        }
-        out.into()
-    } else {
+    if !is_gzip(data) {
         if data.len() > max_decompressed {
             return Err(PprofError::TooLarge(max_decompressed));
         }
-        data.into()
-    };
-    let profile = PprofProfile::decode(plain.as_ref()).map_err(|e| {
-        if looks_like_text(&plain) {
+        return walk(data);
+    }
+    INFLATED.with(|cell| {
+        // `check` does not call itself: the buffer is never borrowed twice;
+        // if it somehow were, a fresh buffer does the same work.
+        let mut fresh = Vec::new();
+        let mut held = cell.try_borrow_mut();
+        let buf = match held.as_deref_mut() {
+            Ok(buf) => buf,
+            Err(_) => &mut fresh,
+        };
+        buf.clear();
+        let result = gunzip(data, max_decompressed, buf).and_then(|()| walk(buf));
+        if buf.capacity() > KEPT_INFLATE_BUFFER {
+            // One huge profile must not pin its size on this thread.
+            *buf = Vec::new();
+        }
+        result
+    })
+}
+
+/// The largest inflate buffer a thread keeps between profiles: the plain
+/// size of a large Go CPU or heap profile. Larger ones get a buffer of their
+/// own, freed once checked.
+const KEPT_INFLATE_BUFFER: usize = 4 << 20;
+
+thread_local! {
+    static INFLATED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Inflates gzip `data` into `out`, refusing more than `max` bytes.
+fn gunzip(data: &[u8], max: usize, out: &mut Vec<u8>) -> Result<(), PprofError> {
+    // The slice is the decoder's input buffer: no copy through a `BufReader`.
+    flate2::bufread::GzDecoder::new(data)
+        .take(max as u64 + 1)
+        .read_to_end(out)
+        .map_err(|e| PprofError::Gzip(e.to_string()))?;
+    if out.len() > max {
+        return Err(PprofError::TooLarge(max));
+    }
+    Ok(())
+}
+
+/// Walks a plain profile, naming a failure as `check` does.
+fn walk(plain: &[u8]) -> Result<Checked, PprofError> {
+    scan::profile(plain).map_err(|fault| match fault {
+        scan::Fault::Malformed(reason) => PprofError::Malformed(reason),
+        scan::Fault::Wire(_) if looks_like_text(plain) => {
             let start = String::from_utf8_lossy(&plain[..plain.len().min(40)]).into_owned();
             PprofError::NotPprof(start)
-        } else {
-            PprofError::Decode(e.to_string())
         }
-    })?;
-    structure(&profile)
+        scan::Fault::Wire(reason) => PprofError::Decode(reason.to_string()),
+    })
 }
 
 /// Text where a protobuf should be (an HTML error page, a JSON error, the
@@ -106,94 +144,6 @@ fn looks_like_text(data: &[u8]) -> bool {
             && data[..data.len().min(64)]
                 .iter()
                 .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
-}
-
-fn structure(p: &PprofProfile) -> Result<Checked, PprofError> {
-    let strings = &p.string_table;
-    if strings.first().is_none_or(|s| !s.is_empty()) {
-        return Err(PprofError::Malformed(
-            "string_table[0] must be the empty string",
-        ));
-    }
-    let text = |i: i64| -> Result<&str, PprofError> {
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| strings.get(i))
-            .map(String::as_str)
-            .ok_or(PprofError::Malformed("a string index is out of range"))
-    };
-    if p.sample_type.is_empty() {
-        return Err(PprofError::Malformed("the profile has no sample types"));
-    }
-    let mut sample_types = Vec::with_capacity(p.sample_type.len());
-    for st in &p.sample_type {
-        let kind = text(st.r#type)?;
-        if kind.contains('-') {
-            // Pyroscope refuses these ("sample type contains -").
-            return Err(PprofError::Malformed("a sample type contains '-'"));
-        }
-        sample_types.push(SampleType {
-            kind: kind.to_string(),
-            unit: text(st.unit)?.to_string(),
-        });
-    }
-    let period_kind = match &p.period_type {
-        Some(pt) => {
-            text(pt.unit)?;
-            text(pt.r#type)?.to_string()
-        }
-        None => String::new(),
-    };
-    if p.location.iter().any(|l| l.id == 0) {
-        return Err(PprofError::Malformed("a location id is 0"));
-    }
-    if p.function.iter().any(|f| f.id == 0) {
-        return Err(PprofError::Malformed("a function id is 0"));
-    }
-    for f in &p.function {
-        text(f.name)?;
-        text(f.system_name)?;
-        text(f.filename)?;
-    }
-    for m in &p.mapping {
-        text(m.filename)?;
-        text(m.build_id)?;
-    }
-    // Location ids are usually 1..=n: a bitmap then checks references in
-    // one pass; sparse ids fall back to a sorted list.
-    let mut ids: Vec<u64> = p.location.iter().map(|l| l.id).collect();
-    ids.sort_unstable();
-    let dense = ids.last().is_none_or(|&max| max as usize == ids.len());
-    for sample in &p.sample {
-        if sample.value.len() != p.sample_type.len() {
-            return Err(PprofError::Malformed(
-                "a sample has a different number of values than the profile has sample types",
-            ));
-        }
-        for &id in &sample.location_id {
-            let known = if dense {
-                id >= 1 && id as usize <= ids.len()
-            } else {
-                ids.binary_search(&id).is_ok()
-            };
-            if !known {
-                return Err(PprofError::Malformed(
-                    "a sample refers to a location that does not exist",
-                ));
-            }
-        }
-        for label in &sample.label {
-            text(label.key)?;
-            text(label.str)?;
-        }
-    }
-    Ok(Checked {
-        sample_types: Arc::from(sample_types),
-        period_kind,
-        time_ns: p.time_nanos,
-        duration_ns: p.duration_nanos,
-        samples: p.sample.len(),
-    })
 }
 
 /// The Pyroscope profile type (`__name__`) of a profile from its sample
@@ -232,6 +182,7 @@ pub fn encode_gzip(profile: &PprofProfile) -> Bytes {
 }
 
 pub mod sample;
+mod scan;
 
 #[cfg(test)]
 mod tests;
