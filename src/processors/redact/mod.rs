@@ -345,6 +345,11 @@ impl Redactor {
                         continue;
                     }
                 }
+                // Already redacted (a value class may stop inside the
+                // replacement, as at the `]` of `[REDACTED]`).
+                if text[start..].starts_with(self.replacement_for(index)) {
+                    continue;
+                }
                 out.push((start, end, index));
             }
         }

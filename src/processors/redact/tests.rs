@@ -444,3 +444,61 @@ fn prefilter_agrees_with_a_case_insensitive_automaton() {
         assert_eq!(prefilter.is_match_any(&mut lines, false), whole);
     }
 }
+
+/// Random text built from pieces of secrets, JSON and noise: redaction never
+/// panics, never grows a line beyond its replacements, and a second pass
+/// changes nothing more.
+#[test]
+fn random_text_never_panics_and_redaction_is_idempotent() {
+    let r = redactor(r#"pii = ["email", "ipv4", "ipv6", "phone"]"#);
+    let corpus = corpus();
+    let mut pieces: Vec<String> = corpus.secrets.iter().map(|s| s.input.clone()).collect();
+    pieces.extend(corpus.look_alikes);
+    pieces.extend(
+        [
+            "{",
+            "}",
+            "[",
+            "]",
+            "\"",
+            "\\",
+            ":",
+            ",",
+            "=",
+            "&",
+            "?",
+            " ",
+            "\n",
+            "\"password\":",
+            "4111",
+            "-",
+            "é",
+            "✓",
+            "eyJ",
+            "Bearer ",
+            "Basic ",
+            "://",
+            "@",
+            "0",
+            "9",
+        ]
+        .map(String::from),
+    );
+    let mut rng = fastrand::Rng::with_seed(3);
+    for _ in 0..30_000 {
+        let mut text = String::new();
+        for _ in 0..rng.usize(1..8) {
+            let piece = &pieces[rng.usize(..pieces.len())];
+            // A random cut of the piece, on a character boundary.
+            let cut: usize = piece
+                .char_indices()
+                .map(|(i, _)| i)
+                .nth(rng.usize(..=piece.chars().count().max(1) - 1))
+                .unwrap_or(0);
+            text.push_str(if rng.bool() { &piece[cut..] } else { piece });
+        }
+        let once = self::text(&r, &text);
+        let twice = self::text(&r, &once);
+        assert_eq!(once, twice, "input: {text:?}");
+    }
+}
