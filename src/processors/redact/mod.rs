@@ -401,7 +401,8 @@ impl Redactor {
 /// haystack, a chunk at a time on the stack: several times faster than a
 /// case-insensitive automaton, which cannot use SIMD.
 struct Prefilter {
-    searcher: packed::Searcher,
+    /// The anchors in groups of at most [`Self::GROUP`], one searcher each.
+    searchers: Vec<packed::Searcher>,
     /// The longest anchor less one: how much consecutive chunks overlap.
     overlap: usize,
 }
@@ -409,21 +410,36 @@ struct Prefilter {
 impl Prefilter {
     const CHUNK: usize = 4096;
 
-    /// `None` where Teddy is not available (no SIMD, too many anchors).
+    /// Anchors per searcher. Teddy's buckets key on an anchor's first bytes'
+    /// nibbles; past 16 anchors it shares buckets and every false lead costs
+    /// a check. Measured on log text (4 KiB chunks): 16 anchors 7–12 GB/s,
+    /// the same ~45 anchors in one searcher 1.2 GB/s, in three 3.3 GB/s.
+    const GROUP: usize = 16;
+
+    /// `None` where Teddy is not available (no SIMD, too long anchors).
     fn new(anchors: &[String]) -> Option<Self> {
         let longest = anchors.iter().map(String::len).max()?;
         if longest >= 256 {
             return None;
         }
-        let searcher = packed::Config::new()
-            .heuristic_pattern_limits(false)
-            .builder()
-            .extend(anchors)
-            .build()?;
+        let searchers = anchors
+            .chunks(Self::GROUP)
+            .map(|group| {
+                packed::Config::new()
+                    .heuristic_pattern_limits(false)
+                    .builder()
+                    .extend(group)
+                    .build()
+            })
+            .collect::<Option<Vec<_>>>()?;
         Some(Self {
-            searcher,
+            searchers,
             overlap: longest - 1,
         })
+    }
+
+    fn find(&self, haystack: &[u8]) -> bool {
+        self.searchers.iter().any(|s| s.find(haystack).is_some())
     }
 
     /// Whether any region holds an anchor (or, with `cards`, a digit run).
@@ -438,7 +454,7 @@ impl Prefilter {
                     return true;
                 }
                 if region.len() >= Self::CHUNK / 4 {
-                    if len > 0 && self.searcher.find(&chunk[..len]).is_some() {
+                    if len > 0 && self.find(&chunk[..len]) {
                         return true;
                     }
                     len = 0;
@@ -448,7 +464,7 @@ impl Prefilter {
                     continue;
                 }
                 if len + region.len() + 1 > Self::CHUNK {
-                    if self.searcher.find(&chunk[..len]).is_some() {
+                    if self.find(&chunk[..len]) {
                         return true;
                     }
                     len = 0;
@@ -460,7 +476,7 @@ impl Prefilter {
                 chunk[len] = b'\n';
                 len += 1;
             }
-            len > 0 && self.searcher.find(&chunk[..len]).is_some()
+            len > 0 && self.find(&chunk[..len])
         })
     }
 
@@ -474,7 +490,7 @@ impl Prefilter {
             for (to, from) in chunk[..len].iter_mut().zip(&bytes[start..end]) {
                 *to = from.to_ascii_lowercase();
             }
-            if self.searcher.find(&chunk[..len]).is_some() {
+            if self.find(&chunk[..len]) {
                 return true;
             }
             if end == bytes.len() {
