@@ -24,6 +24,23 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    /// Credentials from a config's three fields, with [`Self::check`]'s problems recorded.
+    pub fn checked(
+        basic_auth: Option<BasicAuth>,
+        bearer_token: Option<String>,
+        bearer_token_file: Option<std::path::PathBuf>,
+        prefix: &str,
+        errors: &mut Vec<FieldError>,
+    ) -> Self {
+        let credentials = Self {
+            basic_auth,
+            bearer_token,
+            bearer_token_file,
+        };
+        credentials.check(prefix, errors);
+        credentials
+    }
+
     /// Records every problem; `prefix` is the path of the table they sit in.
     pub fn check(&self, prefix: &str, errors: &mut Vec<FieldError>) {
         let at = |field: &str| {

@@ -48,6 +48,15 @@ pub fn connector(tls: &TlsConfig, versions: Versions) -> Result<Connector, Strin
     })
 }
 
+/// A [`client`] over `tls` and the `Authorization` header of `credentials`:
+/// what a scrape job or an exporter sends with.
+pub fn authorized(
+    tls: &TlsConfig,
+    credentials: &crate::net::auth::Credentials,
+) -> Result<(HttpClient, Option<http::HeaderValue>), String> {
+    Ok((client(tls)?, credentials.header()?))
+}
+
 /// An HTTP client over [`connector`].
 pub fn client(tls: &TlsConfig) -> Result<HttpClient, String> {
     let connector = connector(tls, Versions::Any)?;

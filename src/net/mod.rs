@@ -2,6 +2,7 @@
 //! client built on hyper and rustls (the same stack tonic uses).
 
 pub mod auth;
+pub mod body;
 pub mod http_client;
 pub mod tls;
 

@@ -7,6 +7,7 @@ pub mod otlp;
 pub mod pod_logs;
 pub mod pprof;
 pub mod prometheus;
+pub mod scrape;
 pub mod tenancy;
 
 use std::net::SocketAddr;
@@ -128,4 +129,30 @@ impl RunningReceiver {
             }
         }
     }
+}
+
+/// Serves `app` on `addr` until `stop`, with each peer's address for
+/// `ConnectInfo` and no body limit of axum's (handlers cap bodies as they
+/// read and decompress them): the bound address and the server's task.
+pub async fn serve_http(
+    addr: SocketAddr,
+    app: axum::Router,
+    server: &'static str,
+    stop: CancellationToken,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = app.layer(axum::extract::DefaultBodyLimit::disable());
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+        {
+            tracing::error!(error = %e, "{server} server failed");
+        }
+    });
+    Ok((bound, task))
 }

@@ -96,29 +96,23 @@ impl Validate for RawLokiConfig {
                 format!("`{label}` is not a label name"),
             ));
         }
-        let mut headers = Vec::new();
-        for (name, value) in &self.headers {
-            if name.eq_ignore_ascii_case("x-scope-orgid") {
-                errors.push(FieldError::new(
-                    format!("headers.{name}"),
-                    "set the tenant with tenant_id or tenant_label",
-                ));
-                continue;
-            }
-            crate::exporters::check_header(name, value, &mut headers, &mut errors);
-        }
-        let credentials = Credentials {
-            basic_auth: self.basic_auth,
-            bearer_token: self.bearer_token,
-            bearer_token_file: self.bearer_token_file,
-        };
-        credentials.check("", &mut errors);
-        let timeout = self
-            .timeout
-            .map_or(std::time::Duration::from_secs(10), |d| d.get());
-        if timeout.is_zero() {
-            errors.push(FieldError::new("timeout", "must be more than 0"));
-        }
+        let headers = crate::exporters::check_headers_without_tenant(
+            &self.headers,
+            "set the tenant with tenant_id or tenant_label",
+            &mut errors,
+        );
+        let credentials = Credentials::checked(
+            self.basic_auth,
+            self.bearer_token,
+            self.bearer_token_file,
+            "",
+            &mut errors,
+        );
+        let timeout = crate::exporters::check_timeout(
+            self.timeout,
+            std::time::Duration::from_secs(10),
+            &mut errors,
+        );
         let batch_size = self.batch_size.map_or(1 << 20, ByteSize::get);
         if batch_size == 0 || batch_size > MAX_BATCH_SIZE {
             errors.push(FieldError::new(

@@ -43,9 +43,10 @@ pub struct Loki {
 
 impl Loki {
     pub fn new(config: &LokiConfig) -> Result<Self, String> {
+        let (client, authorization) = http_client::authorized(&config.tls, &config.credentials)?;
         let sink = LokiSink {
-            client: http_client::client(&config.tls)?,
-            authorization: config.credentials.header()?,
+            client,
+            authorization,
             config: config.clone(),
         };
         Ok(Self {
@@ -440,24 +441,15 @@ impl LokiSink {
             Encoding::Protobuf => "application/x-protobuf",
             Encoding::Json => "application/json",
         };
-        let mut request = http::Request::post(self.config.endpoint.clone())
-            .header(http::header::CONTENT_TYPE, content_type)
-            .header(
-                http::header::USER_AGENT,
-                concat!("ferro/", env!("CARGO_PKG_VERSION")),
-            );
-        for (name, value) in &self.config.headers {
-            request = request.header(name, value);
-        }
-        if let Some(tenant) = tenant {
-            request = request.header("X-Scope-OrgID", tenant);
-        }
-        if let Some(auth) = &self.authorization {
-            request = request.header(http::header::AUTHORIZATION, auth);
-        }
-        let request = request
-            .body(Full::new(body))
-            .map_err(|e| ExportError::permanent("encode", format!("building the request: {e}")))?;
+        let request = super::post_request(
+            self.config.endpoint.clone(),
+            content_type,
+            &self.config.headers,
+            tenant,
+            self.authorization.as_ref(),
+        )
+        .body(Full::new(body))
+        .map_err(|e| ExportError::permanent("encode", format!("building the request: {e}")))?;
         let answer = super::http::send(&self.client, request, self.config.timeout).await?;
         classify(answer.status, &answer.headers, &answer.body, entries)
     }

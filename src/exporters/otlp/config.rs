@@ -89,12 +89,11 @@ impl Validate for RawOtlpExporterConfig {
         for (name, value) in &self.headers {
             crate::exporters::check_header(name, value, &mut headers, &mut errors);
         }
-        let timeout = self
-            .timeout
-            .map_or(std::time::Duration::from_secs(10), |t| t.get());
-        if timeout.is_zero() {
-            errors.push(FieldError::new("timeout", "must be more than 0"));
-        }
+        let timeout = crate::exporters::check_timeout(
+            self.timeout,
+            std::time::Duration::from_secs(10),
+            &mut errors,
+        );
         self.tls.check(&mut errors);
         self.queue.check(&mut errors);
         let retry = self.retry.check(&mut errors);

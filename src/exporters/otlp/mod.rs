@@ -135,19 +135,17 @@ impl OtlpSender {
     ) -> Result<Bytes, ExportError> {
         let body = encode::compress(body, self.config.compression)
             .map_err(|e| ExportError::permanent("encode", format!("compressing the body: {e}")))?;
-        let mut request = http::Request::post(url.clone())
-            .header(http::header::CONTENT_TYPE, wire::CONTENT_TYPE_PROTOBUF)
-            .header(
-                http::header::USER_AGENT,
-                concat!("ferro/", env!("CARGO_PKG_VERSION")),
-            );
+        let mut request = super::post_request(
+            url.clone(),
+            wire::CONTENT_TYPE_PROTOBUF,
+            &self.config.headers,
+            tenant,
+            None,
+        );
         match self.config.compression {
             Compression::Gzip => request = request.header(http::header::CONTENT_ENCODING, "gzip"),
             Compression::Zstd => request = request.header(http::header::CONTENT_ENCODING, "zstd"),
             Compression::None => {}
-        }
-        for (name, value) in super::headers_with_tenant(&self.config.headers, tenant) {
-            request = request.header(name, value);
         }
         let request = request
             .body(Full::new(body))

@@ -37,9 +37,10 @@ pub struct Pyroscope {
 
 impl Pyroscope {
     pub fn new(config: &PyroscopeConfig) -> Result<Self, String> {
+        let (client, authorization) = http_client::authorized(&config.tls, &config.credentials)?;
         let sink = PyroscopeSink {
-            client: http_client::client(&config.tls)?,
-            authorization: config.credentials.header()?,
+            client,
+            authorization,
             url: config.url(),
             config: config.clone(),
         };
@@ -209,22 +210,13 @@ impl PyroscopeSink {
         content_type: &str,
         tenant: Option<&http::HeaderValue>,
     ) -> http::request::Builder {
-        let mut request = http::Request::post(url)
-            .header(http::header::CONTENT_TYPE, content_type)
-            .header(
-                http::header::USER_AGENT,
-                concat!("ferro/", env!("CARGO_PKG_VERSION")),
-            );
-        for (name, value) in &self.config.headers {
-            request = request.header(name, value);
-        }
-        if let Some(tenant) = tenant.or(self.config.tenant_id.as_ref()) {
-            request = request.header("X-Scope-OrgID", tenant);
-        }
-        if let Some(auth) = &self.authorization {
-            request = request.header(http::header::AUTHORIZATION, auth);
-        }
-        request
+        super::post_request(
+            url,
+            content_type,
+            &self.config.headers,
+            tenant.or(self.config.tenant_id.as_ref()),
+            self.authorization.as_ref(),
+        )
     }
 
     async fn post(

@@ -101,12 +101,13 @@ impl Validate for RawRemoteWriteConfig {
         for (name, value) in &all_headers {
             crate::exporters::check_header(name, value, &mut headers, &mut errors);
         }
-        let credentials = Credentials {
-            basic_auth: self.basic_auth,
-            bearer_token: self.bearer_token,
-            bearer_token_file: self.bearer_token_file,
-        };
-        credentials.check("", &mut errors);
+        let credentials = Credentials::checked(
+            self.basic_auth,
+            self.bearer_token,
+            self.bearer_token_file,
+            "",
+            &mut errors,
+        );
         let min_shards = self.min_shards.unwrap_or(1);
         let max_shards = self.max_shards.unwrap_or(8);
         if min_shards == 0 {
@@ -125,12 +126,11 @@ impl Validate for RawRemoteWriteConfig {
                 "must be at least 1",
             ));
         }
-        let timeout = self
-            .timeout
-            .map_or(std::time::Duration::from_secs(30), |d| d.get());
-        if timeout.is_zero() {
-            errors.push(FieldError::new("timeout", "must be more than 0"));
-        }
+        let timeout = crate::exporters::check_timeout(
+            self.timeout,
+            std::time::Duration::from_secs(30),
+            &mut errors,
+        );
         if self.metadata.send_interval.get().is_zero() {
             errors.push(FieldError::new(
                 "metadata.send_interval",

@@ -44,10 +44,11 @@ pub struct RemoteWrite {
 
 impl RemoteWrite {
     pub fn new(config: &RemoteWriteConfig) -> Result<Self, String> {
+        let (client, authorization) = http_client::authorized(&config.tls, &config.credentials)?;
         let sink = RemoteWriteSink {
-            client: http_client::client(&config.tls)?,
+            client,
             config: config.clone(),
-            authorization: config.credentials.header()?,
+            authorization,
             metadata: Mutex::new(HashMap::new()),
         };
         Ok(Self {
@@ -288,23 +289,17 @@ impl RemoteWriteSink {
                 "2.0.0",
             ),
         };
-        let mut request = http::Request::post(self.config.endpoint.clone())
-            .header(http::header::CONTENT_TYPE, content_type)
-            .header(http::header::CONTENT_ENCODING, "snappy")
-            .header("X-Prometheus-Remote-Write-Version", version)
-            .header(
-                http::header::USER_AGENT,
-                concat!("ferro/", env!("CARGO_PKG_VERSION")),
-            );
-        for (name, value) in super::headers_with_tenant(&self.config.headers, tenant) {
-            request = request.header(name, value);
-        }
-        if let Some(auth) = &self.authorization {
-            request = request.header(http::header::AUTHORIZATION, auth);
-        }
-        let request = request
-            .body(Full::new(compressed))
-            .map_err(|e| ExportError::permanent("encode", format!("building the request: {e}")))?;
+        let request = super::post_request(
+            self.config.endpoint.clone(),
+            content_type,
+            &self.config.headers,
+            tenant,
+            self.authorization.as_ref(),
+        )
+        .header(http::header::CONTENT_ENCODING, "snappy")
+        .header("X-Prometheus-Remote-Write-Version", version)
+        .body(Full::new(compressed))
+        .map_err(|e| ExportError::permanent("encode", format!("building the request: {e}")))?;
         let answer = super::http::send(&self.client, request, self.config.timeout).await?;
         classify(
             answer.status,

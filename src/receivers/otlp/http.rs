@@ -4,12 +4,11 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
@@ -17,11 +16,11 @@ use prost::Message;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Partial, RETRY_AFTER, Rejection, Shared, retry_after_secs};
+use crate::net::body::{BodyError, content_encoding, decode_capped, read_capped};
 use crate::otlp::{self as wire, status};
 use crate::receivers::tenancy;
 use crate::signal::Signal;
@@ -32,27 +31,13 @@ pub async fn serve(
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/v1/traces", post(traces))
         .route("/v1/metrics", post(metrics))
         .route("/v1/logs", post(logs))
-        // The limit is applied after decompression, below.
-        .layer(DefaultBodyLimit::disable())
         .with_state(shared);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-        {
-            tracing::error!(error = %e, "OTLP HTTP server failed");
-        }
-    });
-    Ok((bound, task))
+    // The limit is applied while reading and after decompression, below.
+    crate::receivers::serve_http(addr, app, "OTLP HTTP", stop).await
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -154,28 +139,14 @@ async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes,
         reason: "too_large",
         message: format!("request body is larger than max_recv_msg_size ({max} bytes)"),
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > max) {
-        return Err(too_large());
-    }
-    let raw = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(e) => {
-            return Err(Rejection::Invalid {
-                reason: "truncated",
-                message: format!("reading the body failed: {e}"),
-            });
-        }
-    };
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
+    let raw = read_capped(body, headers, max).await.map_err(|e| match e {
+        BodyError::TooLarge => too_large(),
+        BodyError::Failed(e) => Rejection::Invalid {
+            reason: "truncated",
+            message: format!("reading the body failed: {e}"),
+        },
+    })?;
+    let encoding = content_encoding(headers);
     let decoder: Box<dyn Read> = match encoding.as_str() {
         "" | "identity" => return Ok(raw),
         "gzip" => Box::new(flate2::read::GzDecoder::new(std::io::Cursor::new(raw))),
@@ -197,15 +168,13 @@ async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes,
             });
         }
     };
-    let mut out = Vec::new();
-    match decoder.take(max as u64 + 1).read_to_end(&mut out) {
-        Ok(_) if out.len() > max => Err(too_large()),
-        Ok(_) => Ok(out.into()),
-        Err(e) => Err(Rejection::Invalid {
+    decode_capped(decoder, max).map_err(|e| match e {
+        BodyError::TooLarge => too_large(),
+        BodyError::Failed(e) => Rejection::Invalid {
             reason: "bad_compression",
             message: format!("the body is not valid {encoding}: {e}"),
-        }),
-    }
+        },
+    })
 }
 
 fn success(format: Format, signal: Signal, partial: Option<Partial>) -> Response {

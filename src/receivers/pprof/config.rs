@@ -10,6 +10,7 @@ use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::tls::TlsConfig;
 use crate::prom::relabel::{self, RawRelabelConfig, RelabelConfig};
 use crate::receivers::prometheus::{FileSdConfig, RawKubernetesSdConfig, StaticConfig};
+use crate::receivers::scrape;
 
 /// `[receivers.pprof.NAME]` as written: push endpoints (`listen`), scrape
 /// jobs (`scrape_configs`), or both.
@@ -214,15 +215,7 @@ impl Validate for RawPprofConfig {
                 raw.profiles,
                 (self.scrape_interval, self.scrape_timeout),
             );
-            if raw.job_name.is_empty() {
-                errors.push(FieldError::new(at("job_name"), "must not be empty"));
-            } else if jobs.contains(&raw.job_name) {
-                errors.push(FieldError::new(
-                    at("job_name"),
-                    format!("`{}` is used by another scrape config", raw.job_name),
-                ));
-            }
-            jobs.push(raw.job_name.clone());
+            scrape::check_job_name(&raw.job_name, &mut jobs, &at, &mut errors);
             let interval = raw.scrape_interval.map_or(default_interval, |d| d.get());
             // A CPU profile takes interval − 1 s to answer; the default
             // leaves it 3 s more, as Alloy's 15 s / 18 s defaults do.
@@ -240,10 +233,7 @@ impl Validate for RawPprofConfig {
             if timeout.is_zero() {
                 errors.push(FieldError::new(at("scrape_timeout"), "must be more than 0"));
             }
-            let scheme = raw.scheme.unwrap_or_else(|| "http".into());
-            if scheme != "http" && scheme != "https" {
-                errors.push(FieldError::new(at("scheme"), "must be http or https"));
-            }
+            let scheme = scrape::scheme(raw.scheme, &at, &mut errors);
             let profiles = profile_types(&raw.profiles, &at, &mut errors);
             let delta_seconds = interval.as_secs().saturating_sub(1).max(1);
             if profiles.iter().any(|p| p.delta)
@@ -256,28 +246,15 @@ impl Validate for RawPprofConfig {
                     ),
                 ));
             }
-            let credentials = Credentials {
-                basic_auth: raw.basic_auth,
-                bearer_token: raw.bearer_token,
-                bearer_token_file: raw.bearer_token_file,
-            };
-            let mut inner = Vec::new();
-            credentials.check("", &mut inner);
-            raw.tls_config.check(&mut inner);
-            for e in inner {
-                errors.push(FieldError::new(
-                    at(&e.field.replace("tls.", "tls_config.")),
-                    e.message,
-                ));
-            }
-            for (j, file_sd) in raw.file_sd_configs.iter().enumerate() {
-                if file_sd.files.is_empty() {
-                    errors.push(FieldError::new(
-                        at(&format!("file_sd_configs.{j}.files")),
-                        "list at least one file",
-                    ));
-                }
-            }
+            let credentials = scrape::credentials(
+                raw.basic_auth,
+                raw.bearer_token,
+                raw.bearer_token_file,
+                &raw.tls_config,
+                &at,
+                &mut errors,
+            );
+            scrape::check_file_sd(&raw.file_sd_configs, &at, &mut errors);
             let kubernetes_sd_configs = raw
                 .kubernetes_sd_configs
                 .iter()

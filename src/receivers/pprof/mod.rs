@@ -28,7 +28,6 @@ use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
 use crate::k8s::{PodCache, PodInfo};
-use crate::net::http_client;
 use crate::receivers::prometheus::StaticConfig;
 use crate::signal::{Profiles, Signal, SignalData};
 use crate::telemetry::{ComponentLabels, Telemetry};
@@ -168,16 +167,11 @@ pub async fn start(
         tasks.push(task);
     }
     for scrape_config in &config.scrape_configs {
-        let client = http_client::client(&scrape_config.tls).map_err(std::io::Error::other)?;
-        let authorization = scrape_config
-            .credentials
-            .header()
-            .map_err(std::io::Error::other)?;
-        let job = Arc::new(Job {
-            config: scrape_config.clone(),
-            client,
-            authorization,
-        });
+        let job = Arc::new(Job::new(
+            scrape_config.clone(),
+            &scrape_config.tls,
+            &scrape_config.credentials,
+        )?);
         tasks.push(tokio::spawn(manage(
             job,
             shared.clone(),

@@ -20,23 +20,21 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
 use ferro_proto::push::v1::PushRequest;
-use http_body_util::{BodyExt, Limited};
 use prost::Message;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::scrape::now_ns;
+use crate::net::body::{BodyError, content_encoding, decode_capped, read_capped};
 use crate::pprof;
 use crate::receivers::tenancy::{self, InvalidOrgId};
 use crate::signal::LabelsBuilder;
@@ -51,23 +49,12 @@ pub async fn serve(
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/push.v1.PusherService/Push", post(push))
         .route("/ingest", post(ingest))
-        // The limit is applied while reading and after decompression, below.
-        .layer(DefaultBodyLimit::disable())
         .with_state(shared);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-        {
-            tracing::error!(error = %e, "pprof push server failed");
-        }
-    });
-    Ok((bound, task))
+    // The limit is applied while reading and after decompression, below.
+    crate::receivers::serve_http(addr, app, "pprof push", stop).await
 }
 
 /// Why a push was not taken, with the answer it gets.
@@ -573,43 +560,22 @@ async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes,
         reason: "too_large",
         message: format!("request body is larger than max_profile_size ({max} bytes)"),
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > max) {
-        return Err(too_large());
-    }
-    let raw = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(e) => {
-            return Err(Rejection::invalid(
-                "truncated",
-                format!("reading the body failed: {e}"),
-            ));
+    let raw = read_capped(body, headers, max).await.map_err(|e| match e {
+        BodyError::TooLarge => too_large(),
+        BodyError::Failed(e) => {
+            Rejection::invalid("truncated", format!("reading the body failed: {e}"))
         }
-    };
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    match encoding.as_str() {
+    })?;
+    match content_encoding(headers).as_str() {
         "" | "identity" => Ok(raw),
         "gzip" => {
-            let mut out = Vec::new();
-            match flate2::read::GzDecoder::new(raw.as_ref())
-                .take(max as u64 + 1)
-                .read_to_end(&mut out)
-            {
-                Ok(_) if out.len() > max => Err(too_large()),
-                Ok(_) => Ok(out.into()),
-                Err(e) => Err(Rejection::invalid(
+            decode_capped(flate2::read::GzDecoder::new(raw.as_ref()), max).map_err(|e| match e {
+                BodyError::TooLarge => too_large(),
+                BodyError::Failed(e) => Rejection::invalid(
                     "bad_compression",
                     format!("the body is not valid gzip: {e}"),
-                )),
-            }
+                ),
+            })
         }
         other => Err(Rejection::Invalid {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,

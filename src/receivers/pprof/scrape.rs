@@ -6,8 +6,6 @@
 //! Endpoints: <https://pkg.go.dev/net/http/pprof>.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
@@ -17,6 +15,7 @@ use super::config::{ProfileType, ScrapeConfig};
 use crate::pprof;
 use crate::receivers::prometheus::StaticConfig;
 use crate::receivers::prometheus::targets::{TargetRules, resolve};
+use crate::receivers::scrape::FetchError;
 use crate::signal::Labels;
 use crate::signal::profiles::{Profile, Profiles};
 
@@ -28,11 +27,7 @@ pub const PROFILE_TYPE_LABEL: &str = "__profile_type__";
 pub const PROFILE_PATH_LABEL: &str = "__profile_path__";
 
 /// What every target of one job shares.
-pub struct Job {
-    pub config: ScrapeConfig,
-    pub client: crate::net::http_client::HttpClient,
-    pub authorization: Option<http::HeaderValue>,
-}
+pub type Job = crate::receivers::scrape::Job<ScrapeConfig>;
 
 /// One profile type of one target: what a scrape loop fetches.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,12 +41,8 @@ pub struct ProfileTarget {
 /// Why a scrape produced no profile.
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
-    #[error("{0}")]
-    Http(String),
-    #[error("server returned HTTP status {0}")]
-    Status(u16),
-    #[error("body larger than body_size_limit ({0} bytes)")]
-    TooLarge(usize),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
     #[error("scrape timed out after {0:?}")]
     Timeout(Duration),
     #[error("{0}")]
@@ -62,9 +53,9 @@ impl ScrapeError {
     /// The counter reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Http(_) => "scrape_failed",
-            Self::Status(_) => "scrape_http_status",
-            Self::TooLarge(_) => "profile_too_large",
+            Self::Fetch(FetchError::Http(_)) => "scrape_failed",
+            Self::Fetch(FetchError::Status(_)) => "scrape_http_status",
+            Self::Fetch(FetchError::TooLarge(_)) => "profile_too_large",
             Self::Timeout(_) => "scrape_timeout",
             Self::Profile(e) => e.reason(),
         }
@@ -204,7 +195,7 @@ async fn scrape_once(job: &Job, target: &ProfileTarget, shared: &Shared) {
         Ok(ok) => ok,
         Err(error) => {
             match &error {
-                ScrapeError::Profile(_) | ScrapeError::TooLarge(_) => {
+                ScrapeError::Profile(_) | ScrapeError::Fetch(FetchError::TooLarge(_)) => {
                     shared.drop_profiles(error.reason(), 1);
                     tracing::warn!(receiver = %shared.id, target = %target.url, %error, "dropping a profile that is not valid pprof");
                 }
@@ -241,58 +232,6 @@ async fn scrape_once(job: &Job, target: &ProfileTarget, shared: &Shared) {
 
 /// GETs `url`, reading at most `limit` bytes of body.
 async fn fetch(job: &Job, url: &str, limit: usize) -> Result<Bytes, ScrapeError> {
-    let mut request = http::Request::get(url).header(
-        http::header::USER_AGENT,
-        concat!("ferro/", env!("CARGO_PKG_VERSION")),
-    );
-    if let Some(auth) = &job.authorization {
-        request = request.header(http::header::AUTHORIZATION, auth);
-    }
-    let request = request
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| ScrapeError::Http(e.to_string()))?;
-    let response =
-        job.client.request(request).await.map_err(|e| {
-            ScrapeError::Http(format!("GET {url}: {}", crate::net::error_chain(&e)))
-        })?;
-    if response.status() != http::StatusCode::OK {
-        return Err(ScrapeError::Status(response.status().as_u16()));
-    }
-    let gzip = response
-        .headers()
-        .get(http::header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-    let declared = response
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(ScrapeError::TooLarge(limit));
-    }
-    let mut raw = Vec::with_capacity(declared.unwrap_or(64 * 1024).min(limit));
-    let mut body = response.into_body();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ScrapeError::Http(format!("reading the body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if raw.len() + data.len() > limit {
-                return Err(ScrapeError::TooLarge(limit));
-            }
-            raw.extend_from_slice(&data);
-        }
-    }
-    if !gzip {
-        return Ok(raw.into());
-    }
-    // Go serves profiles gzip'd as the content itself; a proxy may gzip
-    // them again as transport encoding.
-    let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(raw.as_slice())
-        .take(limit as u64 + 1)
-        .read_to_end(&mut plain)
-        .map_err(|e| ScrapeError::Http(format!("the body is not valid gzip: {e}")))?;
-    if plain.len() > limit {
-        return Err(ScrapeError::TooLarge(limit));
-    }
-    Ok(plain.into())
+    let (_, body) = job.get(http::Request::get(url), url, limit).await?;
+    Ok(body)
 }

@@ -7,6 +7,7 @@ use crate::k8s::discovery::ScrapeAnnotations;
 use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::tls::TlsConfig;
 use crate::prom::relabel::{self, RawRelabelConfig, RelabelConfig};
+use crate::receivers::scrape;
 
 /// `[receivers.prometheus.NAME]` as written.
 #[derive(Deserialize)]
@@ -214,15 +215,7 @@ impl Validate for RawPrometheusConfig {
                 raw.relabel_configs,
                 raw.metric_relabel_configs,
             );
-            if raw.job_name.is_empty() {
-                errors.push(FieldError::new(at("job_name"), "must not be empty"));
-            } else if jobs.contains(&raw.job_name) {
-                errors.push(FieldError::new(
-                    at("job_name"),
-                    format!("`{}` is used by another scrape config", raw.job_name),
-                ));
-            }
-            jobs.push(raw.job_name.clone());
+            scrape::check_job_name(&raw.job_name, &mut jobs, &at, &mut errors);
             let interval = raw.scrape_interval.map_or(default_interval, |d| d.get());
             let timeout = raw
                 .scrape_timeout
@@ -239,36 +232,20 @@ impl Validate for RawPrometheusConfig {
                     "must not be longer than scrape_interval",
                 ));
             }
-            let scheme = raw.scheme.unwrap_or_else(|| "http".into());
-            if scheme != "http" && scheme != "https" {
-                errors.push(FieldError::new(at("scheme"), "must be http or https"));
-            }
+            let scheme = scrape::scheme(raw.scheme, &at, &mut errors);
             let metrics_path = raw.metrics_path.unwrap_or_else(|| "/metrics".into());
             if !metrics_path.starts_with('/') {
                 errors.push(FieldError::new(at("metrics_path"), "must start with /"));
             }
-            let credentials = Credentials {
-                basic_auth: raw.basic_auth,
-                bearer_token: raw.bearer_token,
-                bearer_token_file: raw.bearer_token_file,
-            };
-            let mut inner = Vec::new();
-            credentials.check("", &mut inner);
-            raw.tls_config.check(&mut inner);
-            for e in inner {
-                errors.push(FieldError::new(
-                    at(&e.field.replace("tls.", "tls_config.")),
-                    e.message,
-                ));
-            }
-            for (j, file_sd) in raw.file_sd_configs.iter().enumerate() {
-                if file_sd.files.is_empty() {
-                    errors.push(FieldError::new(
-                        at(&format!("file_sd_configs.{j}.files")),
-                        "list at least one file",
-                    ));
-                }
-            }
+            let credentials = scrape::credentials(
+                raw.basic_auth,
+                raw.bearer_token,
+                raw.bearer_token_file,
+                &raw.tls_config,
+                &at,
+                &mut errors,
+            );
+            scrape::check_file_sd(&raw.file_sd_configs, &at, &mut errors);
             let mut kubernetes_sd_configs = Vec::new();
             for (j, sd) in raw.kubernetes_sd_configs.iter().enumerate() {
                 let at = at(&format!("kubernetes_sd_configs.{j}"));

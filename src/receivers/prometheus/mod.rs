@@ -26,7 +26,6 @@ use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::MemoryLimiter;
 use crate::k8s::{PodCache, PodInfo, discovery};
-use crate::net::http_client;
 use crate::signal::Signal;
 use crate::telemetry::Telemetry;
 use scrape::{Job, Sender};
@@ -61,16 +60,11 @@ pub async fn start(
         ),
     });
     for scrape_config in &config.scrape_configs {
-        let client = http_client::client(&scrape_config.tls).map_err(std::io::Error::other)?;
-        let authorization = scrape_config
-            .credentials
-            .header()
-            .map_err(std::io::Error::other)?;
-        let job = Arc::new(Job {
-            config: scrape_config.clone(),
-            client,
-            authorization,
-        });
+        let job = Arc::new(Job::new(
+            scrape_config.clone(),
+            &scrape_config.tls,
+            &scrape_config.credentials,
+        )?);
         tasks.push(tokio::spawn(manage(
             job,
             sender.clone(),

@@ -8,8 +8,6 @@
 //! parsing that body again, which is only needed when something disappeared.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
@@ -19,6 +17,7 @@ use super::targets::Target;
 use crate::delivery::{Batch, MemoryLimiter};
 use crate::prom::parse::{Entry, Format, MetricType as ParsedType, Parser};
 use crate::prom::relabel;
+use crate::receivers::scrape::FetchError;
 use crate::signal::metrics::{Exemplar, Metadata, MetricType, Series, stale_nan};
 use crate::signal::{Labels, LabelsBuilder, Metrics};
 use crate::topology::fanout::PipelineInputs;
@@ -30,11 +29,7 @@ const ACCEPT: &str =
     "application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// What every target of one scrape config shares.
-pub struct Job {
-    pub config: ScrapeConfig,
-    pub client: crate::net::http_client::HttpClient,
-    pub authorization: Option<http::HeaderValue>,
-}
+pub type Job = crate::receivers::scrape::Job<ScrapeConfig>;
 
 /// Where a scrape's data goes and what it counts.
 pub struct Sender {
@@ -48,12 +43,8 @@ pub struct Sender {
 /// Why a scrape failed: the `up = 0` reason that is logged and counted.
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
-    #[error("{0}")]
-    Http(String),
-    #[error("server returned HTTP status {0}")]
-    Status(u16),
-    #[error("body larger than body_size_limit ({0} bytes)")]
-    TooLarge(usize),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
     #[error("{0}")]
     Parse(String),
     #[error("sample_limit exceeded ({0} samples)")]
@@ -188,77 +179,20 @@ async fn fetch(job: &Job, target: &Target) -> Result<(Bytes, Format), ScrapeErro
     let mut request = http::Request::get(target.url.as_str())
         .header(http::header::ACCEPT, ACCEPT)
         .header(
-            http::header::USER_AGENT,
-            concat!("ferro/", env!("CARGO_PKG_VERSION")),
-        )
-        .header(
             "X-Prometheus-Scrape-Timeout-Seconds",
             format!("{}", job.config.scrape_timeout.as_secs_f64()),
         );
     if job.config.enable_compression {
         request = request.header(http::header::ACCEPT_ENCODING, "gzip");
     }
-    if let Some(auth) = &job.authorization {
-        request = request.header(http::header::AUTHORIZATION, auth);
-    }
-    let request = request
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| ScrapeError::Http(e.to_string()))?;
-    let client = &job.client;
-    let response = client.request(request).await.map_err(|e| {
-        ScrapeError::Http(format!(
-            "GET {}: {}",
-            target.url,
-            crate::net::error_chain(&e)
-        ))
-    })?;
-    if response.status() != http::StatusCode::OK {
-        return Err(ScrapeError::Status(response.status().as_u16()));
-    }
-    let format = response
-        .headers()
+    let (headers, body) = job
+        .get(request, &target.url, job.config.body_size_limit)
+        .await?;
+    let format = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map_or(Format::Text004, Format::from_content_type);
-    let gzip = response
-        .headers()
-        .get(http::header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-    let limit = job.config.body_size_limit;
-    // Read frame by frame into one buffer sized from Content-Length: a large
-    // page is held once, not once as frames and again when joined.
-    let declared = response
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limit) {
-        return Err(ScrapeError::TooLarge(limit));
-    }
-    let mut raw = Vec::with_capacity(declared.unwrap_or(64 * 1024).min(limit));
-    let mut body = response.into_body();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ScrapeError::Http(format!("reading the body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if raw.len() + data.len() > limit {
-                return Err(ScrapeError::TooLarge(limit));
-            }
-            raw.extend_from_slice(&data);
-        }
-    }
-    let raw = Bytes::from(raw);
-    if !gzip {
-        return Ok((raw, format));
-    }
-    let mut body = Vec::new();
-    flate2::read::GzDecoder::new(raw.as_ref())
-        .take(limit as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| ScrapeError::Http(format!("the body is not valid gzip: {e}")))?;
-    if body.len() > limit {
-        return Err(ScrapeError::TooLarge(limit));
-    }
-    Ok((body.into(), format))
+    Ok((body, format))
 }
 
 /// Parses a body into series and streams them out: returns samples scraped,
