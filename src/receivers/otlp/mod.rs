@@ -31,7 +31,7 @@ use crate::delivery::{Batch, MemoryLimiter, Ticket};
 use crate::otlp::scan;
 use crate::signal::{Fields, Signal, SignalData, Traces};
 use crate::telemetry::{ComponentLabels, Telemetry};
-use crate::topology::fanout::Refusal;
+use crate::topology::fanout::{PipelineInputs, Refusal};
 
 /// How long a refused client is asked to wait.
 const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
@@ -111,18 +111,9 @@ impl Shared {
         body: Bytes,
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
-        let Some(inputs) = &self.outputs.traces else {
-            return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
-        };
-        let ticket = self.reserve(Signal::Traces, body.len())?;
-        let infos = scan::trace_request(&body).map_err(|e| {
-            self.rejected(
-                Signal::Traces,
-                Rejection::Invalid {
-                    reason: "malformed",
-                    message: format!("invalid protobuf: {e}"),
-                },
-            )
+        let inputs = self.pipelines(&self.outputs.traces, Signal::Traces)?;
+        let (ticket, infos) = self.reserve_and_decode(Signal::Traces, body.len(), || {
+            scan::trace_request(&body).map_err(|e| format!("invalid protobuf: {e}"))
         })?;
         let (traces, invalid) = Traces::from_scanned(&body, infos);
         let bytes = if invalid == 0 {
@@ -140,18 +131,9 @@ impl Shared {
         body: Bytes,
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
-        let Some(inputs) = &self.outputs.traces else {
-            return Err(self.rejected(Signal::Traces, Rejection::NoPipeline(Signal::Traces)));
-        };
-        let ticket = self.reserve(Signal::Traces, body.len())?;
-        let request = crate::otlp::json::decode_traces(&body).map_err(|message| {
-            self.rejected(
-                Signal::Traces,
-                Rejection::Invalid {
-                    reason: "malformed",
-                    message,
-                },
-            )
+        let inputs = self.pipelines(&self.outputs.traces, Signal::Traces)?;
+        let (ticket, request) = self.reserve_and_decode(Signal::Traces, body.len(), || {
+            crate::otlp::json::decode_traces(&body)
         })?;
         let mut resource_spans = request.resource_spans;
         let invalid = drop_invalid_spans(&mut resource_spans);
@@ -163,7 +145,7 @@ impl Shared {
 
     async fn accept_traces(
         &self,
-        inputs: &crate::topology::fanout::PipelineInputs<Traces>,
+        inputs: &PipelineInputs<Traces>,
         traces: Traces,
         bytes: usize,
         invalid: u64,
@@ -209,18 +191,9 @@ impl Shared {
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         use prost::Message;
-        let Some(inputs) = &self.outputs.metrics else {
-            return Err(self.rejected(Signal::Metrics, Rejection::NoPipeline(Signal::Metrics)));
-        };
-        let ticket = self.reserve(Signal::Metrics, body.len())?;
-        let request = ExportMetricsServiceRequest::decode(body).map_err(|e| {
-            self.rejected(
-                Signal::Metrics,
-                Rejection::Invalid {
-                    reason: "malformed",
-                    message: format!("invalid protobuf: {e}"),
-                },
-            )
+        let inputs = self.pipelines(&self.outputs.metrics, Signal::Metrics)?;
+        let (ticket, request) = self.reserve_and_decode(Signal::Metrics, body.len(), || {
+            ExportMetricsServiceRequest::decode(body).map_err(|e| format!("invalid protobuf: {e}"))
         })?;
         self.accept_metrics(inputs, request, ticket, origin).await
     }
@@ -231,18 +204,9 @@ impl Shared {
         body: Bytes,
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
-        let Some(inputs) = &self.outputs.metrics else {
-            return Err(self.rejected(Signal::Metrics, Rejection::NoPipeline(Signal::Metrics)));
-        };
-        let ticket = self.reserve(Signal::Metrics, body.len())?;
-        let request = crate::otlp::json::decode_metrics(&body).map_err(|message| {
-            self.rejected(
-                Signal::Metrics,
-                Rejection::Invalid {
-                    reason: "malformed",
-                    message,
-                },
-            )
+        let inputs = self.pipelines(&self.outputs.metrics, Signal::Metrics)?;
+        let (ticket, request) = self.reserve_and_decode(Signal::Metrics, body.len(), || {
+            crate::otlp::json::decode_metrics(&body)
         })?;
         self.accept_metrics(inputs, request, ticket, origin).await
     }
@@ -251,7 +215,7 @@ impl Shared {
     /// them on; data points that cannot be converted are reported back.
     async fn accept_metrics(
         &self,
-        inputs: &crate::topology::fanout::PipelineInputs<crate::signal::Metrics>,
+        inputs: &PipelineInputs<crate::signal::Metrics>,
         request: ExportMetricsServiceRequest,
         ticket: Ticket,
         origin: Origin,
@@ -273,18 +237,9 @@ impl Shared {
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         use prost::Message;
-        let Some(inputs) = &self.outputs.logs else {
-            return Err(self.rejected(Signal::Logs, Rejection::NoPipeline(Signal::Logs)));
-        };
-        let ticket = self.reserve(Signal::Logs, body.len())?;
-        let request = ExportLogsServiceRequest::decode(body).map_err(|e| {
-            self.rejected(
-                Signal::Logs,
-                Rejection::Invalid {
-                    reason: "malformed",
-                    message: format!("invalid protobuf: {e}"),
-                },
-            )
+        let inputs = self.pipelines(&self.outputs.logs, Signal::Logs)?;
+        let (ticket, request) = self.reserve_and_decode(Signal::Logs, body.len(), || {
+            ExportLogsServiceRequest::decode(body).map_err(|e| format!("invalid protobuf: {e}"))
         })?;
         self.accept_logs(inputs, request, ticket, origin).await
     }
@@ -295,18 +250,9 @@ impl Shared {
         body: Bytes,
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
-        let Some(inputs) = &self.outputs.logs else {
-            return Err(self.rejected(Signal::Logs, Rejection::NoPipeline(Signal::Logs)));
-        };
-        let ticket = self.reserve(Signal::Logs, body.len())?;
-        let request = crate::otlp::json::decode_logs(&body).map_err(|message| {
-            self.rejected(
-                Signal::Logs,
-                Rejection::Invalid {
-                    reason: "malformed",
-                    message,
-                },
-            )
+        let inputs = self.pipelines(&self.outputs.logs, Signal::Logs)?;
+        let (ticket, request) = self.reserve_and_decode(Signal::Logs, body.len(), || {
+            crate::otlp::json::decode_logs(&body)
         })?;
         self.accept_logs(inputs, request, ticket, origin).await
     }
@@ -315,7 +261,7 @@ impl Shared {
     /// records that cannot be converted are reported back.
     async fn accept_logs(
         &self,
-        inputs: &crate::topology::fanout::PipelineInputs<crate::signal::Logs>,
+        inputs: &PipelineInputs<crate::signal::Logs>,
         request: ExportLogsServiceRequest,
         ticket: Ticket,
         origin: Origin,
@@ -334,7 +280,7 @@ impl Shared {
     /// convert is counted by reason and reported back as partial success.
     async fn hand_on<T: Fields>(
         &self,
-        inputs: &crate::topology::fanout::PipelineInputs<T>,
+        inputs: &PipelineInputs<T>,
         data: T,
         refused: Converted<'_>,
         ticket: Ticket,
@@ -378,6 +324,40 @@ impl Shared {
         })
     }
 
+    /// The pipelines of `signal` this receiver feeds, or a counted
+    /// refusal when it feeds none.
+    fn pipelines<'a, T>(
+        &self,
+        inputs: &'a Option<PipelineInputs<T>>,
+        signal: Signal,
+    ) -> Result<&'a PipelineInputs<T>, Rejection> {
+        inputs
+            .as_ref()
+            .ok_or_else(|| self.rejected(signal, Rejection::NoPipeline(signal)))
+    }
+
+    /// Reserves memory for a request of `len` bytes, then decodes it; a
+    /// request that does not decode is counted and refused as malformed (and
+    /// its reservation released with the ticket).
+    fn reserve_and_decode<R>(
+        &self,
+        signal: Signal,
+        len: usize,
+        decode: impl FnOnce() -> Result<R, String>,
+    ) -> Result<(Ticket, R), Rejection> {
+        let ticket = self.reserve(signal, len)?;
+        let decoded = decode().map_err(|message| {
+            self.rejected(
+                signal,
+                Rejection::Invalid {
+                    reason: "malformed",
+                    message,
+                },
+            )
+        })?;
+        Ok((ticket, decoded))
+    }
+
     /// Counts a rejected request and passes the rejection on.
     fn rejected(&self, signal: Signal, rejection: Rejection) -> Rejection {
         let reason = match &rejection {
@@ -399,7 +379,7 @@ impl Shared {
 /// batch to the pipelines: a refused push is released at once, its memory
 /// with it.
 async fn admit_and_send<T: Fields>(
-    inputs: &crate::topology::fanout::PipelineInputs<T>,
+    inputs: &PipelineInputs<T>,
     mut batch: Batch<T>,
 ) -> Result<(), Refusal> {
     inputs.admit(&mut batch)?;
