@@ -59,26 +59,37 @@ impl<T> Clone for PipelineInputs<T> {
 }
 
 impl<T: Fields> PipelineInputs<T> {
-    /// Asks the refusing tenant limiters whether a push may be accepted;
-    /// marks the batch admitted if so, so that they charge it without
-    /// dropping. The caller refuses the sender on `Err`.
-    pub fn admit(&self, batch: &mut Batch<T>) -> Result<(), Refusal> {
+    /// Hands a push to the pipelines as [`PipelineInputs::send`] does, once
+    /// the tenant limiters that refuse rather than drop have admitted it:
+    /// they charge it then and process it as admitted, never dropping it for
+    /// rate. A push they refuse, or that the pipelines do not take, leaves
+    /// every limiter as it found it.
+    pub async fn admit_and_send(&self, mut batch: Batch<T>) -> Result<(), Refusal> {
         if self.admission.is_empty() {
-            return Ok(());
+            return self.send(batch).await;
         }
         let org_id = batch.tenancy.org_id.clone();
+        let bytes = batch.bytes;
+        let mut reservations = Vec::with_capacity(self.admission.len());
         let mut wait = Duration::ZERO;
         for limiter in &self.admission {
-            if let Err(w) = limiter.admit(org_id.as_ref(), &mut batch.data) {
-                wait = wait.max(w);
+            match limiter.admit(org_id.as_ref(), &mut batch.data, bytes) {
+                Ok(reservation) => reservations.push((limiter, reservation)),
+                Err(w) => wait = wait.max(w),
             }
         }
-        if wait.is_zero() {
+        let result = if wait.is_zero() {
             batch.tenancy.admitted = true;
-            Ok(())
+            self.send(batch).await
         } else {
             Err(Refusal::TenantLimit(wait))
+        };
+        if result.is_err() {
+            for (limiter, reservation) in reservations {
+                limiter.release(reservation);
+            }
         }
+        result
     }
 }
 

@@ -49,6 +49,11 @@ impl Bucket {
         self.tokens -= n;
     }
 
+    /// Gives back `n` taken earlier, up to the burst.
+    pub fn give(&mut self, n: f64) {
+        self.tokens = (self.tokens + n).min(self.burst);
+    }
+
     /// How long until the bucket holds a token again; zero if it does.
     pub fn wait(&mut self, now: Instant) -> Duration {
         self.refill(now);

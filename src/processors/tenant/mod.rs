@@ -245,32 +245,45 @@ impl TenantLimiter {
         }
     }
 
-    /// Checks a push before the receiver accepts it: `Err` with how long the
-    /// sender should wait when a tenant of the request is over its rate.
-    /// Takes nothing; [`TenantLimiter::process`] charges what was admitted.
+    /// Admits a push before the receiver accepts it, or says how long the
+    /// sender should wait because a tenant of the request is over its rate.
+    /// Admission charges the tenants at once, under the same lock as the
+    /// check, so that pushes arriving together cannot all pass on the same
+    /// tokens; [`TenantLimiter::process`] then neither checks nor charges the
+    /// rate of an admitted batch again. A push admitted but then not accepted
+    /// (a full pipeline) gives its charge back with [`TenantLimiter::release`].
     pub fn admit<T: Fields>(
         &self,
         org_id: Option<&HeaderValue>,
         data: &mut T,
-    ) -> Result<(), Duration> {
-        self.admit_at(org_id, data, Instant::now())
+        bytes: usize,
+    ) -> Result<Reservation, Duration> {
+        self.admit_at(org_id, data, bytes, Instant::now())
     }
 
     fn admit_at<T: Fields>(
         &self,
         org_id: Option<&HeaderValue>,
         data: &mut T,
+        bytes: usize,
         now: Instant,
-    ) -> Result<(), Duration> {
-        let mut names: Vec<String> = Vec::new();
+    ) -> Result<Reservation, Duration> {
+        // Each tenant of the request with its records and bytes.
+        let mut charges: Vec<(String, usize, usize)> = Vec::new();
         match (self.batch_tenant(org_id), self.tenant_key::<T>()) {
-            (Some(name), _) => names.push(name.to_string()),
+            (Some(name), _) => charges.push((name.to_string(), data.item_count(), bytes)),
             (None, Some(key)) => {
                 let default = self.default_tenant();
                 data.retain_groups(&mut |group| {
                     let name = group.get(key).filter(|v| !v.is_empty()).unwrap_or(default);
-                    if names.len() < MAX_ADMISSION_TENANTS && !names.iter().any(|n| n == name) {
-                        names.push(name.to_string());
+                    let (items, bytes) = (group.items(), group.bytes());
+                    if let Some(charge) = charges.iter_mut().find(|(n, _, _)| n == name) {
+                        charge.1 += items;
+                        charge.2 += bytes;
+                    } else if charges.len() < MAX_ADMISSION_TENANTS {
+                        // Past this many, the rest go uncharged rather than
+                        // make admission cost more than the request.
+                        charges.push((name.to_string(), items, bytes));
                     }
                     true
                 });
@@ -278,22 +291,53 @@ impl TenantLimiter {
             (None, None) => {}
         }
         let mut state = self.state(T::SIGNAL);
+        let mut accounts = Vec::with_capacity(charges.len());
         let mut wait = Duration::ZERO;
-        for name in &names {
-            let slot = match state.index.get(name.as_str()) {
-                Some(&slot) => slot,
-                // A tenant not yet tracked starts with full buckets, unless
-                // it would land in the overflow account.
-                None if state.tenants.len() <= self.config.max_tenants
-                    || self.config.overrides.contains_key(name) =>
-                {
-                    continue;
-                }
-                None => 0,
-            };
-            wait = wait.max(state.tenants[slot].wait(now));
+        for (name, _, _) in &charges {
+            // An invalid tenant is not charged; processing drops its records.
+            let account = self.resolve(&mut state, name, now);
+            if let Some(account) = &account {
+                wait = wait.max(state.tenants[account.slot].wait(now));
+            }
+            accounts.push(account.map(|a| a.slot));
         }
-        if wait.is_zero() { Ok(()) } else { Err(wait) }
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        let mut reservation = Reservation {
+            signal: T::SIGNAL,
+            charges: Vec::with_capacity(charges.len()),
+        };
+        for ((name, items, bytes), slot) in charges.into_iter().zip(accounts) {
+            let Some(slot) = slot else { continue };
+            Self::charge(&mut state.tenants[slot], items, bytes, false, now);
+            // Slots move when idle tenants are forgotten: keep the name.
+            let name = (slot != 0).then(|| name.into_boxed_str());
+            reservation.charges.push((name, items, bytes));
+        }
+        Ok(reservation)
+    }
+
+    /// Gives back what [`TenantLimiter::admit`] charged for a push that was
+    /// then not accepted, so that the sender's retry is not charged twice.
+    pub fn release(&self, reservation: Reservation) {
+        let mut state = self.state(reservation.signal);
+        for (name, items, bytes) in reservation.charges {
+            let slot = match name {
+                None => 0,
+                Some(name) => match state.index.get(&name) {
+                    Some(&slot) => slot,
+                    None => continue,
+                },
+            };
+            let tenant = &mut state.tenants[slot];
+            if let Some(bucket) = &mut tenant.records {
+                bucket.give(items as f64);
+            }
+            if let Some(bucket) = &mut tenant.bytes {
+                bucket.give(bytes as f64);
+            }
+        }
     }
 
     /// Holds `batch` to its tenants' limits and pushes one batch per tenant
@@ -309,7 +353,7 @@ impl TenantLimiter {
         if now >= state.next_sweep {
             self.sweep(state, now, tick);
         }
-        // Charged, never dropped for rate: the receiver asked first.
+        // Charged at admission, never dropped for rate.
         let admitted = batch.tenancy.admitted && self.config.refuse;
         let org_id = batch.tenancy.org_id.clone();
         let whole = self
@@ -332,7 +376,7 @@ impl TenantLimiter {
                 let tenant = &mut state.tenants[account.slot];
                 match Self::check_rate(tenant, items, bytes, admitted, now) {
                     Ok(()) => {
-                        Self::charge(tenant, items, bytes, now);
+                        Self::charge(tenant, items, bytes, admitted, now);
                         tally.keep(state, account, items);
                     }
                     Err(reason) => tally.drop(account.slot, reason, items, bytes),
@@ -363,7 +407,7 @@ impl TenantLimiter {
                         .and_then(|()| Self::check_active::<T>(tenant, group, tick));
                     match verdict {
                         Ok(()) => {
-                            Self::charge(tenant, items, bytes, now);
+                            Self::charge(tenant, items, bytes, admitted, now);
                             tally.keep(state, account, items);
                             true
                         }
@@ -522,8 +566,13 @@ impl TenantLimiter {
         Ok(())
     }
 
-    fn charge(tenant: &mut Tenant, items: usize, bytes: usize, now: Instant) {
+    /// Takes a group's records and bytes from the buckets (unless admission
+    /// already did) and marks the tenant seen.
+    fn charge(tenant: &mut Tenant, items: usize, bytes: usize, admitted: bool, now: Instant) {
         tenant.last_seen = now;
+        if admitted {
+            return;
+        }
         if let Some(bucket) = &mut tenant.records {
             bucket.take(items as f64);
         }
@@ -702,6 +751,15 @@ impl TenantLimiter {
             }
         }
     }
+}
+
+/// What [`TenantLimiter::admit`] charged: each tenant by name (`None`: the
+/// overflow account) with its records and bytes.
+#[derive(Debug)]
+#[must_use = "a reservation of a push that is not accepted must be released"]
+pub struct Reservation {
+    signal: Signal,
+    charges: Vec<(Option<Box<str>>, usize, usize)>,
 }
 
 /// Which tenant account a group is charged to; tenants past `max_tenants`

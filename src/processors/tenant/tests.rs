@@ -777,43 +777,75 @@ fn admission_refuses_a_tenant_over_its_rate_and_admitted_data_is_charged_not_dro
     );
     let t0 = Instant::now();
     let noisy = HeaderValue::from_static("noisy");
-    let mut out = Vec::new();
+    let admit = |batch: &mut Batch<Logs>, org_id: &HeaderValue, at: Instant| {
+        let bytes = batch.bytes;
+        limiter.admit_at(Some(org_id), &mut batch.data, bytes, at)
+    };
+    // Two pushes admitted before either is processed: the second sees what
+    // the first took (10 - 8 = 2 tokens, still one to pass on).
+    let mut admitted = Vec::new();
     for _ in 0..2 {
         let mut batch = logs(vec![stream("x", "a", 8)]);
         batch.tenancy.org_id = Some(noisy.clone());
-        assert_eq!(limiter.admit_at(Some(&noisy), &mut batch.data, t0), Ok(()));
+        let _charged = admit(&mut batch, &noisy, t0).expect("admitted");
         batch.tenancy.admitted = true;
+        admitted.push(batch);
+    }
+    // 6 records owed: 0.7s until a token is back, processed or not.
+    let mut one = logs(vec![stream("x", "a", 1)]);
+    assert_eq!(admit(&mut one, &noisy, t0).unwrap_err(), secs(0.7));
+    let mut out = Vec::new();
+    for batch in admitted {
         limiter.process_at(batch, &mut out, t0);
     }
     assert_eq!(
         out.iter().map(|b| b.items()).sum::<usize>(),
         16,
-        "admitted: charged, not dropped"
+        "admitted: charged once, at admission, and not dropped"
     );
     assert_eq!(dropped(&telemetry, "logs", "noisy", "rate_limited"), 0);
-    // 6 records owed: 0.7s until a token is back.
-    let mut batch = logs(vec![stream("x", "a", 1)]);
-    assert_eq!(
-        limiter.admit_at(Some(&noisy), &mut batch.data, t0),
-        Err(secs(0.7))
-    );
-    assert_eq!(
-        limiter.admit_at(Some(&noisy), &mut batch.data, t0 + secs(0.75)),
-        Ok(())
-    );
+    assert_eq!(admit(&mut one, &noisy, t0).unwrap_err(), secs(0.7));
+    assert!(admit(&mut one, &noisy, t0 + secs(0.75)).is_ok());
     let quiet = HeaderValue::from_static("quiet");
-    assert_eq!(
-        limiter.admit_at(Some(&quiet), &mut batch.data, t0),
-        Ok(()),
+    assert!(
+        admit(&mut one, &quiet, t0).is_ok(),
         "another tenant is not held back"
     );
-    // Not admitted (a pull receiver): dropped as usual. 1.5 tokens are back.
+    // Not admitted (a pull receiver): dropped as usual. 0.5 tokens are left.
     let mut batch = logs(vec![stream("x", "a", 2)]);
     batch.tenancy.org_id = Some(noisy);
     out.clear();
     limiter.process_at(batch, &mut out, t0 + secs(0.75));
     assert!(out.is_empty());
     assert_eq!(dropped(&telemetry, "logs", "noisy", "rate_limited"), 2);
+}
+
+#[test]
+fn a_released_admission_gives_its_tokens_back() {
+    let (limiter, _) = limiter(
+        r#"
+        source = "header"
+        refuse = true
+        [limits]
+        records_per_second = 1
+        records_burst = 10
+        "#,
+    );
+    let t0 = Instant::now();
+    let tenant = HeaderValue::from_static("t");
+    let mut ten = Logs::new(vec![stream("x", "a", 10)]);
+    let mut one = Logs::new(vec![stream("x", "a", 1)]);
+    let reservation = limiter.admit_at(Some(&tenant), &mut ten, 100, t0).unwrap();
+    assert!(limiter.admit_at(Some(&tenant), &mut one, 10, t0).is_err());
+    // The pipelines did not take the push: the sender will retry it.
+    limiter.release(reservation);
+    let _taken = limiter.admit_at(Some(&tenant), &mut ten, 100, t0).unwrap();
+    assert_eq!(
+        limiter
+            .admit_at(Some(&tenant), &mut one, 10, t0)
+            .unwrap_err(),
+        secs(1.0)
+    );
 }
 
 #[test]
@@ -832,9 +864,12 @@ fn admission_looks_at_each_group_with_a_label_source() {
     let mut out = Vec::new();
     limiter.process_at(logs(vec![stream("noisy", "a", 3)]), &mut out, t0);
     let mut quiet_only = Logs::new(vec![stream("quiet", "a", 3)]);
-    assert_eq!(limiter.admit_at(None, &mut quiet_only, t0), Ok(()));
+    assert!(limiter.admit_at(None, &mut quiet_only, 30, t0).is_ok());
     let mut mixed = Logs::new(vec![stream("quiet", "a", 3), stream("noisy", "b", 1)]);
-    assert_eq!(limiter.admit_at(None, &mut mixed, t0), Err(secs(3.0)));
+    assert_eq!(
+        limiter.admit_at(None, &mut mixed, 40, t0).unwrap_err(),
+        secs(3.0)
+    );
 }
 
 #[test]

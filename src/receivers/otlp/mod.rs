@@ -167,7 +167,7 @@ impl Shared {
         }
         let mut batch = Batch::with_size(traces, bytes, ticket).with_peer(origin.peer);
         batch.tenancy.org_id = origin.org_id;
-        match admit_and_send(inputs, batch).await {
+        match inputs.admit_and_send(batch).await {
             Ok(()) => {
                 self.traces.accepted.inc_by(items);
                 Ok(partial)
@@ -301,7 +301,7 @@ impl Shared {
         let bytes = data.encoded_len();
         let mut batch = Batch::with_size(data, bytes, ticket).with_peer(origin.peer);
         batch.tenancy.org_id = origin.org_id;
-        match admit_and_send(inputs, batch).await {
+        match inputs.admit_and_send(batch).await {
             Ok(()) => {
                 Telemetry::counter(&self.telemetry.accepted, &labels).inc_by(items);
                 Ok(partial)
@@ -373,17 +373,6 @@ impl Shared {
         let labels = Telemetry::labels("receiver", &self.id, signal);
         Telemetry::reason_counter(&self.telemetry.rejected_requests, &labels, reason).inc();
     }
-}
-
-/// Asks the tenant limiters that refuse rather than drop, then hands the
-/// batch to the pipelines: a refused push is released at once, its memory
-/// with it.
-async fn admit_and_send<T: Fields>(
-    inputs: &PipelineInputs<T>,
-    mut batch: Batch<T>,
-) -> Result<(), Refusal> {
-    inputs.admit(&mut batch)?;
-    inputs.send(batch).await
 }
 
 /// Removes spans whose ids the OTLP spec calls invalid (wrong length or all

@@ -88,7 +88,8 @@ impl Shared {
         if profiles.item_count() == 0 {
             return Ok(());
         }
-        self.send(Batch::with_size(profiles, bytes, ticket)).await
+        self.send(Batch::with_size(profiles, bytes, ticket), false)
+            .await
     }
 
     /// Hands pushed profiles to the pipelines under a reservation already
@@ -107,16 +108,18 @@ impl Shared {
         let bytes = profiles.encoded_len();
         let mut batch = Batch::with_size(profiles, bytes, ticket);
         batch.tenancy.org_id = org_id;
-        if let Err(refusal) = self.inputs.admit(&mut batch) {
-            self.count_refused(refusal, batch.items() as u64);
-            return Err(refusal);
-        }
-        self.send(batch).await
+        self.send(batch, true).await
     }
 
-    async fn send(&self, batch: Batch<Profiles>) -> Result<(), Refusal> {
+    /// Hands a batch on, a push (`pushed`) through the tenant admission.
+    async fn send(&self, batch: Batch<Profiles>, pushed: bool) -> Result<(), Refusal> {
         let items = batch.items() as u64;
-        match self.inputs.send(batch).await {
+        let sent = if pushed {
+            self.inputs.admit_and_send(batch).await
+        } else {
+            self.inputs.send(batch).await
+        };
+        match sent {
             Ok(()) => {
                 self.accepted.inc_by(items);
                 Ok(())
