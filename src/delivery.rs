@@ -249,9 +249,20 @@ impl<T: SignalData> Batch<T> {
         self
     }
 
-    /// Whether `other` may be merged into this batch: same tenant.
+    /// Whether `other` may be merged into this batch after the processors
+    /// (in an exporter): the same tenant.
     pub fn same_tenant(&self, other: &Batch<T>) -> bool {
         self.tenancy.tenant == other.tenancy.tenant
+    }
+
+    /// Whether `other` may be merged into this batch before the processors
+    /// have run (the batch stage): the same tenant, and, for a tenant
+    /// processor still to come, the same `X-Scope-OrgID` and admission.
+    /// Merging pushes of two org IDs would send one's data under the
+    /// other's; merging an admitted push with pulled data would hold the push
+    /// to a limit it was already let past.
+    pub fn same_tenancy(&self, other: &Batch<T>) -> bool {
+        self.tenancy == other.tenancy
     }
 
     pub fn items(&self) -> usize {
@@ -263,6 +274,9 @@ impl<T: SignalData> Batch<T> {
     pub fn merge(&mut self, other: Batch<T>) {
         debug_assert!(self.same_tenant(&other), "merging batches of two tenants");
         self.tenancy.admitted &= other.tenancy.admitted;
+        if self.tenancy.org_id != other.tenancy.org_id {
+            self.tenancy.org_id = None;
+        }
         self.data.merge(other.data);
         self.bytes += other.bytes;
         self.tickets.extend(other.tickets);

@@ -16,8 +16,9 @@ use crate::signal::SignalData;
 
 pub struct Batcher<T> {
     config: BatchConfig,
-    /// One batch filling per tenant, oldest first: batches of two tenants are
-    /// never merged, since each goes out under its own `X-Scope-OrgID`.
+    /// One batch filling per tenancy, oldest first: batches of two tenants
+    /// (or, before a tenant processor, of two `X-Scope-OrgID`s) are never
+    /// merged, since each goes out under its own `X-Scope-OrgID`.
     pending: Vec<Pending<T>>,
 }
 
@@ -48,7 +49,7 @@ impl<T: SignalData> Batcher<T> {
         let at = match self
             .pending
             .iter()
-            .position(|p| p.batch.same_tenant(&batch))
+            .position(|p| p.batch.same_tenancy(&batch))
         {
             Some(i) => {
                 self.pending[i].batch.merge(batch);

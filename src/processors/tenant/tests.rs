@@ -894,3 +894,35 @@ fn batcher_keeps_tenants_apart() {
     batcher.flush(&mut out);
     assert_eq!((tenant_of(&out[1]), out[1].items()), ("b", 3));
 }
+
+#[test]
+fn batcher_before_a_header_tenant_processor_keeps_org_ids_and_admissions_apart() {
+    use crate::processors::batch::{BatchConfig, Batcher};
+    let (limiter, _) = limiter(r#"source = "header""#);
+    let mut batcher = Batcher::new(BatchConfig {
+        send_batch_size: 100,
+        send_batch_max_size: None,
+        timeout: crate::config::Duration::from_secs(1),
+    });
+    let pushed = |org_id: &'static str, admitted: bool| {
+        let mut batch = logs(vec![stream("x", "a", 2)]);
+        batch.tenancy.org_id = Some(HeaderValue::from_static(org_id));
+        batch.tenancy.admitted = admitted;
+        batch
+    };
+    let mut out = Vec::new();
+    batcher.push(pushed("a", true), &mut out);
+    batcher.push(pushed("b", true), &mut out);
+    batcher.push(pushed("a", true), &mut out);
+    batcher.push(pushed("a", false), &mut out);
+    batcher.flush(&mut out);
+    let mut processed = Vec::new();
+    for batch in out {
+        limiter.process(batch, &mut processed);
+    }
+    let sent: Vec<_> = processed
+        .iter()
+        .map(|b| (tenant_of(b), b.items(), b.tenancy.admitted))
+        .collect();
+    assert_eq!(sent, [("a", 4, true), ("b", 2, true), ("a", 2, false)]);
+}
