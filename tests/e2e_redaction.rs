@@ -182,6 +182,122 @@ async fn pod_log_lines_reach_loki_redacted_and_look_alikes_unchanged() {
     assert_no_secret("ferro's own logs", &ferro.logs());
 }
 
+/// A private key a program printed, which the container runtime wrote one
+/// line per CRI record: the file is written in two parts, so that the key
+/// spans two batches, with another container's lines in between. Not one of
+/// the key's lines reaches Loki; the lines around it arrive unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_key_logged_line_by_line_never_reaches_loki() {
+    // 25 lines of 64 base64 characters, as a 2048-bit RSA key's body.
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let body: Vec<String> = (0..25)
+        .map(|i| {
+            (0..64)
+                .map(|j| alphabet[(i * 7 + j * 13 + i * j) % 64] as char)
+                .collect()
+        })
+        .collect();
+    let mut key = vec!["loading key: -----BEGIN PRIVATE KEY-----".to_string()];
+    key.extend(body.iter().cloned());
+    key.push("-----END PRIVATE KEY-----".to_string());
+    key.push("server listening on :8443".to_string());
+    let expected: Vec<String> = key
+        .iter()
+        .enumerate()
+        .map(|(i, line)| match i {
+            0 => "loading key: [REDACTED]".to_string(),
+            i if i + 1 == key.len() => line.clone(),
+            _ => "[REDACTED]".to_string(),
+        })
+        .collect();
+
+    let loki = LokiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = dir.path().join("pods/prod_api-0_0b3c/api");
+    let web = dir.path().join("pods/prod_web-0_9f1e/web");
+    std::fs::create_dir_all(&api).unwrap();
+    std::fs::create_dir_all(&web).unwrap();
+    let cri = |lines: &[String], from: usize| -> String {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| format!("2024-01-01T00:00:00.{:09}Z stdout F {line}\n", from + i))
+            .collect()
+    };
+    let half = 10;
+    std::fs::write(api.join("0.log"), cri(&key[..half], 0)).unwrap();
+    // Another container prints base64 of its own: not part of any key.
+    let web_line = body[0].clone();
+    std::fs::write(web.join("0.log"), cri(std::slice::from_ref(&web_line), 0)).unwrap();
+    let ferro = Ferro::start(&format!(
+        r#"
+        data_dir = "{data}"
+        [telemetry]
+        listen = "127.0.0.1:0"
+        [receivers.pod_logs.node]
+        include = ["{pods}/*/*/*.log"]
+        start_at = "beginning"
+        [exporters.loki.out]
+        endpoint = "{url}"
+        tenant_id = "e2e"
+        batch_wait = "100ms"
+        [pipelines.logs]
+        receivers = ["pod_logs.node"]
+        exporters = ["loki.out"]
+        "#,
+        data = dir.path().join("data").display(),
+        pods = dir.path().join("pods").display(),
+        url = loki.url(),
+    ));
+    assert!(
+        wait_until(Duration::from_secs(20), || loki.with(|r| r.entry_count())
+            > half)
+        .await,
+        "the first part did not arrive; ferro said:\n{}",
+        ferro.logs()
+    );
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(api.join("0.log"))
+        .unwrap();
+    std::io::Write::write_all(&mut file, cri(&key[half..], half).as_bytes()).unwrap();
+    drop(file);
+    let all = key.len() + 1;
+    assert!(
+        wait_until(Duration::from_secs(20), || loki.with(|r| r.entry_count())
+            >= all)
+        .await,
+        "{} of {} lines arrived; ferro said:\n{}",
+        loki.with(|r| r.entry_count()),
+        all,
+        ferro.logs()
+    );
+    let (api_lines, web_lines) = loki.with(|r| {
+        let mut api = Vec::new();
+        let mut web = Vec::new();
+        for (stream, entries) in &r.streams {
+            let lines = entries.iter().map(|e| e.line.clone());
+            if format!("{stream:?}").contains("web") {
+                web.extend(lines);
+            } else {
+                api.extend(lines);
+            }
+        }
+        (api, web)
+    });
+    assert_eq!(api_lines, expected);
+    assert_eq!(web_lines, [web_line], "another container's line is its own");
+    for line in &api_lines {
+        for part in &body {
+            assert!(!line.contains(&part[..16]), "key material leaked: {line}");
+        }
+    }
+    assert_eq!(
+        ferro.metric("ferro_redactions_total", &["rule=\"private_key\""]),
+        27.0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_and_otlp_logs_from_the_python_sdk_arrive_redacted() {
     let cases = cases();

@@ -86,7 +86,12 @@ impl ProcessorConfig {
 /// A built processor, shared by the pipelines that run it.
 #[derive(Clone)]
 pub enum Processor {
-    Redact(Arc<redact::Redactor>),
+    /// The redactor, and the private keys its pipeline's log streams are in
+    /// the middle of (one per pipeline: each sees its streams in order).
+    Redact(
+        Arc<redact::Redactor>,
+        Arc<std::sync::Mutex<redact::OpenKeys>>,
+    ),
     K8sAttributes(Arc<k8s_attributes::K8sAttributes>),
     Tenant(Arc<tenant::TenantLimiter>),
 }
@@ -96,8 +101,10 @@ impl Processor {
     /// batches) onto `out`.
     pub fn process<T: Fields>(&self, mut batch: Batch<T>, out: &mut Vec<Batch<T>>) {
         match self {
-            Self::Redact(redactor) => {
-                redactor.process(&mut batch);
+            Self::Redact(redactor, open_keys) => {
+                // Only the pipeline's own task takes it.
+                let mut open_keys = open_keys.lock().unwrap_or_else(|p| p.into_inner());
+                redactor.process_stream(&mut batch, &mut open_keys);
                 out.push(batch);
             }
             Self::K8sAttributes(enricher) => {
@@ -110,10 +117,19 @@ impl Processor {
 
     /// A tenant limiter the pipeline's push receivers must ask before they
     /// accept (`refuse = true`).
+    /// This processor for one more pipeline: shared, but for what a
+    /// pipeline keeps of its own.
+    fn for_pipeline(&self) -> Self {
+        match self {
+            Self::Redact(redactor, _) => Self::Redact(redactor.clone(), Arc::default()),
+            other => other.clone(),
+        }
+    }
+
     pub fn admission(&self) -> Option<&Arc<tenant::TenantLimiter>> {
         match self {
             Self::Tenant(limiter) if limiter.refuses() => Some(limiter),
-            Self::Tenant(_) | Self::Redact(_) | Self::K8sAttributes(_) => None,
+            Self::Tenant(_) | Self::Redact(..) | Self::K8sAttributes(_) => None,
         }
     }
 }
@@ -142,13 +158,14 @@ impl Built {
         telemetry: &Telemetry,
     ) -> Option<Processor> {
         if let Some(built) = self.built.get(id) {
-            return Some(built.clone());
+            return Some(built.for_pipeline());
         }
         let built = match config {
             ProcessorConfig::Batch(_) => return None,
-            ProcessorConfig::Redact(c) => {
-                Processor::Redact(Arc::new(redact::Redactor::new(id, c, telemetry)))
-            }
+            ProcessorConfig::Redact(c) => Processor::Redact(
+                Arc::new(redact::Redactor::new(id, c, telemetry)),
+                Arc::default(),
+            ),
             ProcessorConfig::K8sAttributes(c) => Processor::K8sAttributes(Arc::new(
                 k8s_attributes::K8sAttributes::new(id, c, self.pods.clone(), telemetry),
             )),

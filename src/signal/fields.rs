@@ -53,6 +53,30 @@ pub trait FieldVisitor {
     /// Free text: a log line, a span, event or link name, a status message;
     /// `Some` replaces it.
     fn text(&mut self, text: &str) -> Option<String>;
+
+    /// The lines of one log stream follow, in order; `stream` names the
+    /// stream from one batch to the next. A visitor that carries something
+    /// from a line to the next (a private key logged a line at a time)
+    /// answers `true` when it must see this stream's lines whatever
+    /// [`Self::may_change_any`] says of them.
+    fn begin_lines(&mut self, _stream: u64) -> bool {
+        false
+    }
+
+    /// A line of the stream begun last; `Some` replaces it. By default, the
+    /// line as [`Self::text`] where [`Self::may_change`] allows (a line that
+    /// is not UTF-8 is left alone).
+    fn line(&mut self, line: &[u8]) -> Option<String> {
+        if !self.may_change(line) {
+            return None;
+        }
+        std::str::from_utf8(line)
+            .ok()
+            .and_then(|text| self.text(text))
+    }
+
+    /// The stream begun last has no more lines in this batch.
+    fn end_lines(&mut self) {}
 }
 
 /// One group of records sharing identifying attributes.

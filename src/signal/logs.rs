@@ -127,13 +127,11 @@ impl Fields for Logs {
             if let Some(labels) = fields::visit_labels(&stream.labels, visitor) {
                 stream.labels = labels;
             }
+            let carried = visitor.begin_lines(xxhash_rust::xxh3::xxh3_64(stream.labels.as_bytes()));
             let lines_may_change =
-                visitor.may_change_any(&mut stream.entries.iter().map(|e| &e.line[..]));
+                carried || visitor.may_change_any(&mut stream.entries.iter().map(|e| &e.line[..]));
             for entry in &mut stream.entries {
-                if lines_may_change
-                    && visitor.may_change(&entry.line)
-                    && let Some(line) = visitor.text(entry.line_str())
-                {
+                if lines_may_change && let Some(line) = visitor.line(&entry.line) {
                     entry.line = Bytes::from(line);
                 }
                 for (key, value) in &mut entry.metadata {
@@ -142,6 +140,7 @@ impl Fields for Logs {
                     }
                 }
             }
+            visitor.end_lines();
         }
     }
 

@@ -54,6 +54,9 @@ pub struct Redactor {
     /// Rules with no anchor: they run on every region looked at.
     unanchored: Vec<usize>,
     cards_rule: Option<usize>,
+    /// The PEM private key rule, which also follows a key across the lines
+    /// of a log stream.
+    private_key_rule: Option<usize>,
     /// Operator rules on keys, and their indexes in `names`.
     user_keys: Option<(RegexSet, Vec<usize>)>,
     /// Operator rules on values, and their indexes in `names`.
@@ -226,6 +229,10 @@ impl Redactor {
             rules,
             unanchored,
             cards_rule,
+            private_key_rule: config
+                .builtins
+                .iter()
+                .position(|&b| BUILTINS[b].name == rules::PRIVATE_KEY),
             always: allow_list || user_keys.is_some() || user_values.is_some(),
             user_keys,
             user_values,
@@ -235,9 +242,16 @@ impl Redactor {
         }
     }
 
-    /// Redacts a batch in place.
+    /// Redacts a batch in place, on its own: a private key logged a line at
+    /// a time is followed within the batch only.
     pub fn process<T: Fields>(&self, batch: &mut Batch<T>) {
-        let mut pass = Pass::new(self);
+        self.process_stream(batch, &mut OpenKeys::default());
+    }
+
+    /// Redacts a batch in place, one of a pipeline's sequence: `open_keys`
+    /// carries private keys still being logged from one batch to the next.
+    pub fn process_stream<T: Fields>(&self, batch: &mut Batch<T>, open_keys: &mut OpenKeys) {
+        let mut pass = Pass::new(self, open_keys);
         batch.data.visit_fields(&mut pass);
         if pass.hits.iter().any(|&h| h > 0) {
             batch.bytes = batch.data.encoded_len();
@@ -517,6 +531,31 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Log streams in the middle of a PEM private key logged one line per
+/// record (as a container's output is): the stream's identity and how many
+/// of the key's lines it has logged. One per pipeline, since a pipeline sees
+/// each stream's batches in order.
+#[derive(Debug, Default)]
+pub struct OpenKeys {
+    streams: std::collections::HashMap<u64, u16>,
+}
+
+impl OpenKeys {
+    /// Streams followed at once, at most; past it the oldest-looking entry
+    /// makes room (a stream that stopped logging in the middle of a key).
+    const MAX: usize = 4096;
+
+    fn insert(&mut self, stream: u64, lines: u16) {
+        if self.streams.len() >= Self::MAX
+            && !self.streams.contains_key(&stream)
+            && let Some(&any) = self.streams.keys().next()
+        {
+            self.streams.remove(&any);
+        }
+        self.streams.insert(stream, lines);
+    }
+}
+
 /// One batch's walk: the redactor and what it replaced, per rule.
 struct Pass<'a> {
     redactor: &'a Redactor,
@@ -525,16 +564,50 @@ struct Pass<'a> {
     /// the same `filename`), and a repeat costs one comparison.
     clean_key: String,
     clean_value: String,
+    open_keys: &'a mut OpenKeys,
+    /// The log stream whose lines are being walked, and, while it is in the
+    /// middle of a private key, how many of the key's lines came so far.
+    stream: Option<(u64, Option<u16>)>,
 }
 
 impl<'a> Pass<'a> {
-    fn new(redactor: &'a Redactor) -> Self {
+    fn new(redactor: &'a Redactor, open_keys: &'a mut OpenKeys) -> Self {
         Self {
             redactor,
             hits: vec![0; redactor.names.len()],
             clean_key: String::new(),
             clean_value: String::new(),
+            open_keys,
+            stream: None,
         }
+    }
+
+    /// A line of a stream in the middle of a private key: its key material
+    /// replaced, or `Err` when the line is not the key's (the key is over).
+    fn key_line(&mut self, line: &[u8], rule: usize) -> Result<Option<String>, ()> {
+        let Some((_, Some(lines))) = &mut self.stream else {
+            return Err(());
+        };
+        let Ok(text) = std::str::from_utf8(line) else {
+            return Err(());
+        };
+        let (start, end, open) = match rules::key_continues(text) {
+            rules::KeyLine::Blank => return Ok(None),
+            rules::KeyLine::Other => return Err(()),
+            rules::KeyLine::Body(start, end) => (start, end, true),
+            rules::KeyLine::End(start, end) => (start, end, false),
+        };
+        *lines += 1;
+        if !open || *lines >= rules::MAX_KEY_LINES {
+            self.stream = self.stream.map(|(id, _)| (id, None));
+        }
+        self.hits[rule] += 1;
+        let replacement = self.redactor.replacement_for(rule);
+        let mut out = String::with_capacity(text.len() - (end - start) + replacement.len());
+        out.push_str(&text[..start]);
+        out.push_str(replacement);
+        out.push_str(&text[end..]);
+        Ok(Some(out))
     }
 }
 
@@ -559,6 +632,46 @@ impl FieldVisitor for Pass<'_> {
             self.clean_value.push_str(value);
         }
         changed
+    }
+
+    fn begin_lines(&mut self, stream: u64) -> bool {
+        let open = if self.open_keys.streams.is_empty() {
+            None
+        } else {
+            self.open_keys.streams.remove(&stream)
+        };
+        self.stream = Some((stream, open));
+        open.is_some()
+    }
+
+    fn line(&mut self, line: &[u8]) -> Option<String> {
+        let rule = self.redactor.private_key_rule;
+        if let Some(rule) = rule
+            && matches!(self.stream, Some((_, Some(_))))
+        {
+            match self.key_line(line, rule) {
+                Ok(replaced) => return replaced,
+                Err(()) => self.stream = self.stream.map(|(id, _)| (id, None)),
+            }
+        }
+        if !self.may_change(line) {
+            return None;
+        }
+        let text = std::str::from_utf8(line).ok()?;
+        let replaced = self.text(text);
+        if rule.is_some()
+            && let Some((_, open)) = &mut self.stream
+            && rules::opens_private_key(text)
+        {
+            *open = Some(0);
+        }
+        replaced
+    }
+
+    fn end_lines(&mut self) {
+        if let Some((stream, Some(lines))) = self.stream.take() {
+            self.open_keys.insert(stream, lines);
+        }
     }
 
     fn text(&mut self, text: &str) -> Option<String> {

@@ -253,7 +253,7 @@ pub const BUILTINS: &[Builtin] = &[
         },
     },
     Builtin {
-        name: "private_key",
+        name: PRIVATE_KEY,
         kind: Kind::Secret,
         anchors: &["-----begin"],
         matcher: Matcher::Regex {
@@ -311,6 +311,77 @@ pub const BUILTINS: &[Builtin] = &[
 ];
 
 /// A bearer credential, not a word: has a digit or a token punctuation mark.
+/// The name of the built-in rule for PEM private keys, which also follows a
+/// key logged one line per record (see [`key_continues`]).
+pub const PRIVATE_KEY: &str = "private_key";
+
+/// Lines after a `BEGIN … PRIVATE KEY` line taken as the key's, at most: an
+/// 8192-bit RSA key in PKCS#8 is about 75 lines of 64 characters.
+pub const MAX_KEY_LINES: u16 = 256;
+
+/// Whether `text` begins a PEM private key that it does not end: the lines
+/// that follow in the same stream are the key's.
+pub fn opens_private_key(text: &str) -> bool {
+    let Some(begin) = text.rfind("-----BEGIN") else {
+        return false;
+    };
+    let rest = &text[begin..];
+    rest.contains("PRIVATE KEY") && !rest.contains("-----END")
+}
+
+/// What a line inside an open PEM private key is.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyLine {
+    /// Key material at these bytes: replace them, the key goes on.
+    Body(usize, usize),
+    /// Nothing to replace (a blank line), the key goes on.
+    Blank,
+    /// The `END` line, replaced from its start to the end of the marker.
+    End(usize, usize),
+    /// Not part of a key: the key was cut short, this line is ordinary.
+    Other,
+}
+
+/// Classifies a line that follows an unfinished `BEGIN … PRIVATE KEY` line
+/// in the same stream: base64 (the whole line, or its last word when a
+/// logger prefixes each line), the `Proc-Type`/`DEK-Info` headers of an
+/// encrypted key, blank lines, or the `END` line.
+pub fn key_continues(line: &str) -> KeyLine {
+    let trimmed = line.trim();
+    if trimmed.is_empty() {
+        return KeyLine::Blank;
+    }
+    let start = line.len() - line.trim_start().len();
+    if let Some(end) = line.find("-----END") {
+        let after = end + "-----END".len();
+        let marker_end = line[after..]
+            .find("-----")
+            .map_or(line.len(), |at| after + at + 5);
+        return if line[end..marker_end].contains("PRIVATE KEY") {
+            KeyLine::End(start, marker_end)
+        } else {
+            KeyLine::Other
+        };
+    }
+    for header in ["Proc-Type:", "DEK-Info:"] {
+        if let Some(at) = line.find(header) {
+            return KeyLine::Body(at, start + trimmed.len());
+        }
+    }
+    let is_base64 = |word: &str| {
+        word.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    };
+    let word_start = trimmed.rfind(char::is_whitespace).map_or(0, |at| at + 1);
+    let word = &trimmed[word_start..];
+    if is_base64(word) && (word_start == 0 || word.len() >= 16) {
+        let at = start + word_start;
+        KeyLine::Body(at, at + word.len())
+    } else {
+        KeyLine::Other
+    }
+}
+
 fn looks_like_token(text: &str) -> bool {
     text.bytes()
         .any(|b| b.is_ascii_digit() || b"-._~+/=".contains(&b))

@@ -24,7 +24,8 @@ fn default() -> Redactor {
 
 /// The text after redaction (unchanged text comes back as it was).
 fn text(r: &Redactor, input: &str) -> String {
-    let mut pass = Pass::new(r);
+    let mut open_keys = OpenKeys::default();
+    let mut pass = Pass::new(r, &mut open_keys);
     if !pass.may_change(input.as_bytes()) {
         return input.to_string();
     }
@@ -32,7 +33,8 @@ fn text(r: &Redactor, input: &str) -> String {
 }
 
 fn pair(r: &Redactor, key: &str, value: &str) -> String {
-    let mut pass = Pass::new(r);
+    let mut open_keys = OpenKeys::default();
+    let mut pass = Pass::new(r, &mut open_keys);
     pass.pair(key, value).unwrap_or_else(|| value.to_string())
 }
 
@@ -355,6 +357,146 @@ fn logs_and_metrics_are_redacted_in_lines_labels_and_metadata() {
     );
     let counted: u64 = r.counters.iter().map(|c| c[1].get()).sum();
     assert_eq!(counted, 1);
+}
+
+/// A private key a container logged one line per record, as it reaches
+/// ferro from a CRI log file: split over two batches of the same stream,
+/// with another stream in between and a stream of its own going on.
+#[test]
+fn a_private_key_logged_a_line_at_a_time_is_redacted_across_batches() {
+    let key = "-----BEGIN RSA PRIVATE KEY-----
+MIIEowIBAAKCAQEAv0Nf5hHn1cJcLQ8Ak0Ty9VQf2nZ3vXo2eW1yJm0kYl7n3KZp
+q9kW3gYV5hPmR8sT0uLx2w4bN6cD8eF1gH3iJ5kL7mN9oP1qR3sT5uV7wX9yZ1aB
+Proc-Type: 4,ENCRYPTED
+
+2024-05-01T10:00:00Z app key: 3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5zA7bC9dE1fG3hI5jK7==
+-----END RSA PRIVATE KEY-----
+listening on :8080";
+    let lines: Vec<&str> = key.lines().collect();
+    fn stream(name: &str, lines: &[&str]) -> Stream {
+        Stream {
+            labels: Labels::from_pairs([("app", name)]),
+            entries: lines
+                .iter()
+                .enumerate()
+                .map(|(i, line)| Entry::new(i as i64, line.to_string()))
+                .collect(),
+        }
+    }
+    let r = default();
+    let mut open_keys = OpenKeys::default();
+    let mut out: Vec<String> = Vec::new();
+    let mut other: Vec<String> = Vec::new();
+    for part in [&lines[..2], &lines[2..]] {
+        let mut batch = Batch::new(
+            Logs::new(vec![
+                stream("api", part),
+                stream(
+                    "web",
+                    &["MIIEowIBAAKCAQEAv0Nf5hHn1cJcLQ8Ak0Ty9VQf2nZ3vXo2eW1yJm0kYl7n3KZp"],
+                ),
+            ]),
+            Ticket::untracked(),
+        );
+        r.process_stream(&mut batch, &mut open_keys);
+        out.extend(
+            batch.data.streams[0]
+                .entries
+                .iter()
+                .map(|e| e.line_str().to_string()),
+        );
+        other.extend(
+            batch.data.streams[1]
+                .entries
+                .iter()
+                .map(|e| e.line_str().to_string()),
+        );
+    }
+    assert_eq!(
+        out,
+        [
+            "[REDACTED]",
+            "[REDACTED]",
+            "[REDACTED]",
+            "[REDACTED]",
+            "",
+            "2024-05-01T10:00:00Z app key: [REDACTED]",
+            "[REDACTED]",
+            "listening on :8080",
+        ]
+    );
+    assert_eq!(
+        other, ["MIIEowIBAAKCAQEAv0Nf5hHn1cJcLQ8Ak0Ty9VQf2nZ3vXo2eW1yJm0kYl7n3KZp"; 2],
+        "another stream is not in the key"
+    );
+    assert!(open_keys.streams.is_empty(), "the END line closed it");
+    let counted: u64 = r.counters.iter().map(|c| c[2].get()).sum();
+    assert_eq!(counted, 6);
+}
+
+#[test]
+fn a_key_cut_short_ends_at_the_first_line_that_is_not_key_material() {
+    let r = default();
+    let mut open_keys = OpenKeys::default();
+    let lines = [
+        "-----BEGIN PRIVATE KEY-----",
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7",
+        "GET /healthz 200 1.2ms",
+        "c2hvdWxkIG5vdCBiZSByZWRhY3RlZA==",
+    ];
+    let mut batch = Batch::new(
+        Logs::new(vec![Stream {
+            labels: Labels::from_pairs([("app", "api")]),
+            entries: lines.iter().map(|l| Entry::new(0, *l)).collect(),
+        }]),
+        Ticket::untracked(),
+    );
+    r.process_stream(&mut batch, &mut open_keys);
+    let out: Vec<&str> = batch.data.streams[0]
+        .entries
+        .iter()
+        .map(|e| e.line_str())
+        .collect();
+    assert_eq!(
+        out,
+        [
+            "[REDACTED]",
+            "[REDACTED]",
+            "GET /healthz 200 1.2ms",
+            "c2hvdWxkIG5vdCBiZSByZWRhY3RlZA=="
+        ]
+    );
+    assert!(open_keys.streams.is_empty());
+}
+
+#[test]
+fn key_lines_are_classified() {
+    use super::rules::{KeyLine, key_continues, opens_private_key};
+    assert!(opens_private_key("-----BEGIN EC PRIVATE KEY-----"));
+    assert!(opens_private_key(
+        "key: -----BEGIN OPENSSH PRIVATE KEY-----"
+    ));
+    assert!(!opens_private_key(
+        "-----BEGIN PRIVATE KEY----- abc -----END PRIVATE KEY-----"
+    ));
+    assert!(!opens_private_key("-----BEGIN CERTIFICATE-----"));
+    assert_eq!(key_continues("  "), KeyLine::Blank);
+    assert_eq!(key_continues("abc+/="), KeyLine::Body(0, 6));
+    assert_eq!(key_continues("\tabc=\r"), KeyLine::Body(1, 5));
+    assert_eq!(
+        key_continues("INFO short"),
+        KeyLine::Other,
+        "a short last word is not enough"
+    );
+    assert_eq!(
+        key_continues("-----END PRIVATE KEY----- done"),
+        KeyLine::End(0, 25)
+    );
+    assert_eq!(key_continues("-----END CERTIFICATE-----"), KeyLine::Other);
+    assert_eq!(
+        key_continues("DEK-Info: AES-128-CBC,5A3B"),
+        KeyLine::Body(0, 26)
+    );
 }
 
 /// The digit-run test that looks at every 13th byte agrees with one that
