@@ -19,13 +19,9 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// `Retry-After` in seconds, if the server sent one.
+    /// How long the server asked to wait (`Retry-After`), if it did.
     pub fn retry_after(&self) -> Option<Duration> {
-        self.headers
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs)
+        retry_after(&self.headers, std::time::SystemTime::now())
     }
 
     /// The start of the body as text, for logs and error classification.
@@ -34,6 +30,21 @@ impl Answer {
             .trim()
             .to_string()
     }
+}
+
+/// `Retry-After` (RFC 9110 §10.2.3) as a wait from `now`: delay-seconds, or
+/// an HTTP-date (a date already past is no wait). `None` for anything else.
+pub fn retry_after(headers: &http::HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Sends `request` and reads the answer, all within `timeout`.
@@ -66,4 +77,38 @@ pub async fn send(
     tokio::time::timeout(timeout, exchange).await.map_err(|_| {
         ExportError::retryable("timeout", format!("{target}: no answer within {timeout:?}"))
     })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    fn with(value: &str) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        // Sun, 06 Nov 1994 08:49:37 GMT, RFC 9110's example.
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(retry_after(&with(" 7 "), now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after(&with("Sun, 06 Nov 1994 08:50:07 GMT"), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after(&with("Sun, 06 Nov 1994 08:49:00 GMT"), now),
+            Some(Duration::ZERO),
+            "a date already past"
+        );
+        assert_eq!(retry_after(&with("soon"), now), None);
+        assert_eq!(retry_after(&with("-1"), now), None);
+        assert_eq!(
+            retry_after(&http::HeaderMap::new(), SystemTime::now()),
+            None
+        );
+    }
 }

@@ -64,6 +64,11 @@ impl Default for RetryConfig {
     }
 }
 
+/// The longest wait a server's `Retry-After` or `RetryInfo` is honoured
+/// for: a proxy that asks for hours must not park an exporter (and fill its
+/// queue) for hours.
+pub const MAX_SERVER_WAIT: StdDuration = StdDuration::from_secs(300);
+
 /// The waits of one batch's retries: doubling from `initial_interval` up to
 /// `max_interval`, each drawn uniformly from 50 %–150 % of the nominal value so
 /// that many agents recovering together do not retry in lock-step.
@@ -80,13 +85,14 @@ impl Backoff {
         }
     }
 
-    /// The next wait; at least `server_asked` when the server said how long.
+    /// The next wait; at least `server_asked` when the server said how long,
+    /// up to [`MAX_SERVER_WAIT`].
     pub fn next_wait(&mut self, server_asked: Option<StdDuration>) -> StdDuration {
         let nominal = self.next;
         self.next = (self.next * 2).min(self.max);
         let jittered = nominal.mul_f64(0.5 + fastrand::f64());
         match server_asked {
-            Some(asked) => jittered.max(asked.min(self.max.max(asked))),
+            Some(asked) => jittered.max(asked.min(MAX_SERVER_WAIT)),
             None => jittered,
         }
     }
@@ -119,5 +125,10 @@ mod tests {
         let mut backoff = Backoff::new(&RetryConfig::default());
         let wait = backoff.next_wait(Some(StdDuration::from_secs(7)));
         assert!(wait >= StdDuration::from_secs(7));
+        let wait = backoff.next_wait(Some(StdDuration::from_secs(86_400)));
+        assert_eq!(
+            wait, MAX_SERVER_WAIT,
+            "a day is too long to park an exporter"
+        );
     }
 }

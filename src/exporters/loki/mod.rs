@@ -483,11 +483,7 @@ fn classify(
         }
         return Ok(Sent::default());
     }
-    let retry_after = headers
-        .get(http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = crate::exporters::http::retry_after(headers, std::time::SystemTime::now());
     let text = format!("HTTP {}: {message}", status.as_u16());
     Err(match status.as_u16() {
         429 => ExportError::retryable("rate_limited", text).after(retry_after),
