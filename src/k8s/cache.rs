@@ -303,10 +303,7 @@ impl Store {
             .entry(pod.namespace.clone())
             .or_default()
             .insert(pod.name.clone(), pod.uid.clone());
-        if let Some(old_ip) = old.as_ref().and_then(|o| o.ip) {
-            self.reindex_ip(old_ip);
-        }
-        if let Some(ip) = pod.ip {
+        for ip in old.iter().flat_map(|o| o.ips()).chain(pod.ips()) {
             self.reindex_ip(ip);
         }
         true
@@ -317,7 +314,7 @@ impl Store {
             return;
         };
         self.unindex(&old);
-        if let Some(ip) = old.ip {
+        for ip in old.ips() {
             self.reindex_ip(ip);
         }
     }
@@ -342,7 +339,7 @@ impl Store {
         let best = self
             .by_uid
             .values()
-            .filter(|p| p.ip == Some(ip) && !p.host_network)
+            .filter(|p| !p.host_network && p.ips().any(|own| own == ip))
             .min_by_key(|p| (p.terminated(), p.uid.clone()))
             .map(|p| p.uid.clone());
         match best {

@@ -24,6 +24,9 @@ pub struct PodInfo {
     pub node: Arc<str>,
     /// The pod's primary IP; `None` while it starts, or after eviction.
     pub ip: Option<IpAddr>,
+    /// The pod's other IP in a dual-stack cluster (`status.podIPs`: one
+    /// per address family, the primary first).
+    pub secondary_ip: Option<IpAddr>,
     pub host_ip: Option<IpAddr>,
     /// The pod shares the node's network namespace, so its IP is the
     /// node's and says nothing about which pod sent something.
@@ -124,6 +127,9 @@ impl PodInfo {
                 "False" => "false",
                 _ => "unknown",
             });
+        let ip = status
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|ip| ip.parse().ok());
         Ok(PodInfo {
             uid: uid.into(),
             namespace: namespace.into(),
@@ -132,9 +138,13 @@ impl PodInfo {
                 .and_then(|s| s.node_name.as_deref())
                 .unwrap_or("")
                 .into(),
-            ip: status
-                .and_then(|s| s.pod_ip.as_deref())
-                .and_then(|ip| ip.parse().ok()),
+            ip,
+            secondary_ip: status
+                .and_then(|s| s.pod_ips.as_ref())
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.ip.parse::<IpAddr>().ok())
+                .find(|other| Some(*other) != ip),
             host_ip: status
                 .and_then(|s| s.host_ip.as_deref())
                 .and_then(|ip| ip.parse().ok()),
@@ -150,6 +160,11 @@ impl PodInfo {
             annotations,
             containers,
         })
+    }
+
+    /// Every IP of the pod: the primary, then a dual-stack secondary.
+    pub fn ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.ip.into_iter().chain(self.secondary_ip)
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {

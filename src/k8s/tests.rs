@@ -163,6 +163,27 @@ fn lookups_by_uid_ip_and_name() {
 }
 
 #[test]
+fn a_dual_stack_pod_is_found_by_either_ip() {
+    let mut json = pod_json("shop", "web-1", "uid-1", Some("10.1.0.5"));
+    json["status"]["podIPs"] = serde_json::json!([{"ip": "10.1.0.5"}, {"ip": "fd00:10:1::5"}]);
+    let cache = cache_with(vec![serde_json::from_value(json).unwrap()]);
+    for ip in ["10.1.0.5", "fd00:10:1::5"] {
+        assert_eq!(
+            cache.by_ip(ip.parse().unwrap()).map(|p| p.uid.to_string()),
+            Some("uid-1".to_string()),
+            "{ip}"
+        );
+    }
+    // Gone with the pod, both of them.
+    let mut relist = Relist::default();
+    cache.apply(
+        Event::Delete(pod("shop", "web-1", "uid-1", Some("10.1.0.5"))),
+        &mut relist,
+    );
+    assert!(cache.by_ip("fd00:10:1::5".parse().unwrap()).is_none());
+}
+
+#[test]
 fn changes_and_deletes_update_every_index() {
     let cache = cache_with(vec![pod("shop", "web-1", "uid-1", Some("10.1.0.5"))]);
     let mut changes = cache.changes();
