@@ -44,8 +44,14 @@ fn validate(c: &mut Criterion) {
             b.iter(|| pprof::check(black_box(&plain), MAX).unwrap())
         });
         let mut out = Vec::new();
-        group.bench_function("inflate only", |b| {
+        group.bench_function("inflate only, flate2's gzip reader", |b| {
             b.iter(|| gunzip(black_box(&gz), &mut out))
+        });
+        group.bench_function("inflate only, ferro's one-shot inflate", |b| {
+            b.iter(|| {
+                out.clear();
+                pprof::gunzip(black_box(&gz), MAX, &mut out).unwrap()
+            })
         });
         group.bench_function("inflate + prost decode (the check before the walk)", |b| {
             b.iter(|| {

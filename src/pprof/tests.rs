@@ -105,3 +105,78 @@ fn structural_faults_are_malformed() {
         assert!(e.to_string().contains(expected), "{expected}: {e}");
     }
 }
+
+/// The one-shot inflate agrees with flate2's streaming gzip reader on what
+/// it accepts and what comes out, whatever the header carries and whatever
+/// the trailer's size hint says.
+#[test]
+fn gunzip_agrees_with_the_streaming_reader() {
+    use std::io::{Read, Write};
+    let reference = |data: &[u8]| {
+        let mut out = Vec::new();
+        flate2::bufread::GzDecoder::new(data)
+            .read_to_end(&mut out)
+            .ok()
+            .map(|_| out)
+    };
+    let mut rng = fastrand::Rng::with_seed(7);
+    for size in [0usize, 1, 100, 40_000, 70_000, 300_000] {
+        let plain: Vec<u8> = (0..size).map(|i| (i % 251) as u8 ^ rng.u8(0..4)).collect();
+        let plain_gz = {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&plain).unwrap();
+            gz.finish().unwrap()
+        };
+        let headers_gz = {
+            let mut gz = flate2::GzBuilder::new()
+                .filename("profile.pb")
+                .comment("from a test")
+                .extra(vec![1, 2, 3])
+                .write(Vec::new(), flate2::Compression::default());
+            gz.write_all(&plain).unwrap();
+            gz.finish().unwrap()
+        };
+        for data in [plain_gz, headers_gz] {
+            let mut out = Vec::new();
+            gunzip(&data, 1 << 20, &mut out).unwrap();
+            assert_eq!(out, plain, "size {size}");
+            // A lying size hint only costs a reallocation...
+            let mut lying = data.clone();
+            let n = lying.len();
+            lying[n - 4..].copy_from_slice(&7u32.to_le_bytes());
+            assert_eq!(
+                gunzip(&lying, 1 << 20, &mut Vec::new()),
+                Err(PprofError::Gzip("size mismatch".into()))
+            );
+            assert_eq!(reference(&lying), None, "flate2 refuses it too");
+            // ...a wrong CRC or a cut anywhere is refused as flate2 does.
+            let mut bad_crc = data.clone();
+            bad_crc[n - 8] ^= 1;
+            assert!(gunzip(&bad_crc, 1 << 20, &mut Vec::new()).is_err());
+            assert_eq!(reference(&bad_crc), None);
+            for cut in [1, 5, 9, n / 2, n - 8, n - 1] {
+                let mut out = Vec::new();
+                let ours = gunzip(&data[..cut], 1 << 20, &mut out);
+                assert!(ours.is_err(), "size {size}, cut at {cut}");
+                assert!(
+                    reference(&data[..cut]).is_none_or(|o| o != plain) || size == 0,
+                    "size {size}, cut at {cut}"
+                );
+            }
+            if size > 0 {
+                assert_eq!(
+                    gunzip(&data, size - 1, &mut Vec::new()),
+                    Err(PprofError::TooLarge(size - 1))
+                );
+            }
+        }
+    }
+    assert!(
+        gunzip(
+            &[0x1f, 0x8b, 8, 0xe0, 0, 0, 0, 0, 0, 3],
+            100,
+            &mut Vec::new()
+        )
+        .is_err()
+    );
+}
