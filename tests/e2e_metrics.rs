@@ -485,3 +485,59 @@ async fn a_page_broken_halfway_writes_nothing() {
         "none of the page before the error is written"
     );
 }
+
+/// A reload, then a shutdown: neither writes staleness markers, so the
+/// series go on through the reload without a break (Prometheus does the
+/// same); the scrapes before and after the reload all arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_or_a_shutdown_does_not_end_the_series() {
+    let target = PageServer::start(TEXT, "queue_depth{queue=\"a\"} 3\n").await;
+    let server = common::prom::Rw2Server::start().await;
+    let scrape = scrape_config("reload", target.addr, "");
+    let mut ferro = ferro_to(server.addr, &scrape, "protocol_version = \"2.0\"");
+    let samples = || -> Vec<f64> {
+        server
+            .received
+            .lock()
+            .unwrap()
+            .series
+            .iter()
+            .filter(|s| {
+                s.labels
+                    .contains(&("__name__".into(), "queue_depth".into()))
+            })
+            .flat_map(|s| s.samples.iter().map(|&(_, v)| v))
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || samples().len() >= 2),
+        "{}",
+        ferro.logs()
+    );
+    // Another config, the same job: the receiver restarts.
+    let config = std::fs::read_to_string(&ferro.config_path).unwrap();
+    std::fs::write(
+        &ferro.config_path,
+        config.replace("timeout = \"100ms\"", "timeout = \"150ms\""),
+    )
+    .unwrap();
+    ferro.signal("HUP");
+    assert!(
+        ferro.wait_for_logs("reload done", 1, Duration::from_secs(10)),
+        "{}",
+        ferro.logs()
+    );
+    let before = samples().len();
+    assert!(
+        eventually(Duration::from_secs(20), || samples().len() >= before + 2),
+        "{}",
+        ferro.logs()
+    );
+    ferro.signal("TERM");
+    assert!(ferro.wait_exit(Duration::from_secs(20)).success());
+    let values = samples();
+    assert!(
+        values.iter().all(|v| *v == 3.0),
+        "a staleness marker (NaN) was written: {values:?}"
+    );
+}

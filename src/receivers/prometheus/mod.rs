@@ -106,8 +106,16 @@ async fn manage(
         file_sd: job.config.file_sd_configs.clone(),
         pods,
     };
-    let spawn =
-        |target, token| tokio::spawn(scrape::run(job.clone(), target, sender.clone(), token));
+    let receiver = stop.clone();
+    let spawn = |target, token| {
+        tokio::spawn(scrape::run(
+            job.clone(),
+            target,
+            sender.clone(),
+            token,
+            receiver.clone(),
+        ))
+    };
     let resolve = |groups: &[StaticConfig]| targets::targets(&job.config, groups);
     reconcile(&job.config.job_name, sources, resolve, spawn, stop).await;
 }

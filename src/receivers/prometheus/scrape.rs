@@ -70,8 +70,19 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Scrapes `target` every interval until `stop`; then marks its series stale.
-pub async fn run(job: Arc<Job>, target: Target, sender: Arc<Sender>, stop: CancellationToken) {
+/// Scrapes `target` every interval until `stop`. A target that went away
+/// (`stop` while `receiver` runs on) has its series marked stale, as
+/// Prometheus does; when the receiver itself stops (a reload, a shutdown)
+/// they are not, as Prometheus does not on a reload or shutdown either: the
+/// next config, or the restarted agent, goes on scraping them, and markers
+/// would cut every series short in the meantime.
+pub async fn run(
+    job: Arc<Job>,
+    target: Target,
+    sender: Arc<Sender>,
+    stop: CancellationToken,
+    receiver: CancellationToken,
+) {
     let interval = job.config.scrape_interval;
     // Spread targets over the interval by a hash of their identity, as
     // Prometheus does, so that a hundred targets are not scraped at once.
@@ -86,6 +97,9 @@ pub async fn run(job: Arc<Job>, target: Target, sender: Arc<Sender>, stop: Cance
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
             _ = stop.cancelled() => {
+                if receiver.is_cancelled() {
+                    return;
+                }
                 // The target is gone: its series end now, as in Prometheus.
                 let gone = std::mem::take(&mut state.previous);
                 stale_markers(&job, &target, &mut state, &gone, now_ms(), &sender, true).await;
