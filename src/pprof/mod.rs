@@ -124,7 +124,13 @@ pub fn gunzip(data: &[u8], max: usize, out: &mut Vec<u8>) -> Result<(), PprofErr
     let hint = data.len().checked_sub(4).map_or(0, |at| {
         u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize
     });
-    out.reserve(hint.min(max).saturating_add(1));
+    // Deflate expands at most 1032:1, so a tiny body cannot claim a huge
+    // buffer by its trailer.
+    out.reserve(
+        hint.min(max)
+            .min(data.len().saturating_mul(1032))
+            .saturating_add(1),
+    );
     let mut inflater = Decompress::new(false);
     loop {
         let consumed = inflater.total_in() as usize;

@@ -115,8 +115,6 @@ impl Processor {
         }
     }
 
-    /// A tenant limiter the pipeline's push receivers must ask before they
-    /// accept (`refuse = true`).
     /// This processor for one more pipeline: shared, but for what a
     /// pipeline keeps of its own.
     fn for_pipeline(&self) -> Self {
@@ -126,6 +124,8 @@ impl Processor {
         }
     }
 
+    /// A tenant limiter the pipeline's push receivers must ask before they
+    /// accept (`refuse = true`).
     pub fn admission(&self) -> Option<&Arc<tenant::TenantLimiter>> {
         match self {
             Self::Tenant(limiter) if limiter.refuses() => Some(limiter),

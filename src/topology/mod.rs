@@ -131,7 +131,13 @@ fn wire<T: Fields>(
     for receiver in &pipeline.receivers {
         let inputs = inputs.entry(receiver.clone()).or_default();
         inputs.senders.push(tx.clone());
-        inputs.admission.extend(admission.iter().cloned());
+        // A limiter shared by two pipelines of one receiver is asked once:
+        // asked twice, it would refuse its own first charge.
+        for limiter in &admission {
+            if !inputs.admission.iter().any(|l| Arc::ptr_eq(l, limiter)) {
+                inputs.admission.push(limiter.clone());
+            }
+        }
     }
     tokio::spawn(task.run())
 }

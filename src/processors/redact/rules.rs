@@ -372,9 +372,15 @@ pub fn key_continues(line: &str) -> KeyLine {
         word.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
     };
-    let word_start = trimmed.rfind(char::is_whitespace).map_or(0, |at| at + 1);
+    let word_start = trimmed
+        .char_indices()
+        .rev()
+        .find(|(_, c)| c.is_whitespace())
+        .map_or(0, |(at, c)| at + c.len_utf8());
     let word = &trimmed[word_start..];
-    if is_base64(word) && (word_start == 0 || word.len() >= 16) {
+    // After a logger's prefix, a short word is key material only as the
+    // key's padded last line.
+    if is_base64(word) && (word_start == 0 || word.len() >= 16 || word.ends_with('=')) {
         let at = start + word_start;
         KeyLine::Body(at, at + word.len())
     } else {

@@ -489,6 +489,50 @@ fn key_lines_are_classified() {
         "a short last word is not enough"
     );
     assert_eq!(
+        key_continues("INFO ab=="),
+        KeyLine::Body(5, 9),
+        "but a padded last line is"
+    );
+    // Multi-byte whitespace before the last word (no-break space, U+3000).
+    assert_eq!(
+        key_continues("INFO\u{a0}c2hvdWxkIG5vdCBiZSBz"),
+        KeyLine::Body(6, 26)
+    );
+    assert_eq!(key_continues("x\u{3000}abc"), KeyLine::Other);
+    // Whatever a line holds, classifying it never panics and every range
+    // it gives lies on character boundaries.
+    let pieces = [
+        "a",
+        "Z9",
+        "+/",
+        "=",
+        " ",
+        "\t",
+        "\u{a0}",
+        "\u{3000}",
+        "\u{2028}",
+        "é",
+        "日本",
+        "-----END",
+        "PRIVATE KEY",
+        "-----",
+        "Proc-Type:",
+        "DEK-Info:",
+        "\r",
+    ];
+    let mut rng = fastrand::Rng::with_seed(11);
+    for _ in 0..20_000 {
+        let line: String = (0..rng.usize(0..12))
+            .map(|_| pieces[rng.usize(..pieces.len())])
+            .collect();
+        if let KeyLine::Body(a, b) | KeyLine::End(a, b) = key_continues(&line) {
+            assert!(
+                a <= b && line.is_char_boundary(a) && line.is_char_boundary(b),
+                "{line:?}"
+            );
+        }
+    }
+    assert_eq!(
         key_continues("-----END PRIVATE KEY----- done"),
         KeyLine::End(0, 25)
     );
