@@ -199,10 +199,35 @@ pub struct Tenancy {
     /// The tenant a tenant processor resolved: what exporters send as
     /// `X-Scope-OrgID`, in place of their static one.
     pub tenant: Option<http::HeaderValue>,
-    /// The receiver checked the tenant rate limits before accepting (and would
-    /// have refused the sender): the processor charges them but drops nothing
-    /// for rate.
-    pub admitted: bool,
+    /// The tenant limiters that refuse rather than drop admitted this push
+    /// (and would have refused the sender): they drop nothing of it for
+    /// rate, and do not charge again the tenants they charged then.
+    pub admitted: Option<Arc<Admission>>,
+}
+
+/// What admitted a push: the tenant processors that did, and the tenants
+/// each charged (a processor before the tenant one may yet change a
+/// record's tenant, which is then charged when the batch is processed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// The processors that admitted the push.
+    pub by: Vec<Arc<str>>,
+    /// `(processor, tenant)` pairs charged at admission.
+    pub charged: Vec<(Arc<str>, Box<str>)>,
+}
+
+impl Admission {
+    /// Whether `processor` admitted the push.
+    pub fn admitted_by(&self, processor: &str) -> bool {
+        self.by.iter().any(|p| **p == *processor)
+    }
+
+    /// Whether `processor` charged `tenant` at admission.
+    pub fn charged(&self, processor: &str, tenant: &str) -> bool {
+        self.charged
+            .iter()
+            .any(|(p, t)| **p == *processor && **t == *tenant)
+    }
 }
 
 /// Data of one signal plus the tickets of everything merged into it.
@@ -273,7 +298,9 @@ impl<T: SignalData> Batch<T> {
     /// ([`Batch::same_tenant`]), the tenancy of `self` is kept.
     pub fn merge(&mut self, other: Batch<T>) {
         debug_assert!(self.same_tenant(&other), "merging batches of two tenants");
-        self.tenancy.admitted &= other.tenancy.admitted;
+        if self.tenancy.admitted != other.tenancy.admitted {
+            self.tenancy.admitted = None;
+        }
         if self.tenancy.org_id != other.tenancy.org_id {
             self.tenancy.org_id = None;
         }

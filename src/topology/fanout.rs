@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::config::ComponentId;
-use crate::delivery::{Batch, Outcome};
+use crate::delivery::{Admission, Batch, Outcome};
 use crate::exporters::OnFull;
-use crate::processors::tenant::TenantLimiter;
+use crate::processors::tenant::{Reservation, TenantLimiter};
 use crate::queue::{PushError, Queue};
 use crate::signal::{Fields, SignalData};
 
@@ -62,34 +62,46 @@ impl<T: Fields> PipelineInputs<T> {
     /// Hands a push to the pipelines as [`PipelineInputs::send`] does, once
     /// the tenant limiters that refuse rather than drop have admitted it:
     /// they charge it then and process it as admitted, never dropping it for
-    /// rate. A push they refuse, or that the pipelines do not take, leaves
-    /// every limiter as it found it.
+    /// rate. A push they refuse, or that the pipelines do not take (or whose
+    /// sender goes away while it waits), leaves every limiter as it found it.
     pub async fn admit_and_send(&self, mut batch: Batch<T>) -> Result<(), Refusal> {
         if self.admission.is_empty() {
             return self.send(batch).await;
         }
         let org_id = batch.tenancy.org_id.clone();
         let bytes = batch.bytes;
-        let mut reservations = Vec::with_capacity(self.admission.len());
+        let mut held = Held(Vec::with_capacity(self.admission.len()));
         let mut wait = Duration::ZERO;
         for limiter in &self.admission {
             match limiter.admit(org_id.as_ref(), &mut batch.data, bytes) {
-                Ok(reservation) => reservations.push((limiter, reservation)),
+                Ok(reservation) => held.0.push((limiter, reservation)),
                 Err(w) => wait = wait.max(w),
             }
         }
-        let result = if wait.is_zero() {
-            batch.tenancy.admitted = true;
-            self.send(batch).await
-        } else {
-            Err(Refusal::TenantLimit(wait))
-        };
-        if result.is_err() {
-            for (limiter, reservation) in reservations {
-                limiter.release(reservation);
-            }
+        if !wait.is_zero() {
+            return Err(Refusal::TenantLimit(wait));
         }
-        result
+        let mut admission = Admission::default();
+        for (_, reservation) in &held.0 {
+            reservation.record(&mut admission);
+        }
+        batch.tenancy.admitted = Some(Arc::new(admission));
+        self.send(batch).await?;
+        // Taken: the charges stand.
+        held.0.clear();
+        Ok(())
+    }
+}
+
+/// Reservations not yet known to be kept: released when dropped, so that a
+/// refusal, or a request dropped while it waits for room, charges nothing.
+struct Held<'a>(Vec<(&'a Arc<TenantLimiter>, Reservation)>);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        for (limiter, reservation) in self.0.drain(..) {
+            limiter.release(reservation);
+        }
     }
 }
 

@@ -39,7 +39,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::ComponentId;
-use crate::delivery::{Batch, Outcome, valid_tenant};
+use crate::delivery::{Admission, Batch, Outcome, valid_tenant};
 use crate::signal::{Fields, Group, Naming, Signal};
 use crate::telemetry::{
     ComponentLabels, ReasonLabels, Telemetry, TenantFamilies, TenantLabels, TenantReasonLabels,
@@ -85,6 +85,8 @@ const MAX_ADMISSION_TENANTS: usize = 64;
 /// A built tenant processor, shared by every pipeline that runs it.
 pub struct TenantLimiter {
     processor: String,
+    /// `processor`, as admissions name it.
+    id: std::sync::Arc<str>,
     config: TenantConfig,
     /// One per signal: a tenant's spans, samples and log lines are limited apart.
     states: [Mutex<State>; 4],
@@ -177,6 +179,7 @@ impl TenantLimiter {
         };
         Self {
             processor: id.to_string(),
+            id: id.to_string().into(),
             config: config.clone(),
             states: [
                 state(Signal::Traces),
@@ -249,9 +252,11 @@ impl TenantLimiter {
     /// sender should wait because a tenant of the request is over its rate.
     /// Admission charges the tenants at once, under the same lock as the
     /// check, so that pushes arriving together cannot all pass on the same
-    /// tokens; [`TenantLimiter::process`] then neither checks nor charges the
-    /// rate of an admitted batch again. A push admitted but then not accepted
-    /// (a full pipeline) gives its charge back with [`TenantLimiter::release`].
+    /// tokens; [`TenantLimiter::process`] then drops nothing of an admitted
+    /// batch for rate and does not charge again what admission charged (see
+    /// [`Reservation::record`]). A push admitted but then not accepted (a
+    /// full pipeline, a sender gone) gives its charge back with
+    /// [`TenantLimiter::release`].
     pub fn admit<T: Fields>(
         &self,
         org_id: Option<&HeaderValue>,
@@ -305,6 +310,7 @@ impl TenantLimiter {
             return Err(wait);
         }
         let mut reservation = Reservation {
+            processor: self.id.clone(),
             signal: T::SIGNAL,
             charges: Vec::with_capacity(charges.len()),
         };
@@ -312,8 +318,9 @@ impl TenantLimiter {
             let Some(slot) = slot else { continue };
             Self::charge(&mut state.tenants[slot], items, bytes, false, now);
             // Slots move when idle tenants are forgotten: keep the name.
-            let name = (slot != 0).then(|| name.into_boxed_str());
-            reservation.charges.push((name, items, bytes));
+            reservation
+                .charges
+                .push((name.into_boxed_str(), slot == 0, items, bytes));
         }
         Ok(reservation)
     }
@@ -322,13 +329,11 @@ impl TenantLimiter {
     /// then not accepted, so that the sender's retry is not charged twice.
     pub fn release(&self, reservation: Reservation) {
         let mut state = self.state(reservation.signal);
-        for (name, items, bytes) in reservation.charges {
-            let slot = match name {
-                None => 0,
-                Some(name) => match state.index.get(&name) {
-                    Some(&slot) => slot,
-                    None => continue,
-                },
+        for (name, overflow, items, bytes) in reservation.charges {
+            let slot = match state.index.get(&name) {
+                _ if overflow => 0,
+                Some(&slot) => slot,
+                None => continue,
             };
             let tenant = &mut state.tenants[slot];
             if let Some(bucket) = &mut tenant.records {
@@ -353,8 +358,12 @@ impl TenantLimiter {
         if now >= state.next_sweep {
             self.sweep(state, now, tick);
         }
-        // Charged at admission, never dropped for rate.
-        let admitted = batch.tenancy.admitted && self.config.refuse;
+        // Admitted: never dropped for rate; what admission charged is not
+        // charged again (a tenant it did not see, because a processor
+        // before this one set it, is charged now).
+        let admission = batch.tenancy.admitted.clone().unwrap_or_default();
+        let admitted = self.config.refuse && admission.admitted_by(&self.id);
+        let charged = |name: &str| admitted && admission.charged(&self.id, name);
         let org_id = batch.tenancy.org_id.clone();
         let whole = self
             .batch_tenant(org_id.as_ref())
@@ -374,9 +383,10 @@ impl TenantLimiter {
                 // One tenant, no limit on groups: one decision for the batch.
                 let (items, bytes) = (batch.items(), batch.bytes);
                 let tenant = &mut state.tenants[account.slot];
+                let already = self.batch_tenant(org_id.as_ref()).is_some_and(&charged);
                 match Self::check_rate(tenant, items, bytes, admitted, now) {
                     Ok(()) => {
-                        Self::charge(tenant, items, bytes, admitted, now);
+                        Self::charge(tenant, items, bytes, already, now);
                         tally.keep(state, account, items);
                     }
                     Err(reason) => tally.drop(account.slot, reason, items, bytes),
@@ -384,17 +394,18 @@ impl TenantLimiter {
             }
             whole => {
                 let whole = whole.flatten();
+                let whole_charged = self.batch_tenant(org_id.as_ref()).is_some_and(&charged);
                 let key = self.tenant_key::<T>();
                 let default = self.default_tenant();
                 batch.data.retain_groups(&mut |group| {
                     let (items, bytes) = (group.items(), group.bytes());
-                    let account = match (&whole, key) {
-                        (Some(account), _) => Some(account.clone()),
+                    let (account, already) = match (&whole, key) {
+                        (Some(account), _) => (Some(account.clone()), whole_charged),
                         (None, Some(key)) => {
                             let name = group.get(key).filter(|v| !v.is_empty()).unwrap_or(default);
-                            self.resolve(state, name, now)
+                            (self.resolve(state, name, now), charged(name))
                         }
-                        (None, None) => None,
+                        (None, None) => (None, false),
                     };
                     let Some(account) = account else {
                         tally.invalid += items as u64;
@@ -407,7 +418,7 @@ impl TenantLimiter {
                         .and_then(|()| Self::check_active::<T>(tenant, group, tick));
                     match verdict {
                         Ok(()) => {
-                            Self::charge(tenant, items, bytes, admitted, now);
+                            Self::charge(tenant, items, bytes, already, now);
                             tally.keep(state, account, items);
                             true
                         }
@@ -567,10 +578,10 @@ impl TenantLimiter {
     }
 
     /// Takes a group's records and bytes from the buckets (unless admission
-    /// already did) and marks the tenant seen.
-    fn charge(tenant: &mut Tenant, items: usize, bytes: usize, admitted: bool, now: Instant) {
+    /// `already` did) and marks the tenant seen.
+    fn charge(tenant: &mut Tenant, items: usize, bytes: usize, already: bool, now: Instant) {
         tenant.last_seen = now;
-        if admitted {
+        if already {
             return;
         }
         if let Some(bucket) = &mut tenant.records {
@@ -753,13 +764,27 @@ impl TenantLimiter {
     }
 }
 
-/// What [`TenantLimiter::admit`] charged: each tenant by name (`None`: the
-/// overflow account) with its records and bytes.
+/// What [`TenantLimiter::admit`] charged: each tenant by name (and whether
+/// it was charged to the overflow account) with its records and bytes.
 #[derive(Debug)]
 #[must_use = "a reservation of a push that is not accepted must be released"]
 pub struct Reservation {
+    processor: std::sync::Arc<str>,
     signal: Signal,
-    charges: Vec<(Option<Box<str>>, usize, usize)>,
+    charges: Vec<(Box<str>, bool, usize, usize)>,
+}
+
+impl Reservation {
+    /// Notes in `admission` that this processor admitted the push and which
+    /// tenants it charged.
+    pub fn record(&self, admission: &mut Admission) {
+        admission.by.push(self.processor.clone());
+        admission.charged.extend(
+            self.charges
+                .iter()
+                .map(|(name, ..)| (self.processor.clone(), name.clone())),
+        );
+    }
 }
 
 /// Which tenant account a group is charged to; tenants past `max_tenants`

@@ -42,6 +42,13 @@ fn stream(ns: &str, app: &str, entries: usize) -> Stream {
     }
 }
 
+/// What a push's batch carries once `reservation`'s limiter admitted it.
+fn admitted(reservation: &Reservation) -> Option<Arc<Admission>> {
+    let mut admission = Admission::default();
+    reservation.record(&mut admission);
+    Some(Arc::new(admission))
+}
+
 fn logs(streams: Vec<Stream>) -> Batch<Logs> {
     Batch::new(Logs::new(streams), Ticket::untracked())
 }
@@ -783,19 +790,19 @@ fn admission_refuses_a_tenant_over_its_rate_and_admitted_data_is_charged_not_dro
     };
     // Two pushes admitted before either is processed: the second sees what
     // the first took (10 - 8 = 2 tokens, still one to pass on).
-    let mut admitted = Vec::new();
+    let mut pushes = Vec::new();
     for _ in 0..2 {
         let mut batch = logs(vec![stream("x", "a", 8)]);
         batch.tenancy.org_id = Some(noisy.clone());
-        let _charged = admit(&mut batch, &noisy, t0).expect("admitted");
-        batch.tenancy.admitted = true;
-        admitted.push(batch);
+        let reservation = admit(&mut batch, &noisy, t0).expect("admitted");
+        batch.tenancy.admitted = admitted(&reservation);
+        pushes.push(batch);
     }
     // 6 records owed: 0.7s until a token is back, processed or not.
     let mut one = logs(vec![stream("x", "a", 1)]);
     assert_eq!(admit(&mut one, &noisy, t0).unwrap_err(), secs(0.7));
     let mut out = Vec::new();
-    for batch in admitted {
+    for batch in pushes {
         limiter.process_at(batch, &mut out, t0);
     }
     assert_eq!(
@@ -846,6 +853,46 @@ fn a_released_admission_gives_its_tokens_back() {
             .unwrap_err(),
         secs(1.0)
     );
+}
+
+/// A processor before the tenant one (here: by hand) gives a pushed stream
+/// its tenant label after admission: that tenant is charged when the batch
+/// is processed, not skipped, and the push is still not dropped.
+#[test]
+fn a_tenant_admission_did_not_see_is_charged_when_processed() {
+    let (limiter, telemetry) = limiter(
+        r#"
+        source = "label"
+        label = "namespace"
+        refuse = true
+        [limits]
+        records_per_second = 1
+        records_burst = 5
+        "#,
+    );
+    let t0 = Instant::now();
+    let mut batch = logs(vec![Stream {
+        labels: Labels::from_pairs([("app", "a")]),
+        entries: (0..4).map(|i| Entry::new(i, "x")).collect(),
+    }]);
+    let bytes = batch.bytes;
+    let reservation = limiter.admit_at(None, &mut batch.data, bytes, t0).unwrap();
+    batch.tenancy.admitted = admitted(&reservation);
+    // Enriched after admission: the stream's tenant is now `team-a`.
+    batch.data.streams[0].labels = Labels::from_pairs([("app", "a"), ("namespace", "team-a")]);
+    let mut out = Vec::new();
+    limiter.process_at(batch, &mut out, t0);
+    assert_eq!(
+        out.iter().map(|b| b.items()).sum::<usize>(),
+        4,
+        "not dropped"
+    );
+    assert_eq!(dropped(&telemetry, "logs", "team-a", "rate_limited"), 0);
+    // `team-a` was charged 4 of its 5: a push of 2 more passes (debt), the
+    // next waits.
+    let mut two = Logs::new(vec![stream("team-a", "a", 2)]);
+    let _taken = limiter.admit_at(None, &mut two, 20, t0).unwrap();
+    assert!(limiter.admit_at(None, &mut two, 20, t0).is_err());
 }
 
 #[test]
@@ -907,7 +954,12 @@ fn batcher_before_a_header_tenant_processor_keeps_org_ids_and_admissions_apart()
     let pushed = |org_id: &'static str, admitted: bool| {
         let mut batch = logs(vec![stream("x", "a", 2)]);
         batch.tenancy.org_id = Some(HeaderValue::from_static(org_id));
-        batch.tenancy.admitted = admitted;
+        batch.tenancy.admitted = admitted.then(|| {
+            Arc::new(Admission {
+                by: vec!["tenant.t".into()],
+                charged: vec![("tenant.t".into(), org_id.into())],
+            })
+        });
         batch
     };
     let mut out = Vec::new();
@@ -922,7 +974,38 @@ fn batcher_before_a_header_tenant_processor_keeps_org_ids_and_admissions_apart()
     }
     let sent: Vec<_> = processed
         .iter()
-        .map(|b| (tenant_of(b), b.items(), b.tenancy.admitted))
+        .map(|b| (tenant_of(b), b.items(), b.tenancy.admitted.is_some()))
         .collect();
     assert_eq!(sent, [("a", 4, true), ("b", 2, true), ("a", 2, false)]);
+}
+
+/// A push whose sender goes away while it waits for room in a full
+/// pipeline gives its charge back: the tenant is not charged for data that
+/// was never accepted.
+#[tokio::test]
+async fn a_push_dropped_while_it_waits_for_room_gives_its_charge_back() {
+    use crate::topology::fanout::PipelineInputs;
+    let (limiter, _) = limiter(
+        r#"
+        source = "header"
+        refuse = true
+        [limits]
+        records_per_second = 1
+        records_burst = 4
+        "#,
+    );
+    let limiter = Arc::new(limiter);
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    tx.try_send(logs(vec![stream("x", "a", 1)])).unwrap();
+    let inputs = PipelineInputs::new(vec![tx], Duration::from_secs(60))
+        .with_admission(vec![limiter.clone()]);
+    let tenant = HeaderValue::from_static("t");
+    let mut push = logs(vec![stream("x", "a", 4)]);
+    push.tenancy.org_id = Some(tenant.clone());
+    let waited = tokio::time::timeout(Duration::from_millis(50), inputs.admit_and_send(push)).await;
+    assert!(waited.is_err(), "the pipeline is full: the push waits");
+    // The whole burst is there again: four pass, then nothing.
+    let mut four = Logs::new(vec![stream("x", "a", 4)]);
+    let _taken = limiter.admit(Some(&tenant), &mut four, 40).unwrap();
+    assert!(limiter.admit(Some(&tenant), &mut four, 40).is_err());
 }
