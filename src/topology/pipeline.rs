@@ -55,6 +55,11 @@ impl<T: Fields> Pipeline<T> {
                 }
             }
         }
+        // A tenant processor after the batch stage still needs each push's
+        // `X-Scope-OrgID` and admission: the batcher keeps them apart.
+        if after.iter().any(|p| matches!(p, Processor::Tenant(_))) {
+            batcher = batcher.map(Batcher::keeping_origins);
+        }
         Self {
             name,
             input,

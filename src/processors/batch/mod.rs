@@ -16,10 +16,13 @@ use crate::signal::SignalData;
 
 pub struct Batcher<T> {
     config: BatchConfig,
-    /// One batch filling per tenancy, oldest first: batches of two tenants
-    /// (or, before a tenant processor, of two `X-Scope-OrgID`s) are never
-    /// merged, since each goes out under its own `X-Scope-OrgID`.
+    /// One batch filling per tenant, oldest first: batches of two tenants
+    /// are never merged, since each goes out under its own `X-Scope-OrgID`.
     pending: Vec<Pending<T>>,
+    /// A tenant processor comes after this stage: batches are also kept
+    /// apart by the `X-Scope-OrgID` they came with and their admission
+    /// ([`Batch::same_tenancy`]), which it still needs.
+    origins: bool,
 }
 
 struct Pending<T> {
@@ -36,7 +39,14 @@ impl<T: SignalData> Batcher<T> {
         Self {
             config,
             pending: Vec::new(),
+            origins: false,
         }
+    }
+
+    /// This batcher, for a pipeline with a tenant processor after it.
+    pub fn keeping_origins(mut self) -> Self {
+        self.origins = true;
+        self
     }
 
     /// When the oldest pending batch must go out, if there is one.
@@ -46,11 +56,13 @@ impl<T: SignalData> Batcher<T> {
 
     /// Adds `batch`; returns the batches that are ready to send, in order.
     pub fn push(&mut self, batch: Batch<T>, out: &mut Vec<Batch<T>>) {
-        let at = match self
-            .pending
-            .iter()
-            .position(|p| p.batch.same_tenancy(&batch))
-        {
+        let at = match self.pending.iter().position(|p| {
+            if self.origins {
+                p.batch.same_tenancy(&batch)
+            } else {
+                p.batch.same_tenant(&batch)
+            }
+        }) {
             Some(i) => {
                 self.pending[i].batch.merge(batch);
                 i

@@ -946,11 +946,14 @@ fn batcher_keeps_tenants_apart() {
 fn batcher_before_a_header_tenant_processor_keeps_org_ids_and_admissions_apart() {
     use crate::processors::batch::{BatchConfig, Batcher};
     let (limiter, _) = limiter(r#"source = "header""#);
-    let mut batcher = Batcher::new(BatchConfig {
+    let config = BatchConfig {
         send_batch_size: 100,
         send_batch_max_size: None,
         timeout: crate::config::Duration::from_secs(1),
-    });
+    };
+    // Without a tenant processor after it, only the tenant counts.
+    let mut plain = Batcher::new(config.clone());
+    let mut batcher = Batcher::new(config).keeping_origins();
     let pushed = |org_id: &'static str, admitted: bool| {
         let mut batch = logs(vec![stream("x", "a", 2)]);
         batch.tenancy.org_id = Some(HeaderValue::from_static(org_id));
@@ -963,6 +966,13 @@ fn batcher_before_a_header_tenant_processor_keeps_org_ids_and_admissions_apart()
         batch
     };
     let mut out = Vec::new();
+    plain.push(pushed("a", true), &mut out);
+    plain.push(pushed("b", false), &mut out);
+    plain.flush(&mut out);
+    assert_eq!(out.len(), 1, "merged");
+    assert_eq!(out[0].tenancy.org_id, None, "two org IDs: none kept");
+    assert_eq!(out[0].tenancy.admitted, None);
+    out.clear();
     batcher.push(pushed("a", true), &mut out);
     batcher.push(pushed("b", true), &mut out);
     batcher.push(pushed("a", true), &mut out);
