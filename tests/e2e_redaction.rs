@@ -115,22 +115,10 @@ async fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pod_log_lines_reach_loki_redacted_and_look_alikes_unchanged() {
-    let cases: Vec<(String, String)> = cases()
-        .into_iter()
-        .filter(|(input, _)| !input.contains('\n'))
-        .collect();
-    let loki = LokiServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let pod_dir = dir.path().join("pods/prod_api-0_0b3c/api");
-    std::fs::create_dir_all(&pod_dir).unwrap();
-    let mut file = String::new();
-    for (i, (input, _)) in cases.iter().enumerate() {
-        file.push_str(&format!("2024-01-01T00:00:00.{i:09}Z stdout F {input}\n"));
-    }
-    std::fs::write(pod_dir.join("0.log"), file).unwrap();
-    let ferro = Ferro::start(&format!(
+/// ferro with no redaction configured, tailing `dir/pods` from the start of
+/// every file into `loki`.
+fn tail_pods_to_loki(dir: &Path, loki: &LokiServer) -> Ferro {
+    Ferro::start(&format!(
         r#"
         data_dir = "{data}"
         [telemetry]
@@ -146,10 +134,28 @@ async fn pod_log_lines_reach_loki_redacted_and_look_alikes_unchanged() {
         receivers = ["pod_logs.node"]
         exporters = ["loki.out"]
         "#,
-        data = dir.path().join("data").display(),
-        pods = dir.path().join("pods").display(),
+        data = dir.join("data").display(),
+        pods = dir.join("pods").display(),
         url = loki.url(),
-    ));
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_log_lines_reach_loki_redacted_and_look_alikes_unchanged() {
+    let cases: Vec<(String, String)> = cases()
+        .into_iter()
+        .filter(|(input, _)| !input.contains('\n'))
+        .collect();
+    let loki = LokiServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pod_dir = dir.path().join("pods/prod_api-0_0b3c/api");
+    std::fs::create_dir_all(&pod_dir).unwrap();
+    let mut file = String::new();
+    for (i, (input, _)) in cases.iter().enumerate() {
+        file.push_str(&format!("2024-01-01T00:00:00.{i:09}Z stdout F {input}\n"));
+    }
+    std::fs::write(pod_dir.join("0.log"), file).unwrap();
+    let ferro = tail_pods_to_loki(dir.path(), &loki);
     assert!(
         wait_until(Duration::from_secs(20), || loki.with(|r| r.entry_count())
             >= cases.len())
@@ -229,26 +235,7 @@ async fn a_private_key_logged_line_by_line_never_reaches_loki() {
     // Another container prints base64 of its own: not part of any key.
     let web_line = body[0].clone();
     std::fs::write(web.join("0.log"), cri(std::slice::from_ref(&web_line), 0)).unwrap();
-    let ferro = Ferro::start(&format!(
-        r#"
-        data_dir = "{data}"
-        [telemetry]
-        listen = "127.0.0.1:0"
-        [receivers.pod_logs.node]
-        include = ["{pods}/*/*/*.log"]
-        start_at = "beginning"
-        [exporters.loki.out]
-        endpoint = "{url}"
-        tenant_id = "e2e"
-        batch_wait = "100ms"
-        [pipelines.logs]
-        receivers = ["pod_logs.node"]
-        exporters = ["loki.out"]
-        "#,
-        data = dir.path().join("data").display(),
-        pods = dir.path().join("pods").display(),
-        url = loki.url(),
-    ));
+    let ferro = tail_pods_to_loki(dir.path(), &loki);
     assert!(
         wait_until(Duration::from_secs(20), || loki.with(|r| r.entry_count())
             > half)
