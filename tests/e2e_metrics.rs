@@ -486,39 +486,43 @@ async fn a_page_broken_halfway_writes_nothing() {
     );
 }
 
-/// A reload, then a shutdown: neither writes staleness markers, so the
-/// series go on through the reload without a break (Prometheus does the
-/// same); the scrapes before and after the reload all arrive.
+/// A reload, then a shutdown: neither writes staleness markers for a job
+/// that goes on, so its series go on through the reload without a break
+/// (Prometheus does the same); a job the reload removes has its series
+/// ended with markers, as Prometheus does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_or_a_shutdown_does_not_end_the_series() {
     let target = PageServer::start(TEXT, "queue_depth{queue=\"a\"} 3\n").await;
+    let other = PageServer::start(TEXT, "old_depth{queue=\"b\"} 5\n").await;
     let server = common::prom::Rw2Server::start().await;
-    let scrape = scrape_config("reload", target.addr, "");
+    let removed = scrape_config("removed", other.addr, "");
+    let scrape = format!("{}{removed}", scrape_config("reload", target.addr, ""));
     let mut ferro = ferro_to(server.addr, &scrape, "protocol_version = \"2.0\"");
-    let samples = || -> Vec<f64> {
+    let samples = |name: &str| -> Vec<f64> {
         server
             .received
             .lock()
             .unwrap()
             .series
             .iter()
-            .filter(|s| {
-                s.labels
-                    .contains(&("__name__".into(), "queue_depth".into()))
-            })
+            .filter(|s| s.labels.contains(&("__name__".into(), name.into())))
             .flat_map(|s| s.samples.iter().map(|&(_, v)| v))
             .collect()
     };
     assert!(
-        eventually(Duration::from_secs(20), || samples().len() >= 2),
+        eventually(Duration::from_secs(20), || samples("queue_depth").len()
+            >= 2
+            && !samples("old_depth").is_empty()),
         "{}",
         ferro.logs()
     );
-    // Another config, the same job: the receiver restarts.
+    // Another config: the first job the same, the second gone.
     let config = std::fs::read_to_string(&ferro.config_path).unwrap();
     std::fs::write(
         &ferro.config_path,
-        config.replace("timeout = \"100ms\"", "timeout = \"150ms\""),
+        config
+            .replace("timeout = \"100ms\"", "timeout = \"150ms\"")
+            .replace(&removed, ""),
     )
     .unwrap();
     ferro.signal("HUP");
@@ -527,17 +531,24 @@ async fn a_reload_or_a_shutdown_does_not_end_the_series() {
         "{}",
         ferro.logs()
     );
-    let before = samples().len();
+    let before = samples("queue_depth").len();
     assert!(
-        eventually(Duration::from_secs(20), || samples().len() >= before + 2),
+        eventually(Duration::from_secs(20), || samples("queue_depth").len()
+            >= before + 2),
         "{}",
         ferro.logs()
     );
     ferro.signal("TERM");
     assert!(ferro.wait_exit(Duration::from_secs(20)).success());
-    let values = samples();
+    let values = samples("queue_depth");
     assert!(
         values.iter().all(|v| *v == 3.0),
         "a staleness marker (NaN) was written: {values:?}"
+    );
+    let values = samples("old_depth");
+    assert!(
+        values.last().is_some_and(|v| v.is_nan())
+            && values[..values.len() - 1].iter().all(|v| *v == 5.0),
+        "the removed job's series end with a marker: {values:?}"
     );
 }

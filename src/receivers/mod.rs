@@ -95,6 +95,9 @@ pub struct RunningReceiver {
     pub addrs: Vec<(&'static str, SocketAddr)>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    /// Scrape jobs by name, each with the token that says the next config
+    /// has no such job: its targets then end their series as they stop.
+    jobs: Vec<(String, CancellationToken)>,
 }
 
 impl RunningReceiver {
@@ -109,6 +112,27 @@ impl RunningReceiver {
             addrs,
             stop,
             tasks,
+            jobs: Vec::new(),
+        }
+    }
+
+    /// This receiver with its scrape jobs (see [`Self::retire_jobs`]).
+    pub fn with_jobs(mut self, jobs: Vec<(String, CancellationToken)>) -> Self {
+        self.jobs = jobs;
+        self
+    }
+
+    /// Before a reload stops this receiver: the jobs that `next` (the same
+    /// receiver in the next config) no longer has are retired, so that
+    /// their targets mark their series stale as they stop, where the jobs
+    /// that go on do not.
+    pub fn retire_jobs(&self, next: Option<&ReceiverConfig>) {
+        for (job, retired) in &self.jobs {
+            let kept = matches!(next, Some(ReceiverConfig::Prometheus(c))
+                if c.scrape_configs.iter().any(|s| s.job_name == *job));
+            if !kept {
+                retired.cancel();
+            }
         }
     }
 

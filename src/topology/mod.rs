@@ -416,6 +416,9 @@ impl Topology {
         caches: &PodCaches,
     ) -> Result<(Topology, Option<StartError>), StartError> {
         let old = self.config.clone();
+        for receiver in &self.receivers {
+            receiver.retire_jobs(next.receivers.get(&receiver.id));
+        }
         let kept = self.stop_keeping_exporters(&next).await;
         match Topology::start(next, telemetry, limiter, caches, kept).await {
             Ok(topology) => Ok((topology, None)),

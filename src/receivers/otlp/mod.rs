@@ -437,12 +437,7 @@ pub async fn start(
     for (protocol, addr) in &addrs {
         tracing::info!(receiver = %id, protocol, %addr, "OTLP receiver listening");
     }
-    Ok(RunningReceiver {
-        id: id.clone(),
-        addrs,
-        stop,
-        tasks,
-    })
+    Ok(RunningReceiver::new(id.clone(), addrs, stop, tasks))
 }
 
 #[cfg(test)]

@@ -59,32 +59,43 @@ pub async fn start(
             "scrape_failed",
         ),
     });
+    let mut jobs = Vec::new();
     for scrape_config in &config.scrape_configs {
         let job = Arc::new(Job::new(
             scrape_config.clone(),
             &scrape_config.tls,
             &scrape_config.credentials,
         )?);
+        let retired = CancellationToken::new();
+        jobs.push((scrape_config.job_name.clone(), retired.clone()));
         tasks.push(tokio::spawn(manage(
             job,
             sender.clone(),
             pods.clone(),
-            stop.clone(),
+            Stops {
+                receiver: stop.clone(),
+                retired,
+            },
         )));
     }
     tracing::info!(receiver = %id, jobs = config.scrape_configs.len(), "Prometheus scrape receiver started");
-    Ok(RunningReceiver::new(id.clone(), Vec::new(), stop, tasks))
+    Ok(RunningReceiver::new(id.clone(), Vec::new(), stop, tasks).with_jobs(jobs))
+}
+
+/// Why a job's target loops stop, besides their own target going away.
+#[derive(Clone)]
+pub struct Stops {
+    /// The receiver stops (a reload, a shutdown).
+    pub receiver: CancellationToken,
+    /// The next config has no such job: its series end (set before
+    /// `receiver`).
+    pub retired: CancellationToken,
 }
 
 /// Keeps one scrape loop running per current target of `job`: static
 /// groups, `file_sd` files and, with `kubernetes_sd_configs`, the pods of
 /// this node (on every change of the pod cache).
-async fn manage(
-    job: Arc<Job>,
-    sender: Arc<Sender>,
-    pods: Option<PodCache>,
-    stop: CancellationToken,
-) {
+async fn manage(job: Arc<Job>, sender: Arc<Sender>, pods: Option<PodCache>, stops: Stops) {
     let sd_configs = job.config.kubernetes_sd_configs.clone();
     let pods = pods
         .filter(|_| !sd_configs.is_empty())
@@ -106,16 +117,22 @@ async fn manage(
         file_sd: job.config.file_sd_configs.clone(),
         pods,
     };
-    let receiver = stop.clone();
     let spawn = |target, token| {
         tokio::spawn(scrape::run(
             job.clone(),
             target,
             sender.clone(),
             token,
-            receiver.clone(),
+            stops.clone(),
         ))
     };
     let resolve = |groups: &[StaticConfig]| targets::targets(&job.config, groups);
-    reconcile(&job.config.job_name, sources, resolve, spawn, stop).await;
+    reconcile(
+        &job.config.job_name,
+        sources,
+        resolve,
+        spawn,
+        stops.receiver.clone(),
+    )
+    .await;
 }

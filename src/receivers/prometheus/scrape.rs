@@ -71,17 +71,18 @@ pub fn now_ms() -> i64 {
 }
 
 /// Scrapes `target` every interval until `stop`. A target that went away
-/// (`stop` while `receiver` runs on) has its series marked stale, as
-/// Prometheus does; when the receiver itself stops (a reload, a shutdown)
-/// they are not, as Prometheus does not on a reload or shutdown either: the
-/// next config, or the restarted agent, goes on scraping them, and markers
-/// would cut every series short in the meantime.
+/// (`stop` while the receiver runs on), or whose job the next config does
+/// not have, has its series marked stale, as Prometheus does; when the
+/// receiver merely stops (a reload that keeps the job, a shutdown) they are
+/// not, as Prometheus does not either: the next config, or the restarted
+/// agent, goes on scraping them, and markers would cut every series short
+/// in the meantime.
 pub async fn run(
     job: Arc<Job>,
     target: Target,
     sender: Arc<Sender>,
     stop: CancellationToken,
-    receiver: CancellationToken,
+    stops: super::Stops,
 ) {
     let interval = job.config.scrape_interval;
     // Spread targets over the interval by a hash of their identity, as
@@ -97,7 +98,7 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
             _ = stop.cancelled() => {
-                if receiver.is_cancelled() {
+                if stops.receiver.is_cancelled() && !stops.retired.is_cancelled() {
                     return;
                 }
                 // The target is gone: its series end now, as in Prometheus.
