@@ -353,12 +353,30 @@ impl<T: SignalData> Batch<T> {
         self.record(outcome);
     }
 
+    /// A hold on the acknowledgements of this batch's data, to report its
+    /// loss once the batch itself is gone (a processor panicked with it).
+    pub fn acknowledgements(&self) -> Acknowledgements {
+        Acknowledgements(self.tickets.clone())
+    }
+
     /// Records `outcome` for the data this batch carries without giving the
     /// batch up: for a processor that removed part of it (counted), so that
     /// the acknowledgement reports the loss once the rest is finished.
     pub fn record(&self, outcome: Outcome) {
         for ticket in &self.tickets {
             ticket.record(outcome);
+        }
+    }
+}
+
+/// See [`Batch::acknowledgements`].
+pub struct Acknowledgements(Vec<Arc<Ticket>>);
+
+impl Acknowledgements {
+    /// The data was lost: its acknowledgement says so.
+    pub fn dropped(self) {
+        for ticket in &self.0 {
+            ticket.record(Outcome::Dropped);
         }
     }
 }

@@ -94,6 +94,10 @@ pub enum Processor {
     ),
     K8sAttributes(Arc<k8s_attributes::K8sAttributes>),
     Tenant(Arc<tenant::TenantLimiter>),
+    /// Panics on a batch of more than one item: a stand-in for a bug, to
+    /// test that a pipeline survives one.
+    #[cfg(test)]
+    PanicOnMany,
 }
 
 impl Processor {
@@ -112,6 +116,11 @@ impl Processor {
                 out.push(batch);
             }
             Self::Tenant(limiter) => limiter.process(batch, out),
+            #[cfg(test)]
+            Self::PanicOnMany => {
+                assert!(batch.items() <= 1, "a processor bug");
+                out.push(batch);
+            }
         }
     }
 
@@ -130,6 +139,8 @@ impl Processor {
         match self {
             Self::Tenant(limiter) if limiter.refuses() => Some(limiter),
             Self::Tenant(_) | Self::Redact(..) | Self::K8sAttributes(_) => None,
+            #[cfg(test)]
+            Self::PanicOnMany => None,
         }
     }
 }

@@ -14,7 +14,8 @@ use crate::delivery::Batch;
 use crate::processors::batch::Batcher;
 use crate::processors::{Built, Processor};
 use crate::signal::Fields;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{ComponentLabels, Telemetry};
+use prometheus_client::metrics::counter::Counter;
 
 pub struct Pipeline<T> {
     pub name: String,
@@ -27,6 +28,8 @@ pub struct Pipeline<T> {
     pub exporters: Vec<ExporterInput<T>>,
     /// Cancelled when the receivers have stopped: close the input and drain.
     pub close: CancellationToken,
+    /// Items of batches a processor panicked with.
+    panicked: Counter,
 }
 
 impl<T: Fields> Pipeline<T> {
@@ -60,7 +63,13 @@ impl<T: Fields> Pipeline<T> {
         if after.iter().any(|p| matches!(p, Processor::Tenant(_))) {
             batcher = batcher.map(Batcher::keeping_origins);
         }
+        let labels = ComponentLabels {
+            kind: "pipeline",
+            component: name.clone(),
+            signal: T::SIGNAL.as_str(),
+        };
         Self {
+            panicked: Telemetry::reason_counter(&telemetry.dropped, &labels, "processor_panic"),
             name,
             input,
             before,
@@ -68,6 +77,32 @@ impl<T: Fields> Pipeline<T> {
             after,
             exporters,
             close,
+        }
+    }
+
+    /// Runs `processors` over `batch` as [`Self::process`] does. A processor
+    /// that panics (a bug) costs that batch, counted and reported to its
+    /// acknowledgement, never the pipeline: the task goes on with the next.
+    fn process_guarded(&self, processors: &[Processor], batch: Batch<T>, out: &mut Vec<Batch<T>>) {
+        if processors.is_empty() {
+            out.push(batch);
+            return;
+        }
+        let items = batch.items() as u64;
+        let acknowledgements = batch.acknowledgements();
+        let mut produced = Vec::new();
+        let run = std::panic::AssertUnwindSafe(|| Self::process(processors, batch, &mut produced));
+        match std::panic::catch_unwind(run) {
+            Ok(()) => out.append(&mut produced),
+            Err(_) => {
+                acknowledgements.dropped();
+                self.panicked.inc_by(items);
+                tracing::error!(
+                    pipeline = %self.name,
+                    items,
+                    "a processor panicked on a batch, which is dropped; this is a bug in ferro, please report it"
+                );
+            }
         }
     }
 
@@ -104,7 +139,7 @@ impl<T: Fields> Pipeline<T> {
                 item = self.input.recv() => match item {
                     Some(batch) => {
                         let mut processed = Vec::with_capacity(1);
-                        Self::process(&self.before, batch, &mut processed);
+                        self.process_guarded(&self.before, batch, &mut processed);
                         for batch in processed {
                             match &mut self.batcher {
                                 Some(batcher) => batcher.push(batch, &mut ready),
@@ -142,7 +177,7 @@ impl<T: Fields> Pipeline<T> {
         }
         let mut out = Vec::with_capacity(ready.len());
         for batch in ready.drain(..) {
-            Self::process(&self.after, batch, &mut out);
+            self.process_guarded(&self.after, batch, &mut out);
         }
         out
     }
@@ -152,5 +187,48 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::{MemoryLimiter, Outcome};
+    use crate::signal::Traces;
+    use crate::signal::traces::tests::sample;
+
+    #[tokio::test]
+    async fn a_processor_that_panics_costs_its_batch_not_the_pipeline() {
+        let telemetry = Telemetry::new();
+        let (_tx, rx) = mpsc::channel(1);
+        let pipeline: Pipeline<Traces> = Pipeline::new(
+            "traces".into(),
+            rx,
+            &[],
+            &mut Built::default(),
+            &telemetry,
+            Vec::new(),
+            CancellationToken::new(),
+        );
+        let limiter = MemoryLimiter::new(1 << 20);
+        let stages = [Processor::PanicOnMany];
+        let (ticket, waiter) = limiter.try_acquire(10).unwrap().with_ack();
+        let mut out = Vec::new();
+        pipeline.process_guarded(&stages, Batch::new(sample(1, 1, 3), ticket), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(
+            waiter.wait().await,
+            Outcome::Dropped,
+            "the loss is reported"
+        );
+        assert_eq!(limiter.used(), 0, "and its memory released");
+        assert_eq!(pipeline.panicked.get(), 3);
+        // The next batch goes through.
+        pipeline.process_guarded(
+            &stages,
+            Batch::new(sample(1, 1, 1), limiter.try_acquire(10).unwrap()),
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
     }
 }
