@@ -305,9 +305,16 @@ exporters = ["pyroscope.push", "pyroscope.ingest"]
     assert_eq!(pushed.label("__name__"), Some("process_cpu"));
     assert_eq!(pushed.label("env"), Some("prod"));
     assert_eq!(pushed.label("pyroscope_spy"), Some("gospy"));
+    assert_eq!(
+        pushed.label("__delta__"),
+        Some("false"),
+        "what comes to /ingest is never differenced again, as in Pyroscope"
+    );
     let ingested = found.iter().find(|s| s.range.is_some()).unwrap();
     assert_eq!(ingested.range, Some((1_700_000_000, 1_700_000_010)));
     assert_eq!(ingested.label("env"), Some("prod"));
+    assert_eq!(ingested.label("__name__"), Some("process_cpu"));
+    assert_eq!(ingested.label("pyroscope_spy"), Some("gospy"));
     assert_eq!(
         ingested.sample_types(),
         ["samples/count", "cpu/nanoseconds"]
@@ -339,6 +346,58 @@ exporters = ["pyroscope.push", "pyroscope.ingest"]
     let pushed = memory.iter().find(|s| s.range.is_none()).unwrap();
     assert_eq!(pushed.label("__name__"), Some("memory"));
     assert_eq!(pushed.label("service_name"), Some("shop"));
+
+    // pyroscope-go's mutex profile: its sample types are a block profile's
+    // too; only the form's display names say which it is.
+    let multipart = |parts: &[(&str, &[u8])]| {
+        let mut form = Vec::new();
+        for (name, data) in parts {
+            form.extend_from_slice(format!("--B0undary\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\n\r\n").as_bytes());
+            form.extend_from_slice(data);
+            form.extend_from_slice(b"\r\n");
+        }
+        form.extend_from_slice(b"--B0undary--\r\n");
+        form
+    };
+    let contention = ferro::pprof::encode_gzip(&profile(Kind::Contention, 10, 20, now_ns()));
+    let config = br#"{"contentions":{"display-name":"mutex_count","units":"lock_samples","cumulative":true},"delay":{"display-name":"mutex_duration","units":"lock_nanoseconds","cumulative":true}}"#;
+    let form_type = [("Content-Type", "multipart/form-data; boundary=B0undary")];
+    let (status, _, body) = http_post(
+        addr,
+        "/ingest?name=locks&format=pprof&spyName=gospy",
+        &form_type,
+        &multipart(&[("profile", &contention), ("sample_type_config", config)]),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let mutex = pyroscope
+        .wait_for(2, Duration::from_secs(10), |s| {
+            s.label("service_name") == Some("locks")
+        })
+        .await;
+    assert_eq!(mutex.len(), 2, "once through each exporter");
+    for stored in &mutex {
+        assert_eq!(stored.label("__name__"), Some("mutex"), "{stored:?}");
+    }
+    let ingested = mutex.iter().find(|s| s.range.is_some()).unwrap();
+    let sent_config = ingested.sample_type_config.as_ref().unwrap();
+    assert_eq!(sent_config["delay"]["display-name"], "mutex_duration");
+    assert_eq!(sent_config["delay"]["cumulative"], false);
+    // An old Go client's cumulative pair, a config that is no object.
+    let (status, _, body) = http_post(
+        addr,
+        "/ingest?name=locks&format=pprof",
+        &form_type,
+        &multipart(&[("profile", &contention), ("prev_profile", &contention)]),
+    );
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("prev_profile"));
+    let (status, _, _) = http_post(
+        addr,
+        "/ingest?name=locks&format=pprof",
+        &form_type,
+        &multipart(&[("profile", &contention), ("sample_type_config", b"[1]")]),
+    );
+    assert_eq!(status, 400);
 
     // What ferro cannot carry gets a clear 4xx and nothing passes.
     let before = pyroscope.stored().len();

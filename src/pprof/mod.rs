@@ -242,6 +242,41 @@ pub fn type_name(checked: &Checked) -> Option<&'static str> {
     None
 }
 
+/// The profile type (`__name__`) Pyroscope's `/ingest` gives a pprof sent
+/// with a `sample_type_config`: `wall` if any sample type is `wall`, else
+/// the first sample type whose display name (`display_name` of its type,
+/// else the type itself) says what it measures; `None` when none does.
+/// The config is how Go SDKs tell a mutex profile from a block profile,
+/// whose sample types are the same (`contentions`, `delay`).
+pub fn type_name_displayed<'a>(
+    checked: &Checked,
+    display_name: impl Fn(&str) -> Option<&'a str>,
+) -> Option<&'static str> {
+    if checked.sample_types.iter().any(|st| st.kind == "wall") {
+        return Some("wall");
+    }
+    checked.sample_types.iter().find_map(|st| {
+        let shown = display_name(&st.kind).unwrap_or(&st.kind);
+        Some(if shown.contains("cpu") {
+            "process_cpu"
+        } else if shown.contains("alloc_")
+            || shown.contains("inuse_")
+            || shown == "space"
+            || shown == "objects"
+        {
+            "memory"
+        } else if shown.contains("mutex_") {
+            "mutex"
+        } else if shown.contains("block_") {
+            "block"
+        } else if shown.contains("goroutines") {
+            "goroutines"
+        } else {
+            return None;
+        })
+    })
+}
+
 /// Encodes a profile (tests, the load harness): prost, then gzip as Go does.
 pub fn encode_gzip(profile: &PprofProfile) -> Bytes {
     use std::io::Write;

@@ -41,6 +41,46 @@ fn type_names_follow_pyroscope() {
 }
 
 #[test]
+fn a_sample_type_config_names_profiles_as_pyroscope_ingest_does() {
+    let checked = |kind| check(&gz(kind), 1 << 20).unwrap();
+    // pyroscope-go's configs for its mutex and block profiles.
+    let mutex = |st: &str| match st {
+        "contentions" => Some("mutex_count"),
+        "delay" => Some("mutex_duration"),
+        _ => None,
+    };
+    let block = |st: &str| match st {
+        "contentions" => Some("block_count"),
+        "delay" => Some("block_duration"),
+        _ => None,
+    };
+    assert_eq!(
+        type_name_displayed(&checked(Kind::Contention), mutex),
+        Some("mutex")
+    );
+    assert_eq!(
+        type_name_displayed(&checked(Kind::Contention), block),
+        Some("block")
+    );
+    // Without display names the types speak for themselves, or not at all.
+    let none = |_: &str| None;
+    assert_eq!(
+        type_name_displayed(&checked(Kind::Cpu), none),
+        Some("process_cpu")
+    );
+    assert_eq!(
+        type_name_displayed(&checked(Kind::Heap), none),
+        Some("memory")
+    );
+    assert_eq!(type_name_displayed(&checked(Kind::Contention), none), None);
+    let goroutines = |st: &str| (st == "goroutine").then_some("goroutines");
+    assert_eq!(
+        type_name_displayed(&checked(Kind::Goroutine), goroutines),
+        Some("goroutines")
+    );
+}
+
+#[test]
 fn html_text_garbage_and_truncation_are_refused_with_a_reason() {
     let html = b"<html><head><title>/debug/pprof/</title></head><body>Types of profiles available";
     let e = check(html, 1 << 20).unwrap_err();

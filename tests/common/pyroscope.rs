@@ -20,8 +20,14 @@
 //!   (`max_profile_size_bytes`), with non-zero location and function ids,
 //!   string-table indices in range and no `-` in a sample type, as
 //!   `ValidateProfile` and its parser require → else 400.
-//! - `POST /ingest?name=...&from=&until=&format=pprof` (the older API): the
-//!   body is the profile; the key's labels and times are recorded.
+//! - `POST /ingest?name=...&from=&until=&format=pprof&spyName=` (the older
+//!   API), as Pyroscope 1.x's `pkg/og/convert/pprof` takes it: the body is
+//!   the profile, or a `multipart/form-data` form with a `profile` part, an
+//!   optional `sample_type_config` part (JSON) and no `prev_profile` part;
+//!   the stored labels are the key's (reserved `__` ones left out),
+//!   `service_name`, `__name__` from the sample types and their display
+//!   names (`metricName`), `__delta__="false"` and `pyroscope_spy`, with
+//!   no name twice.
 //! - `X-Scope-OrgID` is recorded per request.
 //!
 //! A request with any invalid part stores nothing, as Pyroscope refuses the
@@ -58,6 +64,8 @@ pub struct Stored {
     pub id: String,
     /// `from`/`until` of an `/ingest` request, seconds.
     pub range: Option<(i64, i64)>,
+    /// The `sample_type_config` of a multipart `/ingest` request.
+    pub sample_type_config: Option<serde_json::Value>,
 }
 
 impl Stored {
@@ -233,6 +241,7 @@ fn check_push(headers: &HeaderMap, body: &[u8]) -> Result<Vec<Stored>, (StatusCo
                 profile,
                 id: sample.id,
                 range: None,
+                sample_type_config: None,
             });
         }
     }
@@ -356,15 +365,36 @@ async fn ingest(
         if param("format").as_deref() != Some("pprof") {
             return Err("only format=pprof is checked here".into());
         }
+        let (raw, config) = ingest_parts(&headers, body)?;
+        let profile = decode_profile(&raw)?;
         let name = param("name").ok_or("name is required")?;
         let (app, rest) = name.split_once('{').unwrap_or((&name, "}"));
-        let mut labels = vec![("service_name".to_string(), app.to_string())];
+        // The client's display names, else Pyroscope's default mapping.
+        let display = |st: &str| match &config {
+            Some(c) => c[st]["display-name"].as_str().map(str::to_string),
+            None => (st == "samples").then(|| "cpu".to_string()),
+        };
+        let mut labels = vec![
+            ("__name__".to_string(), metric_name(&profile, display)),
+            ("__delta__".to_string(), "false".to_string()),
+            ("service_name".to_string(), app.to_string()),
+            (
+                "pyroscope_spy".to_string(),
+                param("spyName").unwrap_or_default(),
+            ),
+        ];
         for pair in rest
             .trim_end_matches('}')
             .split(',')
             .filter(|p| !p.is_empty())
         {
             let (k, v) = pair.split_once('=').ok_or("bad key")?;
+            if k.starts_with("__") {
+                continue;
+            }
+            if labels.iter().any(|(n, _)| n == k) {
+                return Err(format!("duplicate label name {k:?}"));
+            }
             labels.push((k.to_string(), v.to_string()));
         }
         let from: i64 = param("from").ok_or("from")?.parse().map_err(|_| "from")?;
@@ -372,7 +402,6 @@ async fn ingest(
             .ok_or("until")?
             .parse()
             .map_err(|_| "until")?;
-        let profile = decode_profile(&body)?;
         labels.sort();
         Ok(Stored {
             tenant: tenant(&headers),
@@ -380,6 +409,7 @@ async fn ingest(
             profile,
             id: String::new(),
             range: Some((from, until)),
+            sample_type_config: config,
         })
     })();
     let mut received = state.0.lock().unwrap();
@@ -393,6 +423,79 @@ async fn ingest(
             (StatusCode::BAD_REQUEST, message).into_response()
         }
     }
+}
+
+/// The profile and the `sample_type_config` of an `/ingest` body.
+fn ingest_parts(
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(Bytes, Option<serde_json::Value>), String> {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(boundary) = content_type
+        .strip_prefix("multipart/form-data; boundary=")
+        .map(|b| b.trim_matches('"'))
+    else {
+        return Ok((body, None));
+    };
+    let parts = ferro::receivers::pprof::push::multipart_parts(&body, boundary)
+        .ok_or("malformed multipart form")?;
+    let part = |name: &str| {
+        parts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, data)| data.clone())
+    };
+    if part("prev_profile").is_some() {
+        return Err("unsupported client version".into());
+    }
+    let config = match part("sample_type_config") {
+        Some(json) => {
+            let value: serde_json::Value =
+                serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+            if !value.is_object() {
+                return Err("sample_type_config is not an object".into());
+            }
+            Some(value)
+        }
+        None => None,
+    };
+    Ok((part("profile").ok_or("no profile part")?, config))
+}
+
+/// `__name__` as Pyroscope's `/ingest` derives it for a pprof: `wall` if
+/// a sample type is, else by what the first telling display name contains,
+/// else the last sample type's name.
+fn metric_name(profile: &Pprof, display: impl Fn(&str) -> Option<String>) -> String {
+    let strings = &profile.string_table;
+    let types: Vec<&str> = profile
+        .sample_type
+        .iter()
+        .map(|t| strings[t.r#type as usize].as_str())
+        .collect();
+    if types.contains(&"wall") {
+        return "wall".into();
+    }
+    let mut last = String::new();
+    for st in types {
+        let shown = display(st).unwrap_or_else(|| st.to_string());
+        let name = match () {
+            _ if shown.contains("cpu") => "process_cpu",
+            _ if shown.contains("alloc_") || shown.contains("inuse_") => "memory",
+            _ if shown == "space" || shown == "objects" => "memory",
+            _ if shown.contains("mutex_") => "mutex",
+            _ if shown.contains("block_") => "block",
+            _ if shown.contains("goroutines") => "goroutines",
+            _ => {
+                last = shown;
+                continue;
+            }
+        };
+        return name.into();
+    }
+    last
 }
 
 fn percent_decode(text: &str) -> String {

@@ -149,9 +149,11 @@ pub fn push_request(profiles: &[Profile]) -> Bytes {
 }
 
 /// The query of an `/ingest` request for `profile`: `name` is
-/// `service_name{label=value,...}` (Pyroscope's application key), `from`
-/// and `until` whole seconds, `format=pprof`. `Err` with a reason when a
-/// label value cannot be written in a key (it holds `,`, `{`, `}` or `=`).
+/// `service_name{label=value,...}` (Pyroscope's application key) without
+/// the reserved `__` labels, `from` and `until` whole seconds,
+/// `format=pprof`, `spyName` the `pyroscope_spy` label (Pyroscope adds it
+/// back as that label) or `ferro`. `Err` with a reason when a label value
+/// cannot be written in a key (it holds `,`, `{`, `}` or `=`).
 pub fn ingest_query(profile: &Profile) -> Result<String, &'static str> {
     let service = profile
         .labels
@@ -162,7 +164,7 @@ pub fn ingest_query(profile: &Profile) -> Result<String, &'static str> {
     key.push('{');
     let mut first = true;
     for (name, value) in profile.labels.iter() {
-        if name == "service_name" || name == "__name__" {
+        if name == "service_name" || name == SPY_LABEL || name.starts_with("__") {
             continue;
         }
         if value.contains([',', '{', '}', '=']) || service.contains(['{', '}']) {
@@ -179,12 +181,85 @@ pub fn ingest_query(profile: &Profile) -> Result<String, &'static str> {
     key.push('}');
     let seconds = |ns: i64| ns.div_euclid(1_000_000_000);
     let until = seconds(profile.end_ns).max(seconds(profile.start_ns) + 1);
+    let spy = profile.labels.get(SPY_LABEL).unwrap_or("ferro");
     Ok(format!(
-        "name={}&from={}&until={}&format=pprof&spyName=ferro",
+        "name={}&from={}&until={}&format=pprof&spyName={}",
         percent(&key),
         seconds(profile.start_ns),
-        until
+        until,
+        percent(spy),
     ))
+}
+
+/// The label Pyroscope's `/ingest` makes of `spyName`.
+const SPY_LABEL: &str = "pyroscope_spy";
+
+/// The body of an `/ingest` request for `profile`, and its content type: a
+/// `multipart/form-data` form, as the Go SDK sends, with the pprof as the
+/// `profile` part and a `sample_type_config` part that says what `__name__`
+/// and `__delta__` say, in the only words `/ingest` takes: display names
+/// (which profile type: Pyroscope tells a mutex profile from a block
+/// profile by them, their sample types being the same), units, and which
+/// types are cumulative (Pyroscope before 1.0 subtracts consecutive
+/// profiles of those; a profile labelled `__delta__="false"` is a delta
+/// already).
+pub fn ingest_form(profile: &Profile) -> (String, Bytes) {
+    let name = profile.labels.get("__name__").unwrap_or("");
+    let cumulative = profile.labels.get("__delta__") != Some("false");
+    let mut config = serde_json::Map::new();
+    for st in profile.sample_types.iter() {
+        let entry = match (name, st.kind.as_str()) {
+            ("process_cpu", "samples") => {
+                serde_json::json!({"display-name": "cpu", "units": "samples", "sampled": true})
+            }
+            ("memory", "alloc_objects") => {
+                serde_json::json!({"units": "objects", "cumulative": cumulative})
+            }
+            ("memory", "alloc_space") => {
+                serde_json::json!({"units": "bytes", "cumulative": cumulative})
+            }
+            ("memory", "inuse_objects") => {
+                serde_json::json!({"units": "objects", "aggregation": "average"})
+            }
+            ("memory", "inuse_space") => {
+                serde_json::json!({"units": "bytes", "aggregation": "average"})
+            }
+            ("goroutine", "goroutine") => {
+                serde_json::json!({"units": "goroutines", "aggregation": "average"})
+            }
+            ("mutex" | "block", "contentions") => serde_json::json!({
+                "display-name": format!("{name}_count"),
+                "units": "lock_samples",
+                "cumulative": cumulative,
+            }),
+            ("mutex" | "block", "delay") => serde_json::json!({
+                "display-name": format!("{name}_duration"),
+                "units": "lock_nanoseconds",
+                "cumulative": cumulative,
+            }),
+            _ => continue,
+        };
+        config.insert(st.kind.clone(), entry);
+    }
+    let config = serde_json::Value::Object(config).to_string();
+    // A boundary that occurs in neither part.
+    let mut boundary = String::from("ferro-profile-form");
+    let finder = |b: &str| {
+        memchr::memmem::find(&profile.pprof, b.as_bytes()).is_some() || config.contains(b)
+    };
+    while finder(&boundary) {
+        boundary.push_str(&format!("{:x}", boundary.len()));
+    }
+    let mut body = Vec::with_capacity(profile.pprof.len() + config.len() + 400);
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"profile\"; filename=\"profile.pprof\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+    body.extend_from_slice(&profile.pprof);
+    body.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"sample_type_config\"; filename=\"sample_type_config.json\"\r\nContent-Type: application/json\r\n\r\n").as_bytes());
+    body.extend_from_slice(config.as_bytes());
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        Bytes::from(body),
+    )
 }
 
 fn percent(text: &str) -> String {

@@ -262,9 +262,10 @@ impl PyroscopeSink {
             ExportError::permanent(reason, "labels cannot be written as an ingest key")
         })?;
         let url = format!("{}?{query}", self.url);
-        let request = self.request(&url, "application/octet-stream", tenant);
-        // `/ingest` reads the body as the profile itself: no Content-Encoding.
-        self.post(request, profile.pprof.clone(), false).await
+        let (content_type, body) = encode::ingest_form(profile);
+        let request = self.request(&url, &content_type, tenant);
+        // `/ingest` reads the form as sent: no Content-Encoding.
+        self.post(request, body, false).await
     }
 }
 

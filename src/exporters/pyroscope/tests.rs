@@ -105,6 +105,21 @@ fn ingest_query_carries_the_key_and_the_time_range_in_seconds() {
         encode::ingest_query(&p).unwrap(),
         "name=checkout%7Benv%3Dprod%2Cpod%3Da-1%7D&from=1700000000&until=1700000010&format=pprof&spyName=ferro"
     );
+    // Reserved labels stay out of the key; the spy label is spyName.
+    let p = with_labels(
+        p,
+        &[
+            ("__name__", "process_cpu"),
+            ("__delta__", "false"),
+            ("service_name", "checkout"),
+            ("pyroscope_spy", "gospy"),
+            ("env", "prod"),
+        ],
+    );
+    assert_eq!(
+        encode::ingest_query(&p).unwrap(),
+        "name=checkout%7Benv%3Dprod%7D&from=1700000000&until=1700000010&format=pprof&spyName=gospy"
+    );
     let bad = with_labels(
         profile("x", 1),
         &[("__name__", "memory"), ("service_name", "a"), ("q", "a=b")],
@@ -113,6 +128,47 @@ fn ingest_query_carries_the_key_and_the_time_range_in_seconds() {
         encode::ingest_query(&bad),
         Err("label_not_representable_in_ingest_key")
     );
+}
+
+#[test]
+fn ingest_form_says_the_profile_type_and_what_is_cumulative() {
+    use crate::signal::profiles::SampleType;
+    let contention = |name: &str, delta: Option<&str>| {
+        let mut labels = vec![("__name__", name), ("service_name", "shop")];
+        labels.extend(delta.map(|d| ("__delta__", d)));
+        let mut p = with_labels(profile("shop", 0), &labels);
+        p.pprof = Bytes::from_static(b"\x1f\x8bpprof bytes");
+        p.sample_types = ["contentions", "delay"]
+            .into_iter()
+            .map(|kind| SampleType {
+                kind: kind.into(),
+                unit: "count".into(),
+            })
+            .collect();
+        p
+    };
+    let form = |p: &Profile| {
+        let (content_type, body) = encode::ingest_form(p);
+        let boundary = content_type
+            .strip_prefix("multipart/form-data; boundary=")
+            .unwrap();
+        let parts = crate::receivers::pprof::push::multipart_parts(&body, boundary).unwrap();
+        assert_eq!(parts[0].0, "profile");
+        assert_eq!(parts[0].1, p.pprof, "the profile travels as it is");
+        assert_eq!(parts[1].0, "sample_type_config");
+        serde_json::from_slice::<serde_json::Value>(&parts[1].1).unwrap()
+    };
+    let mutex = form(&contention("mutex", None));
+    assert_eq!(mutex["contentions"]["display-name"], "mutex_count");
+    assert_eq!(mutex["delay"]["display-name"], "mutex_duration");
+    assert_eq!(mutex["delay"]["cumulative"], true, "Go serves totals");
+    let block = form(&contention("block", Some("false")));
+    assert_eq!(block["contentions"]["display-name"], "block_count");
+    assert_eq!(block["delay"]["cumulative"], false, "a delta already");
+    // A boundary is never a run of bytes in the profile.
+    let mut tricky = contention("mutex", None);
+    tricky.pprof = Bytes::from_static(b"--ferro-profile-form\r\n");
+    assert_eq!(form(&tricky)["contentions"]["display-name"], "mutex_count");
 }
 
 #[test]

@@ -437,29 +437,40 @@ async fn accept_ingest(
     } = parse_key(&query.name)?;
     let body = read_body(body, headers, shared.max_profile_size).await?;
     let ticket = shared.reserve(body.len())?;
-    let profile = if multipart {
+    let (profile, config) = if multipart {
         let boundary = boundary(headers).ok_or_else(|| {
             Rejection::invalid("malformed", "multipart/form-data without a boundary")
         })?;
         let parts = multipart_parts(&body, &boundary)
             .ok_or_else(|| Rejection::invalid("malformed", "the multipart body is malformed"))?;
-        if let Some((_, config)) = parts.iter().find(|(name, _)| name == "sample_type_config")
-            && serde_json::from_slice::<serde_json::Value>(config).is_err()
-        {
+        if parts.iter().any(|(name, _)| name == "prev_profile") {
+            // Old Go clients sent cumulative profiles with their predecessor
+            // for the server to subtract; Pyroscope refuses them too.
             return Err(Rejection::invalid(
-                "malformed",
-                "sample_type_config is not JSON",
+                "unsupported_client",
+                "a prev_profile part (a cumulative profile with its predecessor) is not supported: update the client (pyroscope-go sends deltas itself)",
             ));
         }
+        let config = match parts.iter().find(|(name, _)| name == "sample_type_config") {
+            Some((_, config)) => Some(serde_json::from_slice::<SampleTypeConfig>(config).map_err(
+                |e| {
+                    Rejection::invalid(
+                        "malformed",
+                        format!("sample_type_config is not a JSON object of sample types: {e}"),
+                    )
+                },
+            )?),
+            None => None,
+        };
         let (_, profile) = parts
             .into_iter()
             .find(|(name, _)| name == "profile")
             .ok_or_else(|| {
                 Rejection::invalid("malformed", "the multipart body has no `profile` part")
             })?;
-        profile
+        (profile, config)
     } else {
-        body
+        (body, None)
     };
     let checked = match pprof::check(&profile, shared.max_profile_size) {
         Ok(checked) => checked,
@@ -468,7 +479,16 @@ async fn accept_ingest(
             return Err(Rejection::invalid(e.reason(), e.to_string()));
         }
     };
-    let name = suffix_kind.or_else(|| pprof::type_name(&checked)).ok_or_else(|| {
+    let name = suffix_kind
+        .or_else(|| {
+            pprof::type_name_displayed(&checked, |st| match &config {
+                Some(config) => config.display_name(st),
+                // Pyroscope's mapping for a client that sends none.
+                None => (st == "samples").then_some("cpu"),
+            })
+        })
+        .or_else(|| pprof::type_name(&checked))
+        .ok_or_else(|| {
         Rejection::invalid(
             "invalid_profile_name",
             "neither the name's suffix nor the profile's sample types name a known profile type",
@@ -480,6 +500,9 @@ async fn accept_ingest(
     }
     labels.set("service_name", &service);
     labels.set("__name__", name);
+    // As Pyroscope's own /ingest: what an SDK sends there is a delta
+    // already (or an instant), never to be differenced again.
+    labels.set("__delta__", "false");
     if let Some(spy) = &query.spy_name {
         labels.set("pyroscope_spy", spy);
     }
@@ -495,6 +518,27 @@ async fn accept_ingest(
         .hand_on_pushed(Profiles::new(vec![profile]), ticket, org_id)
         .await
         .map_err(Rejection::Refused)
+}
+
+/// A multipart `/ingest`'s `sample_type_config`: per sample type, how the
+/// SDK wants it shown (`{"contentions": {"display-name": "mutex_count",
+/// "units": "lock_samples", "cumulative": true}}`). Only the display name
+/// matters once profiles are pprof: it picks the profile type.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SampleTypeConfig(std::collections::HashMap<String, Option<SampleTypeEntry>>);
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct SampleTypeEntry {
+    #[serde(rename = "display-name", default)]
+    display_name: String,
+}
+
+impl SampleTypeConfig {
+    fn display_name(&self, sample_type: &str) -> Option<&str> {
+        let entry = self.0.get(sample_type)?.as_ref()?;
+        (!entry.display_name.is_empty()).then_some(entry.display_name.as_str())
+    }
 }
 
 fn media_type(headers: &HeaderMap) -> String {
