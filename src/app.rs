@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, LogFormat};
 use crate::delivery::MemoryLimiter;
-use crate::k8s::PodCaches;
 use crate::telemetry::{Telemetry, server};
+use crate::topology::Lasting;
 use crate::topology::Topology;
 
 /// Where the config comes from.
@@ -48,8 +48,9 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
     let started = Instant::now();
     let telemetry = Telemetry::new();
     let limiter = MemoryLimiter::new(config.memory_limit.as_usize());
-    // One pod cache per process, like telemetry: it survives reloads.
-    let pod_caches = PodCaches::default();
+    // One pod cache and one set of listening sockets per process, like
+    // telemetry: they survive reloads.
+    let lasting = Lasting::default();
 
     let mut telemetry_stop = CancellationToken::new();
     let mut telemetry_listen = None;
@@ -74,21 +75,14 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
 
     let summary = config.summary();
     log_redaction(&config);
-    let mut topology = match Topology::start(
-        config,
-        &telemetry,
-        &limiter,
-        &pod_caches,
-        Default::default(),
-    )
-    .await
-    {
-        Ok(topology) => topology,
-        Err((error, _)) => {
-            tracing::error!(%error, "cannot start");
-            return ExitCode::FAILURE;
-        }
-    };
+    let mut topology =
+        match Topology::start(config, &telemetry, &limiter, &lasting, Default::default()).await {
+            Ok(topology) => topology,
+            Err((error, _)) => {
+                tracing::error!(%error, "cannot start");
+                return ExitCode::FAILURE;
+            }
+        };
     telemetry.set_ready(true);
     tracing::info!(
         startup_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -136,7 +130,7 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
                 log_redaction(&next);
                 telemetry.set_ready(false);
                 let wanted_listen = next.telemetry.enabled.then_some(next.telemetry.listen);
-                topology = match topology.reload(next, &telemetry, &limiter, &pod_caches).await {
+                topology = match topology.reload(next, &telemetry, &limiter, &lasting).await {
                     Ok((topology, None)) => {
                         tracing::info!("reload done");
                         topology
@@ -173,6 +167,8 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
     tracing::info!("shutting down: stopping receivers, draining pipelines, flushing exporters");
     telemetry.set_ready(false);
     let stopping = Instant::now();
+    // Once the receivers stop, new connections are refused, not queued.
+    lasting.listeners.close_all();
     topology.shutdown().await;
     memory_gauge.abort();
     telemetry_stop.cancel();

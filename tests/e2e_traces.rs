@@ -633,6 +633,80 @@ async fn sighup_reloads_valid_config_and_keeps_the_old_one_on_error() {
     assert_eq!(status, 200);
 }
 
+/// A reload replaces the receivers, but not their sockets: a client that
+/// connects while it runs waits in the accept queue and is answered by the
+/// new receiver; no connection is refused and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_refuses_no_connection() {
+    let sink = Sink::start().await;
+    let port = free_port();
+    let config = |wait: &str| {
+        format!(
+            r#"
+            [telemetry]
+            listen = "127.0.0.1:0"
+            [receivers.otlp.in]
+            http = "127.0.0.1:{port}"
+            pipeline_wait = "{wait}"
+            [exporters.otlp.out]
+            endpoint = "http://{sink}"
+            [pipelines.traces]
+            receivers = ["otlp.in"]
+            exporters = ["otlp.out"]
+            "#,
+            sink = sink.grpc,
+        )
+    };
+    let ferro = Ferro::start(&config("1s"));
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let proto = [("Content-Type", "application/x-protobuf")];
+            let mut answers = Vec::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = request(i, 1).encode_to_vec();
+                // A refused or reset connection panics in http_post.
+                let answer =
+                    std::panic::catch_unwind(|| http_post(addr, "/v1/traces", &proto, &body).0);
+                answers.push(answer.unwrap_or(0));
+                i += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            answers
+        })
+    };
+    for (n, wait) in ["2s", "3s", "1s"].into_iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::write(&ferro.config_path, config(wait)).unwrap();
+        ferro.signal("HUP");
+        assert!(
+            ferro.wait_for_logs("reload done", n + 1, Duration::from_secs(10)),
+            "{}",
+            ferro.logs()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers = client.join().unwrap();
+    let failed: Vec<_> = answers.iter().filter(|&&status| status != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests not answered 200 (0: refused or reset): {failed:?}\n{}",
+        failed.len(),
+        answers.len(),
+        ferro.logs()
+    );
+    assert_eq!(
+        sink.wait_for_spans(answers.len(), Duration::from_secs(10))
+            .await,
+        answers.len(),
+        "every span accepted across three reloads arrives"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_and_self_metrics() {
     let ferro = Ferro::start(

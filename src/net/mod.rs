@@ -1,9 +1,11 @@
-//! Network plumbing shared by the exporters: TLS client settings and the HTTP
-//! client built on hyper and rustls (the same stack tonic uses).
+//! Network plumbing: TLS client settings and the HTTP client built on hyper
+//! and rustls (the same stack tonic uses) for the exporters, and the
+//! listening sockets receivers keep across reloads.
 
 pub mod auth;
 pub mod body;
 pub mod http_client;
+pub mod listeners;
 pub mod tls;
 
 /// An error and its sources, joined: hyper's top-level messages alone

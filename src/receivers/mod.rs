@@ -155,16 +155,15 @@ impl RunningReceiver {
     }
 }
 
-/// Serves `app` on `addr` until `stop`, with each peer's address for
+/// Serves `app` on `listener` until `stop`, with each peer's address for
 /// `ConnectInfo` and no body limit of axum's (handlers cap bodies as they
 /// read and decompress them): the bound address and the server's task.
-pub async fn serve_http(
-    addr: SocketAddr,
+pub fn serve_http(
+    listener: tokio::net::TcpListener,
     app: axum::Router,
     server: &'static str,
     stop: CancellationToken,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = app.layer(axum::extract::DefaultBodyLimit::disable());
     let task = tokio::spawn(async move {

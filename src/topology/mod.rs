@@ -19,6 +19,7 @@ use crate::delivery::{Batch, MemoryLimiter};
 use crate::exporters::RunningExporter;
 use crate::exporters::runner::Lane;
 use crate::k8s::PodCaches;
+use crate::net::listeners::Listeners;
 use crate::processors::Built;
 use crate::processors::tenant::TenantLimiter;
 use crate::receivers::{self, Outputs, ReceiverConfig, RunningReceiver};
@@ -142,6 +143,15 @@ fn wire<T: Fields>(
     tokio::spawn(task.run())
 }
 
+/// What outlives a topology, so that a reload keeps it: the pod cache (warm,
+/// no new list against the API server) and the receivers' listening
+/// sockets (no connection refused while the topology is replaced).
+#[derive(Default)]
+pub struct Lasting {
+    pub pods: PodCaches,
+    pub listeners: Listeners,
+}
+
 /// A started config.
 pub struct Topology {
     pub config: Config,
@@ -163,14 +173,20 @@ pub enum StartError {
 
 impl Topology {
     /// Starts `config`. Exporters in `keep` (from a previous topology, with the
-    /// same config) are taken over with their queues instead of started anew.
+    /// same config) are taken over with their queues instead of started anew,
+    /// and receivers listen on the sockets `listeners` holds for their
+    /// addresses.
     pub async fn start(
         config: Config,
         telemetry: &Arc<Telemetry>,
         limiter: &Arc<MemoryLimiter>,
-        caches: &PodCaches,
+        lasting: &Lasting,
         mut keep: BTreeMap<ComponentId, RunningExporter>,
     ) -> Result<Topology, (StartError, BTreeMap<ComponentId, RunningExporter>)> {
+        let Lasting {
+            pods: caches,
+            listeners,
+        } = lasting;
         limiter.set_limit(config.memory_limit.as_usize());
         telemetry.memory_limit.set(config.memory_limit.get() as i64);
 
@@ -288,11 +304,13 @@ impl Topology {
         };
 
         // 3. Receivers.
+        listeners.begin();
         for (id, receiver_config) in &config.receivers {
             let started = match receiver_config {
                 ReceiverConfig::Otlp(c) => {
                     let outputs = wiring.outputs(id, c.pipeline_wait);
-                    receivers::otlp::start(id, c, outputs, limiter.clone(), telemetry).await
+                    receivers::otlp::start(id, c, outputs, limiter.clone(), telemetry, listeners)
+                        .await
                 }
                 ReceiverConfig::Prometheus(c) => {
                     // A scrape that finds the pipeline full waits, then skips
@@ -318,6 +336,7 @@ impl Topology {
                         limiter.clone(),
                         telemetry,
                         pods.clone(),
+                        listeners,
                     )
                     .await
                 }
@@ -345,6 +364,7 @@ impl Topology {
             }
         }
         drop(wiring);
+        listeners.close_unclaimed();
         Ok(topology)
     }
 
@@ -413,18 +433,18 @@ impl Topology {
         next: Config,
         telemetry: &Arc<Telemetry>,
         limiter: &Arc<MemoryLimiter>,
-        caches: &PodCaches,
+        lasting: &Lasting,
     ) -> Result<(Topology, Option<StartError>), StartError> {
         let old = self.config.clone();
         for receiver in &self.receivers {
             receiver.retire_jobs(next.receivers.get(&receiver.id));
         }
         let kept = self.stop_keeping_exporters(&next).await;
-        match Topology::start(next, telemetry, limiter, caches, kept).await {
+        match Topology::start(next, telemetry, limiter, lasting, kept).await {
             Ok(topology) => Ok((topology, None)),
             Err((error, kept)) => {
                 tracing::error!(%error, "the new config could not start; restoring the previous one");
-                match Topology::start(old, telemetry, limiter, caches, kept).await {
+                match Topology::start(old, telemetry, limiter, lasting, kept).await {
                     Ok(topology) => Ok((topology, Some(error))),
                     Err((again, _)) => Err(again),
                 }

@@ -32,12 +32,11 @@ use crate::receivers::tenancy;
 use crate::signal::Signal;
 use crate::topology::fanout::Refusal;
 
-pub async fn serve(
-    addr: SocketAddr,
+pub fn serve(
+    listener: TcpListener,
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let router = Server::builder()

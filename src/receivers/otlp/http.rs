@@ -26,8 +26,8 @@ use crate::receivers::tenancy;
 use crate::signal::Signal;
 use crate::topology::fanout::Refusal;
 
-pub async fn serve(
-    addr: SocketAddr,
+pub fn serve(
+    listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
@@ -37,7 +37,7 @@ pub async fn serve(
         .route("/v1/logs", post(logs))
         .with_state(shared);
     // The limit is applied while reading and after decompression, below.
-    crate::receivers::serve_http(addr, app, "OTLP HTTP", stop).await
+    crate::receivers::serve_http(listener, app, "OTLP HTTP", stop)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,7 @@ use super::tenancy::{self, InvalidOrgId};
 use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
+use crate::net::listeners::Listeners;
 use crate::otlp::scan;
 use crate::signal::{Fields, Signal, SignalData, Traces};
 use crate::telemetry::{ComponentLabels, Telemetry};
@@ -400,6 +401,7 @@ pub async fn start(
     outputs: Outputs,
     limiter: Arc<MemoryLimiter>,
     telemetry: &Arc<Telemetry>,
+    listeners: &Listeners,
 ) -> std::io::Result<RunningReceiver> {
     let labels = Telemetry::labels("receiver", id, Signal::Traces);
     let shared = Arc::new(Shared {
@@ -418,12 +420,16 @@ pub async fn start(
     let mut addrs = Vec::new();
     let mut tasks = Vec::new();
     if let Some(addr) = config.grpc {
-        let (bound, task) = grpc::serve(addr, shared.clone(), stop.clone()).await?;
+        let listener = listeners.bind(addr).await?;
+        let (bound, task) = grpc::serve(listener, shared.clone(), stop.clone())?;
         addrs.push(("grpc", bound));
         tasks.push(task);
     }
     if let Some(addr) = config.http {
-        let bound = http::serve(addr, shared.clone(), stop.clone()).await;
+        let bound = match listeners.bind(addr).await {
+            Ok(listener) => http::serve(listener, shared.clone(), stop.clone()),
+            Err(e) => Err(e),
+        };
         let (bound, task) = match bound {
             Ok(ok) => ok,
             Err(e) => {

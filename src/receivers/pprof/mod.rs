@@ -28,6 +28,7 @@ use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
 use crate::k8s::{PodCache, PodInfo};
+use crate::net::listeners::Listeners;
 use crate::receivers::prometheus::StaticConfig;
 use crate::signal::{Profiles, Signal, SignalData};
 use crate::telemetry::{ComponentLabels, Telemetry};
@@ -146,6 +147,7 @@ pub async fn start(
     limiter: Arc<MemoryLimiter>,
     telemetry: &Arc<Telemetry>,
     pods: Option<PodCache>,
+    listeners: &Listeners,
 ) -> std::io::Result<RunningReceiver> {
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -164,7 +166,8 @@ pub async fn start(
         max_profile_size: config.max_profile_size,
     });
     if let Some(addr) = config.listen {
-        let (bound, task) = push::serve(addr, shared.clone(), stop.clone()).await?;
+        let listener = listeners.bind(addr).await?;
+        let (bound, task) = push::serve(listener, shared.clone(), stop.clone())?;
         tracing::info!(receiver = %id, protocol = "http", addr = %bound, "pprof receiver listening");
         addrs.push(("http", bound));
         tasks.push(task);

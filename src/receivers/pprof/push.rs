@@ -44,8 +44,8 @@ use crate::topology::fanout::Refusal;
 /// How long a refused client is asked to wait.
 const RETRY_AFTER_SECS: u64 = 1;
 
-pub async fn serve(
-    addr: SocketAddr,
+pub fn serve(
+    listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
@@ -54,7 +54,7 @@ pub async fn serve(
         .route("/ingest", post(ingest))
         .with_state(shared);
     // The limit is applied while reading and after decompression, below.
-    crate::receivers::serve_http(addr, app, "pprof push", stop).await
+    crate::receivers::serve_http(listener, app, "pprof push", stop)
 }
 
 /// Why a push was not taken, with the answer it gets.

@@ -336,9 +336,8 @@ async fn push_server(
         max_profile_size: 1 << 20,
     });
     let stop = CancellationToken::new();
-    let (addr, _task) = push::serve("127.0.0.1:0".parse().unwrap(), shared, stop.clone())
-        .await
-        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, _task) = push::serve(listener, shared, stop.clone()).unwrap();
     (addr, rx, telemetry, stop)
 }
 
