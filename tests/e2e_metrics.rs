@@ -486,17 +486,24 @@ async fn a_page_broken_halfway_writes_nothing() {
     );
 }
 
-/// A reload, then a shutdown: neither writes staleness markers for a job
-/// that goes on, so its series go on through the reload without a break
-/// (Prometheus does the same); a job the reload removes has its series
-/// ended with markers, as Prometheus does.
+/// A reload, then a shutdown: neither writes staleness markers for a
+/// target that goes on, so its series go on through the reload without a
+/// break (Prometheus does the same); a job the reload removes, and a target
+/// the reload removes from a job it keeps, have their series ended with
+/// markers, as Prometheus does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_or_a_shutdown_does_not_end_the_series() {
     let target = PageServer::start(TEXT, "queue_depth{queue=\"a\"} 3\n").await;
     let other = PageServer::start(TEXT, "old_depth{queue=\"b\"} 5\n").await;
+    let dropped = PageServer::start(TEXT, "dropped_depth{queue=\"c\"} 7\n").await;
     let server = common::prom::Rw2Server::start().await;
     let removed = scrape_config("removed", other.addr, "");
-    let scrape = format!("{}{removed}", scrape_config("reload", target.addr, ""));
+    let one_target = format!("targets = [\"{}\"]", target.addr);
+    let two_targets = format!("targets = [\"{}\", \"{}\"]", target.addr, dropped.addr);
+    let scrape = format!(
+        "{}{removed}",
+        scrape_config("reload", target.addr, "").replace(&one_target, &two_targets)
+    );
     let mut ferro = ferro_to(server.addr, &scrape, "protocol_version = \"2.0\"");
     let samples = |name: &str| -> Vec<f64> {
         server
@@ -512,17 +519,20 @@ async fn a_reload_or_a_shutdown_does_not_end_the_series() {
     assert!(
         eventually(Duration::from_secs(20), || samples("queue_depth").len()
             >= 2
-            && !samples("old_depth").is_empty()),
+            && !samples("old_depth").is_empty()
+            && !samples("dropped_depth").is_empty()),
         "{}",
         ferro.logs()
     );
-    // Another config: the first job the same, the second gone.
+    // Another config: the first job the same less one target, the second
+    // gone.
     let config = std::fs::read_to_string(&ferro.config_path).unwrap();
     std::fs::write(
         &ferro.config_path,
         config
             .replace("timeout = \"100ms\"", "timeout = \"150ms\"")
-            .replace(&removed, ""),
+            .replace(&removed, "")
+            .replace(&two_targets, &one_target),
     )
     .unwrap();
     ferro.signal("HUP");
@@ -550,5 +560,11 @@ async fn a_reload_or_a_shutdown_does_not_end_the_series() {
         values.last().is_some_and(|v| v.is_nan())
             && values[..values.len() - 1].iter().all(|v| *v == 5.0),
         "the removed job's series end with a marker: {values:?}"
+    );
+    let values = samples("dropped_depth");
+    assert!(
+        values.last().is_some_and(|v| v.is_nan())
+            && values[..values.len() - 1].iter().all(|v| *v == 7.0),
+        "the removed target's series end with a marker: {values:?}"
     );
 }

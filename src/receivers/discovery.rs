@@ -34,6 +34,36 @@ pub struct Sources {
     pub pods: Option<(PodCache, PodGroups)>,
 }
 
+impl Sources {
+    /// The groups these sources give now, `file_sd` files as `file_sd`
+    /// last read them.
+    fn groups(&self, file_sd: &[FileSd]) -> Vec<StaticConfig> {
+        let mut groups = self.static_groups.clone();
+        for sd in file_sd {
+            groups.extend(sd.groups().cloned());
+        }
+        if let Some((cache, pod_groups)) = &self.pods {
+            groups.extend(pod_groups(&cache.pods()));
+        }
+        groups
+    }
+
+    /// The groups these sources give now, `file_sd` files read afresh: what
+    /// a job about to start would find.
+    pub fn groups_now(&self) -> Vec<StaticConfig> {
+        let file_sd: Vec<FileSd> = self
+            .file_sd
+            .iter()
+            .map(|config| {
+                let mut sd = FileSd::default();
+                sd.refresh(&config.files);
+                sd
+            })
+            .collect();
+        self.groups(&file_sd)
+    }
+}
+
 /// Keeps one loop running per current target: `resolve` turns the groups
 /// into targets, `spawn` starts a target's loop, which must end when its
 /// token is cancelled. Targets that disappear are stopped (and awaited)
@@ -68,14 +98,7 @@ pub async fn reconcile<T, R, S>(
         if !changed {
             continue;
         }
-        let mut groups = sources.static_groups.clone();
-        for sd in &file_sd {
-            groups.extend(sd.groups().cloned());
-        }
-        if let Some((cache, pod_groups)) = &sources.pods {
-            groups.extend(pod_groups(&cache.pods()));
-        }
-        let wanted = resolve(&groups);
+        let wanted = resolve(&sources.groups(&file_sd));
         let current: Vec<T> = running.keys().cloned().collect();
         for target in current.iter().filter(|t| !wanted.contains(t)) {
             if let Some((token, handle)) = running.remove(target) {

@@ -95,10 +95,12 @@ pub struct RunningReceiver {
     pub addrs: Vec<(&'static str, SocketAddr)>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
-    /// Scrape jobs by name, each with the token that says the next config
-    /// has no such job: its targets then end their series as they stop.
-    jobs: Vec<(String, CancellationToken)>,
+    on_reload: Option<ReloadHook>,
 }
+
+/// What a receiver does, given its successor's config, before a reload stops
+/// it.
+pub type ReloadHook = Box<dyn Fn(Option<&ReceiverConfig>) + Send + Sync>;
 
 impl RunningReceiver {
     pub fn new(
@@ -112,27 +114,24 @@ impl RunningReceiver {
             addrs,
             stop,
             tasks,
-            jobs: Vec::new(),
+            on_reload: None,
         }
     }
 
-    /// This receiver with its scrape jobs (see [`Self::retire_jobs`]).
-    pub fn with_jobs(mut self, jobs: Vec<(String, CancellationToken)>) -> Self {
-        self.jobs = jobs;
+    /// This receiver with what it must do before a reload stops it (see
+    /// [`Self::before_reload`]).
+    pub fn with_reload_hook(mut self, hook: ReloadHook) -> Self {
+        self.on_reload = Some(hook);
         self
     }
 
-    /// Before a reload stops this receiver: the jobs that `next` (the same
-    /// receiver in the next config) no longer has are retired, so that
-    /// their targets mark their series stale as they stop, where the jobs
-    /// that go on do not.
-    pub fn retire_jobs(&self, next: Option<&ReceiverConfig>) {
-        for (job, retired) in &self.jobs {
-            let kept = matches!(next, Some(ReceiverConfig::Prometheus(c))
-                if c.scrape_configs.iter().any(|s| s.job_name == *job));
-            if !kept {
-                retired.cancel();
-            }
+    /// Before a reload stops this receiver: tells it what `next` (the same
+    /// receiver in the next config, if any) will run, so that a scrape
+    /// receiver marks stale the series of the targets the next config
+    /// drops, and only those.
+    pub fn before_reload(&self, next: Option<&ReceiverConfig>) {
+        if let Some(hook) = &self.on_reload {
+            hook(next);
         }
     }
 

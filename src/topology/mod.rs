@@ -437,7 +437,7 @@ impl Topology {
     ) -> Result<(Topology, Option<StartError>), StartError> {
         let old = self.config.clone();
         for receiver in &self.receivers {
-            receiver.retire_jobs(next.receivers.get(&receiver.id));
+            receiver.before_reload(next.receivers.get(&receiver.id));
         }
         let kept = self.stop_keeping_exporters(&next).await;
         match Topology::start(next, telemetry, limiter, lasting, kept).await {

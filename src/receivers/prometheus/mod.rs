@@ -18,17 +18,19 @@ pub use config::{
     StaticConfig,
 };
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
 
 use super::discovery::{PodGroups, Sources, reconcile};
-use super::{Outputs, RunningReceiver};
+use super::{Outputs, ReceiverConfig, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::MemoryLimiter;
 use crate::k8s::{PodCache, PodInfo, discovery};
 use crate::signal::Signal;
 use crate::telemetry::Telemetry;
 use scrape::{Job, Sender};
+use targets::Target;
 
 pub async fn start(
     id: &ComponentId,
@@ -59,27 +61,45 @@ pub async fn start(
             "scrape_failed",
         ),
     });
-    let mut jobs = Vec::new();
+    let mut successors = Vec::new();
     for scrape_config in &config.scrape_configs {
         let job = Arc::new(Job::new(
             scrape_config.clone(),
             &scrape_config.tls,
             &scrape_config.credentials,
         )?);
-        let retired = CancellationToken::new();
-        jobs.push((scrape_config.job_name.clone(), retired.clone()));
+        let next = Arc::new(OnceLock::new());
+        successors.push((scrape_config.job_name.clone(), next.clone()));
         tasks.push(tokio::spawn(manage(
             job,
             sender.clone(),
             pods.clone(),
             Stops {
                 receiver: stop.clone(),
-                retired,
+                next,
             },
         )));
     }
     tracing::info!(receiver = %id, jobs = config.scrape_configs.len(), "Prometheus scrape receiver started");
-    Ok(RunningReceiver::new(id.clone(), Vec::new(), stop, tasks).with_jobs(jobs))
+    let hook = move |next: Option<&ReceiverConfig>| {
+        for (job, slot) in &successors {
+            let next_job = match next {
+                Some(ReceiverConfig::Prometheus(c)) => {
+                    c.scrape_configs.iter().find(|s| s.job_name == *job)
+                }
+                _ => None,
+            };
+            // What the next job will scrape, found as it will find it.
+            let targets = next_job
+                .map(|config| {
+                    let groups = sources(config, pods.clone()).groups_now();
+                    targets::targets(config, &groups).into_iter().collect()
+                })
+                .unwrap_or_default();
+            let _ = slot.set(targets);
+        }
+    };
+    Ok(RunningReceiver::new(id.clone(), Vec::new(), stop, tasks).with_reload_hook(Box::new(hook)))
 }
 
 /// Why a job's target loops stop, besides their own target going away.
@@ -87,16 +107,16 @@ pub async fn start(
 pub struct Stops {
     /// The receiver stops (a reload, a shutdown).
     pub receiver: CancellationToken,
-    /// The next config has no such job: its series end (set before
-    /// `receiver`).
-    pub retired: CancellationToken,
+    /// The targets this job has in the next config (none if the next
+    /// config has no such job), set by a reload before `receiver`: a target
+    /// not among them ends its series as it stops. Unset at a shutdown.
+    pub next: Arc<OnceLock<BTreeSet<Target>>>,
 }
 
-/// Keeps one scrape loop running per current target of `job`: static
-/// groups, `file_sd` files and, with `kubernetes_sd_configs`, the pods of
-/// this node (on every change of the pod cache).
-async fn manage(job: Arc<Job>, sender: Arc<Sender>, pods: Option<PodCache>, stops: Stops) {
-    let sd_configs = job.config.kubernetes_sd_configs.clone();
+/// Where `config`'s target groups come from: its static groups, its
+/// `file_sd` files and, with `kubernetes_sd_configs`, the pods of this node.
+fn sources(config: &ScrapeConfig, pods: Option<PodCache>) -> Sources {
+    let sd_configs = config.kubernetes_sd_configs.clone();
     let pods = pods
         .filter(|_| !sd_configs.is_empty())
         .map(|cache| -> (PodCache, PodGroups) {
@@ -112,11 +132,18 @@ async fn manage(job: Arc<Job>, sender: Arc<Sender>, pods: Option<PodCache>, stop
             };
             (cache, Arc::new(groups))
         });
-    let sources = Sources {
-        static_groups: job.config.static_configs.clone(),
-        file_sd: job.config.file_sd_configs.clone(),
+    Sources {
+        static_groups: config.static_configs.clone(),
+        file_sd: config.file_sd_configs.clone(),
         pods,
-    };
+    }
+}
+
+/// Keeps one scrape loop running per current target of `job`: static
+/// groups, `file_sd` files and, with `kubernetes_sd_configs`, the pods of
+/// this node (on every change of the pod cache).
+async fn manage(job: Arc<Job>, sender: Arc<Sender>, pods: Option<PodCache>, stops: Stops) {
+    let sources = sources(&job.config, pods);
     let spawn = |target, token| {
         tokio::spawn(scrape::run(
             job.clone(),

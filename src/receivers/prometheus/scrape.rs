@@ -71,12 +71,13 @@ pub fn now_ms() -> i64 {
 }
 
 /// Scrapes `target` every interval until `stop`. A target that went away
-/// (`stop` while the receiver runs on), or whose job the next config does
-/// not have, has its series marked stale, as Prometheus does; when the
-/// receiver merely stops (a reload that keeps the job, a shutdown) they are
-/// not, as Prometheus does not either: the next config, or the restarted
-/// agent, goes on scraping them, and markers would cut every series short
-/// in the meantime.
+/// (`stop` while the receiver runs on), or that the next config does not
+/// scrape (its job gone, or the target no longer among the job's), has its
+/// series marked stale, as Prometheus does; when the receiver merely stops
+/// (a reload that keeps the target, a shutdown) they are not, as
+/// Prometheus does not either: the next config, or the restarted agent,
+/// goes on scraping them, and markers would cut every series short in the
+/// meantime.
 pub async fn run(
     job: Arc<Job>,
     target: Target,
@@ -98,8 +99,14 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
             _ = stop.cancelled() => {
-                if stops.receiver.is_cancelled() && !stops.retired.is_cancelled() {
-                    return;
+                if stops.receiver.is_cancelled() {
+                    match stops.next.get() {
+                        // A shutdown: the restarted agent goes on.
+                        None => return,
+                        // A reload that keeps this target.
+                        Some(next) if next.contains(&target) => return,
+                        Some(_) => {}
+                    }
                 }
                 // The target is gone: its series end now, as in Prometheus.
                 let gone = std::mem::take(&mut state.previous);
