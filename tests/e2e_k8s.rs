@@ -6,12 +6,13 @@
 //!   answers, and an outage during which the cache keeps serving;
 //! - the real binary: pod log files and OTLP spans enriched with pod
 //!   metadata on their way to the Loki and OTLP stand-ins, the cache kept
-//!   across a SIGHUP reload, and Prometheus and pprof pod discovery by
+//!   across a SIGHUP reload, namespace labels from a namespace watch
+//!   (changed mid-stream), and Prometheus and pprof pod discovery by
 //!   annotation.
 
 mod common;
 
-use common::kube_api::{KubeApi, pod};
+use common::kube_api::{KubeApi, namespace, pod};
 use common::loki::LokiServer;
 use common::prom::{PageServer, Rw2Server};
 use common::pyroscope::{PprofTarget, PyroscopeServer};
@@ -53,6 +54,7 @@ async fn the_pod_cache_follows_the_node_through_changes_gone_and_outages() {
         KubernetesConfig {
             node_name: "node-a".into(),
             api_server: Some(api.url().parse().unwrap()),
+            namespaces: false,
         },
         &telemetry,
     )
@@ -155,6 +157,7 @@ async fn a_wrong_node_selector_is_refused_by_the_test_server() {
         KubernetesConfig {
             node_name: "node-b".into(),
             api_server: Some(api.url().parse().unwrap()),
+            namespaces: false,
         },
         &telemetry,
     )
@@ -397,6 +400,109 @@ async fn pod_logs_and_spans_are_enriched_from_the_api_server() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(api.requests().iter().filter(|r| !r.watch).count(), lists);
     assert_eq!(ferro.metric("ferro_k8s_pods_cached", &[]), 2.0);
+}
+
+/// `namespace_labels`: the pod cache watches namespaces too (all of them:
+/// there is no node to scope them by), and log streams get the labels of
+/// their pod's namespace, following a change of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_labels_come_from_a_namespace_watch() {
+    let api = KubeApi::start("node-a").await;
+    api.add(pod("node-a", "shop", "db", "u-db", "10.1.0.6"));
+    api.add_namespace(namespace("shop", serde_json::json!({"team": "checkout"})));
+    api.add_namespace(namespace("infra", serde_json::json!({"team": "platform"})));
+    let loki = LokiServer::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("pods")).unwrap();
+    let config = format!(
+        r#"
+        data_dir = "{data}"
+        [telemetry]
+        listen = "127.0.0.1:0"
+        [kubernetes]
+        node_name = "node-a"
+        api_server = "{api}"
+        [receivers.pod_logs.node]
+        include = ["{root}/*/*/*.log"]
+        start_at = "beginning"
+        rescan_interval = "100ms"
+        [processors.k8s_attributes.pods]
+        namespace_labels = ["team"]
+        namespace_annotations = [{{ key = "owner.example/contact", name = "contact" }}]
+        [processors.batch.b]
+        timeout = "50ms"
+        [exporters.loki.loki]
+        endpoint = "{loki}"
+        batch_wait = "50ms"
+        [pipelines.logs]
+        receivers = ["pod_logs.node"]
+        processors = ["k8s_attributes.pods", "batch.b"]
+        exporters = ["loki.loki"]
+        "#,
+        data = tmp.path().join("data").display(),
+        api = api.url(),
+        root = tmp.path().join("pods").display(),
+        loki = loki.url(),
+    );
+    let ferro = Ferro::start(&config);
+    let dir = tmp.path().join("pods/shop_db_u-db/postgres");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("0.log");
+    std::fs::write(&file, cri("checkpoint starting")).unwrap();
+    assert_eq!(loki.wait_for_entries(1, WAIT).await, 1, "{}", ferro.logs());
+    let streams = || -> Vec<Vec<(String, String)>> {
+        loki.with(|r| r.streams.keys().map(|(_, l)| l.clone()).collect())
+    };
+    let first = &streams()[0];
+    for pair in [
+        ("namespace", "shop"),
+        ("team", "checkout"),
+        ("contact", "shop@example.com"),
+    ] {
+        assert!(
+            first.contains(&(pair.0.into(), pair.1.into())),
+            "{pair:?} in {first:?}"
+        );
+    }
+
+    // The namespace changes hands: later lines carry the new team.
+    api.modify_namespace(namespace("shop", serde_json::json!({"team": "payments"})));
+    let mut written = 1;
+    eventually("a stream labelled with the new team", || {
+        let found = streams()
+            .iter()
+            .any(|l| l.contains(&("team".into(), "payments".into())));
+        if !found {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&file)
+                .unwrap();
+            f.write_all(cri(&format!("checkpoint {written}")).as_bytes())
+                .unwrap();
+            written += 1;
+        }
+        found
+    })
+    .await;
+    assert_eq!(ferro.metric("ferro_k8s_namespaces_cached", &[]), 2.0);
+
+    // Pods were asked for by node, namespaces without a selector.
+    let requests = api.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.resource == "namespaces" && r.watch && r.status == 200),
+        "{requests:?}"
+    );
+    assert!(requests.iter().all(|r| r.status == 200), "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .filter(|r| r.resource == "pods")
+            .all(|r| r.field_selector.as_deref() == Some("spec.nodeName=node-a")),
+        "{requests:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

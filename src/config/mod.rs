@@ -412,8 +412,13 @@ fn load<'a>(doc: &mut Document<'a>, root: toml::Spanned<toml::de::DeTable<'a>>) 
         }
     }
 
-    let globals = globals?;
+    let mut globals = globals?;
     check_kubernetes(doc, &globals, &processors, &receivers);
+    if let Some(kubernetes) = &mut globals.kubernetes {
+        kubernetes.namespaces = processors
+            .values()
+            .any(|p| matches!(p, ProcessorConfig::K8sAttributes(c) if c.uses_namespaces()));
+    }
     if !doc.errors.is_empty() {
         return None;
     }

@@ -11,7 +11,7 @@
 //! what it has.
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::runtime::watcher;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -21,13 +21,18 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::config::KubernetesConfig;
+use super::namespace::NamespaceInfo;
 use super::pod::PodInfo;
-use crate::telemetry::{CauseLabels, Telemetry};
+use crate::telemetry::{CauseLabels, K8sFamilies, Telemetry};
 
 /// Pods the cache holds at most. A node runs 110 by default and rarely more
 /// than a few hundred; past this, pods are counted and left out rather than
 /// letting a misbehaving API answer grow the agent.
 pub const MAX_PODS: usize = 4096;
+
+/// Namespaces the cache holds at most, when it watches them: clusters with
+/// more are rare, and the cap keeps one from growing every agent.
+pub const MAX_NAMESPACES: usize = 16384;
 
 /// First and longest wait between retries while the API server fails.
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
@@ -54,6 +59,11 @@ pub struct PodCache {
 struct Inner {
     config: KubernetesConfig,
     store: RwLock<Store>,
+    /// Empty unless `config.namespaces`.
+    namespaces: RwLock<Namespaces>,
+    /// Whether a complete list of namespaces arrived (from the start, when
+    /// they are not watched).
+    namespaces_synced: watch::Sender<bool>,
     /// Bumped on every change a discovery source must see.
     changes: watch::Sender<u64>,
     synced: watch::Sender<bool>,
@@ -83,8 +93,12 @@ impl PodCache {
         let cache = Self::empty(config, telemetry);
         // All namespaces, but one node: the field selector is what keeps a
         // DaemonSet from watching the whole cluster.
-        let api: kube::Api<Pod> = kube::Api::all(client);
+        let api: kube::Api<Pod> = kube::Api::all(client.clone());
         tokio::spawn(run(cache.inner.clone(), api));
+        if cache.inner.config.namespaces {
+            let api: kube::Api<Namespace> = kube::Api::all(client);
+            tokio::spawn(run_namespaces(cache.inner.clone(), api));
+        }
         tracing::info!(
             node = %cache.inner.config.node_name,
             "pod cache started: watching the pods of this node"
@@ -96,8 +110,10 @@ impl PodCache {
     pub fn empty(config: KubernetesConfig, telemetry: &Arc<Telemetry>) -> PodCache {
         PodCache {
             inner: Arc::new(Inner {
+                namespaces_synced: watch::Sender::new(!config.namespaces),
                 config,
                 store: RwLock::new(Store::default()),
+                namespaces: RwLock::new(Namespaces::default()),
                 changes: watch::Sender::new(0),
                 synced: watch::Sender::new(false),
                 stop: CancellationToken::new(),
@@ -135,6 +151,15 @@ impl PodCache {
             .cloned()
     }
 
+    /// The namespace `name`, if namespaces are watched and it exists.
+    pub fn namespace(&self, name: &str) -> Option<Arc<NamespaceInfo>> {
+        self.namespaces().by_name.get(name).cloned()
+    }
+
+    pub fn namespace_count(&self) -> usize {
+        self.namespaces().by_name.len()
+    }
+
     /// Every cached pod, ordered by namespace and name.
     pub fn pods(&self) -> Vec<Arc<PodInfo>> {
         let mut pods: Vec<Arc<PodInfo>> = self.read().by_uid.values().cloned().collect();
@@ -155,17 +180,21 @@ impl PodCache {
         self.inner.changes.subscribe()
     }
 
-    /// Whether a complete list of the node's pods has arrived.
+    /// Whether a complete list of the node's pods (and, when they are
+    /// watched, of the namespaces) has arrived.
     pub fn is_synced(&self) -> bool {
-        *self.inner.synced.borrow()
+        *self.inner.synced.borrow() && *self.inner.namespaces_synced.borrow()
     }
 
-    /// Waits up to `timeout` for the first complete list.
+    /// Waits up to `timeout` for the first complete lists.
     pub async fn wait_synced(&self, timeout: Duration) -> bool {
-        let mut synced = self.inner.synced.subscribe();
-        tokio::time::timeout(timeout, synced.wait_for(|s| *s))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        let mut pods = self.inner.synced.subscribe();
+        let mut namespaces = self.inner.namespaces_synced.subscribe();
+        tokio::time::timeout(timeout, async {
+            pods.wait_for(|s| *s).await.is_ok() && namespaces.wait_for(|s| *s).await.is_ok()
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Stops the watch; lookups keep answering from what is cached.
@@ -173,56 +202,16 @@ impl PodCache {
         self.inner.stop.cancel();
     }
 
-    /// Applies one watch event to the cache.
+    /// Applies one event of the pod watch.
     pub fn apply(&self, event: watcher::Event<Pod>, relist: &mut Relist) {
         let t = &self.inner.telemetry.k8s;
-        let mut changed = false;
-        {
+        let changed = {
             let mut store = self.inner.store.write().unwrap_or_else(|e| e.into_inner());
-            match event {
-                watcher::Event::Init => {
-                    if relist.lists > 0 {
-                        t.relists.inc();
-                    }
-                    relist.lists += 1;
-                    relist.seen = Some(HashSet::new());
-                }
-                watcher::Event::InitApply(pod) => {
-                    if let Some(uid) = self.upsert(&mut store, &pod)
-                        && let Some(seen) = &mut relist.seen
-                    {
-                        seen.insert(uid);
-                    }
-                }
-                watcher::Event::InitDone => {
-                    // Whatever the new list did not name is gone.
-                    if let Some(seen) = relist.seen.take() {
-                        let gone: Vec<Arc<str>> = store
-                            .by_uid
-                            .keys()
-                            .filter(|uid| !seen.contains(*uid))
-                            .cloned()
-                            .collect();
-                        for uid in gone {
-                            store.remove(&uid);
-                        }
-                    }
-                    changed = true;
-                }
-                watcher::Event::Apply(pod) => {
-                    self.upsert(&mut store, &pod);
-                    changed = true;
-                }
-                watcher::Event::Delete(pod) => {
-                    if let Some(uid) = pod.metadata.uid.as_deref() {
-                        store.remove(uid);
-                    }
-                    changed = true;
-                }
-            }
+            let changed = apply_event(&mut *store, event, relist, t);
             t.pods_cached.set(store.by_uid.len() as i64);
             t.cache_bytes.set(store.bytes as i64);
-        }
+            changed
+        };
         if changed {
             if !*self.inner.synced.borrow() {
                 self.inner.synced.send_replace(true);
@@ -232,40 +221,197 @@ impl PodCache {
         }
     }
 
-    fn upsert(&self, store: &mut Store, pod: &Pod) -> Option<Arc<str>> {
+    /// Applies one event of the namespace watch.
+    pub fn apply_namespace(&self, event: watcher::Event<Namespace>, relist: &mut Relist) {
         let t = &self.inner.telemetry.k8s;
-        let mut skipped = 0;
-        let info = match PodInfo::from_pod(pod, &mut skipped) {
-            Ok(info) => info,
-            Err(e) => {
-                tracing::debug!(error = %e, "pod not cached");
-                t.pods_not_cached
-                    .get_or_create(&CauseLabels {
-                        reason: "incomplete",
-                    })
-                    .inc();
-                return None;
-            }
-        };
-        t.annotations_skipped.inc_by(skipped);
-        let uid = info.uid.clone();
-        if !store.insert(info) {
-            t.pods_not_cached
-                .get_or_create(&CauseLabels {
-                    reason: "cache_full",
-                })
-                .inc();
-            return None;
+        let listed = matches!(event, watcher::Event::InitDone);
+        {
+            let mut store = self
+                .inner
+                .namespaces
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            apply_event(&mut *store, event, relist, t);
+            t.namespaces_cached.set(store.by_name.len() as i64);
+            t.namespace_bytes.set(store.bytes as i64);
         }
-        Some(uid)
+        if listed && !*self.inner.namespaces_synced.borrow() {
+            self.inner.namespaces_synced.send_replace(true);
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Store> {
         self.inner.store.read().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn namespaces(&self) -> std::sync::RwLockReadGuard<'_, Namespaces> {
+        self.inner
+            .namespaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+    }
 }
 
-/// Progress of a (re)list: which pods it named so far.
+/// A store one watch's objects go into, by key (a pod's uid, a
+/// namespace's name).
+trait Keyed<K> {
+    /// Takes or replaces `object`: its key, or `None` if it was not taken
+    /// (incomplete, or the store is full; counted).
+    fn upsert(&mut self, object: &K, t: &K8sFamilies) -> Option<Arc<str>>;
+    fn key_of(object: &K) -> Option<&str>;
+    fn keys(&self) -> Vec<Arc<str>>;
+    fn remove(&mut self, key: &str);
+}
+
+/// Applies one watch event to `store`: a (re)list replaces the contents
+/// only once complete, so lookups keep working throughout. Whether what
+/// the store holds may have changed.
+fn apply_event<K, S: Keyed<K>>(
+    store: &mut S,
+    event: watcher::Event<K>,
+    relist: &mut Relist,
+    t: &K8sFamilies,
+) -> bool {
+    match event {
+        watcher::Event::Init => {
+            if relist.lists > 0 {
+                t.relists.inc();
+            }
+            relist.lists += 1;
+            relist.seen = Some(HashSet::new());
+            false
+        }
+        watcher::Event::InitApply(object) => {
+            if let Some(key) = store.upsert(&object, t)
+                && let Some(seen) = &mut relist.seen
+            {
+                seen.insert(key);
+            }
+            false
+        }
+        watcher::Event::InitDone => {
+            // Whatever the new list did not name is gone.
+            if let Some(seen) = relist.seen.take() {
+                for key in store.keys() {
+                    if !seen.contains(&key) {
+                        store.remove(&key);
+                    }
+                }
+            }
+            true
+        }
+        watcher::Event::Apply(object) => {
+            store.upsert(&object, t);
+            true
+        }
+        watcher::Event::Delete(object) => {
+            if let Some(key) = S::key_of(&object) {
+                store.remove(key);
+            }
+            true
+        }
+    }
+}
+
+impl Keyed<Pod> for Store {
+    fn upsert(&mut self, pod: &Pod, t: &K8sFamilies) -> Option<Arc<str>> {
+        let mut skipped = 0;
+        let not_cached = |reason| {
+            t.pods_not_cached
+                .get_or_create(&CauseLabels { reason })
+                .inc()
+        };
+        let info = match PodInfo::from_pod(pod, &mut skipped) {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!(error = %e, "pod not cached");
+                not_cached("incomplete");
+                return None;
+            }
+        };
+        t.annotations_skipped.inc_by(skipped);
+        let uid = info.uid.clone();
+        if !self.insert(info) {
+            not_cached("cache_full");
+            return None;
+        }
+        Some(uid)
+    }
+
+    fn key_of(pod: &Pod) -> Option<&str> {
+        pod.metadata.uid.as_deref()
+    }
+
+    fn keys(&self) -> Vec<Arc<str>> {
+        self.by_uid.keys().cloned().collect()
+    }
+
+    fn remove(&mut self, uid: &str) {
+        Store::remove(self, uid)
+    }
+}
+
+impl Keyed<Namespace> for Namespaces {
+    fn upsert(&mut self, namespace: &Namespace, t: &K8sFamilies) -> Option<Arc<str>> {
+        let mut skipped = 0;
+        let info = match NamespaceInfo::from_namespace(namespace, &mut skipped) {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::debug!(error = %e, "namespace not cached");
+                return None;
+            }
+        };
+        t.annotations_skipped.inc_by(skipped);
+        let name = info.name.clone();
+        if !self.insert(info) {
+            t.namespaces_not_cached.inc();
+            return None;
+        }
+        Some(name)
+    }
+
+    fn key_of(namespace: &Namespace) -> Option<&str> {
+        namespace.metadata.name.as_deref()
+    }
+
+    fn keys(&self) -> Vec<Arc<str>> {
+        self.by_name.keys().cloned().collect()
+    }
+
+    fn remove(&mut self, name: &str) {
+        Namespaces::remove(self, name)
+    }
+}
+
+/// The cached namespaces, by name, and their approximate heap bytes.
+#[derive(Default)]
+struct Namespaces {
+    by_name: HashMap<Arc<str>, Arc<NamespaceInfo>>,
+    bytes: usize,
+}
+
+impl Namespaces {
+    /// Inserts or replaces a namespace; `false` when the cache is full.
+    fn insert(&mut self, ns: NamespaceInfo) -> bool {
+        let old = self.by_name.get(&ns.name);
+        if old.is_none() && self.by_name.len() >= MAX_NAMESPACES {
+            return false;
+        }
+        let old_bytes = old.map_or(0, |o| o.heap_bytes());
+        self.bytes = self.bytes.saturating_sub(old_bytes) + ns.heap_bytes();
+        self.by_name.insert(ns.name.clone(), Arc::new(ns));
+        true
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some(old) = self.by_name.remove(name) {
+            self.bytes = self.bytes.saturating_sub(old.heap_bytes());
+        }
+    }
+}
+
+/// Progress of a (re)list: which pods (uids) or namespaces (names) it named
+/// so far.
 #[derive(Default)]
 pub struct Relist {
     lists: u64,
@@ -353,7 +499,7 @@ impl Store {
     }
 }
 
-/// The watch loop: events into the cache, errors counted and backed off.
+/// The pod watch: this node's pods into the cache.
 async fn run(inner: Arc<Inner>, api: kube::Api<Pod>) {
     let cache = PodCache {
         inner: inner.clone(),
@@ -363,8 +509,45 @@ async fn run(inner: Arc<Inner>, api: kube::Api<Pod>) {
         // Lists are served from the API server's watch cache instead of
         // etcd: a thousand agents relisting at once stay cheap.
         .any_semantic();
-    let mut stream = std::pin::pin!(watcher(api, config));
     let mut relist = Relist::default();
+    follow(
+        &inner,
+        watcher(api, config),
+        "pod",
+        || cache.len(),
+        |event| cache.apply(event, &mut relist),
+    )
+    .await;
+}
+
+/// The namespace watch, for namespace labels and annotations: every
+/// namespace (there is no node to scope them by; they are few and small).
+async fn run_namespaces(inner: Arc<Inner>, api: kube::Api<Namespace>) {
+    let cache = PodCache {
+        inner: inner.clone(),
+    };
+    let config = watcher::Config::default().any_semantic();
+    let mut relist = Relist::default();
+    follow(
+        &inner,
+        watcher(api, config),
+        "namespace",
+        || cache.namespace_count(),
+        |event| cache.apply_namespace(event, &mut relist),
+    )
+    .await;
+}
+
+/// A watch loop: events into `apply`, errors counted and backed off while
+/// the cache keeps serving what it has (`cached` of them).
+async fn follow<K>(
+    inner: &Inner,
+    stream: impl futures_util::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+    what: &'static str,
+    cached: impl Fn() -> usize,
+    mut apply: impl FnMut(watcher::Event<K>),
+) {
+    let mut stream = std::pin::pin!(stream);
     let mut backoff = BACKOFF_MIN;
     let mut failing = false;
     loop {
@@ -376,11 +559,11 @@ async fn run(inner: Arc<Inner>, api: kube::Api<Pod>) {
             None => return,
             Some(Ok(event)) => {
                 if failing {
-                    tracing::info!(pods = cache.len(), "pod watch is back");
+                    tracing::info!(cached = cached(), "{what} watch is back");
                     failing = false;
                 }
                 backoff = BACKOFF_MIN;
-                cache.apply(event, &mut relist);
+                apply(event);
             }
             Some(Err(error)) => {
                 let reason = error_reason(&error);
@@ -392,19 +575,24 @@ async fn run(inner: Arc<Inner>, api: kube::Api<Pod>) {
                     .inc();
                 if reason == "gone" {
                     // The watcher lists afresh at once: that is the remedy.
-                    tracing::info!("pod watch expired (410 Gone); listing again");
+                    tracing::info!("{what} watch expired (410 Gone); listing again");
                     continue;
                 }
                 if !failing {
                     tracing::warn!(
                         %error,
                         reason,
-                        cached_pods = cache.len(),
-                        "Kubernetes API request failed; serving cached pods and retrying"
+                        cached = cached(),
+                        "Kubernetes API request for {what}s failed; serving cached {what}s and retrying"
                     );
+                    if reason == "forbidden" {
+                        tracing::warn!(
+                            "ferro's service account may not list and watch {what}s: grant get, list and watch on them (deploy/kubernetes/ferro.yaml)"
+                        );
+                    }
                     failing = true;
                 } else {
-                    tracing::debug!(%error, reason, "Kubernetes API request failed again");
+                    tracing::debug!(%error, reason, "Kubernetes API request for {what}s failed again");
                 }
                 let wait = jitter(backoff);
                 backoff = (backoff * 2).min(BACKOFF_MAX);

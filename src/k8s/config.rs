@@ -20,6 +20,9 @@ pub struct RawKubernetesConfig {
 pub struct KubernetesConfig {
     pub node_name: String,
     pub api_server: Option<http::Uri>,
+    /// Whether namespaces are watched too: set when a `k8s_attributes`
+    /// processor copies namespace labels or annotations, never written.
+    pub namespaces: bool,
 }
 
 impl Validate for RawKubernetesConfig {
@@ -56,6 +59,7 @@ impl Validate for RawKubernetesConfig {
             Ok(KubernetesConfig {
                 node_name,
                 api_server,
+                namespaces: false,
             })
         } else {
             Err(errors)

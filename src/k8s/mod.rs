@@ -10,14 +10,19 @@
 //!   config reloads.
 //! - [`pod`]: the trimmed pod kept in the cache, and the workload
 //!   (Deployment, CronJob, …) derived from owner names without more watches.
+//! - [`namespace`]: the trimmed namespace kept when namespace labels or
+//!   annotations are asked for (a second list-and-watch, of namespaces).
 //! - [`discovery`]: scrape target groups from the cached pods, with
 //!   Prometheus' `__meta_kubernetes_pod_*` labels and annotation opt-in.
 //!
-//! ferro never watches pods cluster-wide, nor ReplicaSets, Jobs or Nodes.
+//! ferro never watches pods cluster-wide, nor ReplicaSets, Jobs or Nodes;
+//! it watches namespaces only when a processor copies their labels or
+//! annotations.
 
 pub mod cache;
 mod config;
 pub mod discovery;
+pub mod namespace;
 pub mod pod;
 
 pub use cache::{K8sError, PodCache, PodCaches, Relist};

@@ -4,6 +4,7 @@
 //! none of ferro's business).
 
 use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -63,20 +64,21 @@ pub struct PortInfo {
     pub protocol: Arc<str>,
 }
 
-/// Why a pod from the API was not taken into the cache.
+/// Why an object from the API (a pod, a namespace) was not taken into the
+/// cache.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PodError {
-    #[error("the pod has no {0}")]
+pub enum Incomplete {
+    #[error("the object has no {0}")]
     Missing(&'static str),
 }
 
 impl PodInfo {
     /// The trimmed copy of `pod`; annotations dropped for size are counted
     /// in `skipped_annotations`.
-    pub fn from_pod(pod: &Pod, skipped_annotations: &mut u64) -> Result<PodInfo, PodError> {
+    pub fn from_pod(pod: &Pod, skipped_annotations: &mut u64) -> Result<PodInfo, Incomplete> {
         let meta = &pod.metadata;
-        let uid = meta.uid.as_deref().ok_or(PodError::Missing("uid"))?;
-        let name = meta.name.as_deref().ok_or(PodError::Missing("name"))?;
+        let uid = meta.uid.as_deref().ok_or(Incomplete::Missing("uid"))?;
+        let name = meta.name.as_deref().ok_or(Incomplete::Missing("name"))?;
         let namespace = meta.namespace.as_deref().unwrap_or("default");
         let spec = pod.spec.as_ref();
         let status = pod.status.as_ref();
@@ -95,20 +97,8 @@ impl PodInfo {
             .as_ref()
             .map(|(kind, name)| workload(kind, name))
             .map(|(kind, name)| (Arc::<str>::from(kind), Arc::<str>::from(name)));
-        let labels = meta
-            .labels
-            .iter()
-            .flatten()
-            .map(|(k, v)| (Arc::<str>::from(k.as_str()), Arc::<str>::from(v.as_str())))
-            .collect();
-        let mut annotations = Vec::new();
-        for (k, v) in meta.annotations.iter().flatten() {
-            if SKIPPED_ANNOTATIONS.contains(&k.as_str()) || v.len() > MAX_ANNOTATION_VALUE {
-                *skipped_annotations += 1;
-                continue;
-            }
-            annotations.push((Arc::<str>::from(k.as_str()), Arc::<str>::from(v.as_str())));
-        }
+        let labels = kept_labels(meta);
+        let annotations = kept_annotations(meta, skipped_annotations);
         let mut containers = Vec::new();
         if let Some(spec) = spec {
             containers.extend(spec.containers.iter().map(|c| container(c, false)));
@@ -192,15 +182,12 @@ impl PodInfo {
 
     /// Roughly the heap bytes this entry holds, for the cache's gauge.
     pub fn heap_bytes(&self) -> usize {
-        let pairs = |v: &[(Arc<str>, Arc<str>)]| {
-            v.iter().map(|(k, v)| k.len() + v.len() + 32).sum::<usize>()
-        };
         self.uid.len()
             + self.namespace.len()
             + self.name.len()
             + self.node.len()
-            + pairs(&self.labels)
-            + pairs(&self.annotations)
+            + pairs_bytes(&self.labels)
+            + pairs_bytes(&self.annotations)
             + self
                 .containers
                 .iter()
@@ -210,7 +197,35 @@ impl PodInfo {
     }
 }
 
-fn lookup<'a>(pairs: &'a [(Arc<str>, Arc<str>)], key: &str) -> Option<&'a str> {
+/// An object's labels, sorted by key (as the API's map keeps them).
+pub(super) fn kept_labels(meta: &ObjectMeta) -> Vec<(Arc<str>, Arc<str>)> {
+    meta.labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| (Arc::<str>::from(k.as_str()), Arc::<str>::from(v.as_str())))
+        .collect()
+}
+
+/// An object's annotations, sorted by key, without [`SKIPPED_ANNOTATIONS`]
+/// and values longer than [`MAX_ANNOTATION_VALUE`] (counted in `skipped`).
+pub(super) fn kept_annotations(meta: &ObjectMeta, skipped: &mut u64) -> Vec<(Arc<str>, Arc<str>)> {
+    let mut annotations = Vec::new();
+    for (k, v) in meta.annotations.iter().flatten() {
+        if SKIPPED_ANNOTATIONS.contains(&k.as_str()) || v.len() > MAX_ANNOTATION_VALUE {
+            *skipped += 1;
+            continue;
+        }
+        annotations.push((Arc::<str>::from(k.as_str()), Arc::<str>::from(v.as_str())));
+    }
+    annotations
+}
+
+/// Bytes of a label or annotation list, for the cache's gauge.
+pub(super) fn pairs_bytes(pairs: &[(Arc<str>, Arc<str>)]) -> usize {
+    pairs.iter().map(|(k, v)| k.len() + v.len() + 32).sum()
+}
+
+pub(super) fn lookup<'a>(pairs: &'a [(Arc<str>, Arc<str>)], key: &str) -> Option<&'a str> {
     pairs
         .binary_search_by(|(k, _)| (**k).cmp(key))
         .ok()

@@ -57,9 +57,107 @@ fn cache() -> PodCache {
         KubernetesConfig {
             node_name: "node-a".into(),
             api_server: None,
+            namespaces: false,
         },
         &Telemetry::new(),
     )
+}
+
+/// A namespace as the API server returns it.
+pub fn namespace(name: &str, labels: serde_json::Value) -> k8s_openapi::api::core::v1::Namespace {
+    serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "uid": format!("ns-{name}"),
+            "resourceVersion": "7",
+            "labels": labels,
+            "annotations": {
+                "owner.example/contact": "team-shop@example.com",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}"
+            }
+        },
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"}
+    }))
+    .unwrap()
+}
+
+/// A cache that has listed `pods`, and watches `namespaces`.
+pub fn cache_with_namespaces(
+    pods: Vec<Pod>,
+    namespaces: Vec<k8s_openapi::api::core::v1::Namespace>,
+) -> PodCache {
+    let cache = PodCache::empty(
+        KubernetesConfig {
+            node_name: "node-a".into(),
+            api_server: None,
+            namespaces: true,
+        },
+        &Telemetry::new(),
+    );
+    let mut relist = Relist::default();
+    cache.apply(Event::Init, &mut relist);
+    for p in pods {
+        cache.apply(Event::InitApply(p), &mut relist);
+    }
+    cache.apply(Event::InitDone, &mut relist);
+    assert!(!cache.is_synced(), "namespaces are not listed yet");
+    let mut relist = Relist::default();
+    cache.apply_namespace(Event::Init, &mut relist);
+    for ns in namespaces {
+        cache.apply_namespace(Event::InitApply(ns), &mut relist);
+    }
+    cache.apply_namespace(Event::InitDone, &mut relist);
+    assert!(cache.is_synced());
+    cache
+}
+
+#[test]
+fn namespaces_are_listed_changed_deleted_and_relisted() {
+    let cache = cache_with_namespaces(
+        vec![],
+        vec![
+            namespace("shop", json!({"team": "shop"})),
+            namespace("infra", json!({"team": "platform"})),
+        ],
+    );
+    let shop = cache.namespace("shop").unwrap();
+    assert_eq!(shop.label("team"), Some("shop"));
+    assert_eq!(
+        shop.annotation("owner.example/contact"),
+        Some("team-shop@example.com")
+    );
+    assert_eq!(
+        shop.annotation("kubectl.kubernetes.io/last-applied-configuration"),
+        None,
+        "kept out, as on pods"
+    );
+    let mut relist = Relist::default();
+    cache.apply_namespace(
+        Event::Apply(namespace("shop", json!({"team": "checkout"}))),
+        &mut relist,
+    );
+    assert_eq!(
+        cache.namespace("shop").unwrap().label("team"),
+        Some("checkout")
+    );
+    cache.apply_namespace(Event::Delete(namespace("infra", json!({}))), &mut relist);
+    assert!(cache.namespace("infra").is_none());
+    // A relist that does not name `shop` drops it once complete.
+    cache.apply_namespace(Event::Init, &mut relist);
+    cache.apply_namespace(
+        Event::InitApply(namespace("billing", json!({}))),
+        &mut relist,
+    );
+    assert!(
+        cache.namespace("shop").is_some(),
+        "kept until the list is whole"
+    );
+    cache.apply_namespace(Event::InitDone, &mut relist);
+    assert!(cache.namespace("shop").is_none());
+    assert_eq!(cache.namespace_count(), 1);
 }
 
 /// A cache that has listed `pods`.

@@ -200,6 +200,10 @@ pub struct K8sFamilies {
     pub api_errors: Family<CauseLabels, Counter>,
     pub pods_not_cached: Family<CauseLabels, Counter>,
     pub annotations_skipped: Counter,
+    /// Namespaces, when namespace labels or annotations are asked for.
+    pub namespaces_cached: Gauge,
+    pub namespace_bytes: Gauge,
+    pub namespaces_not_cached: Counter,
     pub associated: Family<ComponentLabels, Counter>,
     pub unassociated: Family<ReasonLabels, Counter>,
 }
@@ -223,7 +227,7 @@ impl K8sFamilies {
         );
         r.register(
             "ferro_k8s_watch_relists",
-            "Times the pod watch started over with a full list (410 Gone, or a lost watch)",
+            "Times the pod or namespace watch started over with a full list (410 Gone, or a lost watch)",
             self.relists.clone(),
         );
         r.register(
@@ -238,8 +242,23 @@ impl K8sFamilies {
         );
         r.register(
             "ferro_k8s_annotations_skipped",
-            "Pod annotations not kept because they are too long or only of use to kubectl",
+            "Pod and namespace annotations not kept because they are too long or only of use to kubectl",
             self.annotations_skipped.clone(),
+        );
+        r.register(
+            "ferro_k8s_namespaces_cached",
+            "Namespaces in the cache (watched only for namespace labels or annotations)",
+            self.namespaces_cached.clone(),
+        );
+        r.register(
+            "ferro_k8s_namespace_cache_bytes",
+            "Approximate heap bytes the namespace cache holds",
+            self.namespace_bytes.clone(),
+        );
+        r.register(
+            "ferro_k8s_namespaces_not_cached",
+            "Namespaces the cache did not take because it holds the most it may (16384)",
+            self.namespaces_not_cached.clone(),
         );
         r.register(
             "ferro_k8s_attributes_associated_items",

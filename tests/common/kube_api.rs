@@ -1,11 +1,14 @@
-//! A stand-in Kubernetes API server for pods: `GET /api/v1/pods` list and
-//! watch with the real wire format (a `PodList` with
+//! A stand-in Kubernetes API server for pods and namespaces:
+//! `GET /api/v1/pods` and `GET /api/v1/namespaces`, list and watch, with the
+//! real wire format (a `PodList`/`NamespaceList` with
 //! `metadata.resourceVersion`; a watch as newline-delimited
 //! `{"type": "ADDED"|"MODIFIED"|"DELETED"|"BOOKMARK"|"ERROR", "object": …}`),
+//! one resourceVersion sequence for both (as etcd's revision),
 //! `410 Gone` (`ERROR` with an `Expired` Status) for a watch from a
 //! compacted resourceVersion, 5xx answers on demand, and an outage mode.
-//! It answers only requests whose field selector is
-//! `spec.nodeName=<its node>` (400 otherwise) and records every request.
+//! It answers pod requests only when their field selector is
+//! `spec.nodeName=<its node>`, namespace requests only without one (400
+//! otherwise), and records every request.
 //!
 //! Formats: <https://kubernetes.io/docs/reference/using-api/api-concepts/>.
 
@@ -23,6 +26,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 /// What a client asked for.
 #[derive(Clone, Debug)]
 pub struct Request {
+    /// `pods` or `namespaces`.
+    pub resource: &'static str,
     pub watch: bool,
     pub field_selector: Option<String>,
     pub resource_version: Option<String>,
@@ -32,11 +37,12 @@ pub struct Request {
 #[derive(Default)]
 struct Pods {
     node: String,
-    /// Current pods by uid, each with its `metadata.resourceVersion`.
-    current: BTreeMap<String, Value>,
+    /// Current objects by resource (`pods`, `namespaces`), then uid, each
+    /// with its `metadata.resourceVersion`.
+    current: BTreeMap<&'static str, BTreeMap<String, Value>>,
     rv: u64,
-    /// `(resourceVersion, type, object)` after `compacted`.
-    history: Vec<(u64, &'static str, Value)>,
+    /// `(resourceVersion, resource, type, object)` after `compacted`.
+    history: Vec<(u64, &'static str, &'static str, Value)>,
     /// A watch from an older resourceVersion gets 410.
     compacted: u64,
     down: bool,
@@ -74,7 +80,14 @@ impl KubeApi {
             bookmark_every: Duration::from_millis(300),
         };
         let app = axum::Router::new()
-            .route("/api/v1/pods", axum::routing::get(pods))
+            .route(
+                "/api/v1/pods",
+                axum::routing::get(|state, query| serve(state, query, "pods")),
+            )
+            .route(
+                "/api/v1/namespaces",
+                axum::routing::get(|state, query| serve(state, query, "namespaces")),
+            )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -86,34 +99,45 @@ impl KubeApi {
         format!("http://{}", self.addr)
     }
 
-    fn record(&self, kind: &'static str, mut pod: Value) {
+    fn record(&self, resource: &'static str, kind: &'static str, mut object: Value) {
         {
             let mut p = self.shared.pods.lock().unwrap();
             p.rv += 1;
             let rv = p.rv;
-            pod["metadata"]["resourceVersion"] = json!(rv.to_string());
-            let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
+            object["metadata"]["resourceVersion"] = json!(rv.to_string());
+            let uid = object["metadata"]["uid"].as_str().unwrap().to_string();
+            let current = p.current.entry(resource).or_default();
             if kind == "DELETED" {
-                p.current.remove(&uid);
+                current.remove(&uid);
             } else {
-                p.current.insert(uid, pod.clone());
+                current.insert(uid, object.clone());
             }
-            p.history.push((rv, kind, pod));
+            p.history.push((rv, resource, kind, object));
         }
         let _ = self.shared.notify.send(());
     }
 
     pub fn add(&self, pod: Value) {
-        self.record("ADDED", pod);
+        self.record("pods", "ADDED", pod);
     }
 
     pub fn modify(&self, pod: Value) {
-        self.record("MODIFIED", pod);
+        self.record("pods", "MODIFIED", pod);
     }
 
     pub fn delete(&self, uid: &str) {
-        let pod = self.shared.pods.lock().unwrap().current.get(uid).cloned();
-        self.record("DELETED", pod.expect("deleting a pod that exists"));
+        let pod = self.shared.pods.lock().unwrap().current["pods"]
+            .get(uid)
+            .cloned();
+        self.record("pods", "DELETED", pod.expect("deleting a pod that exists"));
+    }
+
+    pub fn add_namespace(&self, namespace: Value) {
+        self.record("namespaces", "ADDED", namespace);
+    }
+
+    pub fn modify_namespace(&self, namespace: Value) {
+        self.record("namespaces", "MODIFIED", namespace);
     }
 
     /// Deletes `uid` while every watch is cut and history is compacted past
@@ -122,7 +146,7 @@ impl KubeApi {
         {
             let mut p = self.shared.pods.lock().unwrap();
             p.rv += 1;
-            p.current.remove(uid);
+            p.current.entry("pods").or_default().remove(uid);
             p.compacted = p.rv;
             p.history.clear();
         }
@@ -174,11 +198,16 @@ fn answer(code: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-async fn pods(State(shared): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn serve(
+    State(shared): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    resource: &'static str,
+) -> Response {
     let watching = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
     let field_selector = q.get("fieldSelector").cloned();
     let mut p = shared.pods.lock().unwrap();
-    let wanted = format!("spec.nodeName={}", p.node);
+    // Pods of one node; namespaces are not per node.
+    let wanted = (resource == "pods").then(|| format!("spec.nodeName={}", p.node));
     let (code, body) = if p.down {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -198,19 +227,20 @@ async fn pods(State(shared): State<Shared>, Query(q): Query<HashMap<String, Stri
                 "etcdserver: request timed out",
             )),
         )
-    } else if field_selector.as_deref() != Some(wanted.as_str()) {
+    } else if field_selector != wanted {
         (
             StatusCode::BAD_REQUEST,
             Some(status(
                 400,
                 "BadRequest",
-                &format!("this test server serves only fieldSelector={wanted}"),
+                &format!("this test server serves {resource} only with fieldSelector={wanted:?}"),
             )),
         )
     } else {
         (StatusCode::OK, None)
     };
     p.requests.push(Request {
+        resource,
         watch: watching,
         field_selector,
         resource_version: q.get("resourceVersion").cloned(),
@@ -220,11 +250,16 @@ async fn pods(State(shared): State<Shared>, Query(q): Query<HashMap<String, Stri
         return answer(code, body);
     }
     if !watching {
+        let items: Vec<Value> = p
+            .current
+            .get(resource)
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default();
         let list = json!({
-            "kind": "PodList",
+            "kind": format!("{}List", kind_of(resource)),
             "apiVersion": "v1",
             "metadata": {"resourceVersion": p.rv.to_string()},
-            "items": p.current.values().cloned().collect::<Vec<_>>()
+            "items": items
         });
         return answer(StatusCode::OK, list);
     }
@@ -235,7 +270,7 @@ async fn pods(State(shared): State<Shared>, Query(q): Query<HashMap<String, Stri
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
     drop(p);
     let (tx, rx) = mpsc::channel::<Result<bytes::Bytes, std::convert::Infallible>>(16);
-    tokio::spawn(stream_watch(shared, from, bookmarks, tx));
+    tokio::spawn(stream_watch(shared, resource, from, bookmarks, tx));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }));
@@ -252,9 +287,18 @@ fn line(value: Value) -> Result<bytes::Bytes, std::convert::Infallible> {
     Ok(text.into())
 }
 
-/// Writes watch events after `from` until the watch is cut.
+/// `Pod` for `pods`, `Namespace` for `namespaces`.
+fn kind_of(resource: &str) -> &'static str {
+    match resource {
+        "pods" => "Pod",
+        _ => "Namespace",
+    }
+}
+
+/// Writes watch events of `resource` after `from` until the watch is cut.
 async fn stream_watch(
     shared: Shared,
+    resource: &'static str,
     from: u64,
     bookmarks: bool,
     tx: mpsc::Sender<Result<bytes::Bytes, std::convert::Infallible>>,
@@ -282,8 +326,8 @@ async fn stream_watch(
             }
             p.history
                 .iter()
-                .filter(|(rv, _, _)| *rv > last)
-                .cloned()
+                .filter(|(rv, r, _, _)| *rv > last && *r == resource)
+                .map(|(rv, _, kind, object)| (*rv, *kind, object.clone()))
                 .collect()
         };
         for (rv, kind, object) in pending {
@@ -304,7 +348,7 @@ async fn stream_watch(
                 if bookmarks {
                     // A bookmark says "everything up to here was sent".
                     let mark = json!({"type": "BOOKMARK", "object": {
-                        "kind": "Pod", "apiVersion": "v1",
+                        "kind": kind_of(resource), "apiVersion": "v1",
                         "metadata": {"resourceVersion": last.to_string()}
                     }});
                     if tx.send(line(mark)).await.is_err() {
@@ -368,5 +412,25 @@ pub fn pod(node: &str, namespace: &str, name: &str, uid: &str, ip: &str) -> Valu
             "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0, "image": "x", "imageID": "y",
                 "containerID": "containerd://abc", "started": true, "state": {"running": {"startedAt": "2025-06-01T10:00:04Z"}}}]
         }
+    })
+}
+
+/// A namespace as the API server returns it.
+pub fn namespace(name: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "uid": format!("ns-{name}"),
+            "resourceVersion": "1",
+            "creationTimestamp": "2025-05-01T08:00:00Z",
+            "labels": labels,
+            "annotations": {"owner.example/contact": format!("{name}@example.com")},
+            "managedFields": [{"manager": "kubectl", "operation": "Apply", "apiVersion": "v1",
+                "time": "2025-05-01T08:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {}}}]
+        },
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"}
     })
 }

@@ -17,6 +17,11 @@ pub struct RawK8sAttributesConfig {
     pod_labels: Vec<RawCopy>,
     /// Pod annotations to copy, written like `pod_labels`.
     pod_annotations: Vec<RawCopy>,
+    /// Labels of the pod's namespace to copy, written like `pod_labels`
+    /// (the pod cache then watches namespaces too).
+    namespace_labels: Vec<RawCopy>,
+    /// Annotations of the pod's namespace to copy, written like `pod_labels`.
+    namespace_annotations: Vec<RawCopy>,
     /// Attribute names on traces (OpenTelemetry conventions), per field;
     /// `""` leaves the field out.
     otel_names: BTreeMap<String, String>,
@@ -148,6 +153,8 @@ pub struct K8sAttributesConfig {
     pub associate: Vec<Association>,
     pub pod_labels: Vec<Copy>,
     pub pod_annotations: Vec<Copy>,
+    pub namespace_labels: Vec<Copy>,
+    pub namespace_annotations: Vec<Copy>,
     /// Per field (in [`Field::ALL`] order): the OTel name, `None` if left out.
     /// `{kind}` stands for the owner's kind in lower case.
     pub otel_names: Vec<(Field, String)>,
@@ -159,6 +166,12 @@ impl K8sAttributesConfig {
     /// run before a `batch` stage, which mixes clients.
     pub fn uses_peer(&self) -> bool {
         self.source == Source::Api && self.associate.contains(&Association::Peer)
+    }
+
+    /// Whether it copies namespace metadata: the pod cache must then watch
+    /// namespaces (and ferro may list and watch them).
+    pub fn uses_namespaces(&self) -> bool {
+        !self.namespace_labels.is_empty() || !self.namespace_annotations.is_empty()
     }
 }
 
@@ -219,13 +232,23 @@ impl Validate for RawK8sAttributesConfig {
                 out
             }
         };
-        if source == Source::Env
-            && (!self.pod_labels.is_empty() || !self.pod_annotations.is_empty())
-        {
-            errors.push(FieldError::new(
-                "pod_labels",
-                "pod labels and annotations need source = \"api\": the downward API's variables do not carry them",
-            ));
+        if source == Source::Env {
+            for (field, empty) in [
+                ("pod_labels", self.pod_labels.is_empty()),
+                ("pod_annotations", self.pod_annotations.is_empty()),
+                ("namespace_labels", self.namespace_labels.is_empty()),
+                (
+                    "namespace_annotations",
+                    self.namespace_annotations.is_empty(),
+                ),
+            ] {
+                if !empty {
+                    errors.push(FieldError::new(
+                        field,
+                        "labels and annotations need source = \"api\": the downward API's variables do not carry them",
+                    ));
+                }
+            }
         }
         let copies =
             |raw: Vec<RawCopy>, otel_prefix: &str, field: &str, errors: &mut Vec<FieldError>| {
@@ -258,6 +281,39 @@ impl Validate for RawK8sAttributesConfig {
             "pod_annotations",
             &mut errors,
         );
+        let namespace_labels = copies(
+            self.namespace_labels,
+            "k8s.namespace.label.",
+            "namespace_labels",
+            &mut errors,
+        );
+        let namespace_annotations = copies(
+            self.namespace_annotations,
+            "k8s.namespace.annotation.",
+            "namespace_annotations",
+            &mut errors,
+        );
+        // Two copies under one name would overwrite each other.
+        let mut seen = std::collections::BTreeSet::new();
+        for (field, copy) in [
+            ("pod_labels", &pod_labels),
+            ("pod_annotations", &pod_annotations),
+            ("namespace_labels", &namespace_labels),
+            ("namespace_annotations", &namespace_annotations),
+        ]
+        .iter()
+        .flat_map(|(field, copies)| copies.iter().map(move |c| (*field, c)))
+        {
+            if !seen.insert(copy.label.clone()) {
+                errors.push(FieldError::new(
+                    field,
+                    format!(
+                        "`{}` would be written as `{}`, a name another copy has: give one a name ({{ key = \"{}\", name = \"…\" }})",
+                        copy.key, copy.label, copy.key
+                    ),
+                ));
+            }
+        }
         let names = |overrides: BTreeMap<String, String>,
                      default: fn(Field) -> &'static str,
                      at: &str,
@@ -300,6 +356,8 @@ impl Validate for RawK8sAttributesConfig {
                 associate,
                 pod_labels,
                 pod_annotations,
+                namespace_labels,
+                namespace_annotations,
                 otel_names,
                 label_names,
             })

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use crate::config::ComponentId;
 use crate::delivery::Batch;
+use crate::k8s::namespace::NamespaceInfo;
 use crate::k8s::{PodCache, PodInfo};
 use crate::signal::{Fields, Group, Naming, Signal};
 use crate::telemetry::Telemetry;
@@ -306,6 +307,10 @@ impl K8sAttributes {
             };
             out.push((name, value.to_string()));
         }
+        let copy_name = |copy: &config::Copy| match naming {
+            Naming::Otel => copy.otel.clone(),
+            Naming::Labels => copy.label.clone(),
+        };
         for (copies, lookup) in [
             (
                 &self.config.pod_labels,
@@ -315,11 +320,33 @@ impl K8sAttributes {
         ] {
             for copy in copies {
                 if let Some(value) = lookup(pod, &copy.key) {
-                    let name = match naming {
-                        Naming::Otel => &copy.otel,
-                        Naming::Labels => &copy.label,
-                    };
-                    out.push((name.clone(), value.to_string()));
+                    out.push((copy_name(copy), value.to_string()));
+                }
+            }
+        }
+        if !self.config.uses_namespaces() {
+            return;
+        }
+        let Lookup::Cache(cache) = &self.lookup else {
+            return;
+        };
+        // Not yet listed, or gone: the pod's own metadata still applies.
+        let Some(namespace) = cache.namespace(&pod.namespace) else {
+            return;
+        };
+        for (copies, lookup) in [
+            (
+                &self.config.namespace_labels,
+                NamespaceInfo::label as for<'n> fn(&'n NamespaceInfo, &str) -> Option<&'n str>,
+            ),
+            (
+                &self.config.namespace_annotations,
+                NamespaceInfo::annotation,
+            ),
+        ] {
+            for copy in copies {
+                if let Some(value) = lookup(&namespace, &copy.key) {
+                    out.push((copy_name(copy), value.to_string()));
                 }
             }
         }

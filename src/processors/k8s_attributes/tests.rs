@@ -328,6 +328,63 @@ fn a_sidecar_takes_its_identity_from_the_environment() {
 }
 
 #[test]
+fn namespace_labels_and_annotations_are_copied_from_the_pods_namespace() {
+    use crate::k8s::tests::{cache_with_namespaces, namespace};
+    let cache = cache_with_namespaces(
+        vec![
+            serde_json::from_value(pod_json("shop", "web-1", "uid-web", Some("10.1.0.5"))).unwrap(),
+        ],
+        vec![namespace(
+            "shop",
+            serde_json::json!({"team": "checkout", "cost-center": "cc-42"}),
+        )],
+    );
+    let config = config(
+        r#"
+namespace_labels = [{ key = "team", name = "team" }, "cost-center"]
+namespace_annotations = ["owner.example/contact"]
+"#,
+    );
+    assert!(config.uses_namespaces());
+    let p = K8sAttributes::new(
+        &ComponentId::new("k8s_attributes", "test"),
+        &config,
+        Some(cache),
+        &Telemetry::new(),
+    );
+    let mut traces = Batch::new(
+        traces(vec![kv("k8s.pod.uid", "uid-web")]),
+        Ticket::untracked(),
+    );
+    p.process(&mut traces);
+    let got = resource_attributes(&traces);
+    assert_eq!(attribute(&got, "team"), Some("checkout"));
+    assert_eq!(
+        attribute(&got, "k8s.namespace.label.cost-center"),
+        Some("cc-42")
+    );
+    assert_eq!(
+        attribute(&got, "k8s.namespace.annotation.owner.example/contact"),
+        Some("team-shop@example.com")
+    );
+    let mut logs = Batch::new(
+        Logs::new(vec![Stream {
+            labels: Labels::from_pairs([("namespace", "shop"), ("pod", "web-1")]),
+            entries: vec![Entry::new(1, "hello")],
+        }]),
+        Ticket::untracked(),
+    );
+    p.process(&mut logs);
+    let labels = &logs.data.streams[0].labels;
+    assert_eq!(labels.get("team"), Some("checkout"));
+    assert_eq!(labels.get("cost_center"), Some("cc-42"));
+    assert_eq!(
+        labels.get("owner_example_contact"),
+        Some("team-shop@example.com")
+    );
+}
+
+#[test]
 fn config_mistakes_are_reported() {
     assert!(errors(r#"source = "cluster""#).contains("not a source"));
     assert!(errors(r#"associate = ["pod_name"]"#).contains("not an association"));
@@ -336,6 +393,11 @@ fn config_mistakes_are_reported() {
     assert!(errors(r#"label_names = { workload = "w" }"#).contains("not a field"));
     assert!(
         errors("source = \"env\"\npod_labels = [\"app\"]").contains("need source = \\\"api\\\"")
+    );
+    assert!(errors("source = \"env\"\nnamespace_labels = [\"team\"]").contains("namespace_labels"));
+    assert!(
+        errors("pod_labels = [\"team\"]\nnamespace_labels = [\"team\"]")
+            .contains("a name another copy has")
     );
     let defaults = K8sAttributesConfig::default();
     assert!(defaults.uses_peer());
@@ -362,7 +424,18 @@ exporters = ["debug.out"]
 fn peer_association_must_come_before_batching() {
     let ok = format!("{PIPELINE}processors = [\"k8s_attributes.pods\", \"batch\"]\n");
     let config = Config::from_str(&ok, "test").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.kubernetes.unwrap().node_name, "node-a");
+    let kubernetes = config.kubernetes.unwrap();
+    assert_eq!(kubernetes.node_name, "node-a");
+    assert!(
+        !kubernetes.namespaces,
+        "no namespace watch unless asked for"
+    );
+    let namespaces = ok.replace(
+        "[processors.k8s_attributes.pods]",
+        "[processors.k8s_attributes.pods]\nnamespace_labels = [\"team\"]",
+    );
+    let config = Config::from_str(&namespaces, "test").unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.kubernetes.unwrap().namespaces);
 
     let wrong = format!("{PIPELINE}processors = [\"batch\", \"k8s_attributes.pods\"]\n");
     let e = Config::from_str(&wrong, "test").unwrap_err().to_string();
