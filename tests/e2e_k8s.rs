@@ -54,7 +54,7 @@ async fn the_pod_cache_follows_the_node_through_changes_gone_and_outages() {
         KubernetesConfig {
             node_name: "node-a".into(),
             api_server: Some(api.url().parse().unwrap()),
-            namespaces: false,
+            namespaces: None,
         },
         &telemetry,
     )
@@ -157,7 +157,7 @@ async fn a_wrong_node_selector_is_refused_by_the_test_server() {
         KubernetesConfig {
             node_name: "node-b".into(),
             api_server: Some(api.url().parse().unwrap()),
-            namespaces: false,
+            namespaces: None,
         },
         &telemetry,
     )

@@ -381,7 +381,38 @@ exporters = ["pyroscope.push", "pyroscope.ingest"]
     let ingested = mutex.iter().find(|s| s.range.is_some()).unwrap();
     let sent_config = ingested.sample_type_config.as_ref().unwrap();
     assert_eq!(sent_config["delay"]["display-name"], "mutex_duration");
-    assert_eq!(sent_config["delay"]["cumulative"], false);
+    // The same from a form another encoder writes (Python's `requests`,
+    // as pyroscope-go lays it out): pyroscope-go's block profile config.
+    let tmp = tempfile::tempdir().unwrap();
+    let profile_file = tmp.path().join("block.pb.gz");
+    std::fs::write(&profile_file, &contention).unwrap();
+    let python = std::env::var("FERRO_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let output = Command::new(&python)
+        .arg(common::python_script("ingest_form.py"))
+        .arg(format!("http://{addr}"))
+        .arg("waits{env=prod}")
+        .arg(&profile_file)
+        .arg(r#"{"contentions":{"display-name":"block_count","units":"lock_samples","cumulative":true},"delay":{"display-name":"block_duration","units":"lock_nanoseconds","cumulative":true}}"#)
+        .output()
+        .expect("python runs");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let block = pyroscope
+        .wait_for(2, Duration::from_secs(10), |s| {
+            s.label("service_name") == Some("waits")
+        })
+        .await;
+    assert_eq!(block.len(), 2, "once through each exporter");
+    for stored in &block {
+        assert_eq!(stored.label("__name__"), Some("block"), "{stored:?}");
+        assert_eq!(stored.label("env"), Some("prod"));
+        assert_eq!(stored.label("pyroscope_spy"), Some("gospy"));
+    }
+
     // An old Go client's cumulative pair, a config that is no object.
     let (status, _, body) = http_post(
         addr,

@@ -415,9 +415,7 @@ fn load<'a>(doc: &mut Document<'a>, root: toml::Spanned<toml::de::DeTable<'a>>) 
     let mut globals = globals?;
     check_kubernetes(doc, &globals, &processors, &receivers);
     if let Some(kubernetes) = &mut globals.kubernetes {
-        kubernetes.namespaces = processors
-            .values()
-            .any(|p| matches!(p, ProcessorConfig::K8sAttributes(c) if c.uses_namespaces()));
+        kubernetes.namespaces = namespace_keys(&processors);
     }
     if !doc.errors.is_empty() {
         return None;
@@ -434,6 +432,23 @@ fn load<'a>(doc: &mut Document<'a>, root: toml::Spanned<toml::de::DeTable<'a>>) 
         exporters,
         pipelines,
     })
+}
+
+/// The namespace labels and annotations the `k8s_attributes` processors
+/// copy; `None` (no namespace watch) when none does.
+fn namespace_keys(
+    processors: &BTreeMap<ComponentId, ProcessorConfig>,
+) -> Option<crate::k8s::NamespaceKeys> {
+    let mut keys = crate::k8s::NamespaceKeys::default();
+    for config in processors.values() {
+        if let ProcessorConfig::K8sAttributes(c) = config {
+            keys.labels
+                .extend(c.namespace_labels.iter().map(|copy| copy.key.clone()));
+            keys.annotations
+                .extend(c.namespace_annotations.iter().map(|copy| copy.key.clone()));
+        }
+    }
+    (!keys.labels.is_empty() || !keys.annotations.is_empty()).then_some(keys)
 }
 
 /// Components that read the pod cache need `[kubernetes]` to say which

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::config::KubernetesConfig;
+use super::config::{KubernetesConfig, NamespaceKeys};
 use super::namespace::NamespaceInfo;
 use super::pod::PodInfo;
 use crate::telemetry::{CauseLabels, K8sFamilies, Telemetry};
@@ -59,7 +59,7 @@ pub struct PodCache {
 struct Inner {
     config: KubernetesConfig,
     store: RwLock<Store>,
-    /// Empty unless `config.namespaces`.
+    /// Empty unless `config.namespaces` is set.
     namespaces: RwLock<Namespaces>,
     /// Whether a complete list of namespaces arrived (from the start, when
     /// they are not watched).
@@ -95,7 +95,7 @@ impl PodCache {
         // DaemonSet from watching the whole cluster.
         let api: kube::Api<Pod> = kube::Api::all(client.clone());
         tokio::spawn(run(cache.inner.clone(), api));
-        if cache.inner.config.namespaces {
+        if cache.inner.config.namespaces.is_some() {
             let api: kube::Api<Namespace> = kube::Api::all(client);
             tokio::spawn(run_namespaces(cache.inner.clone(), api));
         }
@@ -108,12 +108,16 @@ impl PodCache {
 
     /// A cache with no watch behind it (filled by [`PodCache::apply`]).
     pub fn empty(config: KubernetesConfig, telemetry: &Arc<Telemetry>) -> PodCache {
+        let namespaces = Namespaces {
+            wanted: config.namespaces.clone().unwrap_or_default(),
+            ..Default::default()
+        };
         PodCache {
             inner: Arc::new(Inner {
-                namespaces_synced: watch::Sender::new(!config.namespaces),
+                namespaces_synced: watch::Sender::new(config.namespaces.is_none()),
                 config,
                 store: RwLock::new(Store::default()),
-                namespaces: RwLock::new(Namespaces::default()),
+                namespaces: RwLock::new(namespaces),
                 changes: watch::Sender::new(0),
                 synced: watch::Sender::new(false),
                 stop: CancellationToken::new(),
@@ -180,21 +184,25 @@ impl PodCache {
         self.inner.changes.subscribe()
     }
 
-    /// Whether a complete list of the node's pods (and, when they are
-    /// watched, of the namespaces) has arrived.
+    /// Whether a complete list of the node's pods has arrived. (Namespaces,
+    /// when watched, are not waited for: a forbidden namespace watch must
+    /// not hold up a start; see [`Self::namespaces_synced`].)
     pub fn is_synced(&self) -> bool {
-        *self.inner.synced.borrow() && *self.inner.namespaces_synced.borrow()
+        *self.inner.synced.borrow()
     }
 
-    /// Waits up to `timeout` for the first complete lists.
+    /// Whether namespaces are not watched, or a complete list of them has
+    /// arrived.
+    pub fn namespaces_synced(&self) -> bool {
+        *self.inner.namespaces_synced.borrow()
+    }
+
+    /// Waits up to `timeout` for the first complete list of pods.
     pub async fn wait_synced(&self, timeout: Duration) -> bool {
-        let mut pods = self.inner.synced.subscribe();
-        let mut namespaces = self.inner.namespaces_synced.subscribe();
-        tokio::time::timeout(timeout, async {
-            pods.wait_for(|s| *s).await.is_ok() && namespaces.wait_for(|s| *s).await.is_ok()
-        })
-        .await
-        .unwrap_or(false)
+        let mut synced = self.inner.synced.subscribe();
+        tokio::time::timeout(timeout, synced.wait_for(|s| *s))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Stops the watch; lookups keep answering from what is cached.
@@ -354,7 +362,7 @@ impl Keyed<Pod> for Store {
 impl Keyed<Namespace> for Namespaces {
     fn upsert(&mut self, namespace: &Namespace, t: &K8sFamilies) -> Option<Arc<str>> {
         let mut skipped = 0;
-        let info = match NamespaceInfo::from_namespace(namespace, &mut skipped) {
+        let info = match NamespaceInfo::from_namespace(namespace, &self.wanted, &mut skipped) {
             Ok(info) => info,
             Err(e) => {
                 tracing::debug!(error = %e, "namespace not cached");
@@ -386,6 +394,8 @@ impl Keyed<Namespace> for Namespaces {
 /// The cached namespaces, by name, and their approximate heap bytes.
 #[derive(Default)]
 struct Namespaces {
+    /// The labels and annotations kept: those some processor copies.
+    wanted: NamespaceKeys,
     by_name: HashMap<Arc<str>, Arc<NamespaceInfo>>,
     bytes: usize,
 }

@@ -20,9 +20,38 @@ pub struct RawKubernetesConfig {
 pub struct KubernetesConfig {
     pub node_name: String,
     pub api_server: Option<http::Uri>,
-    /// Whether namespaces are watched too: set when a `k8s_attributes`
-    /// processor copies namespace labels or annotations, never written.
-    pub namespaces: bool,
+    /// Whether namespaces are watched too, and which of their labels and
+    /// annotations are kept: set from the `k8s_attributes` processors that
+    /// copy namespace metadata, never written.
+    pub namespaces: Option<NamespaceKeys>,
+}
+
+/// The namespace labels and annotations some processor copies: all the
+/// namespace cache keeps of a namespace, besides its name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NamespaceKeys {
+    pub labels: std::collections::BTreeSet<String>,
+    pub annotations: std::collections::BTreeSet<String>,
+    /// Keep every label and annotation (tests).
+    pub every: bool,
+}
+
+impl NamespaceKeys {
+    /// Keys that keep everything.
+    pub fn all() -> Self {
+        Self {
+            every: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn label(&self, key: &str) -> bool {
+        self.every || self.labels.contains(key)
+    }
+
+    pub fn annotation(&self, key: &str) -> bool {
+        self.every || self.annotations.contains(key)
+    }
 }
 
 impl Validate for RawKubernetesConfig {
@@ -59,7 +88,7 @@ impl Validate for RawKubernetesConfig {
             Ok(KubernetesConfig {
                 node_name,
                 api_server,
-                namespaces: false,
+                namespaces: None,
             })
         } else {
             Err(errors)

@@ -26,7 +26,7 @@ pub mod namespace;
 pub mod pod;
 
 pub use cache::{K8sError, PodCache, PodCaches, Relist};
-pub use config::{KubernetesConfig, RawKubernetesConfig};
+pub use config::{KubernetesConfig, NamespaceKeys, RawKubernetesConfig};
 pub use pod::PodInfo;
 
 #[cfg(test)]

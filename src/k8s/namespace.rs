@@ -1,10 +1,11 @@
-//! What ferro keeps of a namespace: its name, labels and annotations
-//! (trimmed as a pod's are), for `k8s_attributes`' `namespace_labels` and
-//! `namespace_annotations`.
+//! What ferro keeps of a namespace: its name, and the labels and
+//! annotations `k8s_attributes`' `namespace_labels` and
+//! `namespace_annotations` copy (trimmed as a pod's are).
 
 use k8s_openapi::api::core::v1::Namespace;
 use std::sync::Arc;
 
+use super::config::NamespaceKeys;
 use super::pod::{Incomplete, kept_annotations, kept_labels, lookup, pairs_bytes};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,18 +18,24 @@ pub struct NamespaceInfo {
 }
 
 impl NamespaceInfo {
-    /// The trimmed copy of `namespace`; annotations dropped for size are
-    /// counted in `skipped_annotations`.
+    /// The trimmed copy of `namespace`, with only the labels and
+    /// annotations `wanted`; annotations dropped for size are counted in
+    /// `skipped_annotations`.
     pub fn from_namespace(
         namespace: &Namespace,
+        wanted: &NamespaceKeys,
         skipped_annotations: &mut u64,
     ) -> Result<NamespaceInfo, Incomplete> {
         let meta = &namespace.metadata;
         let name = meta.name.as_deref().ok_or(Incomplete::Missing("name"))?;
+        let mut labels = kept_labels(meta);
+        labels.retain(|(k, _)| wanted.label(k));
+        let mut annotations = kept_annotations(meta, skipped_annotations);
+        annotations.retain(|(k, _)| wanted.annotation(k));
         Ok(NamespaceInfo {
             name: name.into(),
-            labels: kept_labels(meta),
-            annotations: kept_annotations(meta, skipped_annotations),
+            labels,
+            annotations,
         })
     }
 

@@ -57,7 +57,7 @@ fn cache() -> PodCache {
         KubernetesConfig {
             node_name: "node-a".into(),
             api_server: None,
-            namespaces: false,
+            namespaces: None,
         },
         &Telemetry::new(),
     )
@@ -93,7 +93,7 @@ pub fn cache_with_namespaces(
         KubernetesConfig {
             node_name: "node-a".into(),
             api_server: None,
-            namespaces: true,
+            namespaces: Some(NamespaceKeys::all()),
         },
         &Telemetry::new(),
     );
@@ -103,14 +103,14 @@ pub fn cache_with_namespaces(
         cache.apply(Event::InitApply(p), &mut relist);
     }
     cache.apply(Event::InitDone, &mut relist);
-    assert!(!cache.is_synced(), "namespaces are not listed yet");
+    assert!(cache.is_synced() && !cache.namespaces_synced());
     let mut relist = Relist::default();
     cache.apply_namespace(Event::Init, &mut relist);
     for ns in namespaces {
         cache.apply_namespace(Event::InitApply(ns), &mut relist);
     }
     cache.apply_namespace(Event::InitDone, &mut relist);
-    assert!(cache.is_synced());
+    assert!(cache.namespaces_synced());
     cache
 }
 

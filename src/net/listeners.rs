@@ -54,6 +54,12 @@ impl Listeners {
                 held.claimed = generation;
                 return tokio::net::TcpListener::from_std(held.socket.try_clone()?);
             }
+            // A held socket on the same port under another address
+            // (`0.0.0.0:4317` becoming `127.0.0.1:4317`) would make this
+            // bind fail: close it first, as a restart would.
+            inner.held.retain(|held_addr, held| {
+                held_addr.port() != addr.port() || held.claimed == generation
+            });
         }
         let listener = tokio::net::TcpListener::bind(addr).await?;
         if addr.port() == 0 {
@@ -130,8 +136,15 @@ mod tests {
         served.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"ping");
 
-        // A topology without this address closes it.
+        // The same port under another address: the held socket makes way.
         drop(second);
+        listeners.begin();
+        let any: SocketAddr = format!("0.0.0.0:{port}").parse().unwrap();
+        let third = listeners.bind(any).await.unwrap();
+        listeners.close_unclaimed();
+        drop(third);
+
+        // A topology without this address closes it.
         listeners.begin();
         listeners.close_unclaimed();
         assert!(tokio::net::TcpStream::connect(addr).await.is_err());

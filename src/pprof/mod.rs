@@ -242,6 +242,16 @@ pub fn type_name(checked: &Checked) -> Option<&'static str> {
     None
 }
 
+/// The display names Pyroscope's `/ingest` gives sample types when the
+/// client sends no `sample_type_config` (its `DefaultSampleTypeMapping`):
+/// a Go contention profile sent bare is a mutex profile there.
+pub const DEFAULT_DISPLAY_NAMES: &[(&str, &str)] = &[
+    ("samples", "cpu"),
+    ("goroutine", "goroutines"),
+    ("contentions", "mutex_count"),
+    ("delay", "mutex_duration"),
+];
+
 /// The profile type (`__name__`) Pyroscope's `/ingest` gives a pprof sent
 /// with a `sample_type_config`: `wall` if any sample type is `wall`, else
 /// the first sample type whose display name (`display_name` of its type,

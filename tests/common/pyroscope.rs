@@ -361,18 +361,26 @@ async fn ingest(
             (k == key).then(|| percent_decode(v))
         })
     };
+    let parts = ingest_parts(&headers, body).await;
     let result = (|| -> Result<Stored, String> {
         if param("format").as_deref() != Some("pprof") {
             return Err("only format=pprof is checked here".into());
         }
-        let (raw, config) = ingest_parts(&headers, body)?;
+        let (raw, config) = parts?;
         let profile = decode_profile(&raw)?;
         let name = param("name").ok_or("name is required")?;
         let (app, rest) = name.split_once('{').unwrap_or((&name, "}"));
-        // The client's display names, else Pyroscope's default mapping.
+        // The client's display names, else Pyroscope's default mapping
+        // (`pkg/og/storage/tree/pprof.go` DefaultSampleTypeMapping).
         let display = |st: &str| match &config {
             Some(c) => c[st]["display-name"].as_str().map(str::to_string),
-            None => (st == "samples").then(|| "cpu".to_string()),
+            None => match st {
+                "samples" => Some("cpu".to_string()),
+                "goroutine" => Some("goroutines".to_string()),
+                "contentions" => Some("mutex_count".to_string()),
+                "delay" => Some("mutex_duration".to_string()),
+                _ => None,
+            },
         };
         let mut labels = vec![
             ("__name__".to_string(), metric_name(&profile, display)),
@@ -425,8 +433,9 @@ async fn ingest(
     }
 }
 
-/// The profile and the `sample_type_config` of an `/ingest` body.
-fn ingest_parts(
+/// The profile and the `sample_type_config` of an `/ingest` body, a form
+/// read by `multer`.
+async fn ingest_parts(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<(Bytes, Option<serde_json::Value>), String> {
@@ -434,35 +443,31 @@ fn ingest_parts(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let Some(boundary) = content_type
-        .strip_prefix("multipart/form-data; boundary=")
-        .map(|b| b.trim_matches('"'))
-    else {
+    if !content_type.starts_with("multipart/form-data") {
         return Ok((body, None));
-    };
-    let parts = ferro::receivers::pprof::push::multipart_parts(&body, boundary)
-        .ok_or("malformed multipart form")?;
-    let part = |name: &str| {
-        parts
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, data)| data.clone())
-    };
-    if part("prev_profile").is_some() {
-        return Err("unsupported client version".into());
     }
-    let config = match part("sample_type_config") {
-        Some(json) => {
-            let value: serde_json::Value =
-                serde_json::from_slice(&json).map_err(|e| e.to_string())?;
-            if !value.is_object() {
-                return Err("sample_type_config is not an object".into());
+    let boundary = multer::parse_boundary(content_type).map_err(|e| e.to_string())?;
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    let (mut profile, mut config) = (None, None);
+    while let Some(field) = form.next_field().await.map_err(|e| e.to_string())? {
+        let name = field.name().unwrap_or("").to_string();
+        let data = field.bytes().await.map_err(|e| e.to_string())?;
+        match name.as_str() {
+            "profile" => profile = Some(data),
+            "prev_profile" => return Err("unsupported client version".into()),
+            "sample_type_config" => {
+                let value: serde_json::Value =
+                    serde_json::from_slice(&data).map_err(|e| e.to_string())?;
+                if !value.is_object() {
+                    return Err("sample_type_config is not an object".into());
+                }
+                config = Some(value);
             }
-            Some(value)
+            _ => {}
         }
-        None => None,
-    };
-    Ok((part("profile").ok_or("no profile part")?, config))
+    }
+    Ok((profile.ok_or("no profile part")?, config))
 }
 
 /// `__name__` as Pyroscope's `/ingest` derives it for a pprof: `wall` if

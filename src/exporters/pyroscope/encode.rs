@@ -196,28 +196,29 @@ const SPY_LABEL: &str = "pyroscope_spy";
 
 /// The body of an `/ingest` request for `profile`, and its content type: a
 /// `multipart/form-data` form, as the Go SDK sends, with the pprof as the
-/// `profile` part and a `sample_type_config` part that says what `__name__`
-/// and `__delta__` say, in the only words `/ingest` takes: display names
-/// (which profile type: Pyroscope tells a mutex profile from a block
-/// profile by them, their sample types being the same), units, and which
-/// types are cumulative (Pyroscope before 1.0 subtracts consecutive
-/// profiles of those; a profile labelled `__delta__="false"` is a delta
-/// already).
+/// `profile` part and, for the built-in profile types, a
+/// `sample_type_config` part that says in `/ingest`'s words what
+/// `__name__` says: display names (Pyroscope tells a mutex profile from a
+/// block profile by them, their sample types being the same; a goroutine
+/// profile keeps ferro's name), units and aggregation. Every sample type
+/// is listed (Pyroscope before 1.0 reads only listed ones), none as
+/// cumulative: `/ingest` subtracts nothing across requests (Pyroscope
+/// before 1.0 stores nothing of a type so marked without a `prev_profile`;
+/// 1.x ignores the mark), so profiles go as they are (see the README).
 pub fn ingest_form(profile: &Profile) -> (String, Bytes) {
     let name = profile.labels.get("__name__").unwrap_or("");
-    let cumulative = profile.labels.get("__delta__") != Some("false");
+    let built_in = matches!(
+        name,
+        "process_cpu" | "memory" | "goroutine" | "goroutines" | "mutex" | "block"
+    );
     let mut config = serde_json::Map::new();
-    for st in profile.sample_types.iter() {
+    for st in profile.sample_types.iter().filter(|_| built_in) {
         let entry = match (name, st.kind.as_str()) {
             ("process_cpu", "samples") => {
                 serde_json::json!({"display-name": "cpu", "units": "samples", "sampled": true})
             }
-            ("memory", "alloc_objects") => {
-                serde_json::json!({"units": "objects", "cumulative": cumulative})
-            }
-            ("memory", "alloc_space") => {
-                serde_json::json!({"units": "bytes", "cumulative": cumulative})
-            }
+            ("memory", "alloc_objects") => serde_json::json!({"units": "objects"}),
+            ("memory", "alloc_space") => serde_json::json!({"units": "bytes"}),
             ("memory", "inuse_objects") => {
                 serde_json::json!({"units": "objects", "aggregation": "average"})
             }
@@ -227,17 +228,20 @@ pub fn ingest_form(profile: &Profile) -> (String, Bytes) {
             ("goroutine", "goroutine") => {
                 serde_json::json!({"units": "goroutines", "aggregation": "average"})
             }
+            ("goroutines", "goroutine") => serde_json::json!({
+                "display-name": "goroutines",
+                "units": "goroutines",
+                "aggregation": "average",
+            }),
             ("mutex" | "block", "contentions") => serde_json::json!({
                 "display-name": format!("{name}_count"),
                 "units": "lock_samples",
-                "cumulative": cumulative,
             }),
             ("mutex" | "block", "delay") => serde_json::json!({
                 "display-name": format!("{name}_duration"),
                 "units": "lock_nanoseconds",
-                "cumulative": cumulative,
             }),
-            _ => continue,
+            _ => serde_json::json!({}),
         };
         config.insert(st.kind.clone(), entry);
     }
@@ -253,8 +257,10 @@ pub fn ingest_form(profile: &Profile) -> (String, Bytes) {
     let mut body = Vec::with_capacity(profile.pprof.len() + config.len() + 400);
     body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"profile\"; filename=\"profile.pprof\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
     body.extend_from_slice(&profile.pprof);
-    body.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"sample_type_config\"; filename=\"sample_type_config.json\"\r\nContent-Type: application/json\r\n\r\n").as_bytes());
-    body.extend_from_slice(config.as_bytes());
+    if built_in {
+        body.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"sample_type_config\"; filename=\"sample_type_config.json\"\r\nContent-Type: application/json\r\n\r\n").as_bytes());
+        body.extend_from_slice(config.as_bytes());
+    }
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     (
         format!("multipart/form-data; boundary={boundary}"),

@@ -43,6 +43,7 @@ impl Pyroscope {
             authorization,
             url: config.url(),
             config: config.clone(),
+            warned_cumulative: Default::default(),
         };
         Ok(Self {
             sink: Arc::new(sink),
@@ -200,6 +201,8 @@ struct PyroscopeSink {
     config: PyroscopeConfig,
     url: String,
     authorization: Option<http::HeaderValue>,
+    /// Whether the warning about cumulative profiles over `/ingest` was given.
+    warned_cumulative: std::sync::atomic::AtomicBool,
 }
 
 impl PyroscopeSink {
@@ -262,6 +265,20 @@ impl PyroscopeSink {
             ExportError::permanent(reason, "labels cannot be written as an ingest key")
         })?;
         let url = format!("{}?{query}", self.url);
+        let cumulative = matches!(
+            profile.labels.get("__name__"),
+            Some("memory" | "mutex" | "block")
+        ) && profile.labels.get("__delta__") != Some("false");
+        if cumulative
+            && !self
+                .warned_cumulative
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                endpoint = %self.url,
+                "api = \"ingest\" sends cumulative profiles (Go's memory, mutex and block totals) as they are: /ingest does not subtract consecutive ones. Scrape them with delta = true, or use api = \"push\""
+            );
+        }
         let (content_type, body) = encode::ingest_form(profile);
         let request = self.request(&url, &content_type, tenant);
         // `/ingest` reads the form as sent: no Content-Encoding.

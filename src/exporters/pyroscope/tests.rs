@@ -131,7 +131,7 @@ fn ingest_query_carries_the_key_and_the_time_range_in_seconds() {
 }
 
 #[test]
-fn ingest_form_says_the_profile_type_and_what_is_cumulative() {
+fn ingest_form_names_the_profile_type_in_sample_type_config() {
     use crate::signal::profiles::SampleType;
     let contention = |name: &str, delta: Option<&str>| {
         let mut labels = vec![("__name__", name), ("service_name", "shop")];
@@ -161,10 +161,17 @@ fn ingest_form_says_the_profile_type_and_what_is_cumulative() {
     let mutex = form(&contention("mutex", None));
     assert_eq!(mutex["contentions"]["display-name"], "mutex_count");
     assert_eq!(mutex["delay"]["display-name"], "mutex_duration");
-    assert_eq!(mutex["delay"]["cumulative"], true, "Go serves totals");
+    assert_eq!(mutex["delay"]["units"], "lock_nanoseconds");
+    assert!(
+        mutex["delay"].get("cumulative").is_none(),
+        "/ingest subtracts nothing: no type is marked cumulative"
+    );
     let block = form(&contention("block", Some("false")));
     assert_eq!(block["contentions"]["display-name"], "block_count");
-    assert_eq!(block["delay"]["cumulative"], false, "a delta already");
+    // A custom type: no config, the server's own mapping applies.
+    let custom = contention("fgprof", None);
+    let (_, body) = encode::ingest_form(&custom);
+    assert!(!String::from_utf8_lossy(&body).contains("sample_type_config"));
     // A boundary is never a run of bytes in the profile.
     let mut tricky = contention("mutex", None);
     tricky.pprof = Bytes::from_static(b"--ferro-profile-form\r\n");

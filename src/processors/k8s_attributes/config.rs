@@ -293,27 +293,6 @@ impl Validate for RawK8sAttributesConfig {
             "namespace_annotations",
             &mut errors,
         );
-        // Two copies under one name would overwrite each other.
-        let mut seen = std::collections::BTreeSet::new();
-        for (field, copy) in [
-            ("pod_labels", &pod_labels),
-            ("pod_annotations", &pod_annotations),
-            ("namespace_labels", &namespace_labels),
-            ("namespace_annotations", &namespace_annotations),
-        ]
-        .iter()
-        .flat_map(|(field, copies)| copies.iter().map(move |c| (*field, c)))
-        {
-            if !seen.insert(copy.label.clone()) {
-                errors.push(FieldError::new(
-                    field,
-                    format!(
-                        "`{}` would be written as `{}`, a name another copy has: give one a name ({{ key = \"{}\", name = \"…\" }})",
-                        copy.key, copy.label, copy.key
-                    ),
-                ));
-            }
-        }
         let names = |overrides: BTreeMap<String, String>,
                      default: fn(Field) -> &'static str,
                      at: &str,
@@ -348,6 +327,35 @@ impl Validate for RawK8sAttributesConfig {
                     format!("label_names.{}", field.key()),
                     format!("`{name}` is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)"),
                 ));
+            }
+        }
+        // Two values under one name would overwrite each other: a copy may
+        // not take a field's name, nor another copy's.
+        let mut seen: std::collections::BTreeSet<(&str, String)> = label_names
+            .iter()
+            .map(|(_, name)| ("label", name.clone()))
+            .chain(otel_names.iter().map(|(_, name)| ("otel", name.clone())))
+            .collect();
+        for (field, copy) in [
+            ("pod_labels", &pod_labels),
+            ("pod_annotations", &pod_annotations),
+            ("namespace_labels", &namespace_labels),
+            ("namespace_annotations", &namespace_annotations),
+        ]
+        .iter()
+        .flat_map(|(field, copies)| copies.iter().map(move |c| (*field, c)))
+        {
+            for (naming, name) in [("label", &copy.label), ("otel", &copy.otel)] {
+                if !seen.insert((naming, name.clone())) {
+                    errors.push(FieldError::new(
+                        field,
+                        format!(
+                            "`{}` would be written as `{name}`, a name a field or another copy has: give it another ({{ key = \"{}\", name = \"…\" }})",
+                            copy.key, copy.key
+                        ),
+                    ));
+                    break;
+                }
             }
         }
         if errors.is_empty() {

@@ -397,8 +397,14 @@ fn config_mistakes_are_reported() {
     assert!(errors("source = \"env\"\nnamespace_labels = [\"team\"]").contains("namespace_labels"));
     assert!(
         errors("pod_labels = [\"team\"]\nnamespace_labels = [\"team\"]")
-            .contains("a name another copy has")
+            .contains("a name a field or another copy has")
     );
+    assert!(
+        errors("namespace_labels = [{ key = \"env\", name = \"namespace\" }]")
+            .contains("a name a field or another copy has")
+    );
+    // The same key as a label and as an annotation needs a name for one.
+    config("pod_labels = [\"app\"]\npod_annotations = [{ key = \"app\", name = \"app_note\" }]");
     let defaults = K8sAttributesConfig::default();
     assert!(defaults.uses_peer());
     assert_eq!(defaults.associate.len(), 5);
@@ -427,7 +433,7 @@ fn peer_association_must_come_before_batching() {
     let kubernetes = config.kubernetes.unwrap();
     assert_eq!(kubernetes.node_name, "node-a");
     assert!(
-        !kubernetes.namespaces,
+        kubernetes.namespaces.is_none(),
         "no namespace watch unless asked for"
     );
     let namespaces = ok.replace(
@@ -435,7 +441,8 @@ fn peer_association_must_come_before_batching() {
         "[processors.k8s_attributes.pods]\nnamespace_labels = [\"team\"]",
     );
     let config = Config::from_str(&namespaces, "test").unwrap_or_else(|e| panic!("{e}"));
-    assert!(config.kubernetes.unwrap().namespaces);
+    let keys = config.kubernetes.unwrap().namespaces.unwrap();
+    assert!(keys.label("team") && !keys.label("owner") && !keys.annotation("team"));
 
     let wrong = format!("{PIPELINE}processors = [\"batch\", \"k8s_attributes.pods\"]\n");
     let e = Config::from_str(&wrong, "test").unwrap_err().to_string();

@@ -165,6 +165,13 @@ pub async fn start(
         labels,
         max_profile_size: config.max_profile_size,
     });
+    // Everything that can fail comes before anything is started: a
+    // receiver that fails to start leaves nothing running.
+    let jobs = config
+        .scrape_configs
+        .iter()
+        .map(|c| Job::new(c.clone(), &c.tls, &c.credentials).map(Arc::new))
+        .collect::<std::io::Result<Vec<_>>>()?;
     if let Some(addr) = config.listen {
         let listener = listeners.bind(addr).await?;
         let (bound, task) = push::serve(listener, shared.clone(), stop.clone())?;
@@ -172,12 +179,7 @@ pub async fn start(
         addrs.push(("http", bound));
         tasks.push(task);
     }
-    for scrape_config in &config.scrape_configs {
-        let job = Arc::new(Job::new(
-            scrape_config.clone(),
-            &scrape_config.tls,
-            &scrape_config.credentials,
-        )?);
+    for job in jobs {
         tasks.push(tokio::spawn(manage(
             job,
             shared.clone(),

@@ -483,8 +483,10 @@ async fn accept_ingest(
         .or_else(|| {
             pprof::type_name_displayed(&checked, |st| match &config {
                 Some(config) => config.display_name(st),
-                // Pyroscope's mapping for a client that sends none.
-                None => (st == "samples").then_some("cpu"),
+                None => pprof::DEFAULT_DISPLAY_NAMES
+                    .iter()
+                    .find(|(sample_type, _)| *sample_type == st)
+                    .map(|(_, shown)| *shown),
             })
         })
         .or_else(|| pprof::type_name(&checked))

@@ -134,6 +134,14 @@ pub fn targets(config: &ScrapeConfig, groups: &[StaticConfig]) -> Vec<ProfileTar
                 let sep = if url.contains('?') { '&' } else { '?' };
                 url.push_str(&format!("{sep}seconds={}", config.delta_seconds()));
             }
+            // Served as the difference over the interval: Pyroscope must not
+            // subtract it again (it never subtracts CPU profiles, which go
+            // unlabelled as from Alloy).
+            if profile.delta && profile.name != "process_cpu" {
+                labels.set("__delta__", "false");
+            } else {
+                labels.remove("__delta__");
+            }
             out.push(ProfileTarget {
                 url,
                 labels: labels.labels(),

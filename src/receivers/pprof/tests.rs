@@ -74,6 +74,17 @@ fn profile_types_can_be_disabled_moved_and_added() {
         urls.contains(&"http://10.0.0.1:6060/debug/fgprof?seconds=14"),
         "{urls:?}"
     );
+    // A delta profile is labelled so that Pyroscope does not subtract it
+    // again; Go's cumulative totals are not.
+    let delta = |name: &str| {
+        let target = found
+            .iter()
+            .find(|t| t.labels.get("__name__") == Some(name));
+        target.unwrap().labels.get("__delta__").map(str::to_string)
+    };
+    assert_eq!(delta("fgprof").as_deref(), Some("false"));
+    assert_eq!(delta("memory"), None);
+    assert_eq!(delta("process_cpu"), None);
 }
 
 #[test]

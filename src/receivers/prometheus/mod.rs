@@ -61,15 +61,17 @@ pub async fn start(
             "scrape_failed",
         ),
     });
+    // Every job is built before any starts: a receiver that fails to
+    // start leaves no scrape loop running.
+    let jobs = config
+        .scrape_configs
+        .iter()
+        .map(|c| Job::new(c.clone(), &c.tls, &c.credentials).map(Arc::new))
+        .collect::<std::io::Result<Vec<_>>>()?;
     let mut successors = Vec::new();
-    for scrape_config in &config.scrape_configs {
-        let job = Arc::new(Job::new(
-            scrape_config.clone(),
-            &scrape_config.tls,
-            &scrape_config.credentials,
-        )?);
+    for job in jobs {
         let next = Arc::new(OnceLock::new());
-        successors.push((scrape_config.job_name.clone(), next.clone()));
+        successors.push((job.config.job_name.clone(), next.clone()));
         tasks.push(tokio::spawn(manage(
             job,
             sender.clone(),
