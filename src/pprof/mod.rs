@@ -233,8 +233,9 @@ pub fn type_name(checked: &Checked) -> Option<&'static str> {
     if has("contentions") || has("delay") {
         // Go's mutex and block profiles have the same sample and period
         // types; only where it was fetched from (or the client's labels)
-        // tells them apart. Pyroscope files unlabelled ones as block.
-        return Some("block");
+        // tells them apart. Pyroscope's default mapping files unlabelled
+        // ones as mutex.
+        return Some("mutex");
     }
     if has("wall") {
         return Some("wall");

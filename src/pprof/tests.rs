@@ -37,7 +37,7 @@ fn type_names_follow_pyroscope() {
     assert_eq!(name(Kind::Cpu), Some("process_cpu"));
     assert_eq!(name(Kind::Heap), Some("memory"));
     assert_eq!(name(Kind::Goroutine), Some("goroutine"));
-    assert_eq!(name(Kind::Contention), Some("block"));
+    assert_eq!(name(Kind::Contention), Some("mutex"));
 }
 
 #[test]
