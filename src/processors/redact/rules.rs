@@ -435,43 +435,114 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 /// Whether `bytes` holds a run of 13 or more digits (single spaces or dashes
 /// between them allowed): the cheap test before the card scan.
 ///
-/// Such a run spans at least 13 bytes, so looking at every 13th byte cannot
-/// step over one; only where a look lands on a digit (or a separator next to
-/// one) is the run around it measured.
+/// A run is made of candidate bytes (digits, spaces, dashes) and holds at
+/// least 13 digits, so it spans at least 13 consecutive candidates. The
+/// bytes are turned into candidate bitmasks eight at a time (SWAR), and only
+/// a stretch of 13 or more candidates is looked at byte by byte.
 pub fn has_digit_run(bytes: &[u8]) -> bool {
     const SPAN: usize = 13;
-    let in_run = |i: usize| {
-        let b = bytes[i];
-        b.is_ascii_digit()
-            || ((b == b' ' || b == b'-')
-                && i > 0
-                && i + 1 < bytes.len()
-                && bytes[i - 1].is_ascii_digit()
-                && bytes[i + 1].is_ascii_digit())
-    };
-    let mut i = SPAN - 1;
-    while i < bytes.len() {
-        if !in_run(i) {
-            i += SPAN;
+    let mut at = 0;
+    // Consecutive candidates ending just before `at`.
+    let mut streak = 0usize;
+    while at < bytes.len() {
+        let block = &bytes[at..bytes.len().min(at + 64)];
+        let n = block.len();
+        let mask = candidates(block);
+        let full = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        // Where `SPAN` candidates in a row start within the block, or a
+        // streak from earlier blocks that this block's first bytes extend.
+        let mut run = mask;
+        for shift in [1, 2, 4, 5] {
+            run &= run >> shift;
+        }
+        let leading = (!mask).trailing_zeros().min(n as u32) as usize;
+        let found = if streak > 0 && streak + leading >= SPAN {
+            Some(at - streak)
+        } else if run != 0 {
+            Some(at + run.trailing_zeros() as usize)
+        } else {
+            None
+        };
+        if let Some(start) = found {
+            // The whole stretch of candidates around `start`.
+            let mut end = start;
+            while end < bytes.len() && is_candidate(bytes[end]) {
+                end += 1;
+            }
+            if digit_run_in(&bytes[start..end]) {
+                return true;
+            }
+            at = end;
+            streak = 0;
             continue;
         }
-        let mut start = i;
-        while start > 0 && in_run(start - 1) {
-            start -= 1;
-        }
-        let mut end = i + 1;
-        while end < bytes.len() && in_run(end) {
-            end += 1;
-        }
-        if bytes[start..end]
-            .iter()
-            .filter(|b| b.is_ascii_digit())
-            .count()
-            >= SPAN
+        streak = if mask == full {
+            streak + n
+        } else {
+            (mask << (64 - n)).leading_ones() as usize
+        };
+        at += n;
+    }
+    false
+}
+
+fn is_candidate(b: u8) -> bool {
+    b.is_ascii_digit() || b == b' ' || b == b'-'
+}
+
+/// Bit `i` set where `block[i]` (at most 64 bytes) is a digit, a space or a
+/// dash, eight bytes at a time.
+fn candidates(block: &[u8]) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // 0x80 in each byte of `v` (ASCII) equal to `c`; no carry crosses bytes.
+    let equal = |v: u64, c: u8| {
+        let t = v ^ (ONES * c as u64);
+        !(((t & LOW) + LOW) | t) & HIGH
+    };
+    let word_bits = |w: u64| {
+        let ascii = !w & HIGH;
+        let v = w & LOW;
+        // v >= '0' and not v >= ':'; v <= 0x7f, so the sums stay in the byte.
+        let digit = (v + ONES * 0x50) & !(v + ONES * 0x46) & HIGH;
+        let hits = (digit | equal(v, b' ') | equal(v, b'-')) & ascii;
+        // Byte i's 0x80 to bit i.
+        ((hits >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+    };
+    let mut mask = 0u64;
+    let words = block.chunks_exact(8);
+    let tail = words.remainder();
+    let mut k = 0;
+    for chunk in words {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        mask |= word_bits(w) << (8 * k);
+        k += 1;
+    }
+    if !tail.is_empty() {
+        let mut word = [0u8; 8];
+        word[..tail.len()].copy_from_slice(tail);
+        mask |= word_bits(u64::from_le_bytes(word)) << (8 * k);
+    }
+    mask
+}
+
+/// Whether a stretch of candidate bytes holds 13 digits in one run: digits,
+/// with single spaces or dashes between them.
+fn digit_run_in(stretch: &[u8]) -> bool {
+    let mut digits = 0;
+    for (i, &b) in stretch.iter().enumerate() {
+        if b.is_ascii_digit() {
+            digits += 1;
+            if digits >= 13 {
+                return true;
+            }
+        } else if !(i > 0
+            && stretch[i - 1].is_ascii_digit()
+            && stretch.get(i + 1).is_some_and(u8::is_ascii_digit))
         {
-            return true;
+            digits = 0;
         }
-        i = end + SPAN;
     }
     false
 }

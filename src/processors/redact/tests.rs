@@ -543,10 +543,10 @@ fn key_lines_are_classified() {
     );
 }
 
-/// The digit-run test that looks at every 13th byte agrees with one that
-/// looks at all of them.
+/// The digit-run test on candidate bitmasks agrees with a byte-by-byte
+/// scan.
 #[test]
-fn sampled_digit_run_test_agrees_with_a_full_scan() {
+fn bitmask_digit_run_test_agrees_with_a_full_scan() {
     fn full_scan(bytes: &[u8]) -> bool {
         let mut digits = 0;
         for (i, &b) in bytes.iter().enumerate() {
@@ -567,9 +567,12 @@ fn sampled_digit_run_test_agrees_with_a_full_scan() {
         false
     }
     let mut rng = fastrand::Rng::with_seed(7);
-    let alphabet = b"0123456789 -x";
+    // Bytes on both sides of the ranges the bit tricks test, and one that
+    // is not ASCII.
+    let alphabet = b"0123456789 -x/:,.\xb0\xff";
     for _ in 0..50_000 {
-        let len = rng.usize(0..60);
+        // Across 8-byte words and 64-byte blocks.
+        let len = rng.usize(0..200);
         let bytes: Vec<u8> = (0..len)
             .map(|_| {
                 // Mostly digits, so that long runs happen.
