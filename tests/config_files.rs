@@ -247,3 +247,41 @@ fn the_manifests_are_well_formed_and_least_privileged() {
         assert!(env.contains(&var), "{var} in {env:?}");
     }
 }
+
+/// `kubectl apply --dry-run=client` on `deploy/kubernetes/`, through
+/// `scripts/kubectl-dry-run` (a local discovery stub stands in for the API
+/// server kubectl asks which resource each kind is). Runs where kubectl is
+/// installed, as it is on the machines ferro is developed on; elsewhere the
+/// structural test above is what checks the manifests.
+#[test]
+fn kubectl_takes_the_manifests_in_a_client_dry_run() {
+    let has_kubectl = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_kubectl {
+        eprintln!("kubectl is not installed: the client dry run is left to the structural test");
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new(root.join("scripts/kubectl-dry-run"))
+        .output()
+        .expect("scripts/kubectl-dry-run runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for object in [
+        "clusterrole.rbac.authorization.k8s.io/ferro",
+        "configmap/ferro",
+        "daemonset.apps/ferro",
+        "deployment.apps/shop-web",
+    ] {
+        assert!(
+            stdout.contains(&format!("{object} created (dry run)")),
+            "{object} in {stdout}"
+        );
+    }
+}
