@@ -91,6 +91,17 @@ pub trait Group {
     /// removes the key. Labels are rebuilt once for the whole call.
     fn set(&mut self, pairs: &[(&str, &str)]);
 
+    /// How many string attributes or labels the group has, and the longest
+    /// value's length in bytes.
+    fn shape(&self) -> (usize, usize) {
+        let (mut count, mut longest) = (0, 0);
+        self.for_each(&mut |_, value| {
+            count += 1;
+            longest = longest.max(value.len());
+        });
+        (count, longest)
+    }
+
     /// Records in the group (spans, samples, log entries, profiles).
     fn items(&self) -> usize;
 
@@ -192,6 +203,10 @@ impl Group for LabelsGroup<'_> {
             builder.set(key, value);
         }
         *self.labels = builder.labels();
+    }
+
+    fn shape(&self) -> (usize, usize) {
+        self.labels.shape()
     }
 
     fn items(&self) -> usize {

@@ -34,12 +34,36 @@ impl Labels {
         LabelsIter { buf: &self.0 }
     }
 
+    /// The value of `name`. Names are compared as bytes, and only the
+    /// value found is read as text.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+        let mut buf = &self.0[..];
+        while !buf.is_empty() {
+            let n = take_bytes(&mut buf);
+            let value = take_bytes(&mut buf);
+            if n == name.as_bytes() {
+                return Some(as_str(value));
+            }
+        }
+        None
     }
 
+    /// The number of pairs, counted without reading them as text.
     pub fn len(&self) -> usize {
-        self.iter().count()
+        self.shape().0
+    }
+
+    /// The number of pairs and the longest value's length in bytes, read
+    /// without taking them as text.
+    pub fn shape(&self) -> (usize, usize) {
+        let mut buf = &self.0[..];
+        let (mut pairs, mut longest) = (0, 0);
+        while !buf.is_empty() {
+            take_bytes(&mut buf);
+            longest = take_bytes(&mut buf).len().max(longest);
+            pairs += 1;
+        }
+        (pairs, longest)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -120,6 +144,11 @@ impl<'a> Iterator for LabelsIter<'a> {
 /// Reads one length-prefixed string. The buffer is only ever written by
 /// `LabelsBuilder::labels` from `&str`s, so it is valid UTF-8 at every boundary.
 fn take<'a>(buf: &mut &'a [u8]) -> &'a str {
+    as_str(take_bytes(buf))
+}
+
+/// Reads one length-prefixed string's bytes.
+fn take_bytes<'a>(buf: &mut &'a [u8]) -> &'a [u8] {
     let mut len = 0usize;
     let mut shift = 0;
     loop {
@@ -133,8 +162,12 @@ fn take<'a>(buf: &mut &'a [u8]) -> &'a str {
     }
     let (text, rest) = buf.split_at(len);
     *buf = rest;
-    // SAFETY-free: from_utf8 cannot fail on what `labels()` wrote; the
-    // fallback keeps a corrupted buffer from panicking.
+    text
+}
+
+/// What `take_bytes` read, as text: from_utf8 cannot fail on what
+/// `labels()` wrote; the fallback keeps a corrupted buffer from panicking.
+fn as_str(text: &[u8]) -> &str {
     std::str::from_utf8(text).unwrap_or("")
 }
 
@@ -259,8 +292,12 @@ mod tests {
         let labels = Labels::from_pairs([("long", long.as_str()), ("ünï", "cödé ✓")]);
         assert_eq!(labels.get("long").unwrap().len(), 100_000);
         assert_eq!(labels.get("ünï"), Some("cödé ✓"));
+        assert_eq!(labels.shape(), (2, 100_000));
+        assert_eq!(labels.get("ün"), None, "a name's prefix is not the name");
         let mut builder = labels.to_builder();
         builder.remove("long");
         assert_eq!(builder.labels().len(), 1);
+        assert_eq!(builder.labels().shape(), (1, "cödé ✓".len()));
+        assert_eq!(Labels::empty().shape(), (0, 0));
     }
 }

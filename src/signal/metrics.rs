@@ -102,7 +102,7 @@ impl Series {
     /// Bytes this series takes in a remote-write 1.0 request, roughly: labels
     /// with their framing, 20 bytes a sample, histograms and exemplars by size.
     fn wire_size(&self) -> usize {
-        let labels = self.labels.heap_size() + 6 * self.labels.iter().count();
+        let labels = self.labels.heap_size() + 6 * self.labels.len();
         let histograms: usize = self
             .histograms
             .iter()

@@ -539,11 +539,7 @@ impl TenantLimiter {
         if max_labels.is_none() && max_value.is_none() {
             return Ok(());
         }
-        let (mut labels, mut longest) = (0usize, 0usize);
-        group.for_each(&mut |_, value| {
-            labels += 1;
-            longest = longest.max(value.len());
-        });
+        let (labels, longest) = group.shape();
         if max_labels.is_some_and(|max| labels > max) {
             return Err(Reason::TooManyLabels);
         }
