@@ -54,14 +54,33 @@ impl Listeners {
                 held.claimed = generation;
                 return tokio::net::TcpListener::from_std(held.socket.try_clone()?);
             }
-            // A held socket on the same port under another address
-            // (`0.0.0.0:4317` becoming `127.0.0.1:4317`) would make this
-            // bind fail: close it first, as a restart would.
-            inner.held.retain(|held_addr, held| {
-                held_addr.port() != addr.port() || held.claimed == generation
-            });
+            // A held socket that overlaps this address (`0.0.0.0:4317`
+            // becoming `127.0.0.1:4317`) would make this bind fail: close
+            // it first, as a restart would.
+            inner
+                .held
+                .retain(|held_addr, held| held.claimed == generation || !overlap(*held_addr, addr));
         }
-        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            // An overlap this module does not foresee (a platform's own
+            // rules): make way for the new address and try once more.
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && addr.port() != 0 => {
+                let released = {
+                    let mut inner = self.lock();
+                    let generation = inner.generation;
+                    let before = inner.held.len();
+                    inner.held.retain(|held_addr, held| {
+                        held.claimed == generation || held_addr.port() != addr.port()
+                    });
+                    inner.held.len() < before
+                };
+                if !released {
+                    return Err(e);
+                }
+                tokio::net::TcpListener::bind(addr).await?
+            }
+            other => other?,
+        };
         if addr.port() == 0 {
             return Ok(listener);
         }
@@ -98,6 +117,17 @@ impl Listeners {
         // The map is consistent after any panic: take it as it is.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Whether sockets on `a` and `b` cannot both listen: the same port, and
+/// one address takes the other's (the same address, or an unspecified one
+/// of its family; a dual-stack `[::]` takes IPv4 too).
+fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    let takes = |wide: std::net::IpAddr, other: std::net::IpAddr| match wide {
+        std::net::IpAddr::V6(w) => w.is_unspecified(),
+        std::net::IpAddr::V4(w) => w.is_unspecified() && other.is_ipv4(),
+    };
+    a.port() == b.port() && (a.ip() == b.ip() || takes(a.ip(), b.ip()) || takes(b.ip(), a.ip()))
 }
 
 #[cfg(test)]
@@ -148,6 +178,17 @@ mod tests {
         listeners.begin();
         listeners.close_unclaimed();
         assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+
+    #[test]
+    fn overlapping_addresses() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(overlap(a("0.0.0.0:4317"), a("127.0.0.1:4317")));
+        assert!(overlap(a("[::]:4317"), a("10.0.0.5:4317")));
+        assert!(overlap(a("[::]:4317"), a("0.0.0.0:4317")));
+        assert!(!overlap(a("10.0.0.5:4317"), a("127.0.0.1:4317")));
+        assert!(!overlap(a("0.0.0.0:4317"), a("[::1]:4317")));
+        assert!(!overlap(a("0.0.0.0:4317"), a("0.0.0.0:4318")));
     }
 
     #[tokio::test]

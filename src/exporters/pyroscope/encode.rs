@@ -245,6 +245,14 @@ pub fn ingest_form(profile: &Profile) -> (String, Bytes) {
         };
         config.insert(st.kind.clone(), entry);
     }
+    // A type named as another's display name would be stored in the same
+    // series by Pyroscope before 1.0 (`cpu` beside `samples` shown as
+    // `cpu`): leave it out, as the default mapping does.
+    let shown: Vec<String> = config
+        .values()
+        .filter_map(|entry| entry["display-name"].as_str().map(str::to_string))
+        .collect();
+    config.retain(|kind, _| !shown.contains(kind));
     let config = serde_json::Value::Object(config).to_string();
     // A boundary that occurs in neither part.
     let mut boundary = String::from("ferro-profile-form");

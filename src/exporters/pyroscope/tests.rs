@@ -168,6 +168,18 @@ fn ingest_form_names_the_profile_type_in_sample_type_config() {
     );
     let block = form(&contention("block", Some("false")));
     assert_eq!(block["contentions"]["display-name"], "block_count");
+    // A Go CPU profile: `samples` is shown as `cpu`, so `cpu` is not listed.
+    let mut cpu = with_labels(profile("shop", 0), &[("__name__", "process_cpu")]);
+    cpu.sample_types = [("samples", "count"), ("cpu", "nanoseconds")]
+        .into_iter()
+        .map(|(kind, unit)| SampleType {
+            kind: kind.into(),
+            unit: unit.into(),
+        })
+        .collect();
+    let cpu = form(&cpu);
+    assert_eq!(cpu["samples"]["display-name"], "cpu");
+    assert!(cpu.get("cpu").is_none(), "{cpu}");
     // A custom type: no config, the server's own mapping applies.
     let custom = contention("fgprof", None);
     let (_, body) = encode::ingest_form(&custom);
