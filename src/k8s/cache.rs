@@ -61,9 +61,6 @@ struct Inner {
     store: RwLock<Store>,
     /// Empty unless `config.namespaces` is set.
     namespaces: RwLock<Namespaces>,
-    /// Whether a complete list of namespaces arrived (from the start, when
-    /// they are not watched).
-    namespaces_synced: watch::Sender<bool>,
     /// Bumped on every change a discovery source must see.
     changes: watch::Sender<u64>,
     synced: watch::Sender<bool>,
@@ -110,11 +107,11 @@ impl PodCache {
     pub fn empty(config: KubernetesConfig, telemetry: &Arc<Telemetry>) -> PodCache {
         let namespaces = Namespaces {
             wanted: config.namespaces.clone().unwrap_or_default(),
+            listed: config.namespaces.is_none(),
             ..Default::default()
         };
         PodCache {
             inner: Arc::new(Inner {
-                namespaces_synced: watch::Sender::new(config.namespaces.is_none()),
                 config,
                 store: RwLock::new(Store::default()),
                 namespaces: RwLock::new(namespaces),
@@ -194,7 +191,7 @@ impl PodCache {
     /// Whether namespaces are not watched, or a complete list of them has
     /// arrived.
     pub fn namespaces_synced(&self) -> bool {
-        *self.inner.namespaces_synced.borrow()
+        self.namespaces().listed
     }
 
     /// Waits up to `timeout` for the first complete list of pods.
@@ -232,20 +229,15 @@ impl PodCache {
     /// Applies one event of the namespace watch.
     pub fn apply_namespace(&self, event: watcher::Event<Namespace>, relist: &mut Relist) {
         let t = &self.inner.telemetry.k8s;
-        let listed = matches!(event, watcher::Event::InitDone);
-        {
-            let mut store = self
-                .inner
-                .namespaces
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            apply_event(&mut *store, event, relist, t);
-            t.namespaces_cached.set(store.by_name.len() as i64);
-            t.namespace_bytes.set(store.bytes as i64);
-        }
-        if listed && !*self.inner.namespaces_synced.borrow() {
-            self.inner.namespaces_synced.send_replace(true);
-        }
+        let mut store = self
+            .inner
+            .namespaces
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        store.listed |= matches!(event, watcher::Event::InitDone);
+        apply_event(&mut *store, event, relist, t);
+        t.namespaces_cached.set(store.by_name.len() as i64);
+        t.namespace_bytes.set(store.bytes as i64);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Store> {
@@ -396,6 +388,9 @@ impl Keyed<Namespace> for Namespaces {
 struct Namespaces {
     /// The labels and annotations kept: those some processor copies.
     wanted: NamespaceKeys,
+    /// A complete list arrived (from the start, when namespaces are not
+    /// watched).
+    listed: bool,
     by_name: HashMap<Arc<str>, Arc<NamespaceInfo>>,
     bytes: usize,
 }

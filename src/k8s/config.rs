@@ -32,26 +32,6 @@ pub struct KubernetesConfig {
 pub struct NamespaceKeys {
     pub labels: std::collections::BTreeSet<String>,
     pub annotations: std::collections::BTreeSet<String>,
-    /// Keep every label and annotation (tests).
-    pub every: bool,
-}
-
-impl NamespaceKeys {
-    /// Keys that keep everything.
-    pub fn all() -> Self {
-        Self {
-            every: true,
-            ..Default::default()
-        }
-    }
-
-    pub fn label(&self, key: &str) -> bool {
-        self.every || self.labels.contains(key)
-    }
-
-    pub fn annotation(&self, key: &str) -> bool {
-        self.every || self.annotations.contains(key)
-    }
 }
 
 impl Validate for RawKubernetesConfig {

@@ -29,9 +29,9 @@ impl NamespaceInfo {
         let meta = &namespace.metadata;
         let name = meta.name.as_deref().ok_or(Incomplete::Missing("name"))?;
         let mut labels = kept_labels(meta);
-        labels.retain(|(k, _)| wanted.label(k));
+        labels.retain(|(k, _)| wanted.labels.contains(&**k));
         let mut annotations = kept_annotations(meta, skipped_annotations);
-        annotations.retain(|(k, _)| wanted.annotation(k));
+        annotations.retain(|(k, _)| wanted.annotations.contains(&**k));
         Ok(NamespaceInfo {
             name: name.into(),
             labels,

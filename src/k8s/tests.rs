@@ -84,7 +84,8 @@ pub fn namespace(name: &str, labels: serde_json::Value) -> k8s_openapi::api::cor
     .unwrap()
 }
 
-/// A cache that has listed `pods`, and watches `namespaces`.
+/// A cache that has listed `pods`, and watches `namespaces`, keeping the
+/// labels and annotations the tests copy.
 pub fn cache_with_namespaces(
     pods: Vec<Pod>,
     namespaces: Vec<k8s_openapi::api::core::v1::Namespace>,
@@ -93,7 +94,15 @@ pub fn cache_with_namespaces(
         KubernetesConfig {
             node_name: "node-a".into(),
             api_server: None,
-            namespaces: Some(NamespaceKeys::all()),
+            namespaces: Some(NamespaceKeys {
+                labels: ["team", "cost-center"].map(String::from).into(),
+                annotations: [
+                    "owner.example/contact",
+                    "kubectl.kubernetes.io/last-applied-configuration",
+                ]
+                .map(String::from)
+                .into(),
+            }),
         },
         &Telemetry::new(),
     );

@@ -24,7 +24,6 @@ use std::sync::Arc;
 
 use crate::config::ComponentId;
 use crate::delivery::Batch;
-use crate::k8s::namespace::NamespaceInfo;
 use crate::k8s::{PodCache, PodInfo};
 use crate::signal::{Fields, Group, Naming, Signal};
 use crate::telemetry::Telemetry;
@@ -307,23 +306,13 @@ impl K8sAttributes {
             };
             out.push((name, value.to_string()));
         }
-        let copy_name = |copy: &config::Copy| match naming {
-            Naming::Otel => copy.otel.clone(),
-            Naming::Labels => copy.label.clone(),
-        };
-        for (copies, lookup) in [
-            (
-                &self.config.pod_labels,
-                PodInfo::label as for<'p> fn(&'p PodInfo, &str) -> Option<&'p str>,
-            ),
-            (&self.config.pod_annotations, PodInfo::annotation),
-        ] {
-            for copy in copies {
-                if let Some(value) = lookup(pod, &copy.key) {
-                    out.push((copy_name(copy), value.to_string()));
-                }
-            }
-        }
+        copy_found(&self.config.pod_labels, |k| pod.label(k), naming, out);
+        copy_found(
+            &self.config.pod_annotations,
+            |k| pod.annotation(k),
+            naming,
+            out,
+        );
         if !self.config.uses_namespaces() {
             return;
         }
@@ -334,21 +323,36 @@ impl K8sAttributes {
         let Some(namespace) = cache.namespace(&pod.namespace) else {
             return;
         };
-        for (copies, lookup) in [
-            (
-                &self.config.namespace_labels,
-                NamespaceInfo::label as for<'n> fn(&'n NamespaceInfo, &str) -> Option<&'n str>,
-            ),
-            (
-                &self.config.namespace_annotations,
-                NamespaceInfo::annotation,
-            ),
-        ] {
-            for copy in copies {
-                if let Some(value) = lookup(&namespace, &copy.key) {
-                    out.push((copy_name(copy), value.to_string()));
-                }
-            }
+        copy_found(
+            &self.config.namespace_labels,
+            |k| namespace.label(k),
+            naming,
+            out,
+        );
+        copy_found(
+            &self.config.namespace_annotations,
+            |k| namespace.annotation(k),
+            naming,
+            out,
+        );
+    }
+}
+
+/// The `(name, value)` pair of each copy whose key `lookup` finds, under
+/// `naming`'s name.
+fn copy_found<'v>(
+    copies: &[config::Copy],
+    lookup: impl Fn(&str) -> Option<&'v str>,
+    naming: Naming,
+    out: &mut Vec<(String, String)>,
+) {
+    for copy in copies {
+        if let Some(value) = lookup(&copy.key) {
+            let name = match naming {
+                Naming::Otel => &copy.otel,
+                Naming::Labels => &copy.label,
+            };
+            out.push((name.clone(), value.to_string()));
         }
     }
 }

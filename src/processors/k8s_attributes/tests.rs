@@ -442,7 +442,11 @@ fn peer_association_must_come_before_batching() {
     );
     let config = Config::from_str(&namespaces, "test").unwrap_or_else(|e| panic!("{e}"));
     let keys = config.kubernetes.unwrap().namespaces.unwrap();
-    assert!(keys.label("team") && !keys.label("owner") && !keys.annotation("team"));
+    assert!(
+        keys.labels.contains("team")
+            && !keys.labels.contains("owner")
+            && !keys.annotations.contains("team")
+    );
 
     let wrong = format!("{PIPELINE}processors = [\"batch\", \"k8s_attributes.pods\"]\n");
     let e = Config::from_str(&wrong, "test").unwrap_err().to_string();

@@ -432,6 +432,10 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The fewest digits a card number has: the length of the run the
+/// prefilter looks for.
+const SPAN: usize = 13;
+
 /// Whether `bytes` holds a run of 13 or more digits (single spaces or dashes
 /// between them allowed): the cheap test before the card scan.
 ///
@@ -440,7 +444,6 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 /// bytes are turned into candidate bitmasks eight at a time (SWAR), and only
 /// a stretch of 13 or more candidates is looked at byte by byte.
 pub fn has_digit_run(bytes: &[u8]) -> bool {
-    const SPAN: usize = 13;
     let mut at = 0;
     // Consecutive candidates ending just before `at`.
     let mut streak = 0usize;
@@ -534,7 +537,7 @@ fn digit_run_in(stretch: &[u8]) -> bool {
     for (i, &b) in stretch.iter().enumerate() {
         if b.is_ascii_digit() {
             digits += 1;
-            if digits >= 13 {
+            if digits >= SPAN {
                 return true;
             }
         } else if !(i > 0

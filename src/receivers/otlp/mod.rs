@@ -426,10 +426,10 @@ pub async fn start(
         tasks.push(task);
     }
     if let Some(addr) = config.http {
-        let bound = match listeners.bind(addr).await {
-            Ok(listener) => http::serve(listener, shared.clone(), stop.clone()),
-            Err(e) => Err(e),
-        };
+        let bound = listeners
+            .bind(addr)
+            .await
+            .and_then(|listener| http::serve(listener, shared.clone(), stop.clone()));
         let (bound, task) = match bound {
             Ok(ok) => ok,
             Err(e) => {
