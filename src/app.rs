@@ -9,9 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, LogFormat};
 use crate::delivery::MemoryLimiter;
-use crate::telemetry::{Telemetry, server};
-use crate::topology::Lasting;
-use crate::topology::Topology;
+use crate::net::server::{Budget, Servers};
+use crate::telemetry::{Phase, Telemetry, server};
+use crate::topology::{Lasting, Topology};
 
 /// Where the config comes from.
 #[derive(Clone, Debug)]
@@ -48,9 +48,28 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
     let started = Instant::now();
     let telemetry = Telemetry::new();
     let limiter = MemoryLimiter::new(config.memory_limit.as_usize());
-    // One pod cache and one set of listening sockets per process, like
-    // telemetry: they survive reloads.
-    let lasting = Lasting::default();
+    telemetry.watch_memory(limiter.clone());
+    // The receivers' connections share what the descriptor limit leaves
+    // once the rest of the process is provided for.
+    let fds = crate::net::server::raise_fd_limit();
+    let budget = Budget::from_fd_limit(fds);
+    tracing::debug!(
+        fds,
+        receiver_connections = budget.limit(),
+        "descriptor limit"
+    );
+    // One pod cache and one set of servers per process, like telemetry:
+    // they survive reloads.
+    let lasting = Lasting::new(Servers::new(budget, telemetry.clone()));
+
+    let (Ok(mut sigterm), Ok(mut sigint), Ok(mut sighup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return ExitCode::FAILURE;
+    };
 
     let mut telemetry_stop = CancellationToken::new();
     let mut telemetry_listen = None;
@@ -67,7 +86,7 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
                 telemetry_listen = Some(config.telemetry.listen);
             }
             Err(e) => {
-                tracing::error!(listen = %config.telemetry.listen, error = %e, "cannot start the self-telemetry server");
+                tracing::error!(error = %e, "cannot start the self-telemetry server");
                 return ExitCode::FAILURE;
             }
         }
@@ -83,42 +102,37 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-    telemetry.set_ready(true);
+    telemetry.set_phase(Phase::Ready);
     tracing::info!(
         startup_ms = started.elapsed().as_secs_f64() * 1000.0,
         summary,
         "ferro started"
     );
 
-    let (Ok(mut sigterm), Ok(mut sigint), Ok(mut sighup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return ExitCode::FAILURE;
-    };
-    let memory_gauge = {
-        let telemetry = telemetry.clone();
-        let limiter = limiter.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                telemetry.memory_in_flight.set(limiter.used() as i64);
-            }
-        })
-    };
-
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
-                let next = match source.load() {
-                    Ok(next) => next,
-                    Err(errors) => {
+                // Read off the runtime, so that a stop need not wait for a
+                // large file to be checked.
+                let load = {
+                    let source = source.clone();
+                    tokio::task::spawn_blocking(move || source.load())
+                };
+                let loaded = tokio::select! {
+                    loaded = load => loaded,
+                    _ = sigterm.recv() => break,
+                    _ = sigint.recv() => break,
+                };
+                let next = match loaded {
+                    Ok(Ok(next)) => next,
+                    Ok(Err(errors)) => {
                         tracing::error!(errors = %errors, "reload refused: the new config is invalid; still running the old one");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "reload refused: reading the config failed; still running the old one");
                         continue;
                     }
                 };
@@ -128,7 +142,7 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
                 }
                 tracing::info!(summary = next.summary(), "reloading");
                 log_redaction(&next);
-                telemetry.set_ready(false);
+                telemetry.set_phase(Phase::Reloading);
                 let wanted_listen = next.telemetry.enabled.then_some(next.telemetry.listen);
                 topology = match topology.reload(next, &telemetry, &limiter, &lasting).await {
                     Ok((topology, None)) => {
@@ -155,28 +169,43 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
                                 tracing::info!(%addr, "self-telemetry listening");
                                 telemetry_listen = Some(listen);
                             }
-                            Err(e) => tracing::error!(%listen, error = %e, "cannot move the self-telemetry server"),
+                            Err(e) => tracing::error!(error = %e, "cannot move the self-telemetry server"),
                         }
                     }
                 }
-                telemetry.set_ready(true);
+                telemetry.set_phase(Phase::Ready);
             }
         }
     }
 
-    tracing::info!("shutting down: stopping receivers, draining pipelines, flushing exporters");
-    telemetry.set_ready(false);
+    tracing::info!(
+        timeout_ms = topology.config.shutdown_timeout.get().as_millis() as u64,
+        "shutting down: stopping receivers, draining pipelines, flushing exporters (a second signal exits at once)"
+    );
+    telemetry.set_phase(Phase::Stopping);
     let stopping = Instant::now();
-    // Once the receivers stop, new connections are refused, not queued.
-    lasting.listeners.close_all();
-    topology.shutdown().await;
-    memory_gauge.abort();
+    // Requests in flight finish; new ones and new connections are refused.
+    lasting.servers.close_all();
+    let shutdown = topology.shutdown();
+    tokio::pin!(shutdown);
+    tokio::select! {
+        _ = &mut shutdown => {}
+        _ = sigterm.recv() => exit_now(),
+        _ = sigint.recv() => exit_now(),
+    }
     telemetry_stop.cancel();
     tracing::info!(
         shutdown_ms = stopping.elapsed().as_millis() as u64,
         "ferro stopped"
     );
     ExitCode::SUCCESS
+}
+
+/// A second SIGTERM or SIGINT while stopping: what is still queued is lost,
+/// on the operator's word.
+fn exit_now() -> ! {
+    tracing::warn!("second signal while stopping: exiting now; what is still queued is lost");
+    std::process::exit(1)
 }
 
 /// Says which pipelines run without redaction, loudly.

@@ -59,24 +59,29 @@ impl MemoryLimiter {
 
     /// Reserves `bytes`, or refuses when that would pass the limit.
     pub fn try_acquire(self: &Arc<Self>, bytes: usize) -> Option<Ticket> {
+        self.reserve(bytes).then(|| Ticket {
+            bytes,
+            limiter: Some(self.clone()),
+            ack: None,
+        })
+    }
+
+    /// Adds `bytes` to what is in use unless that passes the limit.
+    fn reserve(&self, bytes: usize) -> bool {
         let limit = self.limit();
         let mut used = self.used.load(Ordering::Relaxed);
         loop {
-            let next = used.checked_add(bytes)?;
+            let Some(next) = used.checked_add(bytes) else {
+                return false;
+            };
             if next > limit {
-                return None;
+                return false;
             }
             match self
                 .used
                 .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed)
             {
-                Ok(_) => {
-                    return Some(Ticket {
-                        bytes,
-                        limiter: Some(self.clone()),
-                        ack: None,
-                    });
-                }
+                Ok(_) => return true,
                 Err(actual) => used = actual,
             }
         }
@@ -110,6 +115,29 @@ impl Ticket {
             tx: Some(tx),
         });
         (self, AckWaiter(rx))
+    }
+
+    /// Bytes this ticket holds.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Makes this ticket hold `bytes`: what a reader does as a body arrives
+    /// (growing) and once it knows what it keeps (shrinking). Growing fails,
+    /// changing nothing, when it would pass the limit.
+    pub fn try_resize(&mut self, bytes: usize) -> bool {
+        let Some(limiter) = &self.limiter else {
+            return true;
+        };
+        if bytes > self.bytes {
+            if !limiter.reserve(bytes - self.bytes) {
+                return false;
+            }
+        } else {
+            limiter.used.fetch_sub(self.bytes - bytes, Ordering::AcqRel);
+        }
+        self.bytes = bytes;
+        true
     }
 
     fn record(&self, outcome: Outcome) {
@@ -409,6 +437,25 @@ mod tests {
         assert_eq!(limiter.used(), 40);
         drop(b);
         assert_eq!(limiter.used(), 0);
+    }
+
+    #[test]
+    fn a_ticket_grows_within_the_limit_and_shrinks() {
+        let limiter = MemoryLimiter::new(100);
+        let mut ticket = limiter.try_acquire(10).unwrap();
+        assert!(ticket.try_resize(60));
+        assert_eq!(limiter.used(), 60);
+        let other = limiter.try_acquire(30).unwrap();
+        assert!(!ticket.try_resize(71), "past the limit");
+        assert_eq!((ticket.bytes(), limiter.used()), (60, 90), "unchanged");
+        assert!(ticket.try_resize(5));
+        assert_eq!(limiter.used(), 35);
+        drop((ticket, other));
+        assert_eq!(limiter.used(), 0);
+        assert!(
+            Ticket::untracked().try_resize(1 << 40),
+            "untracked data is not counted"
+        );
     }
 
     #[tokio::test]

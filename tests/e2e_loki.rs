@@ -45,7 +45,10 @@ impl Exporter {
     async fn deliver(&self, streams: Vec<Stream>) -> AckWaiter {
         let (ticket, waiter) = Ticket::untracked().with_ack();
         self.input
-            .deliver(Batch::new(Logs::new(streams), ticket))
+            .deliver(
+                Batch::new(Logs::new(streams), ticket),
+                &tokio_util::sync::CancellationToken::new(),
+            )
             .await;
         waiter
     }

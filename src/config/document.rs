@@ -40,24 +40,48 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Every mistake found in one config file.
+/// Every mistake found in one config file (the first [`MAX_ERRORS`] of
+/// them kept, the rest counted).
 #[derive(Debug, Clone)]
 pub struct ConfigErrors {
     pub origin: String,
     pub errors: Vec<ConfigError>,
+    /// Errors found beyond those kept.
+    pub more: usize,
+}
+
+/// Errors a report shows; the rest are counted in one line.
+pub const SHOWN_ERRORS: usize = 100;
+
+impl ConfigErrors {
+    /// One error that is about the whole file.
+    pub fn whole_file(origin: String, message: String) -> Self {
+        Self {
+            origin,
+            errors: vec![ConfigError {
+                path: String::new(),
+                line: None,
+                message,
+            }],
+            more: 0,
+        }
+    }
 }
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.errors.len();
+        let n = self.errors.len() + self.more;
         writeln!(
             f,
             "{}: {n} error{}",
             self.origin,
             if n == 1 { "" } else { "s" }
         )?;
-        for error in &self.errors {
+        for error in self.errors.iter().take(SHOWN_ERRORS) {
             writeln!(f, "  {error}")?;
+        }
+        if n > SHOWN_ERRORS {
+            writeln!(f, "  … and {} more", n - SHOWN_ERRORS)?;
         }
         Ok(())
     }
@@ -90,10 +114,22 @@ pub trait Validate: DeserializeOwned {
 
 pub type Value<'a> = Spanned<DeValue<'a>>;
 
+/// How much `${VAR}` expansion may add to a whole document.
+const MAX_GROWTH: usize = 16 << 20;
+
+/// Errors kept for one document; beyond them, only counted.
+pub const MAX_ERRORS: usize = 1000;
+
 /// The spanned document plus the errors found in it so far.
 pub struct Document<'a> {
     source: &'a str,
     pub errors: Vec<ConfigError>,
+    /// Errors found past [`MAX_ERRORS`], not kept.
+    pub more_errors: usize,
+    /// Byte offsets of the source's line starts, once a line is asked for.
+    line_starts: std::cell::OnceCell<Vec<usize>>,
+    /// What `${VAR}` expansion may still add.
+    growth_left: usize,
 }
 
 impl<'a> Document<'a> {
@@ -106,6 +142,9 @@ impl<'a> Document<'a> {
         let mut doc = Document {
             source,
             errors: Vec::new(),
+            more_errors: 0,
+            line_starts: std::cell::OnceCell::new(),
+            growth_left: MAX_GROWTH,
         };
         match DeTable::parse(source) {
             Ok(mut root) => {
@@ -148,14 +187,18 @@ impl<'a> Document<'a> {
     ) {
         let span = value.span();
         match value.get_mut() {
-            DeValue::String(text) => match env::interpolate(text, lookup) {
-                Ok(expanded) => {
-                    if expanded != text.as_ref() {
-                        *text = expanded.into();
+            DeValue::String(text) => {
+                let max = env::MAX_EXPANDED.min(text.len() + self.growth_left);
+                match env::interpolate_within(text, lookup, max) {
+                    Ok(expanded) => {
+                        if expanded != text.as_ref() {
+                            self.growth_left -= expanded.len().saturating_sub(text.len());
+                            *text = expanded.into();
+                        }
                     }
+                    Err(message) => self.push(path.join("."), Some(span), message),
                 }
-                Err(message) => self.push(path.join("."), Some(span), message),
-            },
+            }
             DeValue::Array(items) => {
                 for (index, item) in items.iter_mut().enumerate() {
                     path.push(index.to_string());
@@ -168,16 +211,22 @@ impl<'a> Document<'a> {
         }
     }
 
+    /// The 1-based line of a byte offset: a search in the line starts,
+    /// which are found once, so that many errors cost no more than one.
     pub fn line_of(&self, offset: usize) -> usize {
-        let end = offset.min(self.source.len());
-        self.source.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(memchr::memchr_iter(b'\n', self.source.as_bytes()).map(|at| at + 1))
+                .collect()
+        });
+        starts.partition_point(|&start| start <= offset)
     }
 
     pub fn push(&mut self, path: String, span: Option<Range<usize>>, message: impl Into<String>) {
+        if self.errors.len() >= MAX_ERRORS {
+            self.more_errors += 1;
+            return;
+        }
         let line = span.map(|s| self.line_of(s.start));
         self.errors.push(ConfigError {
             path,

@@ -5,11 +5,31 @@
 //! Interpolation runs on parsed string values, never on the raw text, so a value
 //! that holds a quote or a newline cannot change the shape of the document.
 
-/// Expands the variables in `text` with `lookup`, or says which one is missing.
+/// The most bytes one value may hold once its variables are expanded: a
+/// variable repeated many times must not grow a config without bound.
+pub const MAX_EXPANDED: usize = 1 << 20;
+
+/// Expands the variables in `text` with `lookup`, or says which one is
+/// missing or that the value would pass [`MAX_EXPANDED`].
 pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    interpolate_within(text, lookup, MAX_EXPANDED)
+}
+
+/// [`interpolate`], the result held to `max` bytes.
+pub fn interpolate_within(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+    max: usize,
+) -> Result<String, String> {
     if !text.contains('$') {
         return Ok(text.to_owned());
     }
+    let too_large = |name: &str| {
+        format!(
+            "expanding `${{{name}}}` makes this value larger than {} KiB, the most a value may hold",
+            max / 1024
+        )
+    };
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -39,15 +59,19 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
             rest = &body[end + 1..];
             continue;
         }
-        match (lookup(name).filter(|v| !v.is_empty()), default) {
-            (Some(value), _) => out.push_str(&value),
-            (None, Some(default)) => out.push_str(default),
+        let value = match (lookup(name).filter(|v| !v.is_empty()), default) {
+            (Some(value), _) => value,
+            (None, Some(default)) => default.to_string(),
             (None, None) => {
                 return Err(format!(
                     "environment variable `{name}` is not set (write `${{{name}:-default}}` to give a default)"
                 ));
             }
+        };
+        if out.len() + value.len() > max {
+            return Err(too_large(name));
         }
+        out.push_str(&value);
         rest = &body[end + 1..];
     }
     out.push_str(rest);
@@ -89,6 +113,20 @@ mod tests {
         assert_eq!(interpolate("${1}:${2}", env).unwrap(), "${1}:${2}");
         assert_eq!(interpolate("$1 costs $$5", env).unwrap(), "$1 costs $5");
         assert_eq!(interpolate("$${NODE_NAME}", env).unwrap(), "${NODE_NAME}");
+    }
+
+    #[test]
+    fn an_expansion_past_the_cap_is_an_error() {
+        let big = "z".repeat(100 * 1024);
+        let lookup = |name: &str| (name == "Z").then(|| big.clone());
+        let text = "${Z}".repeat(200_000);
+        let err = interpolate(&text, lookup).unwrap_err();
+        assert!(
+            err.contains("`${Z}` makes this value larger than 1024 KiB"),
+            "{err}"
+        );
+        assert_eq!(interpolate("${Z}${Z}", lookup).unwrap().len(), 200 * 1024);
+        assert!(interpolate_within("${Z}", lookup, 1000).is_err());
     }
 
     #[test]

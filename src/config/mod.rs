@@ -28,6 +28,9 @@ use crate::receivers::ReceiverConfig;
 use crate::signal::Signal;
 use document::{Document, Value};
 
+/// The largest config file ferro reads.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
 /// The config ferro runs when started without `-c`: useful on a laptop.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/local.toml");
 
@@ -248,14 +251,30 @@ impl Config {
     /// Reads and validates the file at `path`.
     pub fn from_file(path: &Path) -> Result<Config, ConfigErrors> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
-            origin: origin.clone(),
-            errors: vec![ConfigError {
-                path: String::new(),
-                line: None,
-                message: format!("cannot read: {e}"),
-            }],
-        })?;
+        let cannot = |message: String| ConfigErrors::whole_file(origin.clone(), message);
+        // No config is this large: a file that is must not make ferro
+        // spend its memory and time on it.
+        let file = std::fs::File::open(path).map_err(|e| cannot(format!("cannot read: {e}")))?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len > MAX_CONFIG_BYTES {
+            return Err(cannot(format!(
+                "the file is {} MiB; a config may be at most {} MiB",
+                len >> 20,
+                MAX_CONFIG_BYTES >> 20
+            )));
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(file, MAX_CONFIG_BYTES + 1),
+            &mut text,
+        )
+        .map_err(|e| cannot(format!("cannot read: {e}")))?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(cannot(format!(
+                "the file is larger than {} MiB, the most a config may be",
+                MAX_CONFIG_BYTES >> 20
+            )));
+        }
         Self::from_str(&text, &origin)
     }
 
@@ -284,6 +303,7 @@ impl Config {
                 Err(ConfigErrors {
                     origin: origin.to_string(),
                     errors,
+                    more: doc.more_errors,
                 })
             }
         }

@@ -361,3 +361,69 @@ exporters = ["debug.d"]
         "{e:?}"
     );
 }
+
+#[test]
+fn many_errors_are_kept_up_to_a_cap_and_counted_beyond_it() {
+    let mut text = String::new();
+    for i in 0..40_000 {
+        text.push_str(&format!("unknown_{i} = 1\n"));
+    }
+    let found = load(&text).expect_err("the config is invalid");
+    assert_eq!(found.errors.len(), document::MAX_ERRORS);
+    assert_eq!(found.errors.len() + found.more, 40_000);
+    // Each at its own line (from the index of line starts), in file order.
+    for error in &found.errors {
+        let n: usize = error
+            .path
+            .strip_prefix("unknown_")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(error.line, Some(n + 1), "{error}");
+    }
+    assert!(found.errors.windows(2).all(|w| w[0].line < w[1].line));
+    let report = found.to_string();
+    assert!(report.starts_with("test.toml: 40000 errors\n"), "{report}");
+    assert_eq!(report.lines().count(), 1 + document::SHOWN_ERRORS + 1);
+    assert!(report.ends_with("  … and 39900 more\n"), "{report}");
+}
+
+#[test]
+fn expansion_is_capped_per_value_and_per_document() {
+    let big = "z".repeat(100 * 1024);
+    let lookup = |name: &str| (name == "Z").then(|| big.clone());
+    // One value that would grow to 20 GB.
+    let text = format!("data_dir = \"{}\"\n", "${Z}".repeat(200_000));
+    let found = Config::from_str_with_env(&text, "test.toml", &lookup).unwrap_err();
+    assert_eq!(found.errors.len(), 1);
+    assert!(
+        found.errors[0].message.contains("larger than 1024 KiB"),
+        "{found}"
+    );
+    // Many values each under the cap, together past the document's.
+    let mut text = String::from("[log]\n");
+    for i in 0..40 {
+        text.push_str(&format!("x{i} = \"{}\"\n", "${Z}".repeat(9)));
+    }
+    let found = Config::from_str_with_env(&text, "test.toml", &lookup).unwrap_err();
+    assert!(
+        found
+            .errors
+            .iter()
+            .any(|e| e.message.contains("the most a value may hold")),
+        "{found}"
+    );
+}
+
+#[test]
+fn a_file_larger_than_any_config_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.toml");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(MAX_CONFIG_BYTES + 1).unwrap();
+    let found = Config::from_file(&path).unwrap_err();
+    assert!(
+        found.errors[0].message.contains("at most 16 MiB"),
+        "{found}"
+    );
+}

@@ -308,7 +308,7 @@ impl<T: SignalData> Lane<T> {
             dropped_closed: Telemetry::reason_counter(
                 &self.telemetry.dropped,
                 &self.labels,
-                "exporter_closed",
+                "shutdown",
             ),
         }
     }

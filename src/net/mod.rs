@@ -5,7 +5,7 @@
 pub mod auth;
 pub mod body;
 pub mod http_client;
-pub mod listeners;
+pub mod server;
 pub mod tls;
 
 /// An error and its sources, joined: hyper's top-level messages alone

@@ -145,6 +145,14 @@ impl Processor {
     }
 }
 
+impl Processor {
+    /// Whether this processor reads the `X-Scope-OrgID` pushes come with:
+    /// without one that does, receivers ignore the header.
+    pub fn reads_org_id(&self) -> bool {
+        matches!(self, Self::Tenant(limiter) if limiter.reads_org_id())
+    }
+}
+
 /// Builds each processor a topology's pipelines name, once.
 #[derive(Default)]
 pub struct Built {

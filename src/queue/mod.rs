@@ -9,6 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::delivery::Batch;
 use crate::signal::SignalData;
@@ -48,20 +49,27 @@ impl<T: SignalData> Queue<T> {
         }
     }
 
-    /// Adds `batch` once there is room. Gives it back if the queue is closed.
-    pub async fn push(&self, batch: Batch<T>) -> Result<(), Batch<T>> {
+    /// Adds `batch` once there is room, or at once, past the bounds, when
+    /// `force` is cancelled: a pipeline that is draining (a reload, a
+    /// shutdown) hands over the little it holds rather than wait on a
+    /// backend that may be down. Gives the batch back if the queue is closed.
+    pub async fn push(&self, batch: Batch<T>, force: &CancellationToken) -> Result<(), Batch<T>> {
         let items = batch.items();
         let mut batch = Some(batch);
         loop {
             let notified = self.not_full.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.try_push_sized(batch.take().unwrap(), items) {
+            let forced = force.is_cancelled();
+            match self.push_sized(batch.take().unwrap(), items, forced) {
                 Ok(()) => return Ok(()),
                 Err(PushError::Closed(b)) => return Err(b),
                 Err(PushError::Full(b)) => batch = Some(b),
             }
-            notified.await;
+            tokio::select! {
+                _ = notified => {}
+                _ = force.cancelled() => {}
+            }
         }
     }
 
@@ -70,16 +78,17 @@ impl<T: SignalData> Queue<T> {
     #[allow(clippy::result_large_err)]
     pub fn try_push(&self, batch: Batch<T>) -> Result<(), PushError<T>> {
         let items = batch.items();
-        self.try_push_sized(batch, items)
+        self.push_sized(batch, items, false)
     }
 
     #[allow(clippy::result_large_err)]
-    fn try_push_sized(&self, batch: Batch<T>, items: usize) -> Result<(), PushError<T>> {
+    fn push_sized(&self, batch: Batch<T>, items: usize, forced: bool) -> Result<(), PushError<T>> {
         let mut state = self.state.lock().unwrap();
         if state.closed {
             return Err(PushError::Closed(batch));
         }
-        let fits = state.batches.is_empty()
+        let fits = forced
+            || state.batches.is_empty()
             || (state.items + items <= self.max_items
                 && state.bytes + batch.bytes <= self.max_bytes);
         if !fits {
@@ -202,12 +211,29 @@ mod tests {
         let q = queue(5, usize::MAX);
         q.try_push(batch(5)).ok().unwrap();
         let q2 = q.clone();
-        let pusher = tokio::spawn(async move { q2.push(batch(3)).await.is_ok() });
+        let pusher =
+            tokio::spawn(async move { q2.push(batch(3), &CancellationToken::new()).await.is_ok() });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!pusher.is_finished(), "push waits while the queue is full");
         assert_eq!(q.pop().await.unwrap().items(), 5);
         assert!(pusher.await.unwrap());
         assert_eq!(q.len_items(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_forced_push_goes_past_the_bounds_at_once() {
+        let q = queue(5, usize::MAX);
+        q.try_push(batch(5)).ok().unwrap();
+        let force = CancellationToken::new();
+        let q2 = q.clone();
+        let waiting = force.clone();
+        let pusher = tokio::spawn(async move { q2.push(batch(3), &waiting).await.is_ok() });
+        tokio::task::yield_now().await;
+        assert!(!pusher.is_finished(), "push waits while the queue is full");
+        force.cancel();
+        assert!(pusher.await.unwrap());
+        assert_eq!(q.len_items(), 8, "the draining pipeline's batch is queued");
+        assert!(q.push(batch(1), &force).await.is_ok(), "and so is the next");
     }
 
     #[tokio::test]

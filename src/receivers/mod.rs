@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ComponentId;
 use crate::config::document::{Document, Value};
+use crate::net::server::Attached;
 use crate::signal::{Logs, Metrics, Profiles, Signal, Traces};
 use crate::topology::fanout::PipelineInputs;
 
@@ -88,11 +89,12 @@ pub struct Outputs {
     pub profiles: Option<PipelineInputs<Profiles>>,
 }
 
-/// A receiver that is listening.
+/// A receiver that is running: its tasks, and the routes it attached to
+/// the servers on its addresses.
 pub struct RunningReceiver {
     pub id: ComponentId,
     /// What it listens on, by name (`grpc`, `http`).
-    pub addrs: Vec<(&'static str, SocketAddr)>,
+    listening: Vec<(&'static str, Attached)>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     on_reload: Option<ReloadHook>,
@@ -103,19 +105,28 @@ pub struct RunningReceiver {
 pub type ReloadHook = Box<dyn Fn(Option<&ReceiverConfig>) + Send + Sync>;
 
 impl RunningReceiver {
-    pub fn new(
-        id: ComponentId,
-        addrs: Vec<(&'static str, SocketAddr)>,
-        stop: CancellationToken,
-        tasks: Vec<JoinHandle<()>>,
-    ) -> Self {
+    pub fn new(id: ComponentId, stop: CancellationToken, tasks: Vec<JoinHandle<()>>) -> Self {
         Self {
             id,
-            addrs,
+            listening: Vec::new(),
             stop,
             tasks,
             on_reload: None,
         }
+    }
+
+    /// This receiver with the routes it attached, by listener name.
+    pub fn listening(mut self, listening: Vec<(&'static str, Attached)>) -> Self {
+        self.listening = listening;
+        self
+    }
+
+    /// Where it listens: `(name, address)`.
+    pub fn addrs(&self) -> Vec<(&'static str, SocketAddr)> {
+        self.listening
+            .iter()
+            .map(|(name, attached)| (*name, attached.local_addr()))
+            .collect()
     }
 
     /// This receiver with what it must do before a reload stops it (see
@@ -135,46 +146,29 @@ impl RunningReceiver {
         }
     }
 
-    /// Stops accepting, lets in-flight requests finish for up to `grace`.
+    /// Stops taking data: detaches its routes (new requests wait for the
+    /// next receiver on the address) and lets in-flight requests and its
+    /// tasks finish for up to `grace`.
     pub async fn stop(self, grace: Duration) {
         self.stop.cancel();
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut finished = true;
+        for (_, attached) in &self.listening {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            finished &= attached.detach(left).await;
+        }
         let mut tasks = self.tasks;
-        let done = tokio::time::timeout(grace, async {
+        let done = tokio::time::timeout_at(deadline, async {
             for task in &mut tasks {
                 let _ = task.await;
             }
         })
         .await;
-        if done.is_err() {
+        if done.is_err() || !finished {
             tracing::warn!(receiver = %self.id, "in-flight requests did not finish in time; closing");
             for task in tasks {
                 task.abort();
             }
         }
     }
-}
-
-/// Serves `app` on `listener` until `stop`, with each peer's address for
-/// `ConnectInfo` and no body limit of axum's (handlers cap bodies as they
-/// read and decompress them): the bound address and the server's task.
-pub fn serve_http(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    server: &'static str,
-    stop: CancellationToken,
-) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let bound = listener.local_addr()?;
-    let app = app.layer(axum::extract::DefaultBodyLimit::disable());
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-        {
-            tracing::error!(error = %e, "{server} server failed");
-        }
-    });
-    Ok((bound, task))
 }

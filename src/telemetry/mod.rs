@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::config::ComponentId;
@@ -57,6 +57,78 @@ pub struct TenantReasonLabels {
     pub reason: &'static str,
 }
 
+/// Which listener a figure is about: the receiver (or `telemetry`) and
+/// what it speaks.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    pub component: String,
+    pub protocol: &'static str,
+}
+
+/// A listener's figure split by why it happened.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerReasonLabels {
+    pub component: String,
+    pub protocol: &'static str,
+    pub reason: &'static str,
+}
+
+/// Figures of the listeners (`ferro_listener_*`): connections and what
+/// the limits on them did.
+#[derive(Default)]
+pub struct ListenerFamilies {
+    pub connections: Family<ListenerLabels, Gauge>,
+    pub refused: Family<ListenerReasonLabels, Counter>,
+    pub closed: Family<ListenerReasonLabels, Counter>,
+    pub requests_refused: Family<ListenerReasonLabels, Counter>,
+}
+
+impl ListenerFamilies {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "ferro_listener_connections",
+            "Connections open on a listener",
+            self.connections.clone(),
+        );
+        r.register(
+            "ferro_listener_connections_refused",
+            "Connections refused at accept, by reason (max_connections of the listener, or the connection_budget all receivers share)",
+            self.refused.clone(),
+        );
+        r.register(
+            "ferro_listener_connections_closed",
+            "Connections ferro closed, by reason (read_header_timeout: a request head did not arrive in time; idle_timeout)",
+            self.closed.clone(),
+        );
+        r.register(
+            "ferro_listener_requests_refused",
+            "Requests answered 503/UNAVAILABLE because no receiver was attached to the listener in time (a reload that took longer than 5s, or a stop)",
+            self.requests_refused.clone(),
+        );
+    }
+}
+
+/// Where the process is in its life, as `/-/ready` tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    Starting = 0,
+    Ready = 1,
+    Reloading = 2,
+    Stopping = 3,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Ready => "ready",
+            Self::Reloading => "reloading",
+            Self::Stopping => "stopping",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
@@ -82,10 +154,13 @@ pub struct Telemetry {
     pub pod_logs: PodLogsFamilies,
     pub k8s: K8sFamilies,
     pub tenants: TenantFamilies,
+    pub listeners: ListenerFamilies,
+    /// The process's memory limiter, read when the page is encoded.
+    memory: std::sync::OnceLock<Arc<crate::delivery::MemoryLimiter>>,
     process_rss: Gauge,
     process_cpu: Counter<f64, AtomicU64>,
     process_start: Gauge<f64, AtomicU64>,
-    ready: AtomicBool,
+    phase: AtomicU8,
 }
 
 /// Figures only the pod log tailer has (`ferro_pod_logs_*`).
@@ -99,6 +174,7 @@ pub struct PodLogsFamilies {
     pub rotations: Family<ReasonLabels, Counter>,
     pub files_open: Family<ComponentLabels, Gauge>,
     pub acknowledged: Family<ReasonLabels, Counter>,
+    pub rescans: Family<ComponentLabels, Counter>,
 }
 
 /// Figures of the tenant processors (`ferro_tenant_*`). The `tenant` label
@@ -173,6 +249,11 @@ impl PodLogsFamilies {
             "ferro_pod_logs_files_open",
             "Files a pod log tailer has open",
             self.files_open.clone(),
+        );
+        r.register(
+            "ferro_pod_logs_rescans",
+            "Times a pod log tailer expanded its include globs again (every rescan_interval, and when inotify tells of a new, removed or renamed file)",
+            self.rescans.clone(),
         );
         r.register(
             "ferro_pod_logs_acknowledged_entries",
@@ -292,10 +373,12 @@ impl Telemetry {
             pod_logs: PodLogsFamilies::default(),
             k8s: K8sFamilies::default(),
             tenants: TenantFamilies::default(),
+            listeners: ListenerFamilies::default(),
+            memory: std::sync::OnceLock::new(),
             process_rss: Gauge::default(),
             process_cpu: Counter::default(),
             process_start: Gauge::default(),
-            ready: AtomicBool::new(false),
+            phase: AtomicU8::new(Phase::Starting as u8),
         };
         {
             let mut r = t.registry.lock().unwrap();
@@ -362,6 +445,7 @@ impl Telemetry {
             t.pod_logs.register(&mut r);
             t.k8s.register(&mut r);
             t.tenants.register(&mut r);
+            t.listeners.register(&mut r);
             r.register(
                 "process_resident_memory_bytes",
                 "Resident set size of the ferro process",
@@ -416,12 +500,23 @@ impl Telemetry {
             .clone()
     }
 
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Release);
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Release);
     }
 
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            1 => Phase::Ready,
+            2 => Phase::Reloading,
+            3 => Phase::Stopping,
+            _ => Phase::Starting,
+        }
+    }
+
+    /// Has `ferro_memory_in_flight_bytes` read from `limiter` each time the
+    /// page is encoded.
+    pub fn watch_memory(&self, limiter: Arc<crate::delivery::MemoryLimiter>) {
+        let _ = self.memory.set(limiter);
     }
 
     /// The OpenMetrics text of every figure, with process figures read now.
@@ -430,6 +525,10 @@ impl Telemetry {
         // Held while the process figures are brought up to date, so that two
         // scrapes at once cannot both add the same CPU time.
         let registry = self.registry.lock().unwrap();
+        if let Some(limiter) = self.memory.get() {
+            self.memory_in_flight.set(limiter.used() as i64);
+            self.memory_limit.set(limiter.limit() as i64);
+        }
         if let Some(stats) = process::read() {
             self.process_rss.set(stats.rss_bytes as i64);
             let delta = stats.cpu_seconds - self.process_cpu.get();

@@ -1,4 +1,8 @@
 //! The self-telemetry HTTP server: `/metrics`, `/-/healthy`, `/-/ready`.
+//!
+//! It runs on a listener of its own, outside the connection budget the
+//! receivers share, with a small cap and the same timeouts: however many
+//! clients hold the receivers' ports, `/metrics` and the probes answer.
 
 use axum::Router;
 use axum::extract::State;
@@ -7,10 +11,19 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::Telemetry;
+use super::{Phase, Telemetry};
+use crate::net::server::{ConnectionLimits, serve_alone};
+
+/// What the telemetry listener allows: a few scrapers and probes.
+const LIMITS: ConnectionLimits = ConnectionLimits {
+    max_connections: 64,
+    read_header_timeout: Duration::from_secs(10),
+    idle_timeout: Duration::from_secs(120),
+};
 
 /// Binds `listen` and serves until `stop` is cancelled. Returns the bound address.
 pub async fn serve(
@@ -18,21 +31,19 @@ pub async fn serve(
     telemetry: Arc<Telemetry>,
     stop: CancellationToken,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind(listen).await?;
+    let listener = TcpListener::bind(listen).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen for self-telemetry (http) on {listen}: {e}"),
+        )
+    })?;
     let addr = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "ok\n" }))
         .route("/-/ready", get(ready))
-        .with_state(telemetry);
-    let task = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "self-telemetry server failed");
-        }
-    });
+        .with_state(telemetry.clone());
+    let task = serve_alone(listener, app, LIMITS, "telemetry", &telemetry, stop);
     Ok((addr, task))
 }
 
@@ -47,9 +58,11 @@ async fn metrics(State(telemetry): State<Arc<Telemetry>>) -> impl IntoResponse {
 }
 
 async fn ready(State(telemetry): State<Arc<Telemetry>>) -> impl IntoResponse {
-    if telemetry.is_ready() {
-        (StatusCode::OK, "ready\n")
+    let phase = telemetry.phase();
+    let status = if phase == Phase::Ready {
+        StatusCode::OK
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, format!("{}\n", phase.as_str()))
 }

@@ -6,6 +6,7 @@ use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::ComponentId;
 use crate::delivery::{Admission, Batch, Outcome};
@@ -46,6 +47,8 @@ pub struct PipelineInputs<T> {
     /// Tenant limiters of these pipelines that refuse pushes over a rate
     /// rather than drop them.
     admission: Vec<Arc<TenantLimiter>>,
+    /// Whether a processor of these pipelines reads `X-Scope-OrgID`.
+    reads_org_id: bool,
 }
 
 impl<T> Clone for PipelineInputs<T> {
@@ -54,6 +57,7 @@ impl<T> Clone for PipelineInputs<T> {
             senders: self.senders.clone(),
             wait: self.wait,
             admission: self.admission.clone(),
+            reads_org_id: self.reads_org_id,
         }
     }
 }
@@ -111,7 +115,21 @@ impl<T: SignalData> PipelineInputs<T> {
             senders,
             wait,
             admission: Vec::new(),
+            reads_org_id: false,
         }
+    }
+
+    /// These inputs, telling receivers that a processor reads the pushes'
+    /// `X-Scope-OrgID`.
+    pub fn reading_org_id(mut self, reads: bool) -> Self {
+        self.reads_org_id = reads;
+        self
+    }
+
+    /// Whether a processor of these pipelines reads `X-Scope-OrgID`: if
+    /// none does, a receiver ignores the header.
+    pub fn reads_org_id(&self) -> bool {
+        self.reads_org_id
     }
 
     /// These inputs with the refusing tenant limiters of their pipelines.
@@ -168,17 +186,19 @@ pub struct ExporterInput<T> {
     pub on_full: OnFull,
     /// Items dropped because the queue was full and `on_full = "drop"`.
     pub dropped_full: Counter,
-    /// Items that arrived after the exporter closed (cannot happen in an
-    /// orderly shutdown; counted so it could never go unnoticed).
+    /// Items that arrived after the exporter closed: a pipeline still
+    /// draining when the shutdown deadline passed.
     pub dropped_closed: Counter,
 }
 
 impl<T: SignalData> ExporterInput<T> {
-    pub async fn deliver(&self, batch: Batch<T>) {
+    /// Queues `batch`, waiting while the queue is full until `draining`
+    /// is cancelled (see [`Queue::push`]).
+    pub async fn deliver(&self, batch: Batch<T>, draining: &CancellationToken) {
         let items = batch.items() as u64;
         match self.on_full {
             OnFull::Block => {
-                if let Err(batch) = self.queue.push(batch).await {
+                if let Err(batch) = self.queue.push(batch, draining).await {
                     self.dropped_closed.inc_by(items);
                     batch.drop_with(Outcome::Dropped);
                 }
@@ -198,16 +218,21 @@ impl<T: SignalData> ExporterInput<T> {
     }
 }
 
-/// Delivers `batch` to every exporter, in order; waits while a queue is full.
-pub async fn deliver_all<T: SignalData>(exporters: &[ExporterInput<T>], batch: Batch<T>) {
+/// Delivers `batch` to every exporter, in order; waits while a queue is
+/// full, until `draining` is cancelled.
+pub async fn deliver_all<T: SignalData>(
+    exporters: &[ExporterInput<T>],
+    batch: Batch<T>,
+    draining: &CancellationToken,
+) {
     let Some((last, rest)) = exporters.split_last() else {
         batch.drop_with(Outcome::Dropped);
         return;
     };
     for exporter in rest {
-        exporter.deliver(batch.clone()).await;
+        exporter.deliver(batch.clone(), draining).await;
     }
-    last.deliver(batch).await;
+    last.deliver(batch, draining).await;
 }
 
 #[cfg(test)]
@@ -238,10 +263,13 @@ mod tests {
         let limiter = MemoryLimiter::new(1 << 20);
         let exporter = input(OnFull::Drop, 10);
         let (ticket, ack) = limiter.try_acquire(100).unwrap().with_ack();
+        let draining = CancellationToken::new();
         exporter
-            .deliver(Batch::new(sample(1, 1, 8), Ticket::untracked()))
+            .deliver(Batch::new(sample(1, 1, 8), Ticket::untracked()), &draining)
             .await;
-        exporter.deliver(Batch::new(sample(1, 1, 5), ticket)).await;
+        exporter
+            .deliver(Batch::new(sample(1, 1, 5), ticket), &draining)
+            .await;
         assert_eq!(exporter.dropped_full.get(), 5);
         assert_eq!(exporter.queue.len_items(), 8, "the queued batch stays");
         assert_eq!(

@@ -19,7 +19,7 @@ use crate::delivery::{Batch, MemoryLimiter};
 use crate::exporters::RunningExporter;
 use crate::exporters::runner::Lane;
 use crate::k8s::PodCaches;
-use crate::net::listeners::Listeners;
+use crate::net::server::Servers;
 use crate::processors::Built;
 use crate::processors::tenant::TenantLimiter;
 use crate::receivers::{self, Outputs, ReceiverConfig, RunningReceiver};
@@ -52,6 +52,8 @@ struct Wiring {
 struct Inputs<T> {
     senders: Vec<mpsc::Sender<Batch<T>>>,
     admission: Vec<Arc<TenantLimiter>>,
+    /// Whether a processor of these pipelines reads `X-Scope-OrgID`.
+    reads_org_id: bool,
 }
 
 impl<T> Default for Inputs<T> {
@@ -59,13 +61,16 @@ impl<T> Default for Inputs<T> {
         Self {
             senders: Vec::new(),
             admission: Vec::new(),
+            reads_org_id: false,
         }
     }
 }
 
 impl<T: Fields> Inputs<T> {
     fn into_pipeline_inputs(self, wait: Duration) -> PipelineInputs<T> {
-        PipelineInputs::new(self.senders, wait).with_admission(self.admission)
+        PipelineInputs::new(self.senders, wait)
+            .with_admission(self.admission)
+            .reading_org_id(self.reads_org_id)
     }
 }
 
@@ -129,9 +134,15 @@ fn wire<T: Fields>(
         .chain(&task.after)
         .filter_map(|p| p.admission().cloned())
         .collect();
+    let reads_org_id = task
+        .before
+        .iter()
+        .chain(&task.after)
+        .any(|p| p.reads_org_id());
     for receiver in &pipeline.receivers {
         let inputs = inputs.entry(receiver.clone()).or_default();
         inputs.senders.push(tx.clone());
+        inputs.reads_org_id |= reads_org_id;
         // A limiter shared by two pipelines of one receiver is asked once:
         // asked twice, it would refuse its own first charge.
         for limiter in &admission {
@@ -144,12 +155,20 @@ fn wire<T: Fields>(
 }
 
 /// What outlives a topology, so that a reload keeps it: the pod cache (warm,
-/// no new list against the API server) and the receivers' listening
-/// sockets (no connection refused while the topology is replaced).
-#[derive(Default)]
+/// no new list against the API server) and the receivers' servers (no
+/// connection refused or closed while the topology is replaced).
 pub struct Lasting {
     pub pods: PodCaches,
-    pub listeners: Listeners,
+    pub servers: Servers,
+}
+
+impl Lasting {
+    pub fn new(servers: Servers) -> Self {
+        Self {
+            pods: PodCaches::default(),
+            servers,
+        }
+    }
 }
 
 /// A started config.
@@ -185,10 +204,9 @@ impl Topology {
     ) -> Result<Topology, (StartError, BTreeMap<ComponentId, RunningExporter>)> {
         let Lasting {
             pods: caches,
-            listeners,
+            servers,
         } = lasting;
         limiter.set_limit(config.memory_limit.as_usize());
-        telemetry.memory_limit.set(config.memory_limit.get() as i64);
 
         // 0. The pod cache, before anything that reads it; it outlives
         // this topology, so a reload keeps it warm.
@@ -304,12 +322,12 @@ impl Topology {
         };
 
         // 3. Receivers.
-        listeners.begin();
+        servers.begin();
         for (id, receiver_config) in &config.receivers {
             let started = match receiver_config {
                 ReceiverConfig::Otlp(c) => {
                     let outputs = wiring.outputs(id, c.pipeline_wait);
-                    receivers::otlp::start(id, c, outputs, limiter.clone(), telemetry, listeners)
+                    receivers::otlp::start(id, c, outputs, limiter.clone(), telemetry, servers)
                         .await
                 }
                 ReceiverConfig::Prometheus(c) => {
@@ -336,7 +354,7 @@ impl Topology {
                         limiter.clone(),
                         telemetry,
                         pods.clone(),
-                        listeners,
+                        servers,
                     )
                     .await
                 }
@@ -364,7 +382,7 @@ impl Topology {
             }
         }
         drop(wiring);
-        listeners.close_unclaimed();
+        servers.close_unclaimed();
         Ok(topology)
     }
 
@@ -373,37 +391,39 @@ impl Topology {
         self.receivers
             .iter()
             .flat_map(|r| {
-                r.addrs
-                    .iter()
-                    .map(|(proto, addr)| (r.id.clone(), *proto, *addr))
+                r.addrs()
+                    .into_iter()
+                    .map(|(proto, addr)| (r.id.clone(), proto, addr))
             })
             .collect()
     }
 
-    /// Stops receivers and drains pipelines into the exporter queues.
-    async fn stop_inputs(&mut self) {
-        for receiver in self.receivers.drain(..) {
-            receiver.stop(RECEIVER_GRACE).await;
-        }
+    /// Stops receivers and drains pipelines into the exporter queues, by
+    /// `deadline`: receivers get what is left of [`RECEIVER_GRACE`] for
+    /// their in-flight requests, pipelines hand what they hold to the
+    /// exporter queues without waiting for room. A pipeline not done by the
+    /// deadline (a slow processor on a large backlog) goes on by itself and
+    /// counts what finds its exporters closed as dropped for `shutdown`.
+    async fn stop_inputs(&mut self, deadline: Instant) {
+        let grace = deadline
+            .saturating_duration_since(Instant::now())
+            .min(RECEIVER_GRACE);
+        futures_util::future::join_all(self.receivers.drain(..).map(|r| r.stop(grace))).await;
         self.close_pipelines.cancel();
-        for pipeline in self.pipelines.drain(..) {
-            let _ = pipeline.await;
+        let pipelines = futures_util::future::join_all(self.pipelines.drain(..));
+        if tokio::time::timeout_at(deadline, pipelines).await.is_err() {
+            tracing::warn!("pipelines did not drain by the shutdown deadline");
         }
     }
 
-    /// The whole orderly stop: receivers, pipelines, then exporters flushed
-    /// within the shutdown timeout.
+    /// The whole orderly stop, within the shutdown timeout: receivers,
+    /// pipelines, then exporters flushed until the deadline; what is still
+    /// queued then is dropped and counted for `shutdown`.
     pub async fn shutdown(mut self) {
         let deadline = Instant::now() + self.config.shutdown_timeout.get();
-        self.stop_inputs().await;
+        self.stop_inputs(deadline).await;
         let exporters = std::mem::take(&mut self.exporters);
-        let flushes: Vec<_> = exporters
-            .into_values()
-            .map(|e| tokio::spawn(e.shutdown(deadline)))
-            .collect();
-        for flush in flushes {
-            let _ = flush.await;
-        }
+        futures_util::future::join_all(exporters.into_values().map(|e| e.shutdown(deadline))).await;
     }
 
     /// Stops inputs and hands back the exporters whose config `next` keeps
@@ -412,9 +432,9 @@ impl Topology {
         &mut self,
         next: &Config,
     ) -> BTreeMap<ComponentId, RunningExporter> {
-        self.stop_inputs().await;
-        let mut kept = BTreeMap::new();
         let deadline = Instant::now() + self.config.shutdown_timeout.get();
+        self.stop_inputs(deadline).await;
+        let mut kept = BTreeMap::new();
         for (id, exporter) in std::mem::take(&mut self.exporters) {
             if next.exporters.get(&id) == Some(&exporter.config) {
                 kept.insert(id, exporter);

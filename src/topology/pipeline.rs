@@ -4,6 +4,12 @@
 //! While a hand-off to a full exporter queue is pending the task reads no new
 //! input, so the channel fills and the receivers start refusing: that is the
 //! whole of backpressure, with nothing buffered beyond the bounded channel.
+//!
+//! Once told to close (its receivers have stopped, for a reload or a
+//! shutdown), the task stops waiting for room: what it still holds (its
+//! channel and the batch stage, bounded) goes into the exporter queues past
+//! their bounds, so a reload or a shutdown never waits on a backend that is
+//! down, and nothing accepted is dropped for it.
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +32,8 @@ pub struct Pipeline<T> {
     /// Processors after the batch stage, run on each batch it sends.
     pub after: Vec<Processor>,
     pub exporters: Vec<ExporterInput<T>>,
-    /// Cancelled when the receivers have stopped: close the input and drain.
+    /// Cancelled when the receivers have stopped: close the input and drain
+    /// without waiting for room in the exporter queues.
     pub close: CancellationToken,
     /// Items of batches a processor panicked with.
     panicked: Counter,
@@ -152,7 +159,7 @@ impl<T: Fields> Pipeline<T> {
                             batcher.flush(&mut ready);
                         }
                         for batch in self.after_batching(&mut ready) {
-                            deliver_all(&self.exporters, batch).await;
+                            deliver_all(&self.exporters, batch, &self.close).await;
                         }
                         tracing::debug!(pipeline = %self.name, "pipeline drained");
                         return;
@@ -165,7 +172,7 @@ impl<T: Fields> Pipeline<T> {
                 }
             }
             for batch in self.after_batching(&mut ready) {
-                deliver_all(&self.exporters, batch).await;
+                deliver_all(&self.exporters, batch, &self.close).await;
             }
         }
     }

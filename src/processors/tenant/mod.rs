@@ -204,6 +204,11 @@ impl TenantLimiter {
         self.config.refuse
     }
 
+    /// Whether tenants come from the pushes' `X-Scope-OrgID`.
+    pub fn reads_org_id(&self) -> bool {
+        matches!(self.config.source, Source::Header)
+    }
+
     fn state(&self, signal: Signal) -> std::sync::MutexGuard<'_, State> {
         let slot = match signal {
             Signal::Traces => 0,

@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 
 use super::logs::{self, LogsConversion};
 use crate::config::{ByteSize, Duration, FieldError, Validate};
+use crate::net::server::{RawServerConfig, ServerConfig};
 
 /// `[receivers.otlp.NAME]` as written.
 #[derive(Deserialize)]
@@ -18,6 +19,9 @@ pub struct RawOtlpReceiverConfig {
     pipeline_wait: Option<Duration>,
     /// How OTLP logs become Loki streams.
     logs: Option<RawLogsConfig>,
+    /// Connection and request limits of both listeners.
+    #[serde(default)]
+    server: RawServerConfig,
 }
 
 /// `[receivers.otlp.NAME.logs]` as written.
@@ -36,6 +40,7 @@ pub struct OtlpReceiverConfig {
     pub max_recv_msg_size: usize,
     pub pipeline_wait: std::time::Duration,
     pub logs: LogsConversion,
+    pub server: ServerConfig,
 }
 
 impl Validate for RawOtlpReceiverConfig {
@@ -65,6 +70,7 @@ impl Validate for RawOtlpReceiverConfig {
                 "must be between 1KiB and 1GiB",
             ));
         }
+        let server = self.server.validate(max.as_usize(), &mut errors);
         let logs = self.logs.and_then(|l| l.resource_labels).map_or_else(
             LogsConversion::default,
             |labels| {
@@ -83,6 +89,7 @@ impl Validate for RawOtlpReceiverConfig {
                 .pipeline_wait
                 .map_or(std::time::Duration::from_secs(1), |d| d.get()),
             logs,
+            server,
         })
     }
 }

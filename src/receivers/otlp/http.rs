@@ -16,28 +16,24 @@ use prost::Message;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use super::{Partial, RETRY_AFTER, Rejection, Shared, retry_after_secs};
-use crate::net::body::{BodyError, content_encoding, decode_capped, read_capped};
+use crate::delivery::Ticket;
+use crate::net::body::{BodyError, content_encoding, decode_capped};
 use crate::otlp::{self as wire, status};
 use crate::receivers::tenancy;
 use crate::signal::Signal;
 use crate::topology::fanout::Refusal;
 
-pub fn serve(
-    listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let app = Router::new()
+/// The routes of OTLP/HTTP.
+pub fn routes(shared: Arc<Shared>) -> Router {
+    // The size limit is applied while reading and after decompression, below.
+    Router::new()
         .route("/v1/traces", post(traces))
         .route("/v1/metrics", post(metrics))
         .route("/v1/logs", post(logs))
-        .with_state(shared);
-    // The limit is applied while reading and after decompression, below.
-    crate::receivers::serve_http(listener, app, "OTLP HTTP", stop)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(shared)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -91,64 +87,86 @@ async fn export(
     signal: Signal,
     peer: SocketAddr,
 ) -> Response {
-    let org_id = headers.get(tenancy::ORG_ID_HEADER).map(|v| v.as_bytes());
-    let org_id = match tenancy::org_id(org_id) {
-        Ok(org_id) => org_id,
-        Err(invalid) => {
-            let rejection = Rejection::from(invalid);
-            let format = format_of(headers).unwrap_or(Format::Json);
-            return error_response(format, shared.rejected(signal, rejection), shared);
+    let format = format_of(headers);
+    let answer = format.unwrap_or(Format::Json);
+    let taken = async {
+        if !shared.feeds(signal) {
+            return Err(shared.rejected(signal, Rejection::NoPipeline(signal)));
         }
-    };
-    let origin = super::Origin {
-        peer: Some(peer.ip()),
-        org_id,
-    };
-    let Some(format) = format_of(headers) else {
-        let rejection = Rejection::Invalid {
-            reason: "unsupported_media_type",
-            message: "Content-Type must be application/x-protobuf or application/json".into(),
+        let org_id = shared.org_id(
+            signal,
+            headers.get(tenancy::ORG_ID_HEADER).map(|v| v.as_bytes()),
+        )?;
+        let Some(format) = format else {
+            let rejection = Rejection::Invalid {
+                reason: "unsupported_media_type",
+                message: "Content-Type must be application/x-protobuf or application/json".into(),
+            };
+            return Err(shared.rejected(signal, rejection));
         };
-        return error_response(Format::Json, shared.rejected(signal, rejection), shared);
-    };
-    let body = match read_body(body, headers, shared.config.max_recv_msg_size).await {
-        Ok(body) => body,
-        Err(rejection) => {
-            return error_response(format, shared.rejected(signal, rejection), shared);
+        let (body, ticket) = read_body(body, headers, shared)
+            .await
+            .map_err(|rejection| shared.rejected(signal, rejection))?;
+        let origin = super::Origin {
+            peer: Some(peer.ip()),
+            org_id,
+        };
+        match (signal, format) {
+            (Signal::Traces, Format::Protobuf) => {
+                shared.accept_traces_protobuf(body, ticket, origin).await
+            }
+            (Signal::Traces, Format::Json) => shared.accept_traces_json(body, ticket, origin).await,
+            (Signal::Metrics, Format::Protobuf) => {
+                shared.accept_metrics_protobuf(body, ticket, origin).await
+            }
+            (Signal::Metrics, Format::Json) => {
+                shared.accept_metrics_json(body, ticket, origin).await
+            }
+            (Signal::Logs, Format::Protobuf) => {
+                shared.accept_logs_protobuf(body, ticket, origin).await
+            }
+            (Signal::Logs, Format::Json) => shared.accept_logs_json(body, ticket, origin).await,
+            (other, _) => Err(shared.rejected(other, Rejection::NoPipeline(other))),
         }
     };
-    let result = match (signal, format) {
-        (Signal::Traces, Format::Protobuf) => shared.accept_traces_protobuf(body, origin).await,
-        (Signal::Traces, Format::Json) => shared.accept_traces_json(body, origin).await,
-        (Signal::Metrics, Format::Protobuf) => shared.accept_metrics_protobuf(body, origin).await,
-        (Signal::Metrics, Format::Json) => shared.accept_metrics_json(body, origin).await,
-        (Signal::Logs, Format::Protobuf) => shared.accept_logs_protobuf(body, origin).await,
-        (Signal::Logs, Format::Json) => shared.accept_logs_json(body, origin).await,
-        (other, _) => Err(shared.rejected(other, Rejection::NoPipeline(other))),
-    };
-    match result {
-        Ok(partial) => success(format, signal, partial),
-        Err(rejection) => error_response(format, rejection, shared),
+    match taken.await {
+        Ok(partial) => success(answer, signal, partial),
+        Err(rejection) => error_response(answer, rejection, shared),
     }
 }
 
-/// Reads the body, undoes `Content-Encoding`, and enforces `max` on both the
-/// compressed and the decompressed size.
-async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, Rejection> {
+/// Reads the body under the receiver's limits, undoes `Content-Encoding`,
+/// and enforces the size cap on both the compressed and the decompressed
+/// size; the ticket holds the memory of what is returned.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    shared: &Shared,
+) -> Result<(Bytes, Ticket), Rejection> {
+    let rules = &shared.config.server.body;
+    let max = rules.max;
     let too_large = || Rejection::Invalid {
         reason: "too_large",
         message: format!("request body is larger than max_recv_msg_size ({max} bytes)"),
     };
-    let raw = read_capped(body, headers, max).await.map_err(|e| match e {
+    let body_error = |e: BodyError, failed: &'static str| match e {
         BodyError::TooLarge => too_large(),
+        BodyError::MemoryLimit => Rejection::Refused(Refusal::MemoryLimit),
+        BodyError::TooSlow => Rejection::Invalid {
+            reason: "too_slow",
+            message: "the request body arrived too slowly".into(),
+        },
         BodyError::Failed(e) => Rejection::Invalid {
-            reason: "truncated",
+            reason: failed,
             message: format!("reading the body failed: {e}"),
         },
-    })?;
+    };
+    let (raw, mut ticket) = crate::net::body::read_body(body, headers, rules, &shared.limiter)
+        .await
+        .map_err(|e| body_error(e, "truncated"))?;
     let encoding = content_encoding(headers);
     let decoder: Box<dyn Read> = match encoding.as_str() {
-        "" | "identity" => return Ok(raw),
+        "" | "identity" => return Ok((raw, ticket)),
         "gzip" => Box::new(flate2::read::GzDecoder::new(std::io::Cursor::new(raw))),
         "zstd" => match zstd::stream::read::Decoder::new(std::io::Cursor::new(raw)) {
             Ok(decoder) => Box::new(decoder),
@@ -168,13 +186,16 @@ async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes,
             });
         }
     };
-    decode_capped(decoder, max).map_err(|e| match e {
-        BodyError::TooLarge => too_large(),
+    let plain = decode_capped(decoder, max, &mut ticket).map_err(|e| match e {
         BodyError::Failed(e) => Rejection::Invalid {
             reason: "bad_compression",
             message: format!("the body is not valid {encoding}: {e}"),
         },
-    })
+        other => body_error(other, "bad_compression"),
+    })?;
+    // The compressed bytes are gone: the ticket holds what is kept.
+    ticket.try_resize(plain.len());
+    Ok((plain, ticket))
 }
 
 fn success(format: Format, signal: Signal, partial: Option<Partial>) -> Response {
@@ -247,6 +268,7 @@ fn error_response(format: Format, rejection: Rejection, shared: &Shared) -> Resp
         Rejection::Invalid { reason, message } => {
             let code = match reason {
                 "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+                "too_slow" => StatusCode::REQUEST_TIMEOUT,
                 "unsupported_media_type" | "unsupported_encoding" => {
                     StatusCode::UNSUPPORTED_MEDIA_TYPE
                 }
@@ -268,6 +290,12 @@ fn error_response(format: Format, rejection: Rejection, shared: &Shared) -> Resp
             .into_bytes(),
     };
     let mut response = (code, [(header::CONTENT_TYPE, content_type(format))], body).into_response();
+    if code == StatusCode::REQUEST_TIMEOUT {
+        // The rest of the body is not worth waiting for.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if let Some(wait) = retry {
         response.headers_mut().insert(
             header::RETRY_AFTER,

@@ -28,7 +28,7 @@ use super::tenancy::{self, InvalidOrgId};
 use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
-use crate::net::listeners::Listeners;
+use crate::net::server::{Protocol, Servers};
 use crate::otlp::scan;
 use crate::signal::{Fields, Signal, SignalData, Traces};
 use crate::telemetry::{ComponentLabels, Telemetry};
@@ -110,10 +110,11 @@ impl Shared {
     async fn accept_traces_protobuf(
         &self,
         body: Bytes,
+        ticket: Ticket,
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let inputs = self.pipelines(&self.outputs.traces, Signal::Traces)?;
-        let (ticket, infos) = self.reserve_and_decode(Signal::Traces, body.len(), || {
+        let infos = self.decode(Signal::Traces, || {
             scan::trace_request(&body).map_err(|e| format!("invalid protobuf: {e}"))
         })?;
         let (traces, invalid) = Traces::from_scanned(&body, infos);
@@ -130,12 +131,11 @@ impl Shared {
     async fn accept_traces_json(
         &self,
         body: Bytes,
+        ticket: Ticket,
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let inputs = self.pipelines(&self.outputs.traces, Signal::Traces)?;
-        let (ticket, request) = self.reserve_and_decode(Signal::Traces, body.len(), || {
-            crate::otlp::json::decode_traces(&body)
-        })?;
+        let request = self.decode(Signal::Traces, || crate::otlp::json::decode_traces(&body))?;
         let mut resource_spans = request.resource_spans;
         let invalid = drop_invalid_spans(&mut resource_spans);
         let traces = Traces::new(resource_spans);
@@ -189,11 +189,12 @@ impl Shared {
     async fn accept_metrics_protobuf(
         &self,
         body: Bytes,
+        ticket: Ticket,
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         use prost::Message;
         let inputs = self.pipelines(&self.outputs.metrics, Signal::Metrics)?;
-        let (ticket, request) = self.reserve_and_decode(Signal::Metrics, body.len(), || {
+        let request = self.decode(Signal::Metrics, || {
             ExportMetricsServiceRequest::decode(body).map_err(|e| format!("invalid protobuf: {e}"))
         })?;
         self.accept_metrics(inputs, request, ticket, origin).await
@@ -203,12 +204,11 @@ impl Shared {
     async fn accept_metrics_json(
         &self,
         body: Bytes,
+        ticket: Ticket,
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let inputs = self.pipelines(&self.outputs.metrics, Signal::Metrics)?;
-        let (ticket, request) = self.reserve_and_decode(Signal::Metrics, body.len(), || {
-            crate::otlp::json::decode_metrics(&body)
-        })?;
+        let request = self.decode(Signal::Metrics, || crate::otlp::json::decode_metrics(&body))?;
         self.accept_metrics(inputs, request, ticket, origin).await
     }
 
@@ -235,11 +235,12 @@ impl Shared {
     async fn accept_logs_protobuf(
         &self,
         body: Bytes,
+        ticket: Ticket,
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         use prost::Message;
         let inputs = self.pipelines(&self.outputs.logs, Signal::Logs)?;
-        let (ticket, request) = self.reserve_and_decode(Signal::Logs, body.len(), || {
+        let request = self.decode(Signal::Logs, || {
             ExportLogsServiceRequest::decode(body).map_err(|e| format!("invalid protobuf: {e}"))
         })?;
         self.accept_logs(inputs, request, ticket, origin).await
@@ -249,12 +250,11 @@ impl Shared {
     async fn accept_logs_json(
         &self,
         body: Bytes,
+        ticket: Ticket,
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         let inputs = self.pipelines(&self.outputs.logs, Signal::Logs)?;
-        let (ticket, request) = self.reserve_and_decode(Signal::Logs, body.len(), || {
-            crate::otlp::json::decode_logs(&body)
-        })?;
+        let request = self.decode(Signal::Logs, || crate::otlp::json::decode_logs(&body))?;
         self.accept_logs(inputs, request, ticket, origin).await
     }
 
@@ -315,16 +315,6 @@ impl Shared {
         }
     }
 
-    /// Reserves memory for a request of `len` bytes before decoding it.
-    fn reserve(&self, signal: Signal, len: usize) -> Result<Ticket, Rejection> {
-        self.limiter.try_acquire(len).ok_or_else(|| {
-            let labels = Telemetry::labels("receiver", &self.id, signal);
-            Telemetry::reason_counter(&self.telemetry.rejected_requests, &labels, "memory_limit")
-                .inc();
-            Rejection::Refused(Refusal::MemoryLimit)
-        })
-    }
-
     /// The pipelines of `signal` this receiver feeds, or a counted
     /// refusal when it feeds none.
     fn pipelines<'a, T>(
@@ -337,17 +327,15 @@ impl Shared {
             .ok_or_else(|| self.rejected(signal, Rejection::NoPipeline(signal)))
     }
 
-    /// Reserves memory for a request of `len` bytes, then decodes it; a
-    /// request that does not decode is counted and refused as malformed (and
-    /// its reservation released with the ticket).
-    fn reserve_and_decode<R>(
+    /// Decodes a request whose bytes `ticket` already holds; one that does
+    /// not decode is counted and refused as malformed (and its memory
+    /// released with the ticket).
+    fn decode<R>(
         &self,
         signal: Signal,
-        len: usize,
         decode: impl FnOnce() -> Result<R, String>,
-    ) -> Result<(Ticket, R), Rejection> {
-        let ticket = self.reserve(signal, len)?;
-        let decoded = decode().map_err(|message| {
+    ) -> Result<R, Rejection> {
+        decode().map_err(|message| {
             self.rejected(
                 signal,
                 Rejection::Invalid {
@@ -355,8 +343,45 @@ impl Shared {
                     message,
                 },
             )
-        })?;
-        Ok((ticket, decoded))
+        })
+    }
+
+    /// Whether this receiver feeds a pipeline of `signal`.
+    fn feeds(&self, signal: Signal) -> bool {
+        match signal {
+            Signal::Traces => self.outputs.traces.is_some(),
+            Signal::Metrics => self.outputs.metrics.is_some(),
+            Signal::Logs => self.outputs.logs.is_some(),
+            Signal::Profiles => false,
+        }
+    }
+
+    /// The tenant a request of `signal` names in `header`, where a tenant
+    /// processor of its pipelines reads it (`source = "header"`); without
+    /// one the header means nothing here and is not looked at.
+    fn org_id(
+        &self,
+        signal: Signal,
+        header: Option<&[u8]>,
+    ) -> Result<Option<::http::HeaderValue>, Rejection> {
+        let reads = match signal {
+            Signal::Traces => self
+                .outputs
+                .traces
+                .as_ref()
+                .map(PipelineInputs::reads_org_id),
+            Signal::Metrics => self
+                .outputs
+                .metrics
+                .as_ref()
+                .map(PipelineInputs::reads_org_id),
+            Signal::Logs => self.outputs.logs.as_ref().map(PipelineInputs::reads_org_id),
+            Signal::Profiles => None,
+        };
+        if reads != Some(true) {
+            return Ok(None);
+        }
+        tenancy::org_id(header).map_err(|invalid| self.rejected(signal, Rejection::from(invalid)))
     }
 
     /// Counts a rejected request and passes the rejection on.
@@ -394,14 +419,14 @@ fn drop_invalid_spans(resource_spans: &mut [ResourceSpans]) -> u64 {
     invalid
 }
 
-/// Binds the configured addresses and starts serving.
+/// Attaches the receiver's routes to the servers on its addresses.
 pub async fn start(
     id: &ComponentId,
     config: &OtlpReceiverConfig,
     outputs: Outputs,
     limiter: Arc<MemoryLimiter>,
     telemetry: &Arc<Telemetry>,
-    listeners: &Listeners,
+    servers: &Servers,
 ) -> std::io::Result<RunningReceiver> {
     let labels = Telemetry::labels("receiver", id, Signal::Traces);
     let shared = Arc::new(Shared {
@@ -416,34 +441,40 @@ pub async fn start(
             labels,
         },
     });
-    let stop = CancellationToken::new();
-    let mut addrs = Vec::new();
-    let mut tasks = Vec::new();
-    if let Some(addr) = config.grpc {
-        let listener = listeners.bind(addr).await?;
-        let (bound, task) = grpc::serve(listener, shared.clone(), stop.clone())?;
-        addrs.push(("grpc", bound));
-        tasks.push(task);
-    }
-    if let Some(addr) = config.http {
-        let bound = listeners
-            .bind(addr)
-            .await
-            .and_then(|listener| http::serve(listener, shared.clone(), stop.clone()));
-        let (bound, task) = match bound {
-            Ok(ok) => ok,
+    let mut listening = Vec::new();
+    let listeners = [
+        ("grpc", Protocol::Grpc, config.grpc),
+        ("http", Protocol::Http, config.http),
+    ];
+    for (name, protocol, addr) in listeners {
+        let Some(addr) = addr else { continue };
+        let routes = match protocol {
+            Protocol::Grpc => grpc::routes(shared.clone()),
+            Protocol::Http => http::routes(shared.clone()),
+        };
+        let attached = servers
+            .attach(
+                addr,
+                protocol,
+                config.server.limits,
+                &id.to_string(),
+                routes,
+            )
+            .await;
+        match attached {
+            Ok(attached) => listening.push((name, attached)),
             Err(e) => {
-                stop.cancel();
+                for (_, attached) in listening {
+                    attached.detach(std::time::Duration::ZERO).await;
+                }
                 return Err(e);
             }
-        };
-        addrs.push(("http", bound));
-        tasks.push(task);
+        }
     }
-    for (protocol, addr) in &addrs {
-        tracing::info!(receiver = %id, protocol, %addr, "OTLP receiver listening");
+    for (protocol, attached) in &listening {
+        tracing::info!(receiver = %id, protocol, addr = %attached.local_addr(), "OTLP receiver listening");
     }
-    Ok(RunningReceiver::new(id.clone(), addrs, stop, tasks))
+    Ok(RunningReceiver::new(id.clone(), CancellationToken::new(), Vec::new()).listening(listening))
 }
 
 #[cfg(test)]

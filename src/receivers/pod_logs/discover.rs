@@ -3,9 +3,15 @@
 //! The include globs are expanded on every rescan; inotify (through `notify`)
 //! only makes the next rescan come sooner and wakes tailers whose file was
 //! written, so a lost or overflowed event costs latency, never data.
+//!
+//! Idle costs nothing that grows with the number of files: inotify tells of
+//! ferro's own directory reads too (`IN_OPEN`), and those are ignored, or
+//! every rescan would cause the next; tailers of watched files rest until
+//! told of a write, and look on their own only every `rescan_interval`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -154,34 +160,65 @@ pub struct Wakers {
     pub files: Mutex<HashMap<PathBuf, Arc<Notify>>>,
     /// `(from, to)` of renames since the last rescan.
     pub renamed: Mutex<Vec<(PathBuf, PathBuf)>>,
+    /// Whether inotify watches every include root: tailers then rest until
+    /// told of a write, looking on their own only as a safety net.
+    pub watching: AtomicBool,
+}
+
+impl Wakers {
+    /// Wakes every tailer: inotify lost events (its queue overflowed).
+    fn wake_all(&self) {
+        for wake in self.files.lock().unwrap().values() {
+            wake.notify_one();
+        }
+    }
 }
 
 /// The inotify watcher: a hint, never relied on.
 pub struct Watcher {
     inner: Option<notify::RecommendedWatcher>,
     watched: Vec<PathBuf>,
+    /// Roots that could not be watched (missing, or inotify refused).
+    failed: usize,
+    wakers: Arc<Wakers>,
 }
 
 impl Watcher {
     pub fn new(wakers: Arc<Wakers>) -> Self {
+        let shared = wakers.clone();
         let inner = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            let Ok(event) = event else {
-                // An overflow or error: a rescan finds what was missed.
-                wakers.rescan.notify_one();
-                return;
-            };
             use notify::EventKind;
-            use notify::event::{ModifyKind, RenameMode};
-            if let EventKind::Modify(ModifyKind::Name(RenameMode::Both)) = event.kind
-                && let [from, to] = &event.paths[..]
-            {
-                let mut renamed = wakers.renamed.lock().unwrap();
-                if renamed.len() < MAX_RENAMES {
-                    renamed.push((from.clone(), to.clone()));
+            use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+            let event = match event {
+                Ok(event) if !event.need_rescan() => event,
+                // An overflow or error: events were lost. A rescan finds
+                // new files, and every tailer looks at its file.
+                _ => {
+                    wakers.rescan.notify_one();
+                    wakers.wake_all();
+                    return;
                 }
-            }
-            if !matches!(event.kind, EventKind::Modify(ModifyKind::Data(_))) {
-                wakers.rescan.notify_one();
+            };
+            match event.kind {
+                // ferro's own reads: a rescan opening directories, a
+                // tailer checking its file. Rescanning for them would
+                // rescan forever.
+                EventKind::Access(AccessKind::Open(_) | AccessKind::Read)
+                | EventKind::Access(AccessKind::Close(AccessMode::Read)) => return,
+                // A write or a closed writer: only that file's tailer cares.
+                EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_))
+                | EventKind::Access(_) => {}
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+                    if let [from, to] = &event.paths[..] {
+                        let mut renamed = wakers.renamed.lock().unwrap();
+                        if renamed.len() < MAX_RENAMES {
+                            renamed.push((from.clone(), to.clone()));
+                        }
+                    }
+                    wakers.rescan.notify_one();
+                }
+                // Created, removed, renamed: what the globs match changed.
+                _ => wakers.rescan.notify_one(),
             }
             let files = wakers.files.lock().unwrap();
             for path in &event.paths {
@@ -190,18 +227,18 @@ impl Watcher {
                 }
             }
         });
-        match inner {
-            Ok(inner) => Self {
-                inner: Some(inner),
-                watched: Vec::new(),
-            },
+        let inner = match inner {
+            Ok(inner) => Some(inner),
             Err(e) => {
                 tracing::warn!(error = %e, "inotify is not available; finding changes by polling only");
-                Self {
-                    inner: None,
-                    watched: Vec::new(),
-                }
+                None
             }
+        };
+        Self {
+            inner,
+            watched: Vec::new(),
+            failed: 0,
+            wakers: shared,
         }
     }
 
@@ -209,9 +246,14 @@ impl Watcher {
     pub fn watch(&mut self, patterns: &[String]) {
         use notify::Watcher as _;
         let Some(inner) = &mut self.inner else { return };
+        let mut failed = 0;
         for pattern in patterns {
             let root = watch_root(pattern);
-            if self.watched.contains(&root) || !root.is_dir() {
+            if self.watched.contains(&root) {
+                continue;
+            }
+            if !root.is_dir() {
+                failed += 1;
                 continue;
             }
             match inner.watch(&root, notify::RecursiveMode::Recursive) {
@@ -219,8 +261,11 @@ impl Watcher {
                 Err(e) => {
                     tracing::warn!(root = %root.display(), error = %e, "cannot watch; finding changes by polling only");
                     self.watched.push(root);
+                    self.failed += 1;
                 }
             }
         }
+        let watching = failed == 0 && self.failed == 0;
+        self.wakers.watching.store(watching, Ordering::Release);
     }
 }

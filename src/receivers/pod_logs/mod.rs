@@ -50,6 +50,8 @@ use tail::{Control, Counters, Ending, Shared, Start, Tailer};
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How long a finished file is remembered, in case the globs find it again.
 const RETIRED_KEEP: Duration = Duration::from_secs(3600);
+/// How often a positions file that cannot be written is warned about.
+const POSITIONS_WARN_EVERY: Duration = Duration::from_secs(60);
 /// Rescans are at least this far apart, however many inotify events come.
 const MIN_RESCAN_GAP: Duration = Duration::from_millis(50);
 
@@ -70,12 +72,7 @@ pub async fn start(
 ) -> std::io::Result<RunningReceiver> {
     let stop = CancellationToken::new();
     let Some(inputs) = outputs.logs else {
-        return Ok(RunningReceiver::new(
-            id.clone(),
-            Vec::new(),
-            stop,
-            Vec::new(),
-        ));
+        return Ok(RunningReceiver::new(id.clone(), stop, Vec::new()));
     };
     let path = positions_path(data_dir, &id.name);
     if let Some(dir) = path.parent() {
@@ -118,15 +115,11 @@ pub async fn start(
         tailers: HashMap::new(),
         retired: HashMap::new(),
         stop: stop.clone(),
+        positions_failing: None,
     };
     tracing::info!(receiver = %id, include = ?config.include, "pod log receiver started");
     let task = tokio::spawn(manager.run());
-    Ok(RunningReceiver::new(
-        id.clone(),
-        Vec::new(),
-        stop,
-        vec![task],
-    ))
+    Ok(RunningReceiver::new(id.clone(), stop, vec![task]))
 }
 
 struct Running {
@@ -146,6 +139,8 @@ struct Manager {
     /// goes on from where it ended instead of from the start.
     retired: HashMap<FileKey, (Fingerprint, u64, Instant)>,
     stop: CancellationToken,
+    /// When writing positions last failed with a warning, while it fails.
+    positions_failing: Option<Instant>,
 }
 
 impl Manager {
@@ -175,6 +170,7 @@ impl Manager {
                 }
             }
             last_scan = Instant::now();
+            self.shared.counters.rescans.inc();
             self.reap().await;
             self.watcher.watch(&self.shared.config.include);
             self.scan();
@@ -199,16 +195,30 @@ impl Manager {
         tracing::info!(receiver = %self.shared.id, "pod log receiver stopped");
     }
 
-    async fn flush_positions(&self) {
+    async fn flush_positions(&mut self) {
         let Some(all) = self.shared.positions.lock().unwrap().take_changes() else {
             return;
         };
         let path = self.positions_path.clone();
         let result = tokio::task::spawn_blocking(move || positions::save(&path, &all)).await;
-        if !matches!(result, Ok(Ok(()))) {
-            tracing::warn!(receiver = %self.shared.id, "cannot write positions; will try again");
-            // Written again at the next tick.
-            self.shared.positions.lock().unwrap().mark_dirty();
+        let result = result
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        match (result, self.positions_failing.take()) {
+            (Ok(()), None) => {}
+            (Ok(()), Some(_)) => {
+                tracing::info!(receiver = %self.shared.id, path = %self.positions_path.display(), "positions written again");
+            }
+            (Err(error), failing) => {
+                // Said when it starts failing, then once a minute.
+                let warned = failing.filter(|at| at.elapsed() < POSITIONS_WARN_EVERY);
+                if warned.is_none() {
+                    tracing::warn!(receiver = %self.shared.id, path = %self.positions_path.display(), %error, "cannot write positions; trying again every second (a restart re-sends from the last positions written)");
+                }
+                self.positions_failing = Some(warned.unwrap_or_else(Instant::now));
+                // Written again at the next tick.
+                self.shared.positions.lock().unwrap().mark_dirty();
+            }
         }
     }
 

@@ -44,7 +44,9 @@ pub const MAX_IN_FLIGHT: usize = 32;
 pub const MAX_BATCH_ENTRIES: usize = 1000;
 /// Bytes (as Loki would see them) in one batch.
 pub const MAX_BATCH_BYTES: usize = 1 << 20;
-/// How often an idle file is looked at when inotify says nothing.
+/// How often an idle file is looked at without inotify, and a file rotated
+/// away while it drains. With inotify, an idle file is looked at every
+/// `rescan_interval`.
 pub const POLL: Duration = Duration::from_millis(250);
 /// How long a file rotated away or deleted must stay unchanged before it is
 /// let go: the writer may still hold it open for a moment after the rename.
@@ -75,6 +77,7 @@ pub struct Counters {
     pub renamed: Counter,
     pub truncated_files: Counter,
     pub files_open: Gauge,
+    pub rescans: Counter,
     pub accepted: Counter,
     pub refused_pipeline: Counter,
     pub refused_memory: Counter,
@@ -95,6 +98,7 @@ impl Counters {
             renamed: Telemetry::reason_counter(&p.rotations, &labels, "renamed"),
             truncated_files: Telemetry::reason_counter(&p.rotations, &labels, "truncated"),
             files_open: p.files_open.get_or_create(&labels).clone(),
+            rescans: Telemetry::counter(&p.rescans, &labels),
             accepted: Telemetry::counter(&telemetry.accepted, &labels),
             refused_pipeline: Telemetry::reason_counter(
                 &telemetry.refused,
@@ -350,7 +354,14 @@ impl Tailer {
                     return self.finish().await;
                 }
             }
-            let mut wait = POLL;
+            // A watched file's writes wake the tailer; it looks on its own
+            // only as a safety net, or often while a rotated file drains.
+            let watched = self.shared.wakers.watching.load(Ordering::Acquire);
+            let mut wait = if gone || !watched {
+                POLL
+            } else {
+                self.shared.config.rescan_interval.max(POLL)
+            };
             if let Some(deadline) = self.multiline.as_ref().and_then(Multiline::deadline) {
                 wait = wait.min(deadline.saturating_duration_since(Instant::now()));
             }

@@ -7,6 +7,7 @@ use super::scrape::PROFILE_PATH_LABEL;
 use crate::config::{ByteSize, Duration, FieldError, Validate};
 use crate::k8s::discovery::ScrapeAnnotations;
 use crate::net::auth::{BasicAuth, Credentials};
+use crate::net::server::{RawServerConfig, ServerConfig};
 use crate::net::tls::TlsConfig;
 use crate::prom::relabel::{self, RawRelabelConfig, RelabelConfig};
 use crate::receivers::prometheus::{FileSdConfig, RawKubernetesSdConfig, StaticConfig};
@@ -25,6 +26,9 @@ pub struct RawPprofConfig {
     /// How long a push may wait for room in a full pipeline before it is
     /// refused with a retryable answer.
     pipeline_wait: Option<Duration>,
+    /// Connection and request limits of the push listener.
+    #[serde(default)]
+    server: RawServerConfig,
     /// Defaults for every scrape config.
     scrape_interval: Option<Duration>,
     scrape_timeout: Option<Duration>,
@@ -82,6 +86,8 @@ pub struct PprofConfig {
     pub max_profile_size: usize,
     pub pipeline_wait: std::time::Duration,
     pub scrape_configs: Vec<ScrapeConfig>,
+    /// Limits of the push listener.
+    pub server: ServerConfig,
 }
 
 impl PprofConfig {
@@ -307,10 +313,14 @@ impl Validate for RawPprofConfig {
                 fingerprint,
             });
         }
+        let server = self
+            .server
+            .validate(max_profile_size.min(1 << 30) as usize, &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
         Ok(PprofConfig {
+            server,
             listen: self.listen,
             max_profile_size: max_profile_size as usize,
             pipeline_wait: self

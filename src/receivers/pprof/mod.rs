@@ -28,7 +28,8 @@ use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
 use crate::k8s::{PodCache, PodInfo};
-use crate::net::listeners::Listeners;
+use crate::net::body::BodyRules;
+use crate::net::server::{Protocol, Servers};
 use crate::receivers::prometheus::StaticConfig;
 use crate::signal::{Profiles, Signal, SignalData};
 use crate::telemetry::{ComponentLabels, Telemetry};
@@ -47,6 +48,8 @@ pub struct Shared {
     accepted: Counter,
     /// Largest profile (and push request), decompressed.
     pub max_profile_size: usize,
+    /// How push request bodies must arrive.
+    body: BodyRules,
 }
 
 impl Shared {
@@ -70,11 +73,15 @@ impl Shared {
         rejection
     }
 
-    /// Reserves memory for `len` bytes of input before decoding it.
-    fn reserve(&self, len: usize) -> Result<Ticket, Rejection> {
-        self.limiter
-            .try_acquire(len)
-            .ok_or(Rejection::Refused(Refusal::MemoryLimit))
+    /// The tenant a push names in `X-Scope-OrgID`, where a tenant
+    /// processor of its pipelines reads it; ignored otherwise.
+    fn org_id(&self, header: Option<&HeaderValue>) -> Result<Option<HeaderValue>, Rejection> {
+        if !self.inputs.reads_org_id() {
+            return Ok(None);
+        }
+        Ok(crate::receivers::tenancy::org_id(
+            header.map(|v| v.as_bytes()),
+        )?)
     }
 
     /// Hands scraped profiles to the pipelines, counting a refusal. A
@@ -147,13 +154,13 @@ pub async fn start(
     limiter: Arc<MemoryLimiter>,
     telemetry: &Arc<Telemetry>,
     pods: Option<PodCache>,
-    listeners: &Listeners,
+    servers: &Servers,
 ) -> std::io::Result<RunningReceiver> {
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
-    let mut addrs = Vec::new();
+    let mut listening = Vec::new();
     let Some(inputs) = outputs.profiles else {
-        return Ok(RunningReceiver::new(id.clone(), addrs, stop, tasks));
+        return Ok(RunningReceiver::new(id.clone(), stop, tasks));
     };
     let labels = Telemetry::labels("receiver", id, Signal::Profiles);
     let shared = Arc::new(Shared {
@@ -164,6 +171,7 @@ pub async fn start(
         accepted: Telemetry::counter(&telemetry.accepted, &labels),
         labels,
         max_profile_size: config.max_profile_size,
+        body: config.server.body,
     });
     // Everything that can fail comes before anything is started: a
     // receiver that fails to start leaves nothing running.
@@ -173,11 +181,18 @@ pub async fn start(
         .map(|c| Job::new(c.clone(), &c.tls, &c.credentials).map(Arc::new))
         .collect::<std::io::Result<Vec<_>>>()?;
     if let Some(addr) = config.listen {
-        let listener = listeners.bind(addr).await?;
-        let (bound, task) = push::serve(listener, shared.clone(), stop.clone())?;
-        tracing::info!(receiver = %id, protocol = "http", addr = %bound, "pprof receiver listening");
-        addrs.push(("http", bound));
-        tasks.push(task);
+        let routes = push::routes(shared.clone());
+        let attached = servers
+            .attach(
+                addr,
+                Protocol::Http,
+                config.server.limits,
+                &id.to_string(),
+                routes,
+            )
+            .await?;
+        tracing::info!(receiver = %id, protocol = "http", addr = %attached.local_addr(), "pprof receiver listening");
+        listening.push(("http", attached));
     }
     for job in jobs {
         tasks.push(tokio::spawn(manage(
@@ -188,7 +203,7 @@ pub async fn start(
         )));
     }
     tracing::info!(receiver = %id, jobs = config.scrape_configs.len(), "pprof receiver started");
-    Ok(RunningReceiver::new(id.clone(), addrs, stop, tasks))
+    Ok(RunningReceiver::new(id.clone(), stop, tasks).listening(listening))
 }
 
 /// Keeps one scrape loop running per target and profile type of `job`:

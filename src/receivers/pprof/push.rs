@@ -27,14 +27,12 @@ use axum::routing::post;
 use bytes::Bytes;
 use ferro_proto::push::v1::PushRequest;
 use prost::Message;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::scrape::now_ns;
-use crate::net::body::{BodyError, content_encoding, decode_capped, read_capped};
+use crate::delivery::Ticket;
+use crate::net::body::{BodyError, content_encoding, decode_capped};
 use crate::pprof;
 use crate::receivers::tenancy::{self, InvalidOrgId};
 use crate::signal::LabelsBuilder;
@@ -44,17 +42,14 @@ use crate::topology::fanout::Refusal;
 /// How long a refused client is asked to wait.
 const RETRY_AFTER_SECS: u64 = 1;
 
-pub fn serve(
-    listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let app = Router::new()
+/// The push routes.
+pub fn routes(shared: Arc<Shared>) -> Router {
+    // The size limit is applied while reading and after decompression, below.
+    Router::new()
         .route("/push.v1.PusherService/Push", post(push))
         .route("/ingest", post(ingest))
-        .with_state(shared);
-    // The limit is applied while reading and after decompression, below.
-    crate::receivers::serve_http(listener, app, "pprof push", stop)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(shared)
 }
 
 /// Why a push was not taken, with the answer it gets.
@@ -116,6 +111,7 @@ impl Rejection {
             } => {
                 let code = match status {
                     StatusCode::PAYLOAD_TOO_LARGE => "resource_exhausted",
+                    StatusCode::REQUEST_TIMEOUT => "deadline_exceeded",
                     StatusCode::NOT_FOUND => "unimplemented",
                     _ => "invalid_argument",
                 };
@@ -150,14 +146,8 @@ async fn push(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Body)
     }
 }
 
-/// The tenant the request names, if any.
-fn org_id(headers: &HeaderMap) -> Result<Option<HeaderValue>, Rejection> {
-    let value = headers.get(tenancy::ORG_ID_HEADER).map(|v| v.as_bytes());
-    Ok(tenancy::org_id(value)?)
-}
-
 async fn accept_push(shared: &Shared, headers: &HeaderMap, body: Body) -> Result<(), Rejection> {
-    let org_id = org_id(headers)?;
+    let org_id = shared.org_id(headers.get(tenancy::ORG_ID_HEADER))?;
     let media = media_type(headers);
     if !matches!(
         media.as_str(),
@@ -171,8 +161,7 @@ async fn accept_push(shared: &Shared, headers: &HeaderMap, body: Body) -> Result
             ),
         });
     }
-    let body = read_body(body, headers, shared.max_profile_size).await?;
-    let ticket = shared.reserve(body.len())?;
+    let (body, ticket) = read_body(body, headers, shared).await?;
     let request = PushRequest::decode(body).map_err(|e| {
         Rejection::invalid("malformed", format!("invalid push.v1.PushRequest: {e}"))
     })?;
@@ -409,7 +398,7 @@ async fn accept_ingest(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(), Rejection> {
-    let org_id = org_id(headers)?;
+    let org_id = shared.org_id(headers.get(tenancy::ORG_ID_HEADER))?;
     let query = parse_query(query)?;
     let media = media_type(headers);
     let multipart = media == "multipart/form-data";
@@ -435,8 +424,7 @@ async fn accept_ingest(
         kind: suffix_kind,
         labels: pairs,
     } = parse_key(&query.name)?;
-    let body = read_body(body, headers, shared.max_profile_size).await?;
-    let ticket = shared.reserve(body.len())?;
+    let (body, ticket) = read_body(body, headers, shared).await?;
     let (profile, config) = if multipart {
         let boundary = boundary(headers).ok_or_else(|| {
             Rejection::invalid("malformed", "multipart/form-data without a boundary")
@@ -598,30 +586,40 @@ pub fn multipart_parts(body: &Bytes, boundary: &str) -> Option<Vec<(String, Byte
     }
 }
 
-/// Reads the body, undoes `Content-Encoding: gzip`, and enforces `max` on
-/// both the compressed and the decompressed size.
-async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, Rejection> {
-    let too_large = || Rejection::Invalid {
-        status: StatusCode::PAYLOAD_TOO_LARGE,
-        reason: "too_large",
-        message: format!("request body is larger than max_profile_size ({max} bytes)"),
+/// Reads the body under the receiver's limits, undoes `Content-Encoding:
+/// gzip`, and enforces `max_profile_size` on both the compressed and the
+/// decompressed size; the ticket holds the memory of what is returned.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    shared: &Shared,
+) -> Result<(Bytes, Ticket), Rejection> {
+    let max = shared.body.max;
+    let rejection = |e: BodyError, failed: &'static str, what: &str| match e {
+        BodyError::TooLarge => Rejection::Invalid {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            reason: "too_large",
+            message: format!("request body is larger than max_profile_size ({max} bytes)"),
+        },
+        BodyError::MemoryLimit => Rejection::Refused(Refusal::MemoryLimit),
+        BodyError::TooSlow => Rejection::Invalid {
+            status: StatusCode::REQUEST_TIMEOUT,
+            reason: "too_slow",
+            message: "the request body arrived too slowly".into(),
+        },
+        BodyError::Failed(e) => Rejection::invalid(failed, format!("{what}: {e}")),
     };
-    let raw = read_capped(body, headers, max).await.map_err(|e| match e {
-        BodyError::TooLarge => too_large(),
-        BodyError::Failed(e) => {
-            Rejection::invalid("truncated", format!("reading the body failed: {e}"))
-        }
-    })?;
+    let (raw, mut ticket) =
+        crate::net::body::read_body(body, headers, &shared.body, &shared.limiter)
+            .await
+            .map_err(|e| rejection(e, "truncated", "reading the body failed"))?;
     match content_encoding(headers).as_str() {
-        "" | "identity" => Ok(raw),
+        "" | "identity" => Ok((raw, ticket)),
         "gzip" => {
-            decode_capped(flate2::read::GzDecoder::new(raw.as_ref()), max).map_err(|e| match e {
-                BodyError::TooLarge => too_large(),
-                BodyError::Failed(e) => Rejection::invalid(
-                    "bad_compression",
-                    format!("the body is not valid gzip: {e}"),
-                ),
-            })
+            let plain = decode_capped(flate2::read::GzDecoder::new(raw.as_ref()), max, &mut ticket)
+                .map_err(|e| rejection(e, "bad_compression", "the body is not valid gzip"))?;
+            ticket.try_resize(plain.len());
+            Ok((plain, ticket))
         }
         other => Err(Rejection::Invalid {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -338,17 +338,30 @@ async fn push_server(
     let labels = Telemetry::labels("receiver", &id, Signal::Profiles);
     let shared = Arc::new(Shared {
         id,
+        // As behind a tenant processor with `source = "header"`.
         inputs: PipelineInputs::new(vec![tx], std::time::Duration::from_millis(100))
-            .with_admission(admission),
+            .with_admission(admission)
+            .reading_org_id(true),
         limiter: MemoryLimiter::new(64 << 20),
         telemetry: telemetry.clone(),
         accepted: Telemetry::counter(&telemetry.accepted, &labels),
         labels,
         max_profile_size: 1 << 20,
+        body: crate::net::body::BodyRules {
+            max: 1 << 20,
+            timeout: std::time::Duration::from_secs(20),
+            min_rate: 1024,
+        },
     });
     let stop = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (addr, _task) = push::serve(listener, shared, stop.clone()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = axum::serve(
+        listener,
+        push::routes(shared).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned());
+    tokio::spawn(async move { server.await.unwrap() });
     (addr, rx, telemetry, stop)
 }
 

@@ -43,7 +43,7 @@ pub async fn start(
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
     let Some(inputs) = outputs.metrics else {
-        return Ok(RunningReceiver::new(id.clone(), Vec::new(), stop, tasks));
+        return Ok(RunningReceiver::new(id.clone(), stop, tasks));
     };
     let labels = Telemetry::labels("receiver", id, Signal::Metrics);
     let sender = Arc::new(Sender {
@@ -101,7 +101,7 @@ pub async fn start(
             let _ = slot.set(targets);
         }
     };
-    Ok(RunningReceiver::new(id.clone(), Vec::new(), stop, tasks).with_reload_hook(Box::new(hook)))
+    Ok(RunningReceiver::new(id.clone(), stop, tasks).with_reload_hook(Box::new(hook)))
 }
 
 /// Why a job's target loops stop, besides their own target going away.
