@@ -26,8 +26,13 @@ use crate::signal::SignalData;
 pub enum Outcome {
     /// Every exporter accepted it.
     Delivered = 0,
-    /// An exporter gave up on it (a permanent error, or shutdown).
+    /// An exporter gave up on it for good (a permanent error, retries
+    /// exhausted, a full queue with `on_full = "drop"`): sending it again
+    /// would fail again.
     Dropped = 1,
+    /// A shutdown stopped its delivery: its sender may offer it again after
+    /// a restart (a log tailer does not move its position past it).
+    Interrupted = 2,
 }
 
 /// Bytes in flight across the process, and the ceiling beyond which receivers refuse.
@@ -155,10 +160,10 @@ impl Drop for Ticket {
         if let Some(ack) = &mut self.ack
             && let Some(tx) = ack.tx.take()
         {
-            let outcome = if ack.worst.load(Ordering::Relaxed) == Outcome::Delivered as u8 {
-                Outcome::Delivered
-            } else {
-                Outcome::Dropped
+            let outcome = match ack.worst.load(Ordering::Relaxed) {
+                0 => Outcome::Delivered,
+                1 => Outcome::Dropped,
+                _ => Outcome::Interrupted,
             };
             let _ = tx.send(outcome);
         }

@@ -314,6 +314,9 @@ impl<T: SignalData> Lane<T> {
     }
 
     async fn shutdown(self, deadline: Instant) {
+        let shutdown_drops =
+            Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, "shutdown");
+        let dropped_before = shutdown_drops.get();
         self.queue.close();
         let mut consumers = self.consumers;
         let finished = tokio::time::timeout_at(deadline, async {
@@ -323,24 +326,25 @@ impl<T: SignalData> Lane<T> {
         })
         .await;
         if finished.is_err() {
+            // Senders give up on what they hold, counting it.
             self.abort.cancel();
             for consumer in consumers {
                 let _ = consumer.await;
             }
         }
         let left = self.queue.take_all();
-        let items: usize = left.iter().map(|b| b.items()).sum();
+        let queued: usize = left.iter().map(|b| b.items()).sum();
+        shutdown_drops.inc_by(queued as u64);
+        for batch in left {
+            batch.drop_with(Outcome::Interrupted);
+        }
+        let items = shutdown_drops.get() - dropped_before;
         if items > 0 {
-            Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, "shutdown")
-                .inc_by(items as u64);
             tracing::warn!(
                 exporter = %self.labels.component,
                 items,
                 "shutdown deadline reached with data still queued; dropped"
             );
-        }
-        for batch in left {
-            batch.drop_with(Outcome::Dropped);
         }
     }
 }
@@ -380,7 +384,7 @@ impl Delivery {
             let result = tokio::select! {
                 result = sink.send(&batch) => result,
                 _ = self.abort.cancelled() => {
-                    self.drop_batch(batch, "shutdown");
+                    self.abandon(batch);
                     return false;
                 }
             };
@@ -427,7 +431,7 @@ impl Delivery {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.abort.cancelled() => {
-                    self.drop_batch(batch, "shutdown");
+                    self.abandon(batch);
                     return false;
                 }
             }
@@ -438,5 +442,16 @@ impl Delivery {
         Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, reason)
             .inc_by(batch.items() as u64);
         batch.drop_with(Outcome::Dropped);
+    }
+
+    /// Gives up on `batch` because the shutdown deadline passed: counted
+    /// as dropped for `shutdown`, and reported to its sender as
+    /// interrupted, so a log tailer reads it again after the restart.
+    pub fn abandon<T: SignalData>(&self, batch: Batch<T>) {
+        let items = batch.items() as u64;
+        if items > 0 {
+            self.count_dropped("shutdown", items);
+        }
+        batch.drop_with(Outcome::Interrupted);
     }
 }

@@ -146,10 +146,11 @@ impl RunningReceiver {
         }
     }
 
-    /// Stops taking data: detaches its routes (new requests wait for the
-    /// next receiver on the address) and lets in-flight requests and its
-    /// tasks finish for up to `grace`.
-    pub async fn stop(self, grace: Duration) {
+    /// Stops taking data: its tasks are told to stop and its routes
+    /// detached (new requests wait for the next receiver on the address);
+    /// waits up to `grace` for the requests in flight. Its tasks may still
+    /// be finishing: see [`Self::finish`].
+    pub async fn stop_taking(&self, grace: Duration) -> bool {
         self.stop.cancel();
         let deadline = tokio::time::Instant::now() + grace;
         let mut finished = true;
@@ -157,6 +158,12 @@ impl RunningReceiver {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             finished &= attached.detach(left).await;
         }
+        finished
+    }
+
+    /// Waits until `deadline` for its tasks to end (a log tailer records
+    /// the acknowledgements it is owed meanwhile), then stops them.
+    pub async fn finish(self, deadline: tokio::time::Instant) {
         let mut tasks = self.tasks;
         let done = tokio::time::timeout_at(deadline, async {
             for task in &mut tasks {
@@ -164,8 +171,8 @@ impl RunningReceiver {
             }
         })
         .await;
-        if done.is_err() || !finished {
-            tracing::warn!(receiver = %self.id, "in-flight requests did not finish in time; closing");
+        if done.is_err() {
+            tracing::warn!(receiver = %self.id, "did not finish in time; stopped");
             for task in tasks {
                 task.abort();
             }

@@ -108,6 +108,52 @@ impl ListenerFamilies {
     }
 }
 
+/// Which scrape target a figure is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    pub component: String,
+    pub job: String,
+    pub target: String,
+}
+
+/// A scrape target's figure split by why it happened.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetReasonLabels {
+    pub component: String,
+    pub job: String,
+    pub target: String,
+    pub reason: &'static str,
+}
+
+/// Figures of each scrape target (`ferro_scrape_target_*`), removed when
+/// the target goes away.
+#[derive(Default)]
+pub struct ScrapeFamilies {
+    pub up: Family<TargetLabels, Gauge>,
+    pub duration: Family<TargetLabels, Gauge<f64, AtomicU64>>,
+    pub last_error: Family<TargetReasonLabels, Gauge>,
+}
+
+impl ScrapeFamilies {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "ferro_scrape_target_up",
+            "1 if the target's last scrape succeeded, 0 if it failed (the reason is in ferro_scrape_target_last_error)",
+            self.up.clone(),
+        );
+        r.register(
+            "ferro_scrape_target_duration_seconds",
+            "How long the target's last scrape took",
+            self.duration.clone(),
+        );
+        r.register(
+            "ferro_scrape_target_last_error",
+            "1 for the reason the target's scrapes are failing (timeout, connection_refused, connection_failed, http_status, body_too_large, memory_limit, body_failed, parse_error, sample_limit, label_limit, invalid_profile); absent while they succeed",
+            self.last_error.clone(),
+        );
+    }
+}
+
 /// Where the process is in its life, as `/-/ready` tells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -155,6 +201,7 @@ pub struct Telemetry {
     pub k8s: K8sFamilies,
     pub tenants: TenantFamilies,
     pub listeners: ListenerFamilies,
+    pub scrapes: ScrapeFamilies,
     /// The process's memory limiter, read when the page is encoded.
     memory: std::sync::OnceLock<Arc<crate::delivery::MemoryLimiter>>,
     process_rss: Gauge,
@@ -374,6 +421,7 @@ impl Telemetry {
             k8s: K8sFamilies::default(),
             tenants: TenantFamilies::default(),
             listeners: ListenerFamilies::default(),
+            scrapes: ScrapeFamilies::default(),
             memory: std::sync::OnceLock::new(),
             process_rss: Gauge::default(),
             process_cpu: Counter::default(),
@@ -446,6 +494,7 @@ impl Telemetry {
             t.k8s.register(&mut r);
             t.tenants.register(&mut r);
             t.listeners.register(&mut r);
+            t.scrapes.register(&mut r);
             r.register(
                 "process_resident_memory_bytes",
                 "Resident set size of the ferro process",

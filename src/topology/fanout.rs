@@ -200,7 +200,7 @@ impl<T: SignalData> ExporterInput<T> {
             OnFull::Block => {
                 if let Err(batch) = self.queue.push(batch, draining).await {
                     self.dropped_closed.inc_by(items);
-                    batch.drop_with(Outcome::Dropped);
+                    batch.drop_with(Outcome::Interrupted);
                 }
             }
             OnFull::Drop => match self.queue.try_push(batch) {
@@ -211,7 +211,7 @@ impl<T: SignalData> ExporterInput<T> {
                 }
                 Err(PushError::Closed(batch)) => {
                     self.dropped_closed.inc_by(items);
-                    batch.drop_with(Outcome::Dropped);
+                    batch.drop_with(Outcome::Interrupted);
                 }
             },
         }

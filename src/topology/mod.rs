@@ -5,6 +5,7 @@
 pub mod fanout;
 mod pipeline;
 
+use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -399,31 +400,44 @@ impl Topology {
     }
 
     /// Stops receivers and drains pipelines into the exporter queues, by
-    /// `deadline`: receivers get what is left of [`RECEIVER_GRACE`] for
-    /// their in-flight requests, pipelines hand what they hold to the
-    /// exporter queues without waiting for room. A pipeline not done by the
-    /// deadline (a slow processor on a large backlog) goes on by itself and
-    /// counts what finds its exporters closed as dropped for `shutdown`.
-    async fn stop_inputs(&mut self, deadline: Instant) {
+    /// `deadline`, then runs `then` (a shutdown's flush of the exporters).
+    ///
+    /// Receivers get what is left of [`RECEIVER_GRACE`] for their requests
+    /// in flight; pipelines then hand what they hold to the exporter queues
+    /// without waiting for room; meanwhile receivers' tasks finish (a log
+    /// tailer records the acknowledgements the flush brings). A pipeline
+    /// not done by the deadline (a slow processor on a large backlog) goes
+    /// on by itself and counts what finds its exporters closed as dropped
+    /// for `shutdown`.
+    async fn stop_inputs(&mut self, deadline: Instant, then: impl Future<Output = ()>) {
         let grace = deadline
             .saturating_duration_since(Instant::now())
             .min(RECEIVER_GRACE);
-        futures_util::future::join_all(self.receivers.drain(..).map(|r| r.stop(grace))).await;
+        let receivers = std::mem::take(&mut self.receivers);
+        join_all(receivers.iter().map(|r| r.stop_taking(grace))).await;
         self.close_pipelines.cancel();
-        let pipelines = futures_util::future::join_all(self.pipelines.drain(..));
-        if tokio::time::timeout_at(deadline, pipelines).await.is_err() {
-            tracing::warn!("pipelines did not drain by the shutdown deadline");
-        }
+        let pipelines = join_all(self.pipelines.drain(..));
+        let drain = async {
+            if tokio::time::timeout_at(deadline, pipelines).await.is_err() {
+                tracing::warn!("pipelines did not drain by the shutdown deadline");
+            }
+            then.await;
+        };
+        let finish = join_all(receivers.into_iter().map(|r| r.finish(deadline)));
+        tokio::join!(drain, finish);
     }
 
     /// The whole orderly stop, within the shutdown timeout: receivers,
     /// pipelines, then exporters flushed until the deadline; what is still
-    /// queued then is dropped and counted for `shutdown`.
+    /// queued then is dropped, counted for `shutdown`, and reported to its
+    /// senders as interrupted.
     pub async fn shutdown(mut self) {
         let deadline = Instant::now() + self.config.shutdown_timeout.get();
-        self.stop_inputs(deadline).await;
         let exporters = std::mem::take(&mut self.exporters);
-        futures_util::future::join_all(exporters.into_values().map(|e| e.shutdown(deadline))).await;
+        let flush = async move {
+            join_all(exporters.into_values().map(|e| e.shutdown(deadline))).await;
+        };
+        self.stop_inputs(deadline, flush).await;
     }
 
     /// Stops inputs and hands back the exporters whose config `next` keeps
@@ -433,7 +447,7 @@ impl Topology {
         next: &Config,
     ) -> BTreeMap<ComponentId, RunningExporter> {
         let deadline = Instant::now() + self.config.shutdown_timeout.get();
-        self.stop_inputs(deadline).await;
+        self.stop_inputs(deadline, async {}).await;
         let mut kept = BTreeMap::new();
         for (id, exporter) in std::mem::take(&mut self.exporters) {
             if next.exporters.get(&id) == Some(&exporter.config) {

@@ -33,17 +33,23 @@ impl Ferro {
     /// Starts `ferro run -c` on `config` and waits until it says it started.
     /// What ferro prints on stdout is kept for [`Ferro::stdout`].
     pub fn start(config: &str) -> Ferro {
+        Self::start_with(config, |_| {})
+    }
+
+    /// [`Ferro::start`], with `configure` setting up the command first.
+    pub fn start_with(config: &str, configure: impl FnOnce(&mut Command)) -> Ferro {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("ferro.toml");
         std::fs::write(&config_path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferro"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferro"));
+        command
             .args(["run", "--log-format", "json", "-c"])
             .arg(&config_path)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("ferro starts");
+            .stderr(Stdio::piped());
+        configure(&mut command);
+        let mut child = command.spawn().expect("ferro starts");
         // What the debug exporter prints, kept line by line.
         let stdout_lines = Arc::new(Mutex::new(Vec::new()));
         {
@@ -183,6 +189,21 @@ impl Ferro {
         metric_value(&self.metrics(), name, labels)
     }
 
+    /// Waits until the sum of `name`'s series with `labels` passes `check`;
+    /// returns it.
+    pub fn wait_metric(&self, name: &str, labels: &[&str], check: impl Fn(f64) -> bool) -> f64 {
+        let mut value = 0.0;
+        eventually(
+            &format!("{name}{labels:?}"),
+            Duration::from_secs(20),
+            || {
+                value = self.metric(name, labels);
+                check(value)
+            },
+        );
+        value
+    }
+
     pub fn rss_bytes(&self) -> u64 {
         ferro::telemetry::process::read_pid(&self.pid().to_string())
             .map(|s| s.rss_bytes)
@@ -194,6 +215,19 @@ impl Drop for Ferro {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits until `check` holds, looking every 20 ms for at most `timeout`;
+/// panics naming `what` if it never does. The one way tests wait.
+pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

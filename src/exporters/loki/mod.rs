@@ -146,9 +146,7 @@ impl Router {
             if let Err(mpsc::error::SendError(part)) =
                 self.senders[shard].send(Part { tenant, batch }).await
             {
-                self.delivery
-                    .count_dropped("shutdown", part.batch.items() as u64);
-                part.batch.drop_with(Outcome::Dropped);
+                self.delivery.abandon(part.batch);
             }
         }
     }
@@ -395,11 +393,7 @@ impl Shard {
             left.push(part.batch);
         }
         for batch in left {
-            let items = batch.items() as u64;
-            if items > 0 {
-                self.delivery.count_dropped("shutdown", items);
-            }
-            batch.drop_with(Outcome::Dropped);
+            self.delivery.abandon(batch);
         }
     }
 }

@@ -97,8 +97,7 @@ async fn send_batch(
         };
         if !delivery.deliver(&request, part).await {
             for left in parts {
-                delivery.count_dropped("shutdown", left.items() as u64);
-                left.drop_with(Outcome::Dropped);
+                delivery.abandon(left);
             }
             return false;
         }

@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::runner::{Delivery, Sink};
 use super::{ExportError, Sent};
-use crate::delivery::{Batch, Outcome};
+use crate::delivery::Batch;
 use crate::net::http_client::{self, HttpClient};
 use crate::queue::Queue;
 use crate::signal::Metrics;
@@ -165,8 +165,7 @@ async fn dispatch(
             continue;
         }
         if let Err(mpsc::error::SendError(part)) = sender.send(part).await {
-            delivery.count_dropped("shutdown", part.items() as u64);
-            part.drop_with(Outcome::Dropped);
+            delivery.abandon(part);
         }
     }
 }
@@ -232,11 +231,7 @@ impl Shard {
             left.push(batch);
         }
         for batch in left {
-            let items = batch.items() as u64;
-            if items > 0 {
-                self.delivery.count_dropped("shutdown", items);
-            }
-            batch.drop_with(Outcome::Dropped);
+            self.delivery.abandon(batch);
         }
     }
 }

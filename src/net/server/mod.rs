@@ -299,7 +299,12 @@ impl Servers {
                 server
             }
             Claim::New { made_way } => {
-                let server = self.start(addr, attachment, made_way).await?;
+                let server = self.start(addr, attachment, made_way).await.map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot listen for {} on {addr}: {e}", protocol.as_str()),
+                    )
+                })?;
                 let mut inner = self.lock();
                 let claimed = inner.generation;
                 inner.held.insert(

@@ -219,6 +219,8 @@ pub struct Tailer {
     wake: Arc<Notify>,
     stop: CancellationToken,
     reported: Tally,
+    /// A delivery was interrupted by a shutdown: the position moves no more.
+    interrupted: bool,
 }
 
 impl Tailer {
@@ -254,6 +256,7 @@ impl Tailer {
             wake: control.wake.clone(),
             stop,
             reported: Tally::default(),
+            interrupted: false,
             shared,
         };
         (tailer, control)
@@ -520,23 +523,32 @@ impl Tailer {
         }
     }
 
-    /// The oldest batch in flight is finished: its offset becomes the position.
+    /// The oldest batch in flight is finished: its offset becomes the
+    /// position, unless a shutdown interrupted its delivery (or an earlier
+    /// batch's): then the position stays, and the next start reads those
+    /// lines again.
     fn acknowledged(&mut self, outcome: Outcome) {
         let Some(done) = self.in_flight.pop_front() else {
             return;
         };
-
         match outcome {
-            Outcome::Delivered => self.shared.counters.delivered.inc_by(done.entries),
+            Outcome::Delivered => {
+                self.shared.counters.delivered.inc_by(done.entries);
+            }
             // The exporter counted its drop; the position moves on, or the
             // same lines would be dropped again after every restart.
-            Outcome::Dropped => self.shared.counters.dropped.inc_by(done.entries),
-        };
-        self.shared
-            .positions
-            .lock()
-            .unwrap()
-            .set_offset(self.key, done.offset);
+            Outcome::Dropped => {
+                self.shared.counters.dropped.inc_by(done.entries);
+            }
+            Outcome::Interrupted => self.interrupted = true,
+        }
+        if !self.interrupted {
+            self.shared
+                .positions
+                .lock()
+                .unwrap()
+                .set_offset(self.key, done.offset);
+        }
     }
 
     async fn all_acknowledged(&mut self) -> bool {

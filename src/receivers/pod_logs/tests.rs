@@ -166,7 +166,10 @@ impl Harness {
 
     async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
-            running.stop(Duration::from_secs(10)).await;
+            running.stop_taking(Duration::from_secs(10)).await;
+            running
+                .finish(tokio::time::Instant::now() + Duration::from_secs(10))
+                .await;
         }
     }
 
@@ -359,6 +362,36 @@ async fn a_restart_resends_only_the_unacknowledged_tail() {
     let again = h.take(3000 - first.len()).await;
     assert_eq!(texts(&again), expected("x", first.len()..3000));
     h.nothing_more(Duration::from_millis(300)).await;
+    h.stop().await;
+}
+
+/// A shutdown that gives up on a batch (its backend down at the deadline)
+/// interrupts it: the position stays before it, and before every batch
+/// after it, so the next start reads those lines again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_delivery_is_read_again_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pods");
+    let data = dir.path().join("data");
+    let path = pod_log(&root, "web");
+    std::fs::write(&path, lines("x", 0..3000)).unwrap();
+    let cfg = config(&root, "");
+    let mut h = Harness::start(&cfg, &data).await;
+    let mut held = h.hold(3).await;
+    let first = held.remove(0);
+    let delivered = first.items();
+    drop(first);
+    h.wait_position(&path, lines("x", 0..delivered).len() as u64)
+        .await;
+    // The second is interrupted, the third then delivered: neither moves
+    // the position past the second.
+    let second = held.remove(0);
+    second.drop_with(Outcome::Interrupted);
+    drop(held);
+    h.stop().await;
+    let mut h = Harness::start(&cfg, &data).await;
+    let again = h.take(3000 - delivered).await;
+    assert_eq!(texts(&again), expected("x", delivered..3000));
     h.stop().await;
 }
 

@@ -58,7 +58,7 @@ impl Shared {
         Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, reason).inc_by(n);
     }
 
-    /// Counts a scrape or request that produced no profile.
+    /// Counts a push request that produced no profile.
     fn reject_request(&self, reason: &'static str) {
         Telemetry::reason_counter(&self.telemetry.rejected_requests, &self.labels, reason).inc();
     }
@@ -87,12 +87,13 @@ impl Shared {
     /// Hands scraped profiles to the pipelines, counting a refusal. A
     /// scrape names no tenant and is not put to the tenant limiters that
     /// refuse: there is no sender to retry.
-    async fn hand_on(&self, profiles: Profiles) -> Result<(), Refusal> {
+    async fn hand_on(&self, profiles: Profiles, mut ticket: Ticket) -> Result<(), Refusal> {
         let bytes = profiles.encoded_len();
-        let Some(ticket) = self.limiter.try_acquire(bytes) else {
+        // The ticket that held the body now holds the profiles.
+        if !ticket.try_resize(bytes) {
             self.count_refused(Refusal::MemoryLimit, profiles.item_count() as u64);
             return Err(Refusal::MemoryLimit);
-        };
+        }
         if profiles.item_count() == 0 {
             return Ok(());
         }

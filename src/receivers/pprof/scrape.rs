@@ -5,7 +5,6 @@
 //!
 //! Endpoints: <https://pkg.go.dev/net/http/pprof>.
 
-use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
@@ -15,7 +14,7 @@ use super::config::{ProfileType, ScrapeConfig};
 use crate::pprof;
 use crate::receivers::prometheus::StaticConfig;
 use crate::receivers::prometheus::targets::{TargetRules, resolve};
-use crate::receivers::scrape::FetchError;
+use crate::receivers::scrape::{FetchError, TargetHealth};
 use crate::signal::Labels;
 use crate::signal::profiles::{Profile, Profiles};
 
@@ -53,10 +52,8 @@ impl ScrapeError {
     /// The counter reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::Fetch(FetchError::Http(_)) => "scrape_failed",
-            Self::Fetch(FetchError::Status(_)) => "scrape_http_status",
-            Self::Fetch(FetchError::TooLarge(_)) => "profile_too_large",
-            Self::Timeout(_) => "scrape_timeout",
+            Self::Fetch(e) => e.reason(),
+            Self::Timeout(_) => "timeout",
             Self::Profile(e) => e.reason(),
         }
     }
@@ -166,6 +163,12 @@ pub async fn run(
     let interval_ms = interval.as_millis().max(1) as u64;
     let offset = Duration::from_millis(target.labels.hash64() % interval_ms);
     let mut next = tokio::time::Instant::now() + offset;
+    let mut health = TargetHealth::new(
+        &shared.telemetry,
+        shared.labels.clone(),
+        &job.config.job_name,
+        &target.url,
+    );
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
@@ -173,7 +176,7 @@ pub async fn run(
         }
         next += interval;
         tokio::select! {
-            _ = scrape_once(&job, &target, &shared) => {}
+            _ = scrape_once(&job, &target, &shared, &mut health) => {}
             // A CPU profile holds the request for most of the interval:
             // stopping must not wait for it.
             _ = stop.cancelled() => return,
@@ -186,32 +189,39 @@ pub async fn run(
     }
 }
 
-async fn scrape_once(job: &Job, target: &ProfileTarget, shared: &Shared) {
+async fn scrape_once(
+    job: &Job,
+    target: &ProfileTarget,
+    shared: &Shared,
+    health: &mut TargetHealth,
+) {
     let started = now_ns();
+    let clock = std::time::Instant::now();
     let limit = job.config.body_size_limit;
-    let fetched =
-        match tokio::time::timeout(job.config.scrape_timeout, fetch(job, &target.url, limit)).await
-        {
-            Ok(result) => result,
-            Err(_) => Err(ScrapeError::Timeout(job.config.scrape_timeout)),
-        };
-    let result = fetched.and_then(|body| {
+    let fetched = job.get(
+        http::Request::get(&target.url),
+        &target.url,
+        limit,
+        &shared.limiter,
+    );
+    let fetched = match tokio::time::timeout(job.config.scrape_timeout, fetched).await {
+        Ok(result) => result.map_err(ScrapeError::from),
+        Err(_) => Err(ScrapeError::Timeout(job.config.scrape_timeout)),
+    };
+    let result = fetched.and_then(|(_, body, ticket)| {
         let checked = pprof::check(&body, shared.max_profile_size)?;
-        Ok((body, checked))
+        Ok((body, ticket, checked))
     });
-    let (body, checked) = match result {
-        Ok(ok) => ok,
+    let (body, ticket, checked) = match result {
+        Ok(ok) => {
+            health.succeeded(clock.elapsed());
+            ok
+        }
         Err(error) => {
-            match &error {
-                ScrapeError::Profile(_) | ScrapeError::Fetch(FetchError::TooLarge(_)) => {
-                    shared.drop_profiles(error.reason(), 1);
-                    tracing::warn!(receiver = %shared.id, target = %target.url, %error, "dropping a profile that is not valid pprof");
-                }
-                _ => {
-                    shared.reject_request(error.reason());
-                    tracing::debug!(receiver = %shared.id, target = %target.url, %error, "scrape failed");
-                }
+            if let ScrapeError::Profile(_) = &error {
+                shared.drop_profiles(error.reason(), 1);
             }
+            health.failed(error.reason(), &error, clock.elapsed());
             return;
         }
     };
@@ -235,11 +245,5 @@ async fn scrape_once(job: &Job, target: &ProfileTarget, shared: &Shared) {
     let profiles = Profiles::new(vec![profile]);
     // A scrape that finds no room is not retried: the next interval
     // brings a fresh profile. `hand_on` counts the refusal.
-    let _ = shared.hand_on(profiles).await;
-}
-
-/// GETs `url`, reading at most `limit` bytes of body.
-async fn fetch(job: &Job, url: &str, limit: usize) -> Result<Bytes, ScrapeError> {
-    let (_, body) = job.get(http::Request::get(url), url, limit).await?;
-    Ok(body)
+    let _ = shared.hand_on(profiles, ticket).await;
 }

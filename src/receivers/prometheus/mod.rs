@@ -55,11 +55,8 @@ pub async fn start(
             &labels,
             "pipeline_full_or_memory_limit",
         ),
-        failed_scrapes: Telemetry::reason_counter(
-            &telemetry.rejected_requests,
-            &labels,
-            "scrape_failed",
-        ),
+        telemetry: telemetry.clone(),
+        labels,
     });
     // Every job is built before any starts: a receiver that fails to
     // start leaves no scrape loop running.

@@ -14,12 +14,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::ScrapeConfig;
 use super::targets::Target;
-use crate::delivery::{Batch, MemoryLimiter};
+use crate::delivery::{Batch, MemoryLimiter, Ticket};
 use crate::prom::parse::{Entry, Format, MetricType as ParsedType, Parser};
 use crate::prom::relabel;
-use crate::receivers::scrape::FetchError;
+use crate::receivers::scrape::{FetchError, TargetHealth};
 use crate::signal::metrics::{Exemplar, Metadata, MetricType, Series, stale_nan};
 use crate::signal::{Labels, LabelsBuilder, Metrics};
+use crate::telemetry::{ComponentLabels, Telemetry};
 use crate::topology::fanout::PipelineInputs;
 
 /// Samples per batch handed to the pipelines while a scrape streams.
@@ -37,7 +38,9 @@ pub struct Sender {
     pub limiter: Arc<MemoryLimiter>,
     pub accepted: prometheus_client::metrics::counter::Counter,
     pub refused: prometheus_client::metrics::counter::Counter,
-    pub failed_scrapes: prometheus_client::metrics::counter::Counter,
+    pub telemetry: Arc<Telemetry>,
+    /// The receiver's labels, for its targets' figures.
+    pub labels: ComponentLabels,
 }
 
 /// Why a scrape failed: the `up = 0` reason that is logged and counted.
@@ -55,12 +58,27 @@ pub enum ScrapeError {
     Timeout(Duration),
 }
 
+impl ScrapeError {
+    /// The reason label, as Prometheus tells scrape failures apart.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Fetch(e) => e.reason(),
+            Self::Parse(_) => "parse_error",
+            Self::SampleLimit(_) => "sample_limit",
+            Self::LabelLimit(_) => "label_limit",
+            Self::Timeout(_) => "timeout",
+        }
+    }
+}
+
 struct State {
     /// Hashes of the series the last successful scrape produced, sorted: 8
     /// bytes a series, where a hash set would take more than twice that.
     previous: Vec<u64>,
-    /// The last successful body, snappy-compressed, and its format.
-    previous_body: Option<(Vec<u8>, Format)>,
+    /// The last successful body, snappy-compressed, its format, and the
+    /// ticket that holds its memory against the limit.
+    previous_body: Option<(Vec<u8>, Format, Ticket)>,
+    health: TargetHealth,
 }
 
 pub fn now_ms() -> i64 {
@@ -94,6 +112,12 @@ pub async fn run(
     let mut state = State {
         previous: Vec::new(),
         previous_body: None,
+        health: TargetHealth::new(
+            &sender.telemetry,
+            sender.labels.clone(),
+            &job.config.job_name,
+            &target.url,
+        ),
     };
     loop {
         tokio::select! {
@@ -127,20 +151,23 @@ pub async fn run(
 async fn scrape_once(job: &Job, target: &Target, state: &mut State, sender: &Sender) {
     let started = Instant::now();
     let timestamp = now_ms();
-    let result = match tokio::time::timeout(job.config.scrape_timeout, fetch(job, target)).await {
+    let fetched = fetch(job, target, &sender.limiter);
+    let result = match tokio::time::timeout(job.config.scrape_timeout, fetched).await {
         Ok(result) => result,
         Err(_) => Err(ScrapeError::Timeout(job.config.scrape_timeout)),
     };
     let mut out = Out::new(sender, job.config.sample_limit > 0);
     let outcome = match result {
-        Ok((body, format)) => match ingest(job, target, &body, format, timestamp, &mut out).await {
-            Ok(counts) => Ok((counts, body, format)),
-            Err(e) => Err(e),
-        },
+        Ok((body, format, ticket)) => {
+            match ingest(job, target, &body, format, timestamp, &mut out).await {
+                Ok(counts) => Ok((counts, body, format, ticket)),
+                Err(e) => Err(e),
+            }
+        }
         Err(e) => Err(e),
     };
     let (up, scraped, post_relabel, added) = match outcome {
-        Ok(((scraped, post_relabel, current), body, format)) => {
+        Ok(((scraped, post_relabel, current), body, format, mut ticket)) => {
             let added = current
                 .iter()
                 .filter(|h| state.previous.binary_search(h).is_err())
@@ -154,17 +181,19 @@ async fn scrape_once(job: &Job, target: &Target, state: &mut State, sender: &Sen
             out.finish().await;
             stale_markers(job, target, state, &gone, timestamp, sender, false).await;
             state.previous = current;
-            state.previous_body = Some((
-                snap::raw::Encoder::new()
-                    .compress_vec(&body)
-                    .unwrap_or_default(),
-                format,
-            ));
+            let compressed = snap::raw::Encoder::new()
+                .compress_vec(&body)
+                .unwrap_or_default();
+            // The body's ticket now holds the compressed copy kept.
+            ticket.try_resize(compressed.len());
+            state.previous_body = Some((compressed, format, ticket));
+            state.health.succeeded(started.elapsed());
             (1.0, scraped, post_relabel, added)
         }
         Err(error) => {
-            sender.failed_scrapes.inc();
-            tracing::debug!(job = %job.config.job_name, target = %target.url, %error, "scrape failed");
+            state
+                .health
+                .failed(error.reason(), &error, started.elapsed());
             out.discard();
             let gone = std::mem::take(&mut state.previous);
             stale_markers(job, target, state, &gone, timestamp, sender, false).await;
@@ -197,7 +226,11 @@ fn with_name(labels: &Labels, name: &str) -> Labels {
     builder.labels()
 }
 
-async fn fetch(job: &Job, target: &Target) -> Result<(Bytes, Format), ScrapeError> {
+async fn fetch(
+    job: &Job,
+    target: &Target,
+    limiter: &Arc<MemoryLimiter>,
+) -> Result<(Bytes, Format, Ticket), ScrapeError> {
     let mut request = http::Request::get(target.url.as_str())
         .header(http::header::ACCEPT, ACCEPT)
         .header(
@@ -207,14 +240,14 @@ async fn fetch(job: &Job, target: &Target) -> Result<(Bytes, Format), ScrapeErro
     if job.config.enable_compression {
         request = request.header(http::header::ACCEPT_ENCODING, "gzip");
     }
-    let (headers, body) = job
-        .get(request, &target.url, job.config.body_size_limit)
+    let (headers, body, ticket) = job
+        .get(request, &target.url, job.config.body_size_limit, limiter)
         .await?;
     let format = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map_or(Format::Text004, Format::from_content_type);
-    Ok((body, format))
+    Ok((body, format, ticket))
 }
 
 /// Parses a body into series and streams them out: returns samples scraped,
@@ -375,7 +408,7 @@ async fn stale_markers(
 ) {
     let mut series = Vec::new();
     if !gone.is_empty()
-        && let Some((compressed, format)) = &state.previous_body
+        && let Some((compressed, format, _)) = &state.previous_body
         && let Ok(body) = snap::raw::Decoder::new().decompress_vec(compressed)
     {
         let mut parser = Parser::new(&body, *format);
