@@ -224,6 +224,57 @@ fn a_stop_with_full_queues_and_backends_down_ends_within_the_timeout() {
     }
 }
 
+/// Item 2: an exporter looped into ferro's own receiver (a misconfigured
+/// chain) stops within the timeout too: its backend goes away as the
+/// receivers stop.
+#[test]
+fn a_stop_with_an_exporter_looped_into_its_own_receiver_ends_within_the_timeout() {
+    let config = |grpc: &str, endpoint: &str| {
+        format!(
+            r#"
+            shutdown_timeout = "3s"
+            [telemetry]
+            listen = "127.0.0.1:0"
+            [receivers.otlp.in]
+            grpc = "{grpc}"
+            http = "127.0.0.1:0"
+            [exporters.otlp.self]
+            endpoint = "{endpoint}"
+            [exporters.otlp.self.queue]
+            max_items = 10
+            [pipelines.traces]
+            receivers = ["otlp.in"]
+            exporters = ["otlp.self"]
+            "#
+        )
+    };
+    let mut ferro = Ferro::start(&config("127.0.0.1:0", "http://127.0.0.1:9"));
+    let grpc = ferro.grpc.unwrap();
+    std::fs::write(
+        &ferro.config_path,
+        config(&grpc.to_string(), &format!("http://{grpc}")),
+    )
+    .unwrap();
+    ferro.signal("HUP");
+    assert!(ferro.wait_for_logs("reload done", 1, WAIT), "{}", ferro.logs());
+    let http = ferro
+        .logs()
+        .lines()
+        .rev()
+        .find(|l| l.contains("OTLP receiver listening") && l.contains("\"http\""))
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .and_then(|v| v["addr"].as_str()?.parse().ok())
+        .unwrap();
+    let mut i = 0;
+    eventually("the looped pipeline to refuse (503)", WAIT, || {
+        i += 1;
+        http_post(http, "/v1/traces", &JSON, &span_json(i)).0 == 503
+    });
+    ferro.signal("TERM");
+    let status = ferro.wait_exit(Duration::from_secs(3 + 10));
+    assert!(status.success(), "{status:?}\n{}", ferro.logs());
+}
+
 /// Item 2: a second signal while stopping exits at once.
 #[test]
 fn a_second_signal_while_stopping_exits_at_once() {
