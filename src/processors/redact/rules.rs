@@ -38,7 +38,10 @@ pub const DENY_KEYS: &[&str] = &[
 /// They are chosen to start with letter triples that are rare in ordinary log
 /// text (`ecret`, not `secret`, whose `sec` is in every "second"; `pikey`,
 /// not `apikey`, whose `api` is in every URL path): the SIMD prefilter keys
-/// on an anchor's first three bytes, and each false lead costs a check.
+/// on an anchor's first bytes, and each false lead costs a check. That
+/// matters most for an anchor under four bytes (`pwd`), searched as it is;
+/// longer ones are searched in a pair-hashed copy, where letters spread
+/// (see `prefilter`).
 const KEY_ANCHORS: &[&str] = &[
     "passw",
     "pass_w",
@@ -121,7 +124,9 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "jwt",
         kind: Kind::Secret,
-        anchors: &["eyJ"],
+        // The payload's `.eyJ`: four bytes, so that it is searched in the
+        // prefilter's pair-hashed copy (see `prefilter`).
+        anchors: &[".eyJ"],
         matcher: Matcher::Regex {
             pattern: r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
             group: 0,
