@@ -8,6 +8,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, KeyValueList, a
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
 
+mod families;
 
 fn redactor(toml_text: &str) -> Redactor {
     let raw: RawRedactConfig = toml::from_str(toml_text).unwrap();
