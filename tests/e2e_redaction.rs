@@ -76,6 +76,18 @@ fn leaked_secrets() -> Vec<&'static str> {
         "38afes7a8",
         "abc123def",
         "resource-secret",
+        "9jYg7SjjPvttfbfMLZuPjII4",
+        "AgEIcHlwaS5vcmc8_HZqJLGg",
+        "JQTdJV1tX5heQwepFLG8Z",
+        "ezYfV6xe3NjIjyVAAtf_",
+        "nQEGxGdhDxtvWzk8o3vY",
+        "4724eae7fe68e67ac9bf",
+        "yB1PkNyg7nwDkQuyAegOBj",
+        "etAtPQfEQsRjyNIZgSAO",
+        "qazCIMSe-LWGzRBkSs5y",
+        "2f36402af5ed7edf1c2a",
+        "b8ymEB0BwSsXgMq3rFrD",
+        "cr81SNGU4fEhFNJhs",
     ]
 }
 

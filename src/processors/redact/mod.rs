@@ -20,11 +20,13 @@
 
 mod config;
 mod json;
+mod prefilter;
 pub mod rules;
+mod tokens;
 
 pub use config::{RawRedactConfig, RedactConfig};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind, packed};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use prometheus_client::metrics::counter::Counter;
 use regex::{Regex, RegexSet};
 
@@ -33,6 +35,7 @@ use crate::delivery::Batch;
 use crate::signal::{FieldVisitor, Fields, Signal};
 use crate::telemetry::Telemetry;
 use config::UserRule;
+use prefilter::Prefilter;
 use rules::{BUILTINS, Matcher};
 
 /// A compiled redaction config, shared by every pipeline that runs it.
@@ -42,7 +45,7 @@ pub struct Redactor {
     allow_keys: Option<Vec<String>>,
     keys_rule: Option<usize>,
     json_fields: bool,
-    /// Anchors of every active rule, lower-cased, in a SIMD (Teddy) searcher
+    /// Anchors of every active rule, lower-cased, in SIMD (Teddy) searchers
     /// run over a lower-cased copy of each region: whether to look closer.
     prefilter: Option<Prefilter>,
     /// The same anchors, case ignored, for finding which rules to run on a
@@ -186,6 +189,10 @@ impl Redactor {
             AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::Standard)
+                // Past 100 patterns the builder would pick an NFA, twice as
+                // slow over a line; the DFA of ~160 anchors is a few
+                // hundred KiB, once per redaction config.
+                .kind(Some(AhoCorasickKind::DFA))
                 .build(&anchor_patterns)
                 .expect("redaction anchors are plain literals")
         });
@@ -419,116 +426,6 @@ impl Redactor {
         out.push_str(&text[at..]);
         Some(out)
     }
-}
-
-/// Lower-case literals searched with Teddy over a lower-cased copy of the
-/// haystack, a chunk at a time on the stack: several times faster than a
-/// case-insensitive automaton, which cannot use SIMD.
-struct Prefilter {
-    /// The anchors in groups of at most [`Self::GROUP`], one searcher each.
-    searchers: Vec<packed::Searcher>,
-    /// The longest anchor less one: how much consecutive chunks overlap.
-    overlap: usize,
-}
-
-impl Prefilter {
-    const CHUNK: usize = 4096;
-
-    /// Anchors per searcher. Teddy's buckets key on an anchor's first bytes'
-    /// nibbles; past 16 anchors it shares buckets and every false lead costs
-    /// a check. Measured on log text (4 KiB chunks): 16 anchors 7–12 GB/s,
-    /// the same ~45 anchors in one searcher 1.2 GB/s, in three 3.3 GB/s.
-    const GROUP: usize = 16;
-
-    /// `None` where Teddy is not available (no SIMD, too long anchors).
-    fn new(anchors: &[String]) -> Option<Self> {
-        let longest = anchors.iter().map(String::len).max()?;
-        if longest >= 256 {
-            return None;
-        }
-        let searchers = anchors
-            .chunks(Self::GROUP)
-            .map(|group| {
-                packed::Config::new()
-                    .heuristic_pattern_limits(false)
-                    .builder()
-                    .extend(group)
-                    .build()
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(Self {
-            searchers,
-            overlap: longest - 1,
-        })
-    }
-
-    fn find(&self, haystack: &[u8]) -> bool {
-        self.searchers.iter().any(|s| s.find(haystack).is_some())
-    }
-
-    /// Whether any region holds an anchor (or, with `cards`, a digit run).
-    /// Short regions are lower-cased into one buffer, a newline between
-    /// them (no anchor holds one), and searched together.
-    fn is_match_any(&self, regions: &mut dyn Iterator<Item = &[u8]>, cards: bool) -> bool {
-        SCRATCH.with_borrow_mut(|chunk| {
-            chunk.resize(Self::CHUNK, 0);
-            let mut len = 0;
-            for region in regions {
-                if cards && rules::has_digit_run(region) {
-                    return true;
-                }
-                if region.len() >= Self::CHUNK / 4 {
-                    if len > 0 && self.find(&chunk[..len]) {
-                        return true;
-                    }
-                    len = 0;
-                    if self.scan_long(region, chunk) {
-                        return true;
-                    }
-                    continue;
-                }
-                if len + region.len() + 1 > Self::CHUNK {
-                    if self.find(&chunk[..len]) {
-                        return true;
-                    }
-                    len = 0;
-                }
-                for (to, from) in chunk[len..len + region.len()].iter_mut().zip(region) {
-                    *to = from.to_ascii_lowercase();
-                }
-                len += region.len();
-                chunk[len] = b'\n';
-                len += 1;
-            }
-            len > 0 && self.find(&chunk[..len])
-        })
-    }
-
-    /// A long region, a chunk at a time, consecutive chunks overlapping by
-    /// the longest anchor less one.
-    fn scan_long(&self, bytes: &[u8], chunk: &mut [u8]) -> bool {
-        let mut start = 0;
-        loop {
-            let end = (start + Self::CHUNK).min(bytes.len());
-            let len = end - start;
-            for (to, from) in chunk[..len].iter_mut().zip(&bytes[start..end]) {
-                *to = from.to_ascii_lowercase();
-            }
-            if self.find(&chunk[..len]) {
-                return true;
-            }
-            if end == bytes.len() {
-                return false;
-            }
-            start = end - self.overlap;
-        }
-    }
-}
-
-thread_local! {
-    /// The prefilter's lower-cased copy: one per thread, so that a search
-    /// neither allocates nor clears a buffer.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Log streams in the middle of a PEM private key logged one line per

@@ -38,7 +38,10 @@ pub const DENY_KEYS: &[&str] = &[
 /// They are chosen to start with letter triples that are rare in ordinary log
 /// text (`ecret`, not `secret`, whose `sec` is in every "second"; `pikey`,
 /// not `apikey`, whose `api` is in every URL path): the SIMD prefilter keys
-/// on an anchor's first three bytes, and each false lead costs a check.
+/// on an anchor's first bytes, and each false lead costs a check. That
+/// matters most for an anchor under four bytes (`pwd`), searched as it is;
+/// longer ones are searched in a pair-hashed copy, where letters spread
+/// (see `prefilter`).
 const KEY_ANCHORS: &[&str] = &[
     "passw",
     "pass_w",
@@ -72,6 +75,7 @@ pub enum Kind {
 }
 
 /// How a rule finds its matches.
+#[derive(Clone)]
 pub enum Matcher {
     /// Keys only (no value pattern).
     Keys,
@@ -86,6 +90,7 @@ pub enum Matcher {
     Cards,
 }
 
+#[derive(Clone)]
 pub struct Builtin {
     pub name: &'static str,
     pub kind: Kind,
@@ -95,11 +100,20 @@ pub struct Builtin {
     pub matcher: Matcher,
 }
 
-fn any(_: &str) -> bool {
+pub(super) fn any(_: &str) -> bool {
     true
 }
 
-pub const BUILTINS: &[Builtin] = &[
+/// Every built-in rule: those below, then the prefixed-token families of
+/// [`super::tokens`].
+pub static BUILTINS: std::sync::LazyLock<Vec<Builtin>> = std::sync::LazyLock::new(|| {
+    CORE.iter()
+        .chain(super::tokens::FAMILIES)
+        .cloned()
+        .collect()
+});
+
+const CORE: &[Builtin] = &[
     Builtin {
         name: "secret_keys",
         kind: Kind::Keys,
@@ -121,7 +135,9 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "jwt",
         kind: Kind::Secret,
-        anchors: &["eyJ"],
+        // The payload's `.eyJ`: four bytes, so that it is searched in the
+        // prefilter's pair-hashed copy (see `prefilter`).
+        anchors: &[".eyJ"],
         matcher: Matcher::Regex {
             pattern: r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
             group: 0,
@@ -162,11 +178,11 @@ pub const BUILTINS: &[Builtin] = &[
         name: "aws_access_key",
         kind: Kind::Secret,
         // Access key ids (long-term AKIA, temporary ASIA, bearer-token
-        // ABIA); user, role and group ids (AIDA, AROA, AGPA…) are
-        // identifiers, not credentials.
-        anchors: &["AKIA", "ASIA", "ABIA"],
+        // ABIA, context-specific ACCA); user, role and group ids (AIDA,
+        // AROA, AGPA…) are identifiers, not credentials.
+        anchors: &["AKIA", "ASIA", "ABIA", "ACCA"],
         matcher: Matcher::Regex {
-            pattern: r"\b(?:AKIA|ASIA|ABIA)[A-Z0-9]{16}\b",
+            pattern: r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
             group: 0,
             accept: any,
         },
@@ -224,9 +240,26 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "gitlab_token",
         kind: Kind::Secret,
-        anchors: &["glpat-", "gldt-", "glrt-", "glptt-", "glcbt-"],
+        // Personal, deploy, runner, trigger, CI job, feed, incoming mail,
+        // agent, OAuth application, SCIM and feature flag tokens (a
+        // personal token may end in `.` and a routing checksum), and runner
+        // registration tokens.
+        anchors: &[
+            "glpat-",
+            "gldt-",
+            "glrt-",
+            "glptt-",
+            "glcbt-",
+            "glft-",
+            "glimt-",
+            "glagent-",
+            "gloas-",
+            "glsoat-",
+            "glffct-",
+            "GR1348941",
+        ],
         matcher: Matcher::Regex {
-            pattern: r"\bgl(?:pat|dt|rt|ptt|cbt)-[A-Za-z0-9_-]{20,}",
+            pattern: r"\b(?:gl(?:pat|dt|rt|ptt|cbt|ft|imt|agent|oas|soat|ffct)-[A-Za-z0-9_-]{20,}(?:\.[0-9a-z]{9}\b)?|GR1348941[A-Za-z0-9_-]{20,})",
             group: 0,
             accept: any,
         },
@@ -234,10 +267,14 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "slack_token",
         kind: Kind::Secret,
-        // Webhook URLs are found by their `://`.
-        anchors: &["xox", "://"],
+        // Bot, user, app-level, legacy and configuration tokens (`xoxe`,
+        // `xoxe.xoxb-`); webhook URLs are found by their `://`. The anchors
+        // are four bytes, so that they are searched pair-hashed.
+        anchors: &[
+            "xoxa", "xoxb", "xoxp", "xoxo", "xoxs", "xoxr", "xoxe", "xapp-", "://",
+        ],
         matcher: Matcher::Regex {
-            pattern: r"\bxox[abposr]-[A-Za-z0-9-]{10,}|https://hooks\.slack\.com/services/[A-Za-z0-9/_-]+",
+            pattern: r"\bxox[abposre](?:\.xox[bp])?-[A-Za-z0-9-]{10,}|\bxapp-[0-9]-[A-Za-z0-9-]{10,}|https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_+-]+",
             group: 0,
             accept: any,
         },
@@ -245,9 +282,9 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         name: "stripe_key",
         kind: Kind::Secret,
-        anchors: &["k_live_", "k_test_"],
+        anchors: &["k_live_", "k_test_", "k_prod_"],
         matcher: Matcher::Regex {
-            pattern: r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",
+            pattern: r"\b[rs]k_(?:live|test|prod)_[A-Za-z0-9]{16,}",
             group: 0,
             accept: any,
         },
@@ -408,7 +445,7 @@ fn is_ipv6(text: &str) -> bool {
 }
 
 /// Standard base64 with optional padding; `None` if it is not base64.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
+pub(super) fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let text = text.trim_end_matches('=');
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let mut acc = 0u32;
