@@ -105,5 +105,32 @@ fn redact(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, redact);
+/// The load harness's requests (200 HTTP server spans of 10 attributes,
+/// `src/otlp/sample.rs`): every span has a URL, whose `://` is an anchor,
+/// so every span is decoded and each of its fields looked at.
+fn redact_traces(c: &mut Criterion) {
+    use prost::Message;
+    let telemetry = Telemetry::new();
+    let redactor = Redactor::new(
+        &ComponentId::new("redact", "default"),
+        &RedactConfig::default(),
+        &telemetry,
+    );
+    let body = bytes::Bytes::from(ferro::otlp::sample::trace_requests(1, 200)[0].encode_to_vec());
+    let infos = ferro::otlp::scan::trace_request(&body).unwrap();
+    let (traces, _) = ferro::signal::Traces::from_scanned(&body, infos);
+    let mut group = c.benchmark_group("redact traces");
+    group.measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(200));
+    group.bench_function("default rules, 200 spans with URLs", |b| {
+        b.iter(|| {
+            let mut batch = Batch::new(traces.clone(), Ticket::untracked());
+            redactor.process(&mut batch);
+            batch
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, redact, redact_traces);
 criterion_main!(benches);

@@ -256,7 +256,11 @@ fn a_stop_with_an_exporter_looped_into_its_own_receiver_ends_within_the_timeout(
     )
     .unwrap();
     ferro.signal("HUP");
-    assert!(ferro.wait_for_logs("reload done", 1, WAIT), "{}", ferro.logs());
+    assert!(
+        ferro.wait_for_logs("reload done", 1, WAIT),
+        "{}",
+        ferro.logs()
+    );
     let http = ferro
         .logs()
         .lines()
@@ -438,15 +442,21 @@ async fn grpc_messages_being_assembled_count_against_the_memory_limit() {
             }));
         }
     }
-    let count = tokio::task::block_in_place(|| {
-        ferro.wait_metric(
-            "ferro_receiver_rejected_requests_total",
-            &["reason=\"memory_limit\""],
-            |n| n >= 20.0,
-        )
+    // Every stream is either held (its 3,900,005 bytes in flight) or refused.
+    let (mut count, mut in_flight) = (0.0, 0.0);
+    tokio::task::block_in_place(|| {
+        eventually("every stream to be held or refused", WAIT, || {
+            let page = ferro.metrics();
+            count = metric_value(
+                &page,
+                "ferro_receiver_rejected_requests_total",
+                &["reason=\"memory_limit\""],
+            );
+            in_flight = metric_value(&page, "ferro_memory_in_flight_bytes", &[]);
+            count + (in_flight / 3_900_005.0).floor() == 40.0
+        })
     });
     let limit = 64.0 * 1024.0 * 1024.0;
-    let in_flight = ferro.metric("ferro_memory_in_flight_bytes", &[]);
     assert!(in_flight <= limit, "{in_flight} bytes in flight");
     assert!(
         in_flight >= 12.0 * 3.9e6,

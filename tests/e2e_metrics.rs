@@ -181,21 +181,28 @@ async fn garbage_and_oversized_pages_fail_the_scrape_not_ferro() {
     .len()
         == 1));
 
-    for (content_type, body) in [
-        (TEXT, b"metric_without_value\n".to_vec()),
-        ("text/html", b"<html><body>login</body></html>".to_vec()),
-        (TEXT, vec![0xff, 0x00, 0x13, 0x37, 0xfe]),
-        (TEXT, "big_metric 1\n".repeat(10_000).into_bytes()),
+    for (content_type, body, reason) in [
+        (TEXT, b"metric_without_value\n".to_vec(), "parse_error"),
+        (
+            "text/html",
+            b"<html><body>login</body></html>".to_vec(),
+            "parse_error",
+        ),
+        (TEXT, vec![0xff, 0x00, 0x13, 0x37, 0xfe], "parse_error"),
+        (
+            TEXT,
+            "big_metric 1\n".repeat(10_000).into_bytes(),
+            "body_too_large",
+        ),
     ] {
         target.set(content_type, body);
-        let failed_before =
-            ferro.metric("ferro_receiver_rejected_requests_total", &["scrape_failed"]);
+        let reason = format!("reason=\"{reason}\"");
+        let failed_before = ferro.metric("ferro_receiver_rejected_requests_total", &[&reason]);
         assert!(
-            eventually(Duration::from_secs(10), || ferro.metric(
-                "ferro_receiver_rejected_requests_total",
-                &["scrape_failed"]
-            ) > failed_before),
-            "a bad page fails its scrape and is counted"
+            eventually(Duration::from_secs(10), || ferro
+                .metric("ferro_receiver_rejected_requests_total", &[&reason])
+                > failed_before),
+            "a bad page fails its scrape and is counted with its reason ({reason})"
         );
         assert!(eventually(Duration::from_secs(10), || query(
             prom.addr,
@@ -469,7 +476,7 @@ async fn a_page_broken_halfway_writes_nothing() {
     assert!(
         eventually(Duration::from_secs(20), || ferro.metric(
             "ferro_receiver_rejected_requests_total",
-            &["scrape_failed"]
+            &["reason=\"parse_error\""]
         ) >= 2.0),
         "{}",
         ferro.logs()

@@ -419,8 +419,8 @@ async fn python_sdk_logs_reach_loki_with_labels_metadata_and_tenant() {
             "trace ids ride as structured metadata"
         );
     });
-    assert_eq!(
-        ferro.metric("ferro_exporter_sent_items_total", &["loki.out"]),
-        sent.len() as f64
-    );
+    // Loki has the entries before ferro hears back and counts them sent.
+    ferro.wait_metric("ferro_exporter_sent_items_total", &["loki.out"], |n| {
+        n == sent.len() as f64
+    });
 }

@@ -725,8 +725,8 @@ exporters = ["pyroscope.out"]
     loop {
         let all = counted("malformed_profile") >= 4.0
             && counted("bad_compression") >= 2.0
-            && counted("profile_too_large") >= 2.0
-            && rejected("scrape_timeout") >= 2.0;
+            && rejected("body_too_large") >= 2.0
+            && rejected("timeout") >= 2.0;
         if all {
             break;
         }
@@ -735,8 +735,8 @@ exporters = ["pyroscope.out"]
             "not every fault was counted: malformed {} bad_compression {} too_large {} timeout {}\n{}",
             counted("malformed_profile"),
             counted("bad_compression"),
-            counted("profile_too_large"),
-            rejected("scrape_timeout"),
+            rejected("body_too_large"),
+            rejected("timeout"),
             ferro.logs()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;

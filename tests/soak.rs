@@ -90,11 +90,9 @@ fn http_client(addr: SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Tally>, first
                 // An idle connection ferro closed: a client reconnects.
                 None if !fresh => stream = None,
                 other => {
-                    tally
-                        .failed
-                        .lock()
-                        .unwrap()
-                        .push(format!("HTTP request {i}: {other:?} after {attempt} attempts"));
+                    tally.failed.lock().unwrap().push(format!(
+                        "HTTP request {i}: {other:?} after {attempt} attempts"
+                    ));
                     stream = None;
                     break;
                 }
@@ -109,7 +107,9 @@ fn post(stream: &mut TcpStream, body: &[u8]) -> Option<u16> {
         "POST /v1/traces HTTP/1.1\r\nHost: ferro\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    stream.set_read_timeout(Some(Duration::from_secs(20))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .ok()?;
     stream.write_all(head.as_bytes()).ok()?;
     stream.write_all(body).ok()?;
     let mut got = Vec::new();
@@ -186,7 +186,11 @@ fn hostile(kind: usize, http: SocketAddr, grpc: SocketAddr, stop: Arc<AtomicBool
                     if let Ok(mut s) = TcpStream::connect(http) {
                         let head = format!(
                             "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            if encoding.is_empty() { "identity" } else { encoding },
+                            if encoding.is_empty() {
+                                "identity"
+                            } else {
+                                encoding
+                            },
                             body.len()
                         );
                         let _ = s.write_all(head.as_bytes());
@@ -328,7 +332,12 @@ async fn soak_hostile_and_normal_clients_with_reloads() {
         tally.retried.load(Ordering::Relaxed),
         max_rss >> 20
     );
-    assert!(failed.is_empty(), "{} failed: {:?}", failed.len(), &failed[..failed.len().min(20)]);
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(20)]
+    );
     assert!(served > 100, "{served} served");
     assert!(
         max_rss < (LIMIT_MIB + OVERHEAD_MIB) << 20,
@@ -337,9 +346,11 @@ async fn soak_hostile_and_normal_clients_with_reloads() {
     );
     // Every connection the clients opened is closed again.
     tokio::task::block_in_place(|| {
-        eventually("the descriptors to come back", Duration::from_secs(30), || {
-            open_fds(ferro.pid()) <= fds_before + 4
-        })
+        eventually(
+            "the descriptors to come back",
+            Duration::from_secs(30),
+            || open_fds(ferro.pid()) <= fds_before + 4,
+        )
     });
     let mut ferro = ferro;
     ferro.signal("TERM");

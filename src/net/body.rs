@@ -80,13 +80,27 @@ pub async fn read_body(
     let started = Instant::now();
     let mut body = body;
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
+    // One timer for the whole body, armed again only when it fires before
+    // the deadline the bytes received have earned.
+    let timer = tokio::time::sleep_until(rules.deadline(started, 0));
+    tokio::pin!(timer);
     loop {
-        let deadline = rules.deadline(started, buf.len());
-        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => return Err(BodyError::TooSlow),
-            Ok(None) => break,
-            Ok(Some(Err(e))) => return Err(BodyError::Failed(e.to_string())),
-            Ok(Some(Ok(frame))) => frame,
+        let frame = tokio::select! {
+            biased;
+            frame = body.frame() => frame,
+            _ = &mut timer => {
+                let earned = rules.deadline(started, buf.len());
+                if earned <= Instant::now() {
+                    return Err(BodyError::TooSlow);
+                }
+                timer.as_mut().reset(earned);
+                continue;
+            }
+        };
+        let frame = match frame {
+            None => break,
+            Some(Err(e)) => return Err(BodyError::Failed(e.to_string())),
+            Some(Ok(frame)) => frame,
         };
         let Ok(data) = frame.into_data() else {
             continue;

@@ -98,6 +98,9 @@ pub struct RunningReceiver {
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     on_reload: Option<ReloadHook>,
+    /// Whether its tasks still send as they stop (staleness markers):
+    /// its pipelines close only once they have ended.
+    sends_as_it_stops: bool,
 }
 
 /// What a receiver does, given its successor's config, before a reload stops
@@ -112,7 +115,19 @@ impl RunningReceiver {
             stop,
             tasks,
             on_reload: None,
+            sends_as_it_stops: false,
         }
+    }
+
+    /// This receiver, whose tasks still send as they stop: the topology
+    /// waits for them before it closes their pipelines.
+    pub fn sending_as_it_stops(mut self) -> Self {
+        self.sends_as_it_stops = true;
+        self
+    }
+
+    pub fn sends_as_it_stops(&self) -> bool {
+        self.sends_as_it_stops
     }
 
     /// This receiver with the routes it attached, by listener name.

@@ -403,18 +403,29 @@ impl Topology {
     /// `deadline`, then runs `then` (a shutdown's flush of the exporters).
     ///
     /// Receivers get what is left of [`RECEIVER_GRACE`] for their requests
-    /// in flight; pipelines then hand what they hold to the exporter queues
-    /// without waiting for room; meanwhile receivers' tasks finish (a log
-    /// tailer records the acknowledgements the flush brings). A pipeline
-    /// not done by the deadline (a slow processor on a large backlog) goes
-    /// on by itself and counts what finds its exporters closed as dropped
-    /// for `shutdown`.
+    /// in flight, and those whose tasks send as they stop (staleness
+    /// markers) for those tasks; pipelines then hand what they hold to the
+    /// exporter queues without waiting for room; meanwhile the other
+    /// receivers' tasks finish (a log tailer records the acknowledgements
+    /// the flush brings). A pipeline not done by the deadline (a slow
+    /// processor on a large backlog) goes on by itself and counts what finds
+    /// its exporters closed as dropped for `shutdown`.
     async fn stop_inputs(&mut self, deadline: Instant, then: impl Future<Output = ()>) {
         let grace = deadline
             .saturating_duration_since(Instant::now())
             .min(RECEIVER_GRACE);
-        let receivers = std::mem::take(&mut self.receivers);
-        join_all(receivers.iter().map(|r| r.stop_taking(grace))).await;
+        let (sending, receivers): (Vec<_>, Vec<_>) = std::mem::take(&mut self.receivers)
+            .into_iter()
+            .partition(|r| r.sends_as_it_stops());
+        join_all(
+            sending
+                .iter()
+                .chain(&receivers)
+                .map(|r| r.stop_taking(grace)),
+        )
+        .await;
+        let sent = Instant::now() + grace;
+        join_all(sending.into_iter().map(|r| r.finish(sent))).await;
         self.close_pipelines.cancel();
         let pipelines = join_all(self.pipelines.drain(..));
         let drain = async {

@@ -23,6 +23,10 @@
 //! bytes before it counts. Anchors shorter than four bytes (`pwd`, `://`,
 //! `hf_`…) have too few pairs to hash and are searched as they are, in
 //! their own plain searcher: the fewer of them the better.
+//!
+//! Text shorter than 64 bytes (most attribute and label values) goes to one
+//! DFA of every anchor instead: on text that short, each SIMD searcher
+//! would fall back to Rabin-Karp, pass after pass.
 
 use aho_corasick::{Span, packed};
 
@@ -57,6 +61,10 @@ impl Hashed {
 }
 
 pub(super) struct Prefilter {
+    /// Every anchor in one DFA, for text shorter than [`Self::SHORT`]:
+    /// attribute values and label values, mostly. On text that short the
+    /// SIMD searchers fall back to Rabin-Karp, each on its own pass.
+    short: aho_corasick::AhoCorasick,
     /// Anchors shorter than [`Self::HASHED`], searched as they are.
     plain: Vec<packed::Searcher>,
     /// The other anchors, in groups of at most [`Self::GROUP`].
@@ -67,6 +75,10 @@ pub(super) struct Prefilter {
 
 impl Prefilter {
     const CHUNK: usize = 4096;
+
+    /// Text shorter than this is searched with the DFA of every anchor, one
+    /// byte at a time; longer text with the SIMD searchers.
+    const SHORT: usize = 64;
 
     /// The shortest anchor searched in the pair-hashed copy: three pairs,
     /// so that a bucket's fingerprint spans three hashed bytes.
@@ -115,7 +127,12 @@ impl Prefilter {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
+        let short = aho_corasick::AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(&sorted)
+            .ok()?;
         Some(Self {
+            short,
             plain,
             hashed,
             overlap: longest - 1,
@@ -125,6 +142,9 @@ impl Prefilter {
     /// Whether the lower-cased `low` holds an anchor; `pairs` is room for
     /// its pair-hashed copy.
     fn find(&self, low: &[u8], pairs: &mut [u8]) -> bool {
+        if low.len() < Self::SHORT {
+            return self.short.is_match(low);
+        }
         if self.plain.iter().any(|s| s.find(low).is_some()) {
             return true;
         }

@@ -260,10 +260,18 @@ impl http_body::Body for AccountedBody {
                 return Poll::Ready(None);
             }
             Poll::Pending => {
-                if this.deadline.as_mut().poll(cx).is_ready() {
-                    *this.ended = true;
-                    let status = Status::deadline_exceeded("the request arrived too slowly");
-                    return Poll::Ready(Some(Err(this.account.fail("too_slow", status))));
+                // The timer is armed once; when it fires, the deadline the
+                // bytes received since have earned is checked, and the
+                // timer armed again if it lies ahead (a frame does not
+                // touch the timer).
+                while this.deadline.as_mut().poll(cx).is_ready() {
+                    let earned = this.rules.deadline(*this.started, *this.received);
+                    if earned <= tokio::time::Instant::now() {
+                        *this.ended = true;
+                        let status = Status::deadline_exceeded("the request arrived too slowly");
+                        return Poll::Ready(Some(Err(this.account.fail("too_slow", status))));
+                    }
+                    this.deadline.as_mut().reset(earned);
                 }
                 return Poll::Pending;
             }
@@ -298,8 +306,6 @@ impl http_body::Body for AccountedBody {
                 let status = to_status_refusal(Refusal::MemoryLimit);
                 return Poll::Ready(Some(Err(this.account.fail("memory_limit", status))));
             }
-            let next = this.rules.deadline(*this.started, *this.received);
-            this.deadline.as_mut().reset(next);
         }
         Poll::Ready(Some(Ok(frame)))
     }

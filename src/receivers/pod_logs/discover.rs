@@ -16,46 +16,22 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 use super::config::PodLogsConfig;
-use super::positions::FileKey;
+pub use super::expand::{Expander, Matched};
 use crate::signal::{Labels, LabelsBuilder};
 
 /// A file matched by the include globs and not excluded.
-#[derive(Debug)]
-pub struct Found {
-    pub path: PathBuf,
-    pub key: FileKey,
-    pub size: u64,
-}
+pub type Found = Matched;
 
-/// Expands the globs: regular files (symlinks followed), each identity once.
-pub fn scan(config: &PodLogsConfig) -> Vec<Found> {
-    let mut found: Vec<Found> = Vec::new();
+/// Expands the globs (see [`Expander`]): regular files, symlinks followed,
+/// not excluded, each identity once.
+pub fn scan(config: &PodLogsConfig, expander: &mut Expander) -> Vec<Found> {
     let mut seen = std::collections::HashSet::new();
-    for pattern in &config.include {
-        let Ok(paths) = glob::glob(pattern) else {
-            continue;
-        };
-        for path in paths.flatten() {
-            if config.exclude.iter().any(|p| p.matches_path(&path)) {
-                continue;
-            }
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            if !meta.is_file() {
-                continue;
-            }
-            let key = FileKey::of(&meta);
-            if seen.insert(key) {
-                found.push(Found {
-                    path,
-                    key,
-                    size: meta.len(),
-                });
-            }
-        }
-    }
-    found
+    expander
+        .expand(&config.include)
+        .into_iter()
+        .filter(|m| !config.exclude.iter().any(|p| p.matches_path(&m.path)))
+        .filter(|m| seen.insert(m.key))
+        .collect()
 }
 
 /// What kubelet's path `/var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log` says.

@@ -21,6 +21,7 @@
 
 mod config;
 pub mod discover;
+mod expand;
 pub mod formats;
 pub mod multiline;
 pub mod positions;
@@ -116,6 +117,7 @@ pub async fn start(
         retired: HashMap::new(),
         stop: stop.clone(),
         positions_failing: None,
+        expander: discover::Expander::default(),
     };
     tracing::info!(receiver = %id, include = ?config.include, "pod log receiver started");
     let task = tokio::spawn(manager.run());
@@ -141,6 +143,8 @@ struct Manager {
     stop: CancellationToken,
     /// When writing positions last failed with a warning, while it fails.
     positions_failing: Option<Instant>,
+    /// The globs' expander, with its listings of unchanged directories.
+    expander: discover::Expander,
 }
 
 impl Manager {
@@ -267,7 +271,7 @@ impl Manager {
             .map(|p| (p.key, p))
             .collect();
         let start_at = self.shared.config.start_at;
-        for found in discover::scan(&self.shared.config) {
+        for found in discover::scan(&self.shared.config, &mut self.expander) {
             let resume = saved.remove(&found.key);
             self.open(&found.path, &found.path, found.key, false, |file, size| {
                 if let Some(position) = &resume {
@@ -303,7 +307,7 @@ impl Manager {
     /// Expands the globs again: new files start at 0 (or where a finished
     /// file ended); files no longer found are read to their end and let go.
     fn scan(&mut self) {
-        let found = discover::scan(&self.shared.config);
+        let found = discover::scan(&self.shared.config, &mut self.expander);
         let mut seen = std::collections::HashSet::with_capacity(found.len());
         for Found { path, key, .. } in found {
             seen.insert(key);

@@ -45,9 +45,12 @@ pub const MAX_BATCH_ENTRIES: usize = 1000;
 /// Bytes (as Loki would see them) in one batch.
 pub const MAX_BATCH_BYTES: usize = 1 << 20;
 /// How often an idle file is looked at without inotify, and a file rotated
-/// away while it drains. With inotify, an idle file is looked at every
-/// `rescan_interval`.
+/// away while it drains.
 pub const POLL: Duration = Duration::from_millis(250);
+/// How often an idle file that inotify watches is looked at anyway: its
+/// writes wake its tailer at once, and lost events are reported (a queue
+/// overflow wakes every tailer); this is only a safety net.
+pub const WATCHED_POLL: Duration = Duration::from_secs(60);
 /// How long a file rotated away or deleted must stay unchanged before it is
 /// let go: the writer may still hold it open for a moment after the rename.
 pub const ROTATED_IDLE: Duration = Duration::from_secs(1);
@@ -360,11 +363,7 @@ impl Tailer {
             // A watched file's writes wake the tailer; it looks on its own
             // only as a safety net, or often while a rotated file drains.
             let watched = self.shared.wakers.watching.load(Ordering::Acquire);
-            let mut wait = if gone || !watched {
-                POLL
-            } else {
-                self.shared.config.rescan_interval.max(POLL)
-            };
+            let mut wait = if gone || !watched { POLL } else { WATCHED_POLL };
             if let Some(deadline) = self.multiline.as_ref().and_then(Multiline::deadline) {
                 wait = wait.min(deadline.saturating_duration_since(Instant::now()));
             }

@@ -98,7 +98,11 @@ pub async fn start(
             let _ = slot.set(targets);
         }
     };
-    Ok(RunningReceiver::new(id.clone(), stop, tasks).with_reload_hook(Box::new(hook)))
+    // A target that goes away ends its series with staleness markers as
+    // its loop stops.
+    Ok(RunningReceiver::new(id.clone(), stop, tasks)
+        .with_reload_hook(Box::new(hook))
+        .sending_as_it_stops())
 }
 
 /// Why a job's target loops stop, besides their own target going away.
