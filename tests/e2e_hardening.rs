@@ -559,8 +559,8 @@ fn stalled_and_idle_clients_are_cut_off() {
 /// Item 4: 1,100 connections that send half a request line, against a
 /// 1,024-descriptor limit: the receivers take what their budget allows and
 /// refuse the rest cleanly (503), the self-telemetry listener keeps
-/// answering, and once the head timeout has cut the stalled ones off the
-/// port serves again.
+/// answering, and once the stalled ones are gone the port serves again.
+/// (That the head timeout cuts them off is `stalled_and_idle_clients_are_cut_off`.)
 #[test]
 fn connections_past_the_descriptor_budget_are_refused_and_metrics_still_answer() {
     use std::os::unix::process::CommandExt;
@@ -576,7 +576,7 @@ fn connections_past_the_descriptor_budget_are_refused_and_metrics_still_answer()
         [receivers.otlp.in]
         http = "127.0.0.1:0"
         [receivers.otlp.in.server]
-        read_header_timeout = "3s"
+        read_header_timeout = "60s"
         [exporters.blackhole.null]
         [pipelines.traces]
         receivers = ["otlp.in"]
@@ -619,16 +619,28 @@ fn connections_past_the_descriptor_budget_are_refused_and_metrics_still_answer()
         refused + metric_value(&page, "ferro_listener_connections", &["otlp.in"]) == 1100.0
     });
     let budget = 1024 - 256;
-    assert!(1100.0 - refused <= budget as f64, "{refused} refused");
-    for stream in &mut stalled {
-        stream.set_nonblocking(false).unwrap();
-    }
-    let answered_503 = stalled
-        .iter_mut()
-        .filter_map(read_response)
-        .filter(|(status, _)| *status == 503)
-        .count();
-    assert_eq!(answered_503 as f64, refused, "each refusal is a 503");
+    assert_eq!(refused, 1100.0 - budget as f64, "the budget takes {budget}");
+    // The refused were answered and closed; the taken have heard nothing.
+    let mut answers = vec![Vec::new(); stalled.len()];
+    eventually("a 503 on every refused connection", WAIT, || {
+        for (stream, answer) in stalled.iter_mut().zip(&mut answers) {
+            let mut buf = [0u8; 512];
+            while let Ok(n @ 1..) = stream.read(&mut buf) {
+                answer.extend_from_slice(&buf[..n]);
+            }
+        }
+        let answered = answers
+            .iter()
+            .filter(|a| a.starts_with(b"HTTP/1.1 503 Service Unavailable\r\n"))
+            .count();
+        answered as f64 == refused
+    });
+    assert!(
+        answers
+            .iter()
+            .all(|a| a.is_empty() || a.starts_with(b"HTTP/1.1 503")),
+        "nothing but 503s was answered"
+    );
     drop(stalled);
     ferro.wait_metric("ferro_listener_connections", &["otlp.in"], |n| n == 0.0);
     assert_eq!(http_post(http, "/v1/traces", &JSON, &span_json(1)).0, 200);
@@ -696,12 +708,16 @@ async fn reloads_under_load_drop_no_request() {
                 .await
                 .unwrap();
             let (mut ok, mut failed) = (0usize, Vec::new());
+            let started = std::time::Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 let request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
                     serde_json::from_slice(&span_json(ok + 7_000_000)).unwrap();
                 match client.export(request).await {
                     Ok(_) => ok += 1,
-                    Err(status) => failed.push(status.code()),
+                    Err(status) => failed.push(format!(
+                        "after {:?} and {ok} answered: {status:?}",
+                        started.elapsed()
+                    )),
                 }
             }
             (ok, failed)
@@ -726,7 +742,18 @@ async fn reloads_under_load_drop_no_request() {
         answered += ok;
     }
     let (ok, failed) = grpc_client.await.unwrap();
-    assert!(failed.is_empty(), "gRPC: {ok} answered, failed: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "gRPC: {ok} answered, failed: {:?}\n{}\n{}",
+        &failed[..failed.len().min(5)],
+        ferro
+            .metrics()
+            .lines()
+            .filter(|l| l.starts_with("ferro_listener") || l.contains("rejected"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ferro.logs()
+    );
     answered += ok;
     assert!(answered > 100, "{answered} requests");
     let accepted = tokio::task::block_in_place(|| {

@@ -35,7 +35,14 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The answer to a connection past the limits on an HTTP listener.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 21\r\n\r\ntoo many connections\n";
 
-pub(super) async fn accept_loop(listener: TcpListener, server: Arc<Server>, budget: Arc<Budget>) {
+/// Accepts connections on `listener` until the server stops; `first` is
+/// the attachment the server started with.
+pub(super) async fn accept_loop(
+    listener: TcpListener,
+    server: Arc<Server>,
+    budget: Arc<Budget>,
+    first: Attachment,
+) {
     let open = Arc::new(AtomicUsize::new(0));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -53,8 +60,9 @@ pub(super) async fn accept_loop(listener: TcpListener, server: Arc<Server>, budg
         .keep_alive_timeout(Duration::from_secs(20));
     let mut slot = server.slot.subscribe();
     // The limits and counters of the last routes attached: they hold while
-    // a reload replaces the routes.
-    let mut current: Option<Attachment> = None;
+    // a reload replaces the routes (a connection accepted then waits for
+    // the next routes like any request).
+    let mut current = first;
     let mut out_of_fds_logged: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
@@ -62,7 +70,7 @@ pub(super) async fn accept_loop(listener: TcpListener, server: Arc<Server>, budg
             accepted = listener.accept() => accepted,
         };
         if let Slot::Attached(a) = &*slot.borrow_and_update() {
-            current = Some(a.clone());
+            current = a.clone();
         }
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -79,11 +87,7 @@ pub(super) async fn accept_loop(listener: TcpListener, server: Arc<Server>, budg
                 continue;
             }
         };
-        let Some(attachment) = current.clone() else {
-            // Never attached yet: nothing to serve with, and no limits known.
-            drop(stream);
-            continue;
-        };
+        let attachment = current.clone();
         let counters = &attachment.counters;
         let refused = if open.load(Ordering::Acquire) >= attachment.limits.max_connections {
             Some(&counters.refused_max)
@@ -320,7 +324,12 @@ async fn serve_connection(
             Verdict::Idle => Instant::now() + limits.idle_timeout,
         };
         tokio::select! {
-            _ = connection.as_mut() => break,
+            ended = connection.as_mut() => {
+                if let Err(error) = ended {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
+                }
+                break;
+            }
             _ = tokio::time::sleep_until(check), if closing.is_none() => {}
             _ = server.stop.cancelled(), if closing.is_none() => {
                 connection.as_mut().graceful_shutdown();

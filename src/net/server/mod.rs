@@ -377,14 +377,19 @@ impl Servers {
             }
         };
         let bound = listener.local_addr()?;
-        let (slot, _) = watch::channel(Slot::Attached(attachment));
+        let (slot, _) = watch::channel(Slot::Attached(attachment.clone()));
         let server = Arc::new(Server {
             addr: bound,
             slot,
             stop: CancellationToken::new(),
             waiting: AtomicUsize::new(0),
         });
-        tokio::spawn(accept_loop(listener, server.clone(), self.budget.clone()));
+        tokio::spawn(accept_loop(
+            listener,
+            server.clone(),
+            self.budget.clone(),
+            attachment,
+        ));
         Ok(server)
     }
 
@@ -440,7 +445,7 @@ pub fn serve_alone(
         counters: Arc::new(Counters::new(telemetry, component, Protocol::Http)),
         requests: Arc::new(InFlight::default()),
     };
-    let (slot, _) = watch::channel(Slot::Attached(attachment));
+    let (slot, _) = watch::channel(Slot::Attached(attachment.clone()));
     let server = Arc::new(Server {
         addr,
         slot,
@@ -448,7 +453,7 @@ pub fn serve_alone(
         waiting: AtomicUsize::new(0),
     });
     let budget = Budget::new(limits.max_connections);
-    tokio::spawn(accept_loop(listener, server, budget))
+    tokio::spawn(accept_loop(listener, server, budget, attachment))
 }
 
 /// Whether sockets on `a` and `b` cannot both listen: the same port, and

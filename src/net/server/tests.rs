@@ -362,3 +362,42 @@ fn the_budget_leaves_a_quarter_of_the_descriptors() {
     assert_eq!(Budget::from_fd_limit(100).limit(), 36);
     assert_eq!(Budget::from_fd_limit(1 << 20).limit(), 786_432);
 }
+
+/// A server whose routes are taken off before it accepts anything (a reload
+/// right after the start) still takes the first connection, which waits for
+/// the next routes like any request.
+#[tokio::test]
+async fn a_first_connection_during_a_reload_is_taken_and_served() {
+    let servers = servers(100);
+    servers.begin();
+    let first = servers
+        .attach(
+            "127.0.0.1:0".parse().unwrap(),
+            Protocol::Http,
+            limits(10, 5000, 60_000),
+            "test",
+            app("one"),
+        )
+        .await
+        .unwrap();
+    let addr = first.local_addr();
+    assert!(first.detach(Duration::from_secs(1)).await);
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client.write_all(GET).await.unwrap();
+    eventually("the request to wait for routes", || {
+        servers.waiting(addr) == 1
+    })
+    .await;
+    servers.begin();
+    let _second = servers
+        .attach(
+            addr,
+            Protocol::Http,
+            limits(10, 5000, 60_000),
+            "test",
+            app("two"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response(&mut client).await.1, "two");
+}
