@@ -114,6 +114,7 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
             _ = sighup.recv() => {
+                tracing::info!("reload requested: checking the config");
                 // Read off the runtime, so that a stop need not wait for a
                 // large file to be checked.
                 let load = {

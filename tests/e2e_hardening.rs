@@ -1018,6 +1018,33 @@ fn a_port_in_use_is_named_with_its_protocol() {
     );
 }
 
+/// Item 7: a stop during the reload of a huge config does not wait for
+/// the config to be checked.
+#[test]
+fn a_stop_during_the_reload_of_a_huge_config_does_not_wait_for_it() {
+    let mut ferro = Ferro::start(
+        r#"
+        [telemetry]
+        listen = "127.0.0.1:0"
+        [receivers.otlp.in]
+        http = "127.0.0.1:0"
+        [exporters.blackhole.null]
+        [pipelines.traces]
+        receivers = ["otlp.in"]
+        exporters = ["blackhole.null"]
+        "#,
+    );
+    let keys: String = (0..400_000)
+        .map(|i| format!("unknown_key_number_{i:07} = 1\n"))
+        .collect();
+    std::fs::write(&ferro.config_path, keys).unwrap();
+    ferro.signal("HUP");
+    assert!(ferro.wait_for_log("reload requested", WAIT));
+    ferro.signal("TERM");
+    let status = ferro.wait_exit(WAIT);
+    assert!(status.success(), "{}", ferro.logs());
+}
+
 /// Items 7 and 8: `ferro validate` on 40,000 unknown keys answers with the
 /// first hundred and a count of the rest; a variable repeated to expand to
 /// gigabytes is refused with the cap it passed.
