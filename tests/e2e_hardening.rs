@@ -30,30 +30,26 @@ const JSON: [(&str, &str); 1] = [("Content-Type", "application/json")];
 /// Reads one HTTP/1.1 response (status, body) off `stream`, or `None` if the
 /// connection closed or broke first.
 fn read_response(stream: &mut TcpStream) -> Option<(u16, String)> {
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let text = String::from_utf8_lossy(&got).to_string();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    let l = l.to_ascii_lowercase();
-                    l.strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            if body.len() >= len {
-                let status = head.split(' ').nth(1)?.parse().ok()?;
-                return Some((status, body[..len].to_string()));
-            }
-        }
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
+    common::read_response(stream).map(|(status, _, body)| (status, body))
+}
+
+/// A config of one OTLP receiver `otlp.in` (its table's lines in
+/// `receiver`, which may add a `[receivers.otlp.in.server]` table) feeding
+/// the blackhole exporter; `top` holds top-level settings.
+fn otlp_to_blackhole(top: &str, receiver: &str) -> String {
+    format!(
+        r#"
+        {top}
+        [telemetry]
+        listen = "127.0.0.1:0"
+        [receivers.otlp.in]
+        {receiver}
+        [exporters.blackhole.null]
+        [pipelines.traces]
+        receivers = ["otlp.in"]
+        exporters = ["blackhole.null"]
+        "#
+    )
 }
 
 /// Whether the server closes `stream` (within [`WAIT`]).
@@ -321,19 +317,10 @@ fn a_second_signal_while_stopping_exits_at_once() {
 #[test]
 fn http_bodies_being_read_count_against_the_memory_limit() {
     raise_own_fd_limit();
-    let ferro = Ferro::start(
-        r#"
-        memory_limit = "64MiB"
-        [telemetry]
-        listen = "127.0.0.1:0"
-        [receivers.otlp.in]
-        http = "127.0.0.1:0"
-        [exporters.blackhole.null]
-        [pipelines.traces]
-        receivers = ["otlp.in"]
-        exporters = ["blackhole.null"]
-        "#,
-    );
+    let ferro = Ferro::start(&otlp_to_blackhole(
+        "memory_limit = \"64MiB\"",
+        "http = \"127.0.0.1:0\"",
+    ));
     let http = ferro.http.unwrap();
     let release = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicUsize::new(0));
@@ -388,19 +375,10 @@ fn http_bodies_being_read_count_against_the_memory_limit() {
 async fn grpc_messages_being_assembled_count_against_the_memory_limit() {
     use http_body_util::StreamBody;
     use hyper::body::Frame;
-    let ferro = Ferro::start(
-        r#"
-        memory_limit = "64MiB"
-        [telemetry]
-        listen = "127.0.0.1:0"
-        [receivers.otlp.in]
-        grpc = "127.0.0.1:0"
-        [exporters.blackhole.null]
-        [pipelines.traces]
-        receivers = ["otlp.in"]
-        exporters = ["blackhole.null"]
-        "#,
-    );
+    let ferro = Ferro::start(&otlp_to_blackhole(
+        "memory_limit = \"64MiB\"",
+        "grpc = \"127.0.0.1:0\"",
+    ));
     let grpc = ferro.grpc.unwrap();
     let mut held = Vec::new();
     let mut answers = Vec::new();
@@ -488,24 +466,10 @@ async fn grpc_messages_being_assembled_count_against_the_memory_limit() {
 /// the listener's timeouts, and counted.
 #[test]
 fn stalled_and_idle_clients_are_cut_off() {
-    let ferro = Ferro::start(
-        r#"
-        [telemetry]
-        listen = "127.0.0.1:0"
-        [receivers.otlp.in]
-        grpc = "127.0.0.1:0"
-        http = "127.0.0.1:0"
-        [receivers.otlp.in.server]
-        read_header_timeout = "1s"
-        idle_timeout = "2s"
-        read_body_timeout = "1s"
-        min_body_rate = "1KiB"
-        [exporters.blackhole.null]
-        [pipelines.traces]
-        receivers = ["otlp.in"]
-        exporters = ["blackhole.null"]
-        "#,
-    );
+    let ferro = Ferro::start(&otlp_to_blackhole(
+        "",
+        "grpc = \"127.0.0.1:0\"\nhttp = \"127.0.0.1:0\"\n[receivers.otlp.in.server]\nread_header_timeout = \"1s\"\nidle_timeout = \"2s\"\nread_body_timeout = \"1s\"\nmin_body_rate = \"1KiB\"",
+    ));
     let (http, grpc) = (ferro.http.unwrap(), ferro.grpc.unwrap());
 
     let mut partial_head = TcpStream::connect(http).unwrap();
@@ -570,18 +534,10 @@ fn connections_past_the_descriptor_budget_are_refused_and_metrics_still_answer()
         return;
     }
     let ferro = Ferro::start_with(
-        r#"
-        [telemetry]
-        listen = "127.0.0.1:0"
-        [receivers.otlp.in]
-        http = "127.0.0.1:0"
-        [receivers.otlp.in.server]
-        read_header_timeout = "60s"
-        [exporters.blackhole.null]
-        [pipelines.traces]
-        receivers = ["otlp.in"]
-        exporters = ["blackhole.null"]
-        "#,
+        &otlp_to_blackhole(
+            "",
+            "http = \"127.0.0.1:0\"\n[receivers.otlp.in.server]\nread_header_timeout = \"60s\"",
+        ),
         |command| {
             // SAFETY: setrlimit is async-signal-safe.
             unsafe {
@@ -947,18 +903,7 @@ async fn scrape_failures_say_why() {
 #[test]
 fn the_python_sdk_sends_an_oversized_request_once() {
     let python = common::python();
-    let ferro = Ferro::start(
-        r#"
-        [telemetry]
-        listen = "127.0.0.1:0"
-        [receivers.otlp.in]
-        grpc = "127.0.0.1:0"
-        [exporters.blackhole.null]
-        [pipelines.traces]
-        receivers = ["otlp.in"]
-        exporters = ["blackhole.null"]
-        "#,
-    );
+    let ferro = Ferro::start(&otlp_to_blackhole("", "grpc = \"127.0.0.1:0\""));
     let output = Command::new(&python)
         .arg(common::python_script("send_oversized.py"))
         .args(["--endpoint", &format!("http://{}", ferro.grpc.unwrap())])
@@ -1022,18 +967,7 @@ fn a_port_in_use_is_named_with_its_protocol() {
 /// the config to be checked.
 #[test]
 fn a_stop_during_the_reload_of_a_huge_config_does_not_wait_for_it() {
-    let mut ferro = Ferro::start(
-        r#"
-        [telemetry]
-        listen = "127.0.0.1:0"
-        [receivers.otlp.in]
-        http = "127.0.0.1:0"
-        [exporters.blackhole.null]
-        [pipelines.traces]
-        receivers = ["otlp.in"]
-        exporters = ["blackhole.null"]
-        "#,
-    );
+    let mut ferro = Ferro::start(&otlp_to_blackhole("", "http = \"127.0.0.1:0\""));
     let keys: String = (0..400_000)
         .map(|i| format!("unknown_key_number_{i:07} = 1\n"))
         .collect();

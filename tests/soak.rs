@@ -102,41 +102,18 @@ fn http_client(addr: SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Tally>, first
     }
 }
 
+/// A POST on a kept-alive connection: its status, or `None` when the
+/// connection closed or ferro said it closes it after this answer.
 fn post(stream: &mut TcpStream, body: &[u8]) -> Option<u16> {
     let head = format!(
         "POST /v1/traces HTTP/1.1\r\nHost: ferro\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .ok()?;
     stream.write_all(head.as_bytes()).ok()?;
     stream.write_all(body).ok()?;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 2048];
-    loop {
-        let text = String::from_utf8_lossy(&got).to_string();
-        if let Some((head, rest)) = text.split_once("\r\n\r\n") {
-            let len: usize = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap_or(0);
-            if rest.len() >= len {
-                if head.to_ascii_lowercase().contains("connection: close") {
-                    return None;
-                }
-                return head.split(' ').nth(1)?.parse().ok();
-            }
-        }
-        let n = stream.read(&mut buf).ok()?;
-        if n == 0 {
-            return None;
-        }
-        got.extend_from_slice(&buf[..n]);
+    match common::read_response(stream)? {
+        (_, true, _) => None,
+        (status, false, _) => Some(status),
     }
 }
 

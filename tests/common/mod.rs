@@ -306,6 +306,36 @@ pub fn python_script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// One HTTP/1.1 response read off a kept-alive `stream` (its body by
+/// `Content-Length`): status, whether the server said `Connection: close`,
+/// and body; `None` if the connection closed or broke first.
+pub fn read_response(stream: &mut TcpStream) -> Option<(u16, bool, String)> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .ok()?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(split) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..split]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:")?.trim().parse().ok())
+                .unwrap_or(0);
+            let body = &got[split + 4..];
+            if body.len() >= len {
+                let status = head.split(' ').nth(1)?.parse().ok()?;
+                let close = head.lines().any(|l| l == "connection: close");
+                return Some((status, close, String::from_utf8_lossy(&body[..len]).into()));
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
 /// A minimal HTTP/1.1 POST: (status, headers lower-cased, body bytes).
 pub fn http_post(
     addr: SocketAddr,

@@ -22,6 +22,24 @@ fn limits(max_connections: usize, header: u64, idle: u64) -> ConnectionLimits {
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: ferro\r\n\r\n";
 
+/// A new port on loopback.
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// Attaches `app` to the server on `addr` as an HTTP listener.
+async fn attach(
+    servers: &Servers,
+    addr: SocketAddr,
+    limits: ConnectionLimits,
+    app: axum::Router,
+) -> Attached {
+    servers
+        .attach(addr, Protocol::Http, limits, "test", app)
+        .await
+        .unwrap()
+}
+
 /// Reads one response with a body of `len` bytes off a kept-alive
 /// connection: its status line and body.
 async fn response(stream: &mut TcpStream) -> (String, String) {
@@ -83,16 +101,7 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 async fn a_request_made_while_routes_are_replaced_is_answered_by_the_next_on_the_same_connection() {
     let servers = servers(100);
     servers.begin();
-    let first = servers
-        .attach(
-            "127.0.0.1:0".parse().unwrap(),
-            Protocol::Http,
-            limits(10, 5000, 60_000),
-            "test",
-            app("one"),
-        )
-        .await
-        .unwrap();
+    let first = attach(&servers, loopback(), limits(10, 5000, 60_000), app("one")).await;
     let addr = first.local_addr();
     servers.close_unclaimed();
 
@@ -110,16 +119,7 @@ async fn a_request_made_while_routes_are_replaced_is_answered_by_the_next_on_the
 
     // The next topology attaches to the same address.
     servers.begin();
-    let second = servers
-        .attach(
-            addr,
-            Protocol::Http,
-            limits(10, 5000, 60_000),
-            "test",
-            app("two"),
-        )
-        .await
-        .unwrap();
+    let second = attach(&servers, addr, limits(10, 5000, 60_000), app("two")).await;
     servers.close_unclaimed();
     assert_eq!(second.local_addr(), addr);
     let (status, body) = response(&mut client).await;
@@ -147,16 +147,7 @@ async fn a_detach_waits_for_the_requests_in_flight() {
             }),
         )
     };
-    let attached = servers
-        .attach(
-            "127.0.0.1:0".parse().unwrap(),
-            Protocol::Http,
-            limits(10, 5000, 60_000),
-            "test",
-            slow,
-        )
-        .await
-        .unwrap();
+    let attached = attach(&servers, loopback(), limits(10, 5000, 60_000), slow).await;
     let addr = attached.local_addr();
     let mut client = TcpStream::connect(addr).await.unwrap();
     client.write_all(GET).await.unwrap();
@@ -189,16 +180,7 @@ async fn a_partial_head_is_cut_off_and_an_idle_connection_closed() {
         (count("read_header_timeout"), count("idle_timeout"))
     };
     servers.begin();
-    let attached = servers
-        .attach(
-            "127.0.0.1:0".parse().unwrap(),
-            Protocol::Http,
-            limits(10, 300, 600),
-            "test",
-            app("ok"),
-        )
-        .await
-        .unwrap();
+    let attached = attach(&servers, loopback(), limits(10, 300, 600), app("ok")).await;
     let addr = attached.local_addr();
 
     // Half a request line, then nothing.
@@ -233,26 +215,8 @@ async fn a_partial_head_is_cut_off_and_an_idle_connection_closed() {
 async fn connections_past_the_cap_or_the_budget_are_refused_with_503() {
     let servers = servers(3);
     servers.begin();
-    let attached = servers
-        .attach(
-            "127.0.0.1:0".parse().unwrap(),
-            Protocol::Http,
-            limits(2, 5000, 60_000),
-            "a",
-            app("ok"),
-        )
-        .await
-        .unwrap();
-    let other = servers
-        .attach(
-            "127.0.0.1:0".parse().unwrap(),
-            Protocol::Http,
-            limits(10, 5000, 60_000),
-            "b",
-            app("ok"),
-        )
-        .await
-        .unwrap();
+    let attached = attach(&servers, loopback(), limits(2, 5000, 60_000), app("ok")).await;
+    let other = attach(&servers, loopback(), limits(10, 5000, 60_000), app("ok")).await;
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut c = TcpStream::connect(attached.local_addr()).await.unwrap();
@@ -290,28 +254,10 @@ async fn connections_past_the_cap_or_the_budget_are_refused_with_503() {
 async fn an_address_is_attached_once_per_topology_and_overlaps_make_way() {
     let servers = servers(100);
     servers.begin();
-    let first = servers
-        .attach(
-            "127.0.0.1:0".parse().unwrap(),
-            Protocol::Http,
-            limits(10, 5000, 60_000),
-            "a",
-            app("one"),
-        )
-        .await
-        .unwrap();
+    let first = attach(&servers, loopback(), limits(10, 5000, 60_000), app("one")).await;
     let addr = first.local_addr();
     servers.begin();
-    let again = servers
-        .attach(
-            addr,
-            Protocol::Http,
-            limits(10, 5000, 60_000),
-            "a",
-            app("two"),
-        )
-        .await
-        .unwrap();
+    let again = attach(&servers, addr, limits(10, 5000, 60_000), app("two")).await;
     let twice = servers
         .attach(
             addr,
@@ -328,16 +274,7 @@ async fn an_address_is_attached_once_per_topology_and_overlaps_make_way() {
     // The same port on every address: the held server makes way.
     servers.begin();
     let any: SocketAddr = format!("0.0.0.0:{}", addr.port()).parse().unwrap();
-    let wide = servers
-        .attach(
-            any,
-            Protocol::Http,
-            limits(10, 5000, 60_000),
-            "a",
-            app("four"),
-        )
-        .await
-        .unwrap();
+    let wide = attach(&servers, any, limits(10, 5000, 60_000), app("four")).await;
     servers.close_unclaimed();
     let mut client = TcpStream::connect(addr).await.unwrap();
     client.write_all(GET).await.unwrap();
@@ -370,16 +307,7 @@ fn the_budget_leaves_a_quarter_of_the_descriptors() {
 async fn a_first_connection_during_a_reload_is_taken_and_served() {
     let servers = servers(100);
     servers.begin();
-    let first = servers
-        .attach(
-            "127.0.0.1:0".parse().unwrap(),
-            Protocol::Http,
-            limits(10, 5000, 60_000),
-            "test",
-            app("one"),
-        )
-        .await
-        .unwrap();
+    let first = attach(&servers, loopback(), limits(10, 5000, 60_000), app("one")).await;
     let addr = first.local_addr();
     assert!(first.detach(Duration::from_secs(1)).await);
     let mut client = TcpStream::connect(addr).await.unwrap();
@@ -389,15 +317,6 @@ async fn a_first_connection_during_a_reload_is_taken_and_served() {
     })
     .await;
     servers.begin();
-    let _second = servers
-        .attach(
-            addr,
-            Protocol::Http,
-            limits(10, 5000, 60_000),
-            "test",
-            app("two"),
-        )
-        .await
-        .unwrap();
+    let _second = attach(&servers, addr, limits(10, 5000, 60_000), app("two")).await;
     assert_eq!(response(&mut client).await.1, "two");
 }
