@@ -1,6 +1,8 @@
 //! Network plumbing: TLS client settings and the HTTP client built on hyper
-//! and rustls (the same stack tonic uses) for the exporters, and the
-//! listening sockets receivers keep across reloads.
+//! and rustls (the same stack tonic uses) for the exporters and scrapers;
+//! the servers receivers attach to, which outlive reloads and hold clients
+//! to limits ([`server`]); and reading request bodies under those limits
+//! ([`body`]).
 
 pub mod auth;
 pub mod body;
