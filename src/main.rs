@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use ferro::app::{self, ConfigSource};
-use ferro::config::LogFormat;
+use ferro::telemetry::LogFormat;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,7 +39,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { config } => match ferro::config::Config::from_file(&config) {
+        Command::Validate { config } => match ferro::plan::Config::from_file(&config) {
             Ok(config) => {
                 println!("ok: {}", config.summary());
                 for note in config.redaction_notes() {

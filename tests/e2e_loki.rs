@@ -8,13 +8,14 @@ mod common;
 
 use common::loki::{Limits, LokiServer, Mode, Stored};
 use common::metric_value;
-use ferro::config::{ComponentId, Config};
+use ferro::config::ComponentId;
+use ferro::delivery::ExporterInput;
 use ferro::delivery::{AckWaiter, Batch, Outcome, Ticket};
 use ferro::exporters::RunningExporter;
+use ferro::plan::Config;
 use ferro::signal::Labels;
 use ferro::signal::logs::{Entry, Logs, Stream};
 use ferro::telemetry::Telemetry;
-use ferro::topology::fanout::ExporterInput;
 use std::sync::Arc;
 use std::time::Duration;
 

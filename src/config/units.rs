@@ -7,9 +7,9 @@ use std::time::Duration as StdDuration;
 
 /// A duration written as a string with units: `ns`, `us`, `ms`, `s`, `m`, `h`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Duration(pub StdDuration);
+pub struct HumanDuration(pub StdDuration);
 
-impl Duration {
+impl HumanDuration {
     pub const fn from_secs(secs: u64) -> Self {
         Self(StdDuration::from_secs(secs))
     }
@@ -21,7 +21,7 @@ impl Duration {
     }
 }
 
-impl fmt::Display for Duration {
+impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}", self.0)
     }
@@ -74,11 +74,11 @@ pub fn parse_duration(text: &str) -> Result<StdDuration, String> {
     Ok(total)
 }
 
-impl<'de> Deserialize<'de> for Duration {
+impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         parse_duration(&text)
-            .map(Duration)
+            .map(HumanDuration)
             .map_err(de::Error::custom)
     }
 }

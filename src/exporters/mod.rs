@@ -11,14 +11,14 @@ pub mod remote_write;
 mod retry;
 pub mod runner;
 
-use serde::Deserialize;
 use std::time::Duration as StdDuration;
 
 pub use retry::{Backoff, RawRetryConfig, RetryConfig};
 pub use runner::RunningExporter;
 
+use crate::config::FieldError;
 use crate::config::document::{Document, Value};
-use crate::config::{ByteSize, FieldError};
+use crate::delivery::QueueConfig;
 use crate::signal::Signal;
 
 /// A validated `[exporters.TYPE.NAME]` section.
@@ -96,58 +96,6 @@ impl ExporterConfig {
     }
 }
 
-/// What a pipeline does when an exporter's queue is full.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnFull {
-    /// Wait: the pipeline stops reading and receivers refuse (nothing lost).
-    Block,
-    /// Drop the newest batch and count it: for data that is worth less than
-    /// the sender's time.
-    Drop,
-}
-
-/// `queue = { ... }` of any exporter.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct QueueConfig {
-    /// Most items (spans, samples, records) waiting to be sent.
-    pub max_items: usize,
-    /// Most encoded bytes waiting to be sent.
-    pub max_bytes: ByteSize,
-    /// Parallel senders taking batches from the queue.
-    pub num_consumers: usize,
-    pub on_full: OnFull,
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        Self {
-            max_items: 100_000,
-            max_bytes: ByteSize::mib(64),
-            num_consumers: 4,
-            on_full: OnFull::Block,
-        }
-    }
-}
-
-impl QueueConfig {
-    pub fn check(&self, errors: &mut Vec<FieldError>) {
-        if self.max_items == 0 {
-            errors.push(FieldError::new("queue.max_items", "must be at least 1"));
-        }
-        if self.max_bytes.get() == 0 {
-            errors.push(FieldError::new("queue.max_bytes", "must be more than 0"));
-        }
-        if self.num_consumers == 0 || self.num_consumers > 256 {
-            errors.push(FieldError::new(
-                "queue.num_consumers",
-                "must be between 1 and 256",
-            ));
-        }
-    }
-}
-
 /// Parses an exporter's `http://` or `https://` URL, or records why not.
 pub fn check_url(field: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<::http::Uri> {
     match text.parse::<::http::Uri>() {
@@ -205,7 +153,7 @@ pub fn check_headers_without_tenant(
 
 /// An exporter's request `timeout`, `default` when not set, or records why it is 0.
 pub fn check_timeout(
-    timeout: Option<crate::config::Duration>,
+    timeout: Option<crate::config::HumanDuration>,
     default: StdDuration,
     errors: &mut Vec<FieldError>,
 ) -> StdDuration {

@@ -3,27 +3,27 @@
 use serde::Deserialize;
 use std::time::Duration as StdDuration;
 
-use crate::config::{Duration, FieldError};
+use crate::config::{FieldError, HumanDuration};
 
 /// `retry = { ... }` of a network exporter.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct RawRetryConfig {
     /// Wait after the first failure.
-    pub initial_interval: Duration,
+    pub initial_interval: HumanDuration,
     /// The longest wait between two attempts.
-    pub max_interval: Duration,
+    pub max_interval: HumanDuration,
     /// Give up on a batch after this long; `"0s"` (the default) retries until
     /// shutdown, since the queue bound already keeps memory in check.
-    pub max_elapsed_time: Duration,
+    pub max_elapsed_time: HumanDuration,
 }
 
 impl Default for RawRetryConfig {
     fn default() -> Self {
         Self {
-            initial_interval: Duration::from_millis(500),
-            max_interval: Duration::from_secs(30),
-            max_elapsed_time: Duration::from_secs(0),
+            initial_interval: HumanDuration::from_millis(500),
+            max_interval: HumanDuration::from_secs(30),
+            max_elapsed_time: HumanDuration::from_secs(0),
         }
     }
 }

@@ -13,11 +13,9 @@ use super::{
     pyroscope, remote_write,
 };
 use crate::config::ComponentId;
-use crate::delivery::{Batch, Outcome};
-use crate::queue::Queue;
+use crate::delivery::{Batch, ExporterInput, OnFull, Outcome, Queue};
 use crate::signal::{Logs, Metrics, Profiles, SignalData, Traces};
 use crate::telemetry::{ComponentLabels, Telemetry};
-use crate::topology::fanout::ExporterInput;
 
 /// Sends one batch of `T` once. Retrying is the runner's job.
 pub trait Sink<T>: Send + Sync + 'static {
@@ -103,7 +101,7 @@ pub struct Lane<T> {
     abort: CancellationToken,
     labels: ComponentLabels,
     telemetry: Arc<Telemetry>,
-    on_full: super::OnFull,
+    on_full: OnFull,
 }
 
 impl RunningExporter {

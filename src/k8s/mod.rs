@@ -29,5 +29,15 @@ pub use cache::{K8sError, PodCache, PodCaches, Relist};
 pub use config::{KubernetesConfig, NamespaceKeys, RawKubernetesConfig};
 pub use pod::PodInfo;
 
+/// What in a component's config reads the pod cache: named in the error
+/// that asks for a `[kubernetes]` section when there is none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PodCacheUse {
+    /// The setting, as the config writes it (`kubernetes_sd_configs`).
+    pub setting: &'static str,
+    /// What the user may do instead, if anything.
+    pub otherwise: Option<&'static str>,
+}
+
 #[cfg(test)]
 pub(crate) mod tests;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::config::ComponentId;
 use crate::config::document::{Document, Value};
 use crate::delivery::Batch;
-use crate::k8s::PodCache;
+use crate::k8s::{NamespaceKeys, PodCache, PodCacheUse};
 use crate::signal::{Fields, Signal};
 use crate::telemetry::Telemetry;
 
@@ -67,6 +67,41 @@ impl ProcessorConfig {
         match (id.type_name.as_str(), id.name.as_str()) {
             ("batch", "default") => Some(Self::Batch(batch::BatchConfig::default())),
             DEFAULT_REDACT => Some(Self::Redact(redact::RedactConfig::default())),
+            _ => None,
+        }
+    }
+
+    /// What in its config reads the process's pod cache, if anything.
+    pub fn pod_cache_use(&self) -> Option<PodCacheUse> {
+        match self {
+            Self::K8sAttributes(c) if c.source == k8s_attributes::Source::Api => {
+                Some(PodCacheUse {
+                    setting: "source = \"api\"",
+                    otherwise: Some("use source = \"env\" in a sidecar"),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Adds the namespace labels and annotations it copies: the pod cache
+    /// then watches namespaces for them.
+    pub fn namespace_keys(&self, keys: &mut NamespaceKeys) {
+        if let Self::K8sAttributes(c) = self {
+            keys.labels
+                .extend(c.namespace_labels.iter().map(|copy| copy.key.clone()));
+            keys.annotations
+                .extend(c.namespace_annotations.iter().map(|copy| copy.key.clone()));
+        }
+    }
+
+    /// Why it must run before a pipeline's `batch` stage, if it must: it
+    /// reads something of each push that a batch of many pushes loses.
+    pub fn must_precede_batch(&self) -> Option<&'static str> {
+        match self {
+            Self::K8sAttributes(c) if c.uses_peer() => {
+                Some("finds pods by the sending client's address (associate has \"peer\")")
+            }
             _ => None,
         }
     }

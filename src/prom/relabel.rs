@@ -23,6 +23,7 @@ use std::sync::LazyLock;
 
 use crate::config::{FieldError, Validate};
 use crate::signal::labels::LabelsBuilder;
+use crate::signal::names::is_label_name;
 
 /// One `relabel_configs` entry as written; absent fields take Prometheus'
 /// defaults.
@@ -419,13 +420,6 @@ impl RelabelConfig {
             out.push_str(labels.get(name).unwrap_or(""));
         }
     }
-}
-
-/// A legacy Prometheus label name.
-fn is_label_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_'))
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// A label name that may contain `$name`/`${name}` references, which expand to

@@ -17,9 +17,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ComponentId;
 use crate::config::document::{Document, Value};
+use crate::delivery::PipelineInputs;
+use crate::k8s::PodCacheUse;
 use crate::net::server::Attached;
 use crate::signal::{Logs, Metrics, Profiles, Signal, Traces};
-use crate::topology::fanout::PipelineInputs;
 
 /// A validated `[receivers.TYPE.NAME]` section.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,11 +62,20 @@ impl ReceiverConfig {
 
     /// Whether the receiver reads the process's pod cache.
     pub fn uses_pod_cache(&self) -> bool {
-        match self {
+        self.pod_cache_use().is_some()
+    }
+
+    /// What in its config reads the process's pod cache, if anything.
+    pub fn pod_cache_use(&self) -> Option<PodCacheUse> {
+        let discovers = match self {
             Self::Prometheus(c) => c.uses_pod_cache(),
             Self::Pprof(c) => c.uses_pod_cache(),
             Self::Otlp(_) | Self::PodLogs(_) => false,
-        }
+        };
+        discovers.then_some(PodCacheUse {
+            setting: "kubernetes_sd_configs",
+            otherwise: None,
+        })
     }
 
     /// The signals this receiver can feed into pipelines today.

@@ -9,6 +9,7 @@ pub mod fields;
 pub mod labels;
 pub mod logs;
 pub mod metrics;
+pub mod names;
 pub mod profiles;
 pub mod traces;
 

@@ -1,8 +1,8 @@
 //! ferro's own observability: counters per component, process figures, and
-//! the HTTP server that serves them with the health and readiness probes.
+//! the phase the process is in (served by the telemetry server in [`crate::app`]).
 
+mod config;
 pub mod process;
-pub mod server;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -11,6 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+pub use config::{LogConfig, LogFormat, TelemetryConfig};
 
 use crate::config::ComponentId;
 use crate::signal::Signal;

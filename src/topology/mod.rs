@@ -2,7 +2,6 @@
 //! receivers; stopping in the reverse order so that everything accepted is
 //! drained into the exporters before they are flushed.
 
-pub mod fanout;
 mod pipeline;
 
 use futures_util::future::join_all;
@@ -15,18 +14,18 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ComponentId, Config, PipelineConfig};
-use crate::delivery::{Batch, MemoryLimiter};
+use crate::config::ComponentId;
+use crate::delivery::{Admitter, Batch, MemoryLimiter, PipelineInputs};
 use crate::exporters::RunningExporter;
 use crate::exporters::runner::Lane;
 use crate::k8s::PodCaches;
 use crate::net::server::Servers;
+use crate::plan::{Config, PipelineConfig};
 use crate::processors::Built;
 use crate::processors::tenant::TenantLimiter;
 use crate::receivers::{self, Outputs, ReceiverConfig, RunningReceiver};
 use crate::signal::{Fields, Logs, Metrics, Profiles, Signal, Traces};
 use crate::telemetry::Telemetry;
-use fanout::PipelineInputs;
 use pipeline::Pipeline;
 
 /// Batches a pipeline's input channel holds before receivers wait.
@@ -69,8 +68,13 @@ impl<T> Default for Inputs<T> {
 
 impl<T: Fields> Inputs<T> {
     fn into_pipeline_inputs(self, wait: Duration) -> PipelineInputs<T> {
+        let admission = self
+            .admission
+            .into_iter()
+            .map(|limiter| limiter as Arc<dyn Admitter<T>>)
+            .collect();
         PipelineInputs::new(self.senders, wait)
-            .with_admission(self.admission)
+            .with_admission(admission)
             .reading_org_id(self.reads_org_id)
     }
 }

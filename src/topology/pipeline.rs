@@ -14,9 +14,8 @@
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::fanout::{ExporterInput, deliver_all};
-use crate::config::Stage;
-use crate::delivery::Batch;
+use crate::delivery::{Batch, ExporterInput, deliver_all};
+use crate::plan::Stage;
 use crate::processors::batch::Batcher;
 use crate::processors::{Built, Processor};
 use crate::signal::Fields;

@@ -3,8 +3,8 @@
 
 use serde::Deserialize;
 
-use super::QueueConfig;
 use crate::config::{FieldError, Validate};
+use crate::delivery::QueueConfig;
 
 #[derive(Deserialize)]
 pub struct RawBlackholeConfig {

@@ -11,8 +11,9 @@ use serde::Deserialize;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use super::{QueueConfig, Sent};
+use super::Sent;
 use crate::config::{FieldError, Validate};
+use crate::delivery::QueueConfig;
 use crate::signal::metrics::is_stale_nan;
 use crate::signal::{Logs, Metrics, Profiles, SignalData, Traces};
 

@@ -3,10 +3,12 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::config::{ByteSize, Duration, FieldError, Validate};
-use crate::exporters::{QueueConfig, RawRetryConfig, RetryConfig};
+use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
+use crate::delivery::QueueConfig;
+use crate::exporters::{RawRetryConfig, RetryConfig};
 use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::tls::TlsConfig;
+use crate::signal::names::is_label_name;
 
 /// The body format of a push request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -37,13 +39,13 @@ pub struct RawLokiConfig {
     #[serde(default)]
     tls: TlsConfig,
     /// Deadline of one send attempt.
-    timeout: Option<Duration>,
+    timeout: Option<HumanDuration>,
     /// `"protobuf"` (default) or `"json"`.
     encoding: Option<Encoding>,
     /// A request is sent once it holds this many bytes of streams...
     batch_size: Option<ByteSize>,
     /// ...or once its oldest entry has waited this long.
-    batch_wait: Option<Duration>,
+    batch_wait: Option<HumanDuration>,
     #[serde(default)]
     queue: QueueConfig,
     #[serde(default)]
@@ -89,7 +91,7 @@ impl Validate for RawLokiConfig {
             value
         });
         if let Some(label) = &self.tenant_label
-            && !valid_label_name(label)
+            && !is_label_name(label)
         {
             errors.push(FieldError::new(
                 "tenant_label",
@@ -151,12 +153,3 @@ impl Validate for RawLokiConfig {
 
 /// A tenant ID as Loki accepts it, as a header value.
 pub use crate::delivery::valid_tenant;
-
-/// A label name Loki's label parser takes: `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}

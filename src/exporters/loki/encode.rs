@@ -10,9 +10,10 @@ use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, k
 use std::collections::HashMap;
 use std::io::Write;
 
-use super::config::{Encoding, valid_label_name};
+use super::config::Encoding;
 use crate::signal::Labels;
 use crate::signal::logs::{Entry, Stream};
+use crate::signal::names::is_label_name;
 
 /// Merges the streams that share a label set, in arrival order, and sorts
 /// each stream's entries by timestamp. The sort is stable: entries with equal
@@ -43,7 +44,7 @@ pub fn check_labels(labels: &Labels) -> Result<(), &'static str> {
     if labels.is_empty() {
         return Err("missing_labels");
     }
-    if labels.iter().any(|(name, _)| !valid_label_name(name)) {
+    if labels.iter().any(|(name, _)| !is_label_name(name)) {
         return Err("invalid_labels");
     }
     Ok(())

@@ -25,9 +25,9 @@ use tokio::time::Instant;
 
 use super::runner::{Delivery, Sink};
 use super::{ExportError, Sent};
+use crate::delivery::Queue;
 use crate::delivery::{Batch, Outcome};
 use crate::net::http_client::{self, HttpClient};
-use crate::queue::Queue;
 use crate::signal::Logs;
 use crate::signal::logs::Stream;
 

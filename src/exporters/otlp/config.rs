@@ -2,8 +2,9 @@ use http::Uri;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use crate::config::{Duration, FieldError, Validate};
-use crate::exporters::{QueueConfig, RawRetryConfig, RetryConfig};
+use crate::config::{FieldError, HumanDuration, Validate};
+use crate::delivery::QueueConfig;
+use crate::exporters::{RawRetryConfig, RetryConfig};
 use crate::net::tls::TlsConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -36,7 +37,7 @@ pub struct RawOtlpExporterConfig {
     #[serde(default)]
     headers: BTreeMap<String, String>,
     /// Deadline of one send attempt.
-    timeout: Option<Duration>,
+    timeout: Option<HumanDuration>,
     #[serde(default)]
     tls: TlsConfig,
     #[serde(default)]

@@ -2,8 +2,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::config::{ByteSize, Duration, FieldError, Validate};
-use crate::exporters::{QueueConfig, RawRetryConfig, RetryConfig};
+use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
+use crate::delivery::QueueConfig;
+use crate::exporters::{RawRetryConfig, RetryConfig};
 use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::tls::TlsConfig;
 
@@ -46,7 +47,7 @@ pub struct RawPyroscopeConfig {
     #[serde(default)]
     tls: TlsConfig,
     /// Deadline of one send attempt.
-    timeout: Option<Duration>,
+    timeout: Option<HumanDuration>,
     /// `"gzip"` (default) or `"none"`; pprof bytes that are already gzip'd
     /// gain little, the labels and plain profiles gain much.
     compression: Option<Compression>,

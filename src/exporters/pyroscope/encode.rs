@@ -9,6 +9,7 @@ use bytes::{BufMut, Bytes};
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
 
 use crate::signal::Labels;
+use crate::signal::names::{is_dotted_label_name, is_metric_name};
 use crate::signal::profiles::Profile;
 
 /// Pyroscope's default `max_label_names_per_series`.
@@ -27,7 +28,7 @@ pub fn check_labels(labels: &Labels) -> Result<(), &'static str> {
     if labels.len() > MAX_LABEL_NAMES {
         return Err("max_label_names_per_series");
     }
-    if !labels.get("__name__").is_some_and(valid_metric_name) {
+    if !labels.get("__name__").is_some_and(is_metric_name) {
         return Err("invalid_profile_name");
     }
     if labels.get("service_name").is_none() {
@@ -40,31 +41,11 @@ pub fn check_labels(labels: &Labels) -> Result<(), &'static str> {
         if value.len() > MAX_LABEL_VALUE_LENGTH {
             return Err("label_value_too_long");
         }
-        if !valid_label_name(name) {
+        if !is_dotted_label_name(name) {
             return Err("invalid_labels");
         }
     }
     Ok(())
-}
-
-/// Prometheus' metric name rule, which Pyroscope applies to `__name__`.
-pub fn valid_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-/// A label name Pyroscope takes: Prometheus' rule plus dots,
-/// `[a-zA-Z_][a-zA-Z0-9_.]*`, since Pyroscope's own SDKs send
-/// `otel.scope.name`, `process.runtime.name` and the like.
-pub fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
 }
 
 /// A random id in UUID v4 form for `RawSample.ID`: written once per request,

@@ -26,9 +26,9 @@ use tokio::task::JoinHandle;
 
 use super::runner::{Delivery, Sink};
 use super::{ExportError, Sent};
+use crate::delivery::Queue;
 use crate::delivery::{Batch, Outcome};
 use crate::net::http_client::{self, HttpClient};
-use crate::queue::Queue;
 use crate::signal::Profiles;
 
 pub struct Pyroscope {

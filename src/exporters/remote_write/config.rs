@@ -3,8 +3,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::config::{Duration, FieldError, Validate};
-use crate::exporters::{QueueConfig, RawRetryConfig, RetryConfig};
+use crate::config::{FieldError, HumanDuration, Validate};
+use crate::delivery::QueueConfig;
+use crate::exporters::{RawRetryConfig, RetryConfig};
 use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::tls::TlsConfig;
 
@@ -22,14 +23,14 @@ pub struct MetadataConfig {
     /// Send metric metadata (`# HELP`, `# TYPE`, `# UNIT`); 1.0 sends it in
     /// requests of its own every `send_interval`, 2.0 inline with each series.
     pub send: bool,
-    pub send_interval: Duration,
+    pub send_interval: HumanDuration,
 }
 
 impl Default for MetadataConfig {
     fn default() -> Self {
         Self {
             send: true,
-            send_interval: Duration::from_secs(60),
+            send_interval: HumanDuration::from_secs(60),
         }
     }
 }
@@ -50,7 +51,7 @@ pub struct RawRemoteWriteConfig {
     bearer_token: Option<String>,
     bearer_token_file: Option<PathBuf>,
     /// Deadline of one send attempt.
-    timeout: Option<Duration>,
+    timeout: Option<HumanDuration>,
     #[serde(default)]
     tls: TlsConfig,
     /// Parallel senders; each series always goes to the same one, so its
@@ -60,7 +61,7 @@ pub struct RawRemoteWriteConfig {
     /// Samples in one request at most.
     max_samples_per_send: Option<usize>,
     /// How long a shard waits to fill a request before sending what it has.
-    batch_send_deadline: Option<Duration>,
+    batch_send_deadline: Option<HumanDuration>,
     #[serde(default)]
     metadata: MetadataConfig,
     #[serde(default)]

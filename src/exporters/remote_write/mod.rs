@@ -27,8 +27,8 @@ use tokio::task::JoinHandle;
 use super::runner::{Delivery, Sink};
 use super::{ExportError, Sent};
 use crate::delivery::Batch;
+use crate::delivery::Queue;
 use crate::net::http_client::{self, HttpClient};
-use crate::queue::Queue;
 use crate::signal::Metrics;
 use crate::signal::metrics::Metadata;
 

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::ConnectionLimits;
-use crate::config::{ByteSize, Duration, FieldError};
+use crate::config::{ByteSize, FieldError, HumanDuration};
 use crate::net::body::BodyRules;
 
 /// The table as written.
@@ -14,11 +14,11 @@ pub struct RawServerConfig {
     max_connections: Option<usize>,
     /// Time for a request line and headers: a slow or stalled client is
     /// cut off rather than holding a connection.
-    read_header_timeout: Option<Duration>,
+    read_header_timeout: Option<HumanDuration>,
     /// Time a connection with no request in flight stays open.
-    idle_timeout: Option<Duration>,
+    idle_timeout: Option<HumanDuration>,
     /// Time for a request body's first bytes.
-    read_body_timeout: Option<Duration>,
+    read_body_timeout: Option<HumanDuration>,
     /// Body bytes per second that earn another second of
     /// `read_body_timeout`: a large body on a slow link is read, a trickle
     /// is not.
@@ -44,7 +44,7 @@ impl RawServerConfig {
                 "must be at least 1",
             ));
         }
-        let at_least = |value: Option<Duration>,
+        let at_least = |value: Option<HumanDuration>,
                         default: std::time::Duration,
                         field: &str,
                         errors: &mut Vec<FieldError>| {

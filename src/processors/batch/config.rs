@@ -1,6 +1,6 @@
 use serde::Deserialize;
 
-use crate::config::{Duration, FieldError, Validate};
+use crate::config::{FieldError, HumanDuration, Validate};
 
 /// `[processors.batch.NAME]` as written.
 #[derive(Deserialize)]
@@ -10,7 +10,7 @@ pub struct RawBatchConfig {
     /// The most items one batch may hold; larger inputs are split. 0 = no limit.
     send_batch_max_size: Option<usize>,
     /// How long the first item of a batch may wait for the batch to fill.
-    timeout: Option<Duration>,
+    timeout: Option<HumanDuration>,
 }
 
 /// A checked batch stage.
@@ -18,7 +18,7 @@ pub struct RawBatchConfig {
 pub struct BatchConfig {
     pub send_batch_size: usize,
     pub send_batch_max_size: Option<usize>,
-    pub timeout: Duration,
+    pub timeout: HumanDuration,
 }
 
 impl Default for BatchConfig {
@@ -26,7 +26,7 @@ impl Default for BatchConfig {
         Self {
             send_batch_size: 8192,
             send_batch_max_size: None,
-            timeout: Duration::from_millis(200),
+            timeout: HumanDuration::from_millis(200),
         }
     }
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::{Duration, Validate};
+use crate::config::{HumanDuration, Validate};
 use crate::delivery::Ticket;
 use crate::signal::Traces;
 use crate::signal::traces::tests::sample;
@@ -12,7 +12,7 @@ fn batcher(size: usize, max: Option<usize>) -> Batcher<Traces> {
     Batcher::new(BatchConfig {
         send_batch_size: size,
         send_batch_max_size: max,
-        timeout: Duration::from_secs(1),
+        timeout: HumanDuration::from_secs(1),
     })
 }
 
@@ -65,5 +65,5 @@ fn config_checks_sizes() {
     let raw: RawBatchConfig = toml::from_str("send_batch_max_size = 0\ntimeout = \"1s\"").unwrap();
     let config = raw.validate().unwrap();
     assert_eq!(config.send_batch_max_size, None);
-    assert_eq!(config.timeout, Duration::from_secs(1));
+    assert_eq!(config.timeout, HumanDuration::from_secs(1));
 }

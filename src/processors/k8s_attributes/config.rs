@@ -2,6 +2,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use crate::config::{FieldError, Validate};
+use crate::signal::names::is_label_name;
 
 /// `[processors.k8s_attributes.NAME]` as written.
 #[derive(Deserialize, Default)]
@@ -322,7 +323,7 @@ impl Validate for RawK8sAttributesConfig {
         let otel_names = names(self.otel_names, Field::otel, "otel_names", &mut errors);
         let label_names = names(self.label_names, Field::label, "label_names", &mut errors);
         for (field, name) in &label_names {
-            if !valid_label_name(name) {
+            if !is_label_name(name) {
                 errors.push(FieldError::new(
                     format!("label_names.{}", field.key()),
                     format!("`{name}` is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)"),
@@ -373,12 +374,4 @@ impl Validate for RawK8sAttributesConfig {
             Err(errors)
         }
     }
-}
-
-fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

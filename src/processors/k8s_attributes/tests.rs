@@ -1,7 +1,8 @@
 use super::*;
-use crate::config::{Config, Validate};
+use crate::config::Validate;
 use crate::delivery::Ticket;
 use crate::k8s::tests::{cache_with, pod_json};
+use crate::plan::Config;
 use crate::signal::logs::{Entry, Stream};
 use crate::signal::metrics::Series;
 use crate::signal::{Labels, Logs, Metrics, Traces};

@@ -1,7 +1,7 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use crate::config::{ByteSize, Duration, FieldError, Validate};
+use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
 use crate::delivery::valid_tenant;
 
 /// Where a record's tenant comes from, as written.
@@ -37,7 +37,7 @@ pub struct RawTenantConfig {
     max_tenants: Option<usize>,
     /// How long a series or stream stays active after its last record, and a
     /// tenant tracked after its last record.
-    active_expiry: Option<Duration>,
+    active_expiry: Option<HumanDuration>,
     /// Over its rate limit, a tenant's pushes (OTLP) are refused with a
     /// retryable answer (HTTP 429 / gRPC RESOURCE_EXHAUSTED with Retry-After)
     /// instead of dropped.
@@ -209,7 +209,10 @@ impl Validate for RawTenantConfig {
         if max_tenants == 0 {
             errors.push(FieldError::new("max_tenants", "must be at least 1"));
         }
-        let active_expiry = self.active_expiry.unwrap_or(Duration::from_secs(600)).get();
+        let active_expiry = self
+            .active_expiry
+            .unwrap_or(HumanDuration::from_secs(600))
+            .get();
         if active_expiry < std::time::Duration::from_secs(1) {
             errors.push(FieldError::new("active_expiry", "must be at least 1s"));
         }

@@ -39,7 +39,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::ComponentId;
-use crate::delivery::{Admission, Batch, Outcome, valid_tenant};
+use crate::delivery::{Admitter, Batch, Outcome, Reservation, valid_tenant};
 use crate::signal::{Fields, Group, Naming, Signal};
 use crate::telemetry::{
     ComponentLabels, ReasonLabels, Telemetry, TenantFamilies, TenantLabels, TenantReasonLabels,
@@ -765,26 +765,18 @@ impl TenantLimiter {
     }
 }
 
-/// What [`TenantLimiter::admit`] charged: each tenant by name (and whether
-/// it was charged to the overflow account) with its records and bytes.
-#[derive(Debug)]
-#[must_use = "a reservation of a push that is not accepted must be released"]
-pub struct Reservation {
-    processor: std::sync::Arc<str>,
-    signal: Signal,
-    charges: Vec<(Box<str>, bool, usize, usize)>,
-}
+impl<T: Fields> Admitter<T> for TenantLimiter {
+    fn admit(
+        &self,
+        org_id: Option<&HeaderValue>,
+        data: &mut T,
+        bytes: usize,
+    ) -> Result<Reservation, Duration> {
+        TenantLimiter::admit(self, org_id, data, bytes)
+    }
 
-impl Reservation {
-    /// Notes in `admission` that this processor admitted the push and which
-    /// tenants it charged.
-    pub fn record(&self, admission: &mut Admission) {
-        admission.by.push(self.processor.clone());
-        admission.charged.extend(
-            self.charges
-                .iter()
-                .map(|(name, ..)| (self.processor.clone(), name.clone())),
-        );
+    fn release(&self, reservation: Reservation) {
+        TenantLimiter::release(self, reservation)
     }
 }
 

@@ -1,6 +1,7 @@
 use super::*;
-use crate::config::{Config, Validate};
-use crate::delivery::{MemoryLimiter, Ticket};
+use crate::config::Validate;
+use crate::delivery::{Admission, MemoryLimiter, Ticket};
+use crate::plan::Config;
 use crate::signal::logs::{Entry, Stream};
 use crate::signal::metrics::Series;
 use crate::signal::traces::tests::kv;
@@ -925,7 +926,7 @@ fn batcher_keeps_tenants_apart() {
     let mut batcher = Batcher::new(BatchConfig {
         send_batch_size: 4,
         send_batch_max_size: None,
-        timeout: crate::config::Duration::from_secs(1),
+        timeout: crate::config::HumanDuration::from_secs(1),
     });
     let tagged = |tenant: &'static str, n: usize| {
         let mut batch = logs(vec![stream("x", "a", n)]);
@@ -949,7 +950,7 @@ fn batcher_before_a_header_tenant_processor_keeps_org_ids_and_admissions_apart()
     let config = BatchConfig {
         send_batch_size: 100,
         send_batch_max_size: None,
-        timeout: crate::config::Duration::from_secs(1),
+        timeout: crate::config::HumanDuration::from_secs(1),
     };
     // Without a tenant processor after it, only the tenant counts.
     let mut plain = Batcher::new(config.clone());
@@ -994,7 +995,7 @@ fn batcher_before_a_header_tenant_processor_keeps_org_ids_and_admissions_apart()
 /// was never accepted.
 #[tokio::test]
 async fn a_push_dropped_while_it_waits_for_room_gives_its_charge_back() {
-    use crate::topology::fanout::PipelineInputs;
+    use crate::delivery::PipelineInputs;
     let (limiter, _) = limiter(
         r#"
         source = "header"

@@ -2,7 +2,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 
 use super::logs::{self, LogsConversion};
-use crate::config::{ByteSize, Duration, FieldError, Validate};
+use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
 use crate::net::server::{RawServerConfig, ServerConfig};
 
 /// `[receivers.otlp.NAME]` as written.
@@ -16,7 +16,7 @@ pub struct RawOtlpReceiverConfig {
     max_recv_msg_size: Option<ByteSize>,
     /// How long a request may wait for room in a full pipeline before it is
     /// refused with a retryable answer.
-    pipeline_wait: Option<Duration>,
+    pipeline_wait: Option<HumanDuration>,
     /// How OTLP logs become Loki streams.
     logs: Option<RawLogsConfig>,
     /// Connection and request limits of both listeners.

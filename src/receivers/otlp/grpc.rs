@@ -20,13 +20,13 @@ use tonic::server::UnaryService;
 use tonic::{Code, Status};
 
 use super::{RETRY_AFTER, Rejection, Shared};
+use crate::delivery::Refusal;
 use crate::delivery::{MemoryLimiter, Ticket};
 use crate::net::body::BodyRules;
 use crate::otlp::codec::RawCodec;
 use crate::otlp::{self as wire, status};
 use crate::receivers::tenancy;
 use crate::signal::Signal;
-use crate::topology::fanout::Refusal;
 
 /// The routes of OTLP/gRPC: the three `Export` services, and
 /// `UNIMPLEMENTED` for anything else.

@@ -18,12 +18,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::{Partial, RETRY_AFTER, Rejection, Shared, retry_after_secs};
+use crate::delivery::Refusal;
 use crate::delivery::Ticket;
 use crate::net::body::{BodyError, content_encoding, decode_capped};
 use crate::otlp::{self as wire, status};
 use crate::receivers::tenancy;
 use crate::signal::Signal;
-use crate::topology::fanout::Refusal;
 
 /// The routes of OTLP/HTTP.
 pub fn routes(shared: Arc<Shared>) -> Router {

@@ -54,6 +54,7 @@
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -65,6 +66,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use super::rejections::Rejections;
 use super::values;
 use crate::signal::logs::{Entry, Stream};
+use crate::signal::names::normalize_label_name;
 use crate::signal::{Labels, LabelsBuilder, Logs};
 
 /// Loki's `default_resource_attributes_as_index_labels`.
@@ -447,10 +449,11 @@ fn flatten(
         Some(prefix) => format!("{prefix}_{key}"),
         None => key,
     };
-    let Some(name) = normalized(&key) else {
-        return Err(BadKey { key });
+    let name = match normalize_label_name(&key) {
+        None => return Err(BadKey { key }),
+        Some(Cow::Owned(name)) => name,
+        Some(Cow::Borrowed(_)) => key,
     };
-    let name = name.unwrap_or(key);
     match value {
         Some(AnyValue {
             value: Some(any_value::Value::KvlistValue(map)),
@@ -470,30 +473,7 @@ fn flatten(
 /// `None` for an empty key or one that becomes nothing but underscores
 /// (Loki refuses both).
 pub(crate) fn label_name(key: &str) -> Option<String> {
-    normalized(key).map(|name| name.unwrap_or_else(|| key.to_string()))
-}
-
-/// [`label_name`], with `Some(None)` when the key is its own name already.
-fn normalized(key: &str) -> Option<Option<String>> {
-    let first = *key.as_bytes().first()?;
-    let valid_chars = key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    let single_underscore = key.starts_with('_') && !key.starts_with("__");
-    if valid_chars && !first.is_ascii_digit() && !single_underscore {
-        return Some(None);
-    }
-    let mut name: String = key
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if name.as_bytes()[0].is_ascii_digit() {
-        name.insert_str(0, "key_");
-    } else if name.starts_with('_') && !name.starts_with("__") {
-        name.insert_str(0, "key");
-    }
-    if name.bytes().all(|b| b == b'_') {
-        return None;
-    }
-    Some(Some(name))
+    normalize_label_name(key).map(Cow::into_owned)
 }
 
 /// A value as text, moving a string out rather than copying it.

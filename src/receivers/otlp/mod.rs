@@ -28,11 +28,11 @@ use super::tenancy::{self, InvalidOrgId};
 use super::{Outputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
+use crate::delivery::{PipelineInputs, Refusal};
 use crate::net::server::{Protocol, Servers};
 use crate::otlp::scan;
 use crate::signal::{Fields, Signal, SignalData, Traces};
 use crate::telemetry::{ComponentLabels, Telemetry};
-use crate::topology::fanout::{PipelineInputs, Refusal};
 
 /// How long a refused client is asked to wait.
 const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);

@@ -1,5 +1,6 @@
 use super::logs::{DEFAULT_RESOURCE_LABELS, LogsConversion};
-use crate::config::{ComponentId, Config};
+use crate::config::ComponentId;
+use crate::plan::Config;
 use crate::receivers::ReceiverConfig;
 
 const PIPELINE: &str = r#"

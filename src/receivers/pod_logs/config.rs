@@ -2,7 +2,8 @@ use regex::Regex;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use crate::config::{ByteSize, Duration, FieldError, Validate};
+use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
+use crate::signal::names::is_label_name;
 
 /// `[receivers.pod_logs.NAME]` as written.
 #[derive(Deserialize)]
@@ -17,7 +18,7 @@ pub struct RawPodLogsConfig {
     /// Where to start in the files found at the very first start (no positions yet).
     start_at: Option<StartAt>,
     /// How often the globs are expanded again; inotify only makes it sooner.
-    rescan_interval: Option<Duration>,
+    rescan_interval: Option<HumanDuration>,
     /// Longer lines are cut to this size and marked `truncated = "true"`.
     max_line_size: Option<ByteSize>,
     /// Set to false to leave out the `pod_uid` label (one stream per pod
@@ -35,7 +36,7 @@ struct RawMultiline {
     /// A regex matching the first line of an entry.
     start: String,
     /// How long a joined entry waits for its next line before it is sent.
-    timeout: Option<Duration>,
+    timeout: Option<HumanDuration>,
     /// Lines after which a joined entry is sent even without a new start.
     max_lines: Option<usize>,
 }
@@ -110,13 +111,6 @@ pub const DEFAULT_INCLUDE: &str = "/var/log/pods/*/*/*.log";
 /// Largest `max_line_size`: a line is held whole in memory before it is sent.
 const MAX_LINE_SIZE_LIMIT: u64 = 16 << 20;
 
-/// Label names Loki accepts: Prometheus' rule.
-fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 impl Validate for RawPodLogsConfig {
     type Valid = PodLogsConfig;
 
@@ -165,7 +159,7 @@ impl Validate for RawPodLogsConfig {
             ));
         }
         for name in self.labels.keys() {
-            if !valid_label_name(name) {
+            if !is_label_name(name) {
                 errors.push(FieldError::new(
                     format!("labels.{name}"),
                     "not a label name (letters, digits and _, not starting with a digit)",

@@ -30,10 +30,10 @@ use super::positions::{FINGERPRINT_BYTES, FileKey, Fingerprint, Positions};
 use super::reader::LineReader;
 use crate::config::ComponentId;
 use crate::delivery::{AckWaiter, Batch, MemoryLimiter, Outcome};
+use crate::delivery::{PipelineInputs, Refusal};
 use crate::signal::logs::{Entry, Stream};
 use crate::signal::{Labels, Logs, Signal};
 use crate::telemetry::Telemetry;
-use crate::topology::fanout::{PipelineInputs, Refusal};
 
 /// Batches per file sent and not yet acknowledged: enough entries to fill a
 /// downstream batch stage (8192 by default) so that a busy file is not held

@@ -8,9 +8,9 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::config::Validate;
+use crate::delivery::PipelineInputs;
 use crate::delivery::{Batch, Outcome};
 use crate::signal::{Labels, Logs};
-use crate::topology::fanout::PipelineInputs;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -778,7 +778,7 @@ async fn a_stop_keeps_what_is_acknowledged_and_loses_no_open_entry() {
 
 #[test]
 fn the_config_section_loads_with_defaults_and_reports_every_mistake() {
-    use crate::config::Config;
+    use crate::plan::Config;
     let config = Config::from_str(
         r#"
         [receivers.pod_logs.node]

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::scrape::PROFILE_PATH_LABEL;
-use crate::config::{ByteSize, Duration, FieldError, Validate};
+use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
 use crate::k8s::discovery::ScrapeAnnotations;
 use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::server::{RawServerConfig, ServerConfig};
@@ -25,13 +25,13 @@ pub struct RawPprofConfig {
     max_profile_size: Option<ByteSize>,
     /// How long a push may wait for room in a full pipeline before it is
     /// refused with a retryable answer.
-    pipeline_wait: Option<Duration>,
+    pipeline_wait: Option<HumanDuration>,
     /// Connection and request limits of the push listener.
     #[serde(default)]
     server: RawServerConfig,
     /// Defaults for every scrape config.
-    scrape_interval: Option<Duration>,
-    scrape_timeout: Option<Duration>,
+    scrape_interval: Option<HumanDuration>,
+    scrape_timeout: Option<HumanDuration>,
     #[serde(default)]
     scrape_configs: Vec<RawScrapeConfig>,
 }
@@ -41,8 +41,8 @@ pub struct RawPprofConfig {
 #[derive(Deserialize)]
 struct RawScrapeConfig {
     job_name: String,
-    scrape_interval: Option<Duration>,
-    scrape_timeout: Option<Duration>,
+    scrape_interval: Option<HumanDuration>,
+    scrape_timeout: Option<HumanDuration>,
     scheme: Option<String>,
     basic_auth: Option<BasicAuth>,
     bearer_token: Option<String>,
@@ -364,7 +364,7 @@ fn profile_types(
         if BUILT_IN.iter().any(|(n, _, _)| n == name) {
             continue;
         }
-        if !crate::exporters::pyroscope::encode::valid_metric_name(name) {
+        if !crate::signal::names::is_metric_name(name) {
             errors.push(FieldError::new(
                 field,
                 "a profile type name is used as `__name__`: letters, digits, `_` and `:`, not starting with a digit",

@@ -31,13 +31,13 @@ use std::sync::Arc;
 
 use super::Shared;
 use super::scrape::now_ns;
+use crate::delivery::Refusal;
 use crate::delivery::Ticket;
 use crate::net::body::{BodyError, content_encoding, decode_capped};
 use crate::pprof;
 use crate::receivers::tenancy::{self, InvalidOrgId};
 use crate::signal::LabelsBuilder;
 use crate::signal::profiles::{Profile, Profiles};
-use crate::topology::fanout::Refusal;
 
 /// How long a refused client is asked to wait.
 const RETRY_AFTER_SECS: u64 = 1;
@@ -171,7 +171,7 @@ async fn accept_push(shared: &Shared, headers: &HeaderMap, body: Body) -> Result
     for series in request.series {
         builder.clear();
         for pair in &series.labels {
-            if !crate::exporters::pyroscope::encode::valid_label_name(&pair.name) {
+            if !crate::signal::names::is_dotted_label_name(&pair.name) {
                 return Err(Rejection::invalid(
                     "invalid_labels",
                     format!("invalid label name {:?}", pair.name),
@@ -364,7 +364,7 @@ pub fn parse_key(key: &str) -> Result<AppKey, Rejection> {
             )
         })?;
         let name = name.trim();
-        if !crate::exporters::pyroscope::encode::valid_label_name(name) {
+        if !crate::signal::names::is_dotted_label_name(name) {
             return Err(Rejection::invalid(
                 "invalid_labels",
                 format!("invalid label name {name:?}"),

@@ -340,7 +340,12 @@ async fn push_server(
         id,
         // As behind a tenant processor with `source = "header"`.
         inputs: PipelineInputs::new(vec![tx], std::time::Duration::from_millis(100))
-            .with_admission(admission)
+            .with_admission(
+                admission
+                    .into_iter()
+                    .map(|l| l as Arc<dyn crate::delivery::Admitter<Profiles>>)
+                    .collect(),
+            )
             .reading_org_id(true),
         limiter: MemoryLimiter::new(64 << 20),
         telemetry: telemetry.clone(),
@@ -535,10 +540,10 @@ endpoint = "http://pyroscope:4040"
 receivers = ["pprof.pods"]
 exporters = ["pyroscope.out"]
 "#;
-    let config = crate::config::Config::from_str(text, "test").unwrap_or_else(|e| panic!("{e}"));
+    let config = crate::plan::Config::from_str(text, "test").unwrap_or_else(|e| panic!("{e}"));
     assert!(config.receivers.values().any(|r| r.uses_pod_cache()));
     let without = text.replace("[kubernetes]\nnode_name = \"node-a\"\n", "");
-    let e = crate::config::Config::from_str(&without, "test")
+    let e = crate::plan::Config::from_str(&without, "test")
         .unwrap_err()
         .to_string();
     assert!(e.contains("receivers.pprof.pods"), "{e}");

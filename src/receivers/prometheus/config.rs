@@ -2,7 +2,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::config::{ByteSize, Duration, FieldError, Validate};
+use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
 use crate::k8s::discovery::ScrapeAnnotations;
 use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::tls::TlsConfig;
@@ -13,8 +13,8 @@ use crate::receivers::scrape;
 #[derive(Deserialize)]
 pub struct RawPrometheusConfig {
     /// Defaults for every scrape config, as Prometheus' `global` section.
-    scrape_interval: Option<Duration>,
-    scrape_timeout: Option<Duration>,
+    scrape_interval: Option<HumanDuration>,
+    scrape_timeout: Option<HumanDuration>,
     #[serde(default)]
     scrape_configs: Vec<RawScrapeConfig>,
 }
@@ -24,8 +24,8 @@ pub struct RawPrometheusConfig {
 #[derive(Deserialize)]
 struct RawScrapeConfig {
     job_name: String,
-    scrape_interval: Option<Duration>,
-    scrape_timeout: Option<Duration>,
+    scrape_interval: Option<HumanDuration>,
+    scrape_timeout: Option<HumanDuration>,
     metrics_path: Option<String>,
     scheme: Option<String>,
     #[serde(default)]
@@ -74,7 +74,7 @@ pub struct StaticConfig {
 pub struct FileSdConfig {
     /// Paths; the last element may contain a `*` glob.
     pub files: Vec<String>,
-    pub refresh_interval: Option<Duration>,
+    pub refresh_interval: Option<HumanDuration>,
 }
 
 /// Targets from the pods of this node, as Prometheus' `kubernetes_sd_configs`

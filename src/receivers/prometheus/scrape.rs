@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::ScrapeConfig;
 use super::targets::Target;
+use crate::delivery::PipelineInputs;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
 use crate::prom::parse::{Entry, Format, MetricType as ParsedType, Parser};
 use crate::prom::relabel;
@@ -21,7 +22,6 @@ use crate::receivers::scrape::{FetchError, TargetHealth};
 use crate::signal::metrics::{Exemplar, Metadata, MetricType, Series, stale_nan};
 use crate::signal::{Labels, LabelsBuilder, Metrics};
 use crate::telemetry::{ComponentLabels, Telemetry};
-use crate::topology::fanout::PipelineInputs;
 
 /// Samples per batch handed to the pipelines while a scrape streams.
 pub const CHUNK_SAMPLES: usize = 5000;

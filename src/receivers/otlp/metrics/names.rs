@@ -12,6 +12,8 @@
 //! twice); they are kept as they are, since a series must get the same name
 //! whether Prometheus or ferro converted it.
 
+use crate::signal::names::normalize_label_name;
+
 /// What the namer needs to know about a metric's kind: only gauges get
 /// `_ratio` and only monotonic counters get `_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,33 +204,10 @@ pub(crate) fn unit_name(unit: &str) -> String {
     trimmed.to_string()
 }
 
-/// The Prometheus label name of an OTLP attribute key: invalid characters to
-/// `_`, `key_` before a leading digit, `key` before a single leading `_`
-/// (`__` names are Prometheus' reserved ones and stay). `None` for an empty
-/// key or one that is only underscores afterwards, which Prometheus refuses.
+/// The Prometheus label name of an OTLP attribute key (see
+/// [`normalize_label_name`]).
 pub(crate) fn label_name(key: &str) -> Option<String> {
-    if key.is_empty() {
-        return None;
-    }
-    let mut name: String = key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if name.starts_with(|c: char| c.is_ascii_digit()) {
-        name.insert_str(0, "key_");
-    } else if name.starts_with('_') && !name.starts_with("__") {
-        name.insert_str(0, "key");
-    }
-    if name.bytes().all(|b| b == b'_') {
-        return None;
-    }
-    Some(name)
+    normalize_label_name(key).map(|name| name.into_owned())
 }
 
 /// A float as Prometheus writes `le` and `quantile` values: Go's

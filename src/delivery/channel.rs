@@ -8,12 +8,26 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::{Admission, Batch, OnFull, Outcome, PushError, Queue, Reservation};
 use crate::config::ComponentId;
-use crate::delivery::{Admission, Batch, Outcome};
-use crate::exporters::OnFull;
-use crate::processors::tenant::{Reservation, TenantLimiter};
-use crate::queue::{PushError, Queue};
 use crate::signal::{Fields, SignalData};
+
+/// What a pipeline asks before one of its receivers accepts a push: a limit
+/// that refuses the sender rather than drop its data (a tenant processor
+/// with `refuse = true`).
+pub trait Admitter<T>: Send + Sync {
+    /// Charges the push at once, or says how long its sender should wait.
+    fn admit(
+        &self,
+        org_id: Option<&http::HeaderValue>,
+        data: &mut T,
+        bytes: usize,
+    ) -> Result<Reservation, Duration>;
+
+    /// Gives back what [`Admitter::admit`] charged for a push that was then
+    /// not accepted, so that the sender's retry is not charged twice.
+    fn release(&self, reservation: Reservation);
+}
 
 /// Why a receiver could not hand data to its pipelines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +60,7 @@ pub struct PipelineInputs<T> {
     wait: Duration,
     /// Tenant limiters of these pipelines that refuse pushes over a rate
     /// rather than drop them.
-    admission: Vec<Arc<TenantLimiter>>,
+    admission: Vec<Arc<dyn Admitter<T>>>,
     /// Whether a processor of these pipelines reads `X-Scope-OrgID`.
     reads_org_id: bool,
 }
@@ -74,11 +88,11 @@ impl<T: Fields> PipelineInputs<T> {
         }
         let org_id = batch.tenancy.org_id.clone();
         let bytes = batch.bytes;
-        let mut held = Held(Vec::with_capacity(self.admission.len()));
+        let mut pending = PendingCharges(Vec::with_capacity(self.admission.len()));
         let mut wait = Duration::ZERO;
         for limiter in &self.admission {
             match limiter.admit(org_id.as_ref(), &mut batch.data, bytes) {
-                Ok(reservation) => held.0.push((limiter, reservation)),
+                Ok(reservation) => pending.0.push((limiter, reservation)),
                 Err(w) => wait = wait.max(w),
             }
         }
@@ -86,22 +100,22 @@ impl<T: Fields> PipelineInputs<T> {
             return Err(Refusal::TenantLimit(wait));
         }
         let mut admission = Admission::default();
-        for (_, reservation) in &held.0 {
+        for (_, reservation) in &pending.0 {
             reservation.record(&mut admission);
         }
         batch.tenancy.admitted = Some(Arc::new(admission));
         self.send(batch).await?;
         // Taken: the charges stand.
-        held.0.clear();
+        pending.0.clear();
         Ok(())
     }
 }
 
 /// Reservations not yet known to be kept: released when dropped, so that a
 /// refusal, or a request dropped while it waits for room, charges nothing.
-struct Held<'a>(Vec<(&'a Arc<TenantLimiter>, Reservation)>);
+struct PendingCharges<'a, T>(Vec<(&'a Arc<dyn Admitter<T>>, Reservation)>);
 
-impl Drop for Held<'_> {
+impl<T> Drop for PendingCharges<'_, T> {
     fn drop(&mut self) {
         for (limiter, reservation) in self.0.drain(..) {
             limiter.release(reservation);
@@ -133,7 +147,7 @@ impl<T: SignalData> PipelineInputs<T> {
     }
 
     /// These inputs with the refusing tenant limiters of their pipelines.
-    pub fn with_admission(mut self, admission: Vec<Arc<TenantLimiter>>) -> Self {
+    pub fn with_admission(mut self, admission: Vec<Arc<dyn Admitter<T>>>) -> Self {
         self.admission = admission;
         self
     }

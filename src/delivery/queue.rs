@@ -6,14 +6,69 @@
 //! any size so that one oversized batch cannot wedge it.
 
 use prometheus_client::metrics::gauge::Gauge;
+use serde::Deserialize;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::Batch;
+use super::Batch;
+use crate::config::{ByteSize, FieldError};
 use crate::signal::SignalData;
 
+/// What a pipeline does when an exporter's queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFull {
+    /// Wait: the pipeline stops reading and receivers refuse (nothing lost).
+    Block,
+    /// Drop the newest batch and count it: for data that is worth less than
+    /// the sender's time.
+    Drop,
+}
+
+/// `queue = { ... }` of any exporter.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct QueueConfig {
+    /// Most items (spans, samples, records) waiting to be sent.
+    pub max_items: usize,
+    /// Most encoded bytes waiting to be sent.
+    pub max_bytes: ByteSize,
+    /// Parallel senders taking batches from the queue.
+    pub num_consumers: usize,
+    pub on_full: OnFull,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            max_items: 100_000,
+            max_bytes: ByteSize::mib(64),
+            num_consumers: 4,
+            on_full: OnFull::Block,
+        }
+    }
+}
+
+impl QueueConfig {
+    pub fn check(&self, errors: &mut Vec<FieldError>) {
+        if self.max_items == 0 {
+            errors.push(FieldError::new("queue.max_items", "must be at least 1"));
+        }
+        if self.max_bytes.get() == 0 {
+            errors.push(FieldError::new("queue.max_bytes", "must be more than 0"));
+        }
+        if self.num_consumers == 0 || self.num_consumers > 256 {
+            errors.push(FieldError::new(
+                "queue.num_consumers",
+                "must be between 1 and 256",
+            ));
+        }
+    }
+}
+
+/// A bounded queue of batches between a pipeline and an exporter's senders.
 pub struct Queue<T> {
     state: Mutex<State<T>>,
     not_empty: Notify,

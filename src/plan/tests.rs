@@ -1,4 +1,9 @@
 use super::*;
+use crate::config::{
+    ByteSize, ComponentId, ConfigError, ConfigErrors, HumanDuration, MAX_CONFIG_BYTES,
+};
+use crate::exporters::ExporterConfig;
+use crate::processors::ProcessorConfig;
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -54,7 +59,7 @@ fn a_full_config_loads_typed() {
     )
     .unwrap();
     assert_eq!(config.memory_limit, ByteSize::mib(64));
-    assert_eq!(config.shutdown_timeout, Duration::from_secs(3));
+    assert_eq!(config.shutdown_timeout, HumanDuration::from_secs(3));
     assert_eq!(config.pipelines.len(), 2);
     assert_eq!(config.pipelines[1].name, "traces/copy");
     assert_eq!(
@@ -369,7 +374,7 @@ fn many_errors_are_kept_up_to_a_cap_and_counted_beyond_it() {
         text.push_str(&format!("unknown_{i} = 1\n"));
     }
     let found = load(&text).expect_err("the config is invalid");
-    assert_eq!(found.errors.len(), document::MAX_ERRORS);
+    assert_eq!(found.errors.len(), crate::config::document::MAX_ERRORS);
     assert_eq!(found.errors.len() + found.more, 40_000);
     // Each at its own line (from the index of line starts), in file order.
     for error in &found.errors {
@@ -384,7 +389,10 @@ fn many_errors_are_kept_up_to_a_cap_and_counted_beyond_it() {
     assert!(found.errors.windows(2).all(|w| w[0].line < w[1].line));
     let report = found.to_string();
     assert!(report.starts_with("test.toml: 40000 errors\n"), "{report}");
-    assert_eq!(report.lines().count(), 1 + document::SHOWN_ERRORS + 1);
+    assert_eq!(
+        report.lines().count(),
+        1 + crate::config::document::SHOWN_ERRORS + 1
+    );
     assert!(report.ends_with("  … and 39900 more\n"), "{report}");
 }
 

@@ -15,8 +15,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Phase, Telemetry};
 use crate::net::server::{ConnectionLimits, serve_alone};
+use crate::telemetry::{Phase, Telemetry};
 
 /// What the telemetry listener allows: a few scrapers and probes.
 const LIMITS: ConnectionLimits = ConnectionLimits {

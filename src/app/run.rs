@@ -1,5 +1,4 @@
-//! The `ferro run` process: logging, the self-telemetry server, the topology,
-//! and the signals that stop (SIGTERM, SIGINT) or reload (SIGHUP) it.
+//! Running the process: start, reload on SIGHUP, stop on SIGTERM/SIGINT.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,10 +6,12 @@ use std::time::Instant;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, LogFormat};
+use super::telemetry_server as server;
 use crate::delivery::MemoryLimiter;
 use crate::net::server::{Budget, Servers};
-use crate::telemetry::{Phase, Telemetry, server};
+use crate::plan::Config;
+use crate::telemetry::LogFormat;
+use crate::telemetry::{Phase, Telemetry};
 use crate::topology::{Lasting, Topology};
 
 /// Where the config comes from.
@@ -210,7 +211,7 @@ fn exit_now() -> ! {
 }
 
 /// Says which pipelines run without redaction, loudly.
-fn log_redaction(config: &crate::config::Config) {
+fn log_redaction(config: &crate::plan::Config) {
     for pipeline in config.pipelines.iter().filter(|p| !p.redacted) {
         tracing::warn!(
             pipeline = %pipeline.name,

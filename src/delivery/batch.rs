@@ -1,24 +1,13 @@
-//! What travels with data through a pipeline so that memory is accounted and
-//! delivery can be acknowledged.
-//!
-//! A receiver takes a [`Ticket`] from the process-wide [`MemoryLimiter`] for the
-//! bytes it accepts; the ticket rides in the [`Batch`] through processors,
-//! batching, fan-out and exporter queues, and gives its bytes back when the
-//! last copy of the data is gone (sent, or dropped and counted). A receiver
-//! that must know the outcome (a log tailer advancing its positions) attaches
-//! an [`AckWaiter`]: it resolves once every copy is finished, with the worst
-//! outcome any copy had.
-//!
-//! A batch also carries its [`Tenancy`]: the `X-Scope-OrgID` the push request
-//! came with, and the tenant the tenant processor resolved, which exporters
-//! send per request. Batches of different tenants are never merged.
+//! A [`Batch`]: data of one signal with the tickets of everything merged
+//! into it, whom it belongs to ([`Tenancy`]), and the [`Ticket`] that
+//! accounts its memory and carries its acknowledgement.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use tokio::sync::oneshot;
 
-use crate::signal::SignalData;
+use crate::signal::{Signal, SignalData};
 
 /// How a batch's journey ended. Ordered from best to worst.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -260,6 +249,32 @@ impl Admission {
         self.charged
             .iter()
             .any(|(p, t)| **p == *processor && **t == *tenant)
+    }
+}
+
+/// What an [`Admitter`](crate::delivery::Admitter) charged for a push: each
+/// tenant by name (and whether it was charged to the overflow account)
+/// with its records and bytes.
+#[derive(Debug)]
+#[must_use = "a reservation of a push that is not accepted must be released"]
+pub struct Reservation {
+    /// The processor that charged it.
+    pub processor: Arc<str>,
+    pub signal: Signal,
+    /// `(tenant, overflow, records, bytes)`.
+    pub charges: Vec<(Box<str>, bool, usize, usize)>,
+}
+
+impl Reservation {
+    /// Notes in `admission` that this processor admitted the push and which
+    /// tenants it charged.
+    pub fn record(&self, admission: &mut Admission) {
+        admission.by.push(self.processor.clone());
+        admission.charged.extend(
+            self.charges
+                .iter()
+                .map(|(name, ..)| (self.processor.clone(), name.clone())),
+        );
     }
 }
 
