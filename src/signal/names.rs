@@ -29,17 +29,28 @@ pub fn is_dotted_label_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
-/// The label name of an OTLP attribute key (otlptranslator's `LabelNamer`,
-/// used by Prometheus and Loki alike): characters other than ASCII letters
-/// and digits become `_`, a leading digit gets `key_` before it and a
-/// single leading `_` gets `key` (`__` names are reserved ones and stay).
-/// Borrowed when the key is its own name already; `None` for an empty key
-/// or one that becomes nothing but underscores, which both refuse.
-pub fn normalize_label_name(key: &str) -> Option<Cow<'_, str>> {
+/// Whose translation of OTLP attribute keys to label names applies; they
+/// differ only on a key that is nothing but underscores already (`__`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelNamer {
+    /// Prometheus' OTLP receiver: refuses it.
+    Prometheus,
+    /// Loki's OTLP endpoint: keeps a key that is a valid name as it is.
+    Loki,
+}
+
+/// The label name of an OTLP attribute key (otlptranslator's `LabelNamer`):
+/// characters other than ASCII letters and digits become `_`, a leading
+/// digit gets `key_` before it and a single leading `_` gets `key` (`__`
+/// names are reserved ones and stay). Borrowed when the key is its own name
+/// already; `None` for an empty key or one that becomes nothing but
+/// underscores, which both refuse.
+pub fn normalize_label_name(key: &str, namer: LabelNamer) -> Option<Cow<'_, str>> {
     let first = *key.as_bytes().first()?;
     let valid_chars = key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     let single_underscore = key.starts_with('_') && !key.starts_with("__");
-    if valid_chars && !first.is_ascii_digit() && !single_underscore {
+    let refused_as_is = namer == LabelNamer::Prometheus && key.bytes().all(|b| b == b'_');
+    if valid_chars && !first.is_ascii_digit() && !single_underscore && !refused_as_is {
         return Some(Cow::Borrowed(key));
     }
     let mut name: String = key
@@ -71,19 +82,18 @@ mod tests {
 
     #[test]
     fn attribute_keys_become_label_names() {
-        assert!(matches!(
-            normalize_label_name("service_name"),
-            Some(Cow::Borrowed(_))
-        ));
-        assert_eq!(
-            normalize_label_name("k8s.pod.name").unwrap(),
-            "k8s_pod_name"
-        );
-        assert_eq!(normalize_label_name("1st").unwrap(), "key_1st");
-        assert_eq!(normalize_label_name("_x").unwrap(), "key_x");
-        assert_eq!(normalize_label_name("__x").unwrap(), "__x");
-        assert_eq!(normalize_label_name("é").unwrap(), "key_");
-        assert_eq!(normalize_label_name("..."), None);
-        assert_eq!(normalize_label_name(""), None);
+        let name = |key| normalize_label_name(key, LabelNamer::Prometheus);
+        assert!(matches!(name("service_name"), Some(Cow::Borrowed(_))));
+        assert_eq!(name("k8s.pod.name").unwrap(), "k8s_pod_name");
+        assert_eq!(name("1st").unwrap(), "key_1st");
+        assert_eq!(name("_x").unwrap(), "key_x");
+        assert_eq!(name("__x").unwrap(), "__x");
+        assert_eq!(name("é").unwrap(), "key_");
+        assert_eq!(name("..."), None);
+        assert_eq!(name("__"), None);
+        assert_eq!(name(""), None);
+        let loki = |key| normalize_label_name(key, LabelNamer::Loki);
+        assert_eq!(loki("__").unwrap(), "__");
+        assert_eq!(loki(".."), None);
     }
 }

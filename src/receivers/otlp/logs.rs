@@ -66,7 +66,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use super::rejections::Rejections;
 use super::values;
 use crate::signal::logs::{Entry, Stream};
-use crate::signal::names::normalize_label_name;
+use crate::signal::names::{LabelNamer, normalize_label_name};
 use crate::signal::{Labels, LabelsBuilder, Logs};
 
 /// Loki's `default_resource_attributes_as_index_labels`.
@@ -449,7 +449,7 @@ fn flatten(
         Some(prefix) => format!("{prefix}_{key}"),
         None => key,
     };
-    let name = match normalize_label_name(&key) {
+    let name = match normalize_label_name(&key, LabelNamer::Loki) {
         None => return Err(BadKey { key }),
         Some(Cow::Owned(name)) => name,
         Some(Cow::Borrowed(_)) => key,
@@ -473,7 +473,7 @@ fn flatten(
 /// `None` for an empty key or one that becomes nothing but underscores
 /// (Loki refuses both).
 pub(crate) fn label_name(key: &str) -> Option<String> {
-    normalize_label_name(key).map(Cow::into_owned)
+    normalize_label_name(key, LabelNamer::Loki).map(Cow::into_owned)
 }
 
 /// A value as text, moving a string out rather than copying it.

@@ -12,7 +12,7 @@
 //! twice); they are kept as they are, since a series must get the same name
 //! whether Prometheus or ferro converted it.
 
-use crate::signal::names::normalize_label_name;
+use crate::signal::names::{LabelNamer, normalize_label_name};
 
 /// What the namer needs to know about a metric's kind: only gauges get
 /// `_ratio` and only monotonic counters get `_total`.
@@ -207,7 +207,7 @@ pub(crate) fn unit_name(unit: &str) -> String {
 /// The Prometheus label name of an OTLP attribute key (see
 /// [`normalize_label_name`]).
 pub(crate) fn label_name(key: &str) -> Option<String> {
-    normalize_label_name(key).map(|name| name.into_owned())
+    normalize_label_name(key, LabelNamer::Prometheus).map(|name| name.into_owned())
 }
 
 /// A float as Prometheus writes `le` and `quantile` values: Go's
