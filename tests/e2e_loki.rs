@@ -34,7 +34,7 @@ impl Exporter {
         let id = ComponentId::new("loki", "out");
         let telemetry = Telemetry::new();
         let running = RunningExporter::start(&id, &config.exporters[&id], &telemetry).unwrap();
-        let input = running.logs.as_ref().unwrap().input(&id);
+        let input = running.outbox::<ferro::signal::Logs>().unwrap().input(&id);
         Exporter {
             running,
             input,

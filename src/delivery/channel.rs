@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Admission, Batch, OnFull, Outcome, PushError, Queue, Reservation};
 use crate::config::ComponentId;
-use crate::signal::{Fields, SignalData};
+use crate::signal::{Fields, SignalData, SignalFamily};
 
 /// What a pipeline asks before one of its receivers accepts a push: a limit
 /// that refuses the sender rather than drop its data (a tenant processor
@@ -123,7 +123,55 @@ impl<T> Drop for PendingCharges<'_, T> {
     }
 }
 
+impl<T> Default for PipelineInputs<T> {
+    /// No pipelines yet: see [`PipelineInputs::add`].
+    fn default() -> Self {
+        Self {
+            senders: Vec::new(),
+            wait: Duration::ZERO,
+            admission: Vec::new(),
+            reads_org_id: false,
+        }
+    }
+}
+
+/// [`PipelineInputs`] by signal: what a receiver feeds, where it does.
+pub struct ToPipelines;
+
+impl SignalFamily for ToPipelines {
+    type Of<T> = Option<PipelineInputs<T>>;
+}
+
 impl<T: SignalData> PipelineInputs<T> {
+    /// One more pipeline, with its refusing admitters and whether a
+    /// processor of it reads `X-Scope-OrgID`. An admitter shared by two
+    /// pipelines is asked once: asked twice, it would refuse its own first
+    /// charge.
+    pub fn add(
+        &mut self,
+        sender: mpsc::Sender<Batch<T>>,
+        admission: &[Arc<dyn Admitter<T>>],
+        reads_org_id: bool,
+    ) {
+        self.senders.push(sender);
+        self.reads_org_id |= reads_org_id;
+        for admitter in admission {
+            let known = self
+                .admission
+                .iter()
+                .any(|a| std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(admitter)));
+            if !known {
+                self.admission.push(admitter.clone());
+            }
+        }
+    }
+
+    /// These inputs, waiting up to `wait` for room in a full pipeline.
+    pub fn waiting(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
     pub fn new(senders: Vec<mpsc::Sender<Batch<T>>>, wait: Duration) -> Self {
         Self {
             senders,

@@ -30,5 +30,5 @@ pub use batch::{
     AckWaiter, Acknowledgements, Admission, Batch, MemoryLimiter, Outcome, Reservation, Tenancy,
     Ticket, valid_tenant,
 };
-pub use channel::{Admitter, ExporterInput, PipelineInputs, Refusal, deliver_all};
+pub use channel::{Admitter, ExporterInput, PipelineInputs, Refusal, ToPipelines, deliver_all};
 pub use queue::{OnFull, PushError, Queue, QueueConfig};

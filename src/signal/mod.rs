@@ -10,6 +10,7 @@ pub mod labels;
 pub mod logs;
 pub mod metrics;
 pub mod names;
+pub mod per_signal;
 pub mod profiles;
 pub mod traces;
 
@@ -19,6 +20,7 @@ pub use fields::{FieldVisitor, Fields, Group, Naming};
 pub use labels::{Labels, LabelsBuilder};
 pub use logs::Logs;
 pub use metrics::Metrics;
+pub use per_signal::{PerSignal, Pick, SignalFamily};
 pub use profiles::Profiles;
 pub use traces::Traces;
 
@@ -70,7 +72,7 @@ impl fmt::Display for Signal {
 
 /// What the pipeline runtime needs from a signal's data: counting, sizing,
 /// merging and splitting. Everything else is the components' business.
-pub trait SignalData: Clone + Send + Sync + 'static {
+pub trait SignalData: Clone + Send + Sync + Pick + 'static {
     const SIGNAL: Signal;
 
     /// Items (spans, samples, log records, profiles): what batch sizes count.

@@ -15,16 +15,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ComponentId;
-use crate::delivery::{Admitter, Batch, MemoryLimiter, PipelineInputs};
+use crate::delivery::{Admitter, MemoryLimiter, PipelineInputs};
 use crate::exporters::RunningExporter;
-use crate::exporters::runner::Lane;
+use crate::for_signal;
 use crate::k8s::PodCaches;
 use crate::net::server::Servers;
 use crate::plan::{Config, PipelineConfig};
-use crate::processors::Built;
-use crate::processors::tenant::TenantLimiter;
-use crate::receivers::{self, Outputs, ReceiverConfig, RunningReceiver};
-use crate::signal::{Fields, Logs, Metrics, Profiles, Signal, Traces};
+use crate::processors::Processors;
+use crate::receivers::{self, Inputs, RunningReceiver};
+use crate::signal::{Fields, PerSignal, SignalFamily};
 use crate::telemetry::Telemetry;
 use pipeline::Pipeline;
 
@@ -38,68 +37,30 @@ const INITIAL_POD_SYNC: Duration = Duration::from_secs(5);
 /// How long receivers get to finish in-flight requests when stopping.
 const RECEIVER_GRACE: Duration = Duration::from_secs(5);
 
-/// Pipeline inputs per receiver, per signal, while a topology is wired.
-#[derive(Default)]
-struct Wiring {
-    traces: BTreeMap<ComponentId, Inputs<Traces>>,
-    metrics: BTreeMap<ComponentId, Inputs<Metrics>>,
-    logs: BTreeMap<ComponentId, Inputs<Logs>>,
-    profiles: BTreeMap<ComponentId, Inputs<Profiles>>,
+/// The pipelines each receiver feeds, by signal, while a topology is wired.
+struct Wiring;
+
+impl SignalFamily for Wiring {
+    type Of<T> = BTreeMap<ComponentId, PipelineInputs<T>>;
 }
 
-/// One receiver's pipelines of one signal: their channels, and the tenant
-/// limiters it must ask before accepting a push.
-struct Inputs<T> {
-    senders: Vec<mpsc::Sender<Batch<T>>>,
-    admission: Vec<Arc<TenantLimiter>>,
-    /// Whether a processor of these pipelines reads `X-Scope-OrgID`.
-    reads_org_id: bool,
-}
-
-impl<T> Default for Inputs<T> {
-    fn default() -> Self {
-        Self {
-            senders: Vec::new(),
-            admission: Vec::new(),
-            reads_org_id: false,
-        }
+/// The pipelines receiver `id` feeds, taken out of the wiring, each signal's
+/// with the receiver's patience when they are full.
+fn inputs_of(wiring: &mut PerSignal<Wiring>, id: &ComponentId, wait: Duration) -> Inputs {
+    fn take<T: Fields>(
+        wiring: &mut PerSignal<Wiring>,
+        id: &ComponentId,
+        wait: Duration,
+    ) -> Option<PipelineInputs<T>> {
+        T::pick_mut(wiring)
+            .remove(id)
+            .map(|inputs| inputs.waiting(wait))
     }
-}
-
-impl<T: Fields> Inputs<T> {
-    fn into_pipeline_inputs(self, wait: Duration) -> PipelineInputs<T> {
-        let admission = self
-            .admission
-            .into_iter()
-            .map(|limiter| limiter as Arc<dyn Admitter<T>>)
-            .collect();
-        PipelineInputs::new(self.senders, wait)
-            .with_admission(admission)
-            .reading_org_id(self.reads_org_id)
-    }
-}
-
-impl Wiring {
-    /// What receiver `id` feeds, taking its senders out of the wiring.
-    fn outputs(&mut self, id: &ComponentId, wait: Duration) -> Outputs {
-        Outputs {
-            traces: self
-                .traces
-                .remove(id)
-                .map(|inputs| inputs.into_pipeline_inputs(wait)),
-            metrics: self
-                .metrics
-                .remove(id)
-                .map(|inputs| inputs.into_pipeline_inputs(wait)),
-            logs: self
-                .logs
-                .remove(id)
-                .map(|inputs| inputs.into_pipeline_inputs(wait)),
-            profiles: self
-                .profiles
-                .remove(id)
-                .map(|inputs| inputs.into_pipeline_inputs(wait)),
-        }
+    PerSignal {
+        traces: take(wiring, id, wait),
+        metrics: take(wiring, id, wait),
+        logs: take(wiring, id, wait),
+        profiles: take(wiring, id, wait),
     }
 }
 
@@ -107,11 +68,10 @@ impl Wiring {
 /// the wiring of each of its receivers.
 fn wire<T: Fields>(
     pipeline: &PipelineConfig,
-    built: &mut Built,
+    processors: &mut Processors,
     telemetry: &Telemetry,
     exporters: &BTreeMap<ComponentId, RunningExporter>,
-    lane: impl Fn(&RunningExporter) -> Option<&Lane<T>>,
-    inputs: &mut BTreeMap<ComponentId, Inputs<T>>,
+    wiring: &mut PerSignal<Wiring>,
     close: CancellationToken,
 ) -> JoinHandle<()> {
     let (tx, rx) = mpsc::channel(PIPELINE_CHANNEL);
@@ -121,23 +81,23 @@ fn wire<T: Fields>(
         .filter_map(|id| {
             exporters
                 .get(id)
-                .and_then(|e| lane(e).map(|lane| lane.input(id)))
+                .and_then(|e| e.outbox::<T>().map(|outbox| outbox.input(id)))
         })
         .collect();
     let task = Pipeline::new(
         pipeline.name.clone(),
         rx,
         &pipeline.stages,
-        built,
+        processors,
         telemetry,
         exporter_inputs,
         close,
     );
-    let admission: Vec<Arc<TenantLimiter>> = task
+    let admission: Vec<Arc<dyn Admitter<T>>> = task
         .before
         .iter()
         .chain(&task.after)
-        .filter_map(|p| p.admission().cloned())
+        .filter_map(|p| p.admission().map(|l| l.clone() as Arc<dyn Admitter<T>>))
         .collect();
     let reads_org_id = task
         .before
@@ -145,16 +105,10 @@ fn wire<T: Fields>(
         .chain(&task.after)
         .any(|p| p.reads_org_id());
     for receiver in &pipeline.receivers {
-        let inputs = inputs.entry(receiver.clone()).or_default();
-        inputs.senders.push(tx.clone());
-        inputs.reads_org_id |= reads_org_id;
-        // A limiter shared by two pipelines of one receiver is asked once:
-        // asked twice, it would refuse its own first charge.
-        for limiter in &admission {
-            if !inputs.admission.iter().any(|l| Arc::ptr_eq(l, limiter)) {
-                inputs.admission.push(limiter.clone());
-            }
-        }
+        T::pick_mut(wiring)
+            .entry(receiver.clone())
+            .or_insert_with(PipelineInputs::default)
+            .add(tx.clone(), &admission, reads_org_id);
     }
     tokio::spawn(task.run())
 }
@@ -262,60 +216,19 @@ impl Topology {
         // 2. Pipelines.
         let close_pipelines = CancellationToken::new();
         let mut pipelines = Vec::new();
-        let mut wiring = Wiring::default();
-        let mut built = Built::new(pods.clone());
+        let mut wiring = PerSignal::<Wiring>::default();
+        let mut processors = Processors::new(pods.clone());
         for pipeline in &config.pipelines {
             let close = close_pipelines.clone();
-            match pipeline.signal {
-                Signal::Traces => {
-                    let task = wire(
-                        pipeline,
-                        &mut built,
-                        telemetry,
-                        &exporters,
-                        |e| e.traces.as_ref(),
-                        &mut wiring.traces,
-                        close,
-                    );
-                    pipelines.push(task);
-                }
-                Signal::Metrics => {
-                    let task = wire(
-                        pipeline,
-                        &mut built,
-                        telemetry,
-                        &exporters,
-                        |e| e.metrics.as_ref(),
-                        &mut wiring.metrics,
-                        close,
-                    );
-                    pipelines.push(task);
-                }
-                Signal::Logs => {
-                    let task = wire(
-                        pipeline,
-                        &mut built,
-                        telemetry,
-                        &exporters,
-                        |e| e.logs.as_ref(),
-                        &mut wiring.logs,
-                        close,
-                    );
-                    pipelines.push(task);
-                }
-                Signal::Profiles => {
-                    let task = wire(
-                        pipeline,
-                        &mut built,
-                        telemetry,
-                        &exporters,
-                        |e| e.profiles.as_ref(),
-                        &mut wiring.profiles,
-                        close,
-                    );
-                    pipelines.push(task);
-                }
-            }
+            let task = for_signal!(pipeline.signal, T => wire::<T>(
+                pipeline,
+                &mut processors,
+                telemetry,
+                &exporters,
+                &mut wiring,
+                close,
+            ));
+            pipelines.push(task);
         }
 
         let mut topology = Topology {
@@ -328,56 +241,16 @@ impl Topology {
 
         // 3. Receivers.
         servers.begin();
+        let context = receivers::Context {
+            limiter,
+            telemetry,
+            pods: pods.as_ref(),
+            servers,
+            data_dir: &config.data_dir,
+        };
         for (id, receiver_config) in &config.receivers {
-            let started = match receiver_config {
-                ReceiverConfig::Otlp(c) => {
-                    let outputs = wiring.outputs(id, c.pipeline_wait);
-                    receivers::otlp::start(id, c, outputs, limiter.clone(), telemetry, servers)
-                        .await
-                }
-                ReceiverConfig::Prometheus(c) => {
-                    // A scrape that finds the pipeline full waits, then skips
-                    // the rest of its data and counts it: the next interval
-                    // scrapes afresh.
-                    let outputs = wiring.outputs(id, Duration::from_secs(5));
-                    receivers::prometheus::start(
-                        id,
-                        c,
-                        outputs,
-                        limiter.clone(),
-                        telemetry,
-                        pods.clone(),
-                    )
-                    .await
-                }
-                ReceiverConfig::Pprof(c) => {
-                    let outputs = wiring.outputs(id, c.pipeline_wait);
-                    receivers::pprof::start(
-                        id,
-                        c,
-                        outputs,
-                        limiter.clone(),
-                        telemetry,
-                        pods.clone(),
-                        servers,
-                    )
-                    .await
-                }
-                ReceiverConfig::PodLogs(c) => {
-                    // A tailer offered no room waits and offers the same
-                    // batch again: the file is its buffer.
-                    let outputs = wiring.outputs(id, Duration::from_secs(1));
-                    receivers::pod_logs::start(
-                        id,
-                        c,
-                        outputs,
-                        limiter.clone(),
-                        telemetry,
-                        &config.data_dir,
-                    )
-                    .await
-                }
-            };
+            let inputs = inputs_of(&mut wiring, id, receiver_config.pipeline_wait());
+            let started = receiver_config.start(id, inputs, &context).await;
             match started {
                 Ok(running) => topology.receivers.push(running),
                 Err(e) => {

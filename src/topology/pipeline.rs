@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::delivery::{Batch, ExporterInput, deliver_all};
 use crate::plan::Stage;
 use crate::processors::batch::Batcher;
-use crate::processors::{Built, Processor};
+use crate::processors::{Processor, Processors};
 use crate::signal::Fields;
 use crate::telemetry::{ComponentLabels, Telemetry};
 use prometheus_client::metrics::counter::Counter;
@@ -43,7 +43,7 @@ impl<T: Fields> Pipeline<T> {
         name: String,
         input: mpsc::Receiver<Batch<T>>,
         stages: &[Stage],
-        built: &mut Built,
+        processors: &mut Processors,
         telemetry: &Telemetry,
         exporters: Vec<ExporterInput<T>>,
         close: CancellationToken,
@@ -60,7 +60,7 @@ impl<T: Fields> Pipeline<T> {
                     } else {
                         &mut before
                     };
-                    side.extend(built.get(id, config, telemetry));
+                    side.extend(processors.get(id, config, telemetry));
                 }
             }
         }
@@ -211,7 +211,7 @@ mod tests {
             "traces".into(),
             rx,
             &[],
-            &mut Built::default(),
+            &mut Processors::default(),
             &telemetry,
             Vec::new(),
             CancellationToken::new(),

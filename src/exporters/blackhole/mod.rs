@@ -29,6 +29,3 @@ impl Validate for RawBlackholeConfig {
         }
     }
 }
-
-/// Accepts everything; the runner's `sent` counter is the record.
-pub struct BlackholeSink;

@@ -9,9 +9,7 @@
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use serde::Deserialize;
 use std::fmt::Write as _;
-use std::io::Write as _;
 
-use super::Sent;
 use crate::config::{FieldError, Validate};
 use crate::delivery::QueueConfig;
 use crate::signal::metrics::is_stale_nan;
@@ -52,52 +50,32 @@ impl Validate for RawDebugConfig {
     }
 }
 
-pub struct DebugSink {
-    config: DebugConfig,
+/// What `debug` prints of a batch of one signal.
+pub trait Render {
+    fn render(&self, verbosity: Verbosity) -> String;
 }
 
-impl DebugSink {
-    pub fn new(config: DebugConfig) -> Self {
-        Self { config }
-    }
-
-    pub fn print_traces(&self, traces: &Traces) -> Sent {
-        let text = render_traces(traces, self.config.verbosity);
-        let mut stdout = std::io::stdout().lock();
-        // A closed stdout must not stop the pipeline: the debug output is a courtesy.
-        let _ = stdout.write_all(text.as_bytes());
-        let _ = stdout.flush();
-        Sent::default()
+impl Render for Traces {
+    fn render(&self, verbosity: Verbosity) -> String {
+        render_traces(self, verbosity)
     }
 }
 
-impl DebugSink {
-    pub fn print_metrics(&self, metrics: &Metrics) -> Sent {
-        let text = render_metrics(metrics, self.config.verbosity);
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(text.as_bytes());
-        let _ = stdout.flush();
-        Sent::default()
+impl Render for Metrics {
+    fn render(&self, verbosity: Verbosity) -> String {
+        render_metrics(self, verbosity)
     }
 }
 
-impl DebugSink {
-    pub fn print_logs(&self, logs: &Logs) -> Sent {
-        let text = render_logs(logs, self.config.verbosity);
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(text.as_bytes());
-        let _ = stdout.flush();
-        Sent::default()
+impl Render for Logs {
+    fn render(&self, verbosity: Verbosity) -> String {
+        render_logs(self, verbosity)
     }
 }
 
-impl DebugSink {
-    pub fn print_profiles(&self, profiles: &Profiles) -> Sent {
-        let text = render_profiles(profiles, self.config.verbosity);
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(text.as_bytes());
-        let _ = stdout.flush();
-        Sent::default()
+impl Render for Profiles {
+    fn render(&self, verbosity: Verbosity) -> String {
+        render_profiles(self, verbosity)
     }
 }
 

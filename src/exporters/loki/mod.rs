@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::runner::{Delivery, Sink};
+use super::{Delivery, Sink};
 use super::{ExportError, Sent};
 use crate::delivery::Queue;
 use crate::delivery::{Batch, Outcome};

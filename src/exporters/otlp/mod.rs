@@ -16,7 +16,7 @@ use std::time::Duration;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{ExportError, Sent};
+use super::{ExportError, Sent, Sink};
 use crate::delivery::Batch;
 use crate::net::http_client::{self, HttpClient, Versions};
 use crate::otlp::codec::RawCodec;
@@ -59,8 +59,10 @@ impl OtlpSender {
             transport,
         })
     }
+}
 
-    pub async fn send_traces(&self, batch: &Batch<Traces>) -> Result<Sent, ExportError> {
+impl Sink<Traces> for OtlpSender {
+    async fn send(&self, batch: &Batch<Traces>) -> Result<Sent, ExportError> {
         let body = encode::traces_request(&batch.data, batch.bytes);
         let tenant = batch.tenancy.tenant.as_ref();
         let response = match &self.transport {
@@ -87,7 +89,9 @@ impl OtlpSender {
             _ => Sent::default(),
         })
     }
+}
 
+impl OtlpSender {
     async fn grpc(
         &self,
         channel: &Channel,

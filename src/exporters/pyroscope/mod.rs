@@ -24,7 +24,7 @@ use std::io::Write;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
-use super::runner::{Delivery, Sink};
+use super::{Delivery, Sink};
 use super::{ExportError, Sent};
 use crate::delivery::Queue;
 use crate::delivery::{Batch, Outcome};

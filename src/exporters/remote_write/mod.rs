@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::runner::{Delivery, Sink};
+use super::{Delivery, Sink};
 use super::{ExportError, Sent};
 use crate::delivery::Batch;
 use crate::delivery::Queue;

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::tenancy::{self, InvalidOrgId};
-use super::{Outputs, RunningReceiver};
+use super::{Inputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
 use crate::delivery::{PipelineInputs, Refusal};
@@ -93,7 +93,7 @@ struct Converted<'a> {
 struct Shared {
     id: ComponentId,
     config: OtlpReceiverConfig,
-    outputs: Outputs,
+    inputs: Inputs,
     limiter: Arc<MemoryLimiter>,
     telemetry: Arc<Telemetry>,
     traces: SignalCounters,
@@ -113,7 +113,7 @@ impl Shared {
         ticket: Ticket,
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
-        let inputs = self.pipelines(&self.outputs.traces, Signal::Traces)?;
+        let inputs = self.pipelines(&self.inputs.traces, Signal::Traces)?;
         let infos = self.decode(Signal::Traces, || {
             scan::trace_request(&body).map_err(|e| format!("invalid protobuf: {e}"))
         })?;
@@ -134,7 +134,7 @@ impl Shared {
         ticket: Ticket,
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
-        let inputs = self.pipelines(&self.outputs.traces, Signal::Traces)?;
+        let inputs = self.pipelines(&self.inputs.traces, Signal::Traces)?;
         let request = self.decode(Signal::Traces, || crate::otlp::json::decode_traces(&body))?;
         let mut resource_spans = request.resource_spans;
         let invalid = drop_invalid_spans(&mut resource_spans);
@@ -193,7 +193,7 @@ impl Shared {
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         use prost::Message;
-        let inputs = self.pipelines(&self.outputs.metrics, Signal::Metrics)?;
+        let inputs = self.pipelines(&self.inputs.metrics, Signal::Metrics)?;
         let request = self.decode(Signal::Metrics, || {
             ExportMetricsServiceRequest::decode(body).map_err(|e| format!("invalid protobuf: {e}"))
         })?;
@@ -207,7 +207,7 @@ impl Shared {
         ticket: Ticket,
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
-        let inputs = self.pipelines(&self.outputs.metrics, Signal::Metrics)?;
+        let inputs = self.pipelines(&self.inputs.metrics, Signal::Metrics)?;
         let request = self.decode(Signal::Metrics, || crate::otlp::json::decode_metrics(&body))?;
         self.accept_metrics(inputs, request, ticket, origin).await
     }
@@ -239,7 +239,7 @@ impl Shared {
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
         use prost::Message;
-        let inputs = self.pipelines(&self.outputs.logs, Signal::Logs)?;
+        let inputs = self.pipelines(&self.inputs.logs, Signal::Logs)?;
         let request = self.decode(Signal::Logs, || {
             ExportLogsServiceRequest::decode(body).map_err(|e| format!("invalid protobuf: {e}"))
         })?;
@@ -253,7 +253,7 @@ impl Shared {
         ticket: Ticket,
         origin: Origin,
     ) -> Result<Option<Partial>, Rejection> {
-        let inputs = self.pipelines(&self.outputs.logs, Signal::Logs)?;
+        let inputs = self.pipelines(&self.inputs.logs, Signal::Logs)?;
         let request = self.decode(Signal::Logs, || crate::otlp::json::decode_logs(&body))?;
         self.accept_logs(inputs, request, ticket, origin).await
     }
@@ -349,9 +349,9 @@ impl Shared {
     /// Whether this receiver feeds a pipeline of `signal`.
     fn feeds(&self, signal: Signal) -> bool {
         match signal {
-            Signal::Traces => self.outputs.traces.is_some(),
-            Signal::Metrics => self.outputs.metrics.is_some(),
-            Signal::Logs => self.outputs.logs.is_some(),
+            Signal::Traces => self.inputs.traces.is_some(),
+            Signal::Metrics => self.inputs.metrics.is_some(),
+            Signal::Logs => self.inputs.logs.is_some(),
             Signal::Profiles => false,
         }
     }
@@ -366,16 +366,16 @@ impl Shared {
     ) -> Result<Option<::http::HeaderValue>, Rejection> {
         let reads = match signal {
             Signal::Traces => self
-                .outputs
+                .inputs
                 .traces
                 .as_ref()
                 .map(PipelineInputs::reads_org_id),
             Signal::Metrics => self
-                .outputs
+                .inputs
                 .metrics
                 .as_ref()
                 .map(PipelineInputs::reads_org_id),
-            Signal::Logs => self.outputs.logs.as_ref().map(PipelineInputs::reads_org_id),
+            Signal::Logs => self.inputs.logs.as_ref().map(PipelineInputs::reads_org_id),
             Signal::Profiles => None,
         };
         if reads != Some(true) {
@@ -423,7 +423,7 @@ fn drop_invalid_spans(resource_spans: &mut [ResourceSpans]) -> u64 {
 pub async fn start(
     id: &ComponentId,
     config: &OtlpReceiverConfig,
-    outputs: Outputs,
+    inputs: Inputs,
     limiter: Arc<MemoryLimiter>,
     telemetry: &Arc<Telemetry>,
     servers: &Servers,
@@ -432,7 +432,7 @@ pub async fn start(
     let shared = Arc::new(Shared {
         id: id.clone(),
         config: config.clone(),
-        outputs,
+        inputs,
         limiter,
         telemetry: telemetry.clone(),
         traces: SignalCounters {

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Outputs, RunningReceiver};
+use super::{Inputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::MemoryLimiter;
 use crate::telemetry::Telemetry;
@@ -66,13 +66,13 @@ pub fn positions_path(data_dir: &Path, name: &str) -> PathBuf {
 pub async fn start(
     id: &ComponentId,
     config: &PodLogsConfig,
-    outputs: Outputs,
+    inputs: Inputs,
     limiter: Arc<MemoryLimiter>,
     telemetry: &Arc<Telemetry>,
     data_dir: &Path,
 ) -> std::io::Result<RunningReceiver> {
     let stop = CancellationToken::new();
-    let Some(inputs) = outputs.logs else {
+    let Some(inputs) = inputs.logs else {
         return Ok(RunningReceiver::new(id.clone(), stop, Vec::new()));
     };
     let path = positions_path(data_dir, &id.name);

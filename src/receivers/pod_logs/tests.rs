@@ -101,14 +101,14 @@ impl Harness {
     ) -> Self {
         let (tx, rx) = mpsc::channel(capacity);
         let telemetry = Telemetry::new();
-        let outputs = Outputs {
+        let inputs = Inputs {
             logs: Some(PipelineInputs::new(vec![tx], Duration::from_millis(20))),
-            ..Outputs::default()
+            ..Inputs::default()
         };
         let running = start(
             &ComponentId::new("pod_logs", "test"),
             config,
-            outputs,
+            inputs,
             limiter,
             &telemetry,
             data_dir,

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::discovery::{PodGroups, Sources, reconcile};
-use super::{Outputs, RunningReceiver};
+use super::{Inputs, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
 use crate::delivery::{PipelineInputs, Refusal};
@@ -151,7 +151,7 @@ impl Shared {
 pub async fn start(
     id: &ComponentId,
     config: &PprofConfig,
-    outputs: Outputs,
+    inputs: Inputs,
     limiter: Arc<MemoryLimiter>,
     telemetry: &Arc<Telemetry>,
     pods: Option<PodCache>,
@@ -160,7 +160,7 @@ pub async fn start(
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
     let mut listening = Vec::new();
-    let Some(inputs) = outputs.profiles else {
+    let Some(inputs) = inputs.profiles else {
         return Ok(RunningReceiver::new(id.clone(), stop, tasks));
     };
     let labels = Telemetry::labels("receiver", id, Signal::Profiles);

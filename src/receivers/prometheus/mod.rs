@@ -23,7 +23,7 @@ use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
 
 use super::discovery::{PodGroups, Sources, reconcile};
-use super::{Outputs, ReceiverConfig, RunningReceiver};
+use super::{Inputs, ReceiverConfig, RunningReceiver};
 use crate::config::ComponentId;
 use crate::delivery::MemoryLimiter;
 use crate::k8s::{PodCache, PodInfo, discovery};
@@ -35,14 +35,14 @@ use targets::Target;
 pub async fn start(
     id: &ComponentId,
     config: &PrometheusConfig,
-    outputs: Outputs,
+    inputs: Inputs,
     limiter: Arc<MemoryLimiter>,
     telemetry: &Arc<Telemetry>,
     pods: Option<PodCache>,
 ) -> std::io::Result<RunningReceiver> {
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
-    let Some(inputs) = outputs.metrics else {
+    let Some(inputs) = inputs.metrics else {
         return Ok(RunningReceiver::new(id.clone(), stop, tasks));
     };
     let labels = Telemetry::labels("receiver", id, Signal::Metrics);

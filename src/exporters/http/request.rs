@@ -1,11 +1,10 @@
-//! One HTTP request of an exporter: sent with a deadline, the answer read up
-//! to a bound, transport failures and time-outs classified as retryable.
+//! Sending one request and reading its answer.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::time::Duration;
 
-use super::ExportError;
+use crate::exporters::ExportError;
 use crate::net::http_client::HttpClient;
 
 /// Largest answer body an exporter reads.

@@ -1,101 +1,22 @@
-//! The part every exporter shares: its queue, its senders, retries, counters
-//! and an orderly shutdown.
+//! An exporter's outbox for one signal: its bounded queue, the senders
+//! that take from it with retries, their counters, and an orderly
+//! shutdown.
 
 use prometheus_client::metrics::counter::Counter;
-use std::future::Future;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{
-    Backoff, ExportError, ExporterConfig, RetryConfig, Sent, blackhole, debug, loki, otlp,
-    pyroscope, remote_write,
-};
+use super::{Backoff, RetryConfig, Sink};
 use crate::config::ComponentId;
-use crate::delivery::{Batch, ExporterInput, OnFull, Outcome, Queue};
-use crate::signal::{Logs, Metrics, Profiles, SignalData, Traces};
+use crate::delivery::{Batch, ExporterInput, OnFull, Outcome, Queue, QueueConfig};
+use crate::signal::SignalData;
 use crate::telemetry::{ComponentLabels, Telemetry};
 
-/// Sends one batch of `T` once. Retrying is the runner's job.
-pub trait Sink<T>: Send + Sync + 'static {
-    fn send(&self, batch: &Batch<T>) -> impl Future<Output = Result<Sent, ExportError>> + Send;
-}
-
-/// The trace senders, one per exporter type.
-pub enum TracesSink {
-    Otlp(Box<otlp::OtlpSender>),
-    Debug(debug::DebugSink),
-    Blackhole(blackhole::BlackholeSink),
-}
-
-impl Sink<Traces> for TracesSink {
-    async fn send(&self, batch: &Batch<Traces>) -> Result<Sent, ExportError> {
-        match self {
-            Self::Otlp(s) => s.send_traces(batch).await,
-            Self::Debug(s) => Ok(s.print_traces(&batch.data)),
-            Self::Blackhole(_) => Ok(Sent::default()),
-        }
-    }
-}
-
-/// The metrics senders of the exporters that have no shards of their own.
-pub enum MetricsSink {
-    Debug(debug::DebugSink),
-    Blackhole(blackhole::BlackholeSink),
-}
-
-impl Sink<Metrics> for MetricsSink {
-    async fn send(&self, batch: &Batch<Metrics>) -> Result<Sent, ExportError> {
-        match self {
-            Self::Debug(s) => Ok(s.print_metrics(&batch.data)),
-            Self::Blackhole(_) => Ok(Sent::default()),
-        }
-    }
-}
-
-/// The log senders of the exporters that have no scheduling of their own.
-pub enum LogsSink {
-    Debug(debug::DebugSink),
-    Blackhole(blackhole::BlackholeSink),
-}
-
-impl Sink<Logs> for LogsSink {
-    async fn send(&self, batch: &Batch<Logs>) -> Result<Sent, ExportError> {
-        match self {
-            Self::Debug(s) => Ok(s.print_logs(&batch.data)),
-            Self::Blackhole(_) => Ok(Sent::default()),
-        }
-    }
-}
-
-/// The profile senders of the exporters that have no request building of their own.
-pub enum ProfilesSink {
-    Debug(debug::DebugSink),
-    Blackhole(blackhole::BlackholeSink),
-}
-
-impl Sink<Profiles> for ProfilesSink {
-    async fn send(&self, batch: &Batch<Profiles>) -> Result<Sent, ExportError> {
-        match self {
-            Self::Debug(s) => Ok(s.print_profiles(&batch.data)),
-            Self::Blackhole(_) => Ok(Sent::default()),
-        }
-    }
-}
-
-/// An exporter with its queue and senders running.
-pub struct RunningExporter {
-    pub id: ComponentId,
-    pub config: ExporterConfig,
-    pub traces: Option<Lane<Traces>>,
-    pub metrics: Option<Lane<Metrics>>,
-    pub logs: Option<Lane<Logs>>,
-    pub profiles: Option<Lane<Profiles>>,
-}
-
-/// One signal's queue and senders inside an exporter.
-pub struct Lane<T> {
+/// One signal's outgoing queue inside an exporter, and the senders that
+/// take from it.
+pub struct Outbox<T> {
     pub queue: Arc<Queue<T>>,
     consumers: Vec<JoinHandle<()>>,
     abort: CancellationToken,
@@ -104,141 +25,19 @@ pub struct Lane<T> {
     on_full: OnFull,
 }
 
-impl RunningExporter {
-    /// Builds the exporter's client and starts its senders.
-    pub fn start(
+impl<T: SignalData> Outbox<T> {
+    /// An outbox whose `num_consumers` senders each take a batch and send it with `sink`.
+    pub fn start<S: Sink<T>>(
         id: &ComponentId,
-        config: &ExporterConfig,
-        telemetry: &Arc<Telemetry>,
-    ) -> Result<Self, String> {
-        let default_retry = RetryConfig::default();
-        let mut logs = None;
-        let mut profiles = None;
-        let (traces, metrics) = match config {
-            ExporterConfig::Otlp(c) => {
-                let sink = TracesSink::Otlp(Box::new(otlp::OtlpSender::new(c)?));
-                (
-                    Some(Lane::start(id, config, sink, &c.retry, telemetry)),
-                    None,
-                )
-            }
-            ExporterConfig::Debug(c) => {
-                let sink = LogsSink::Debug(debug::DebugSink::new(c.clone()));
-                logs = Some(Lane::start(id, config, sink, &default_retry, telemetry));
-                let sink = ProfilesSink::Debug(debug::DebugSink::new(c.clone()));
-                profiles = Some(Lane::start(id, config, sink, &default_retry, telemetry));
-                (
-                    Some(Lane::start(
-                        id,
-                        config,
-                        TracesSink::Debug(debug::DebugSink::new(c.clone())),
-                        &default_retry,
-                        telemetry,
-                    )),
-                    Some(Lane::start(
-                        id,
-                        config,
-                        MetricsSink::Debug(debug::DebugSink::new(c.clone())),
-                        &default_retry,
-                        telemetry,
-                    )),
-                )
-            }
-            ExporterConfig::Blackhole(_) => {
-                let sink = LogsSink::Blackhole(blackhole::BlackholeSink);
-                logs = Some(Lane::start(id, config, sink, &default_retry, telemetry));
-                let sink = ProfilesSink::Blackhole(blackhole::BlackholeSink);
-                profiles = Some(Lane::start(id, config, sink, &default_retry, telemetry));
-                (
-                    Some(Lane::start(
-                        id,
-                        config,
-                        TracesSink::Blackhole(blackhole::BlackholeSink),
-                        &default_retry,
-                        telemetry,
-                    )),
-                    Some(Lane::start(
-                        id,
-                        config,
-                        MetricsSink::Blackhole(blackhole::BlackholeSink),
-                        &default_retry,
-                        telemetry,
-                    )),
-                )
-            }
-            ExporterConfig::RemoteWrite(c) => {
-                let exporter = remote_write::RemoteWrite::new(c)?;
-                let lane = Lane::start_with(id, config, telemetry, |queue, delivery| {
-                    exporter.spawn(queue, delivery)
-                });
-                (None, Some(lane))
-            }
-            ExporterConfig::Loki(c) => {
-                let exporter = loki::Loki::new(c)?;
-                logs = Some(Lane::start_with(
-                    id,
-                    config,
-                    telemetry,
-                    |queue, delivery| exporter.spawn(queue, delivery),
-                ));
-                (None, None)
-            }
-            ExporterConfig::Pyroscope(c) => {
-                let exporter = pyroscope::Pyroscope::new(c)?;
-                profiles = Some(Lane::start_with(
-                    id,
-                    config,
-                    telemetry,
-                    |queue, delivery| exporter.spawn(queue, delivery),
-                ));
-                (None, None)
-            }
-        };
-        Ok(Self {
-            id: id.clone(),
-            config: config.clone(),
-            traces,
-            metrics,
-            logs,
-            profiles,
-        })
-    }
-
-    /// Closes the queues, lets the senders finish until `deadline`, then stops
-    /// them and counts what was left as dropped for `shutdown`.
-    pub async fn shutdown(self, deadline: Instant) {
-        let traces = self.traces.map(|lane| lane.shutdown(deadline));
-        let metrics = self.metrics.map(|lane| lane.shutdown(deadline));
-        let logs = self.logs.map(|lane| lane.shutdown(deadline));
-        let profiles = self.profiles.map(|lane| lane.shutdown(deadline));
-        if let Some(traces) = traces {
-            traces.await;
-        }
-        if let Some(metrics) = metrics {
-            metrics.await;
-        }
-        if let Some(logs) = logs {
-            logs.await;
-        }
-        if let Some(profiles) = profiles {
-            profiles.await;
-        }
-    }
-}
-
-impl<T: SignalData> Lane<T> {
-    /// A lane whose `num_consumers` senders each take a batch and send it with `sink`.
-    fn start<S: Sink<T>>(
-        id: &ComponentId,
-        config: &ExporterConfig,
+        queue_config: &QueueConfig,
         sink: S,
         retry: &RetryConfig,
         telemetry: &Arc<Telemetry>,
     ) -> Self {
-        let consumers = config.queue().num_consumers;
+        let consumers = queue_config.num_consumers;
         let sink = Arc::new(sink);
         let retry = retry.clone();
-        Self::start_with(id, config, telemetry, move |queue, delivery| {
+        Self::start_with(id, queue_config, telemetry, move |queue, delivery| {
             let delivery = Arc::new(delivery.with_retry(retry));
             (0..consumers)
                 .map(|_| {
@@ -255,17 +54,16 @@ impl<T: SignalData> Lane<T> {
         })
     }
 
-    /// A lane whose consumers `spawn` starts: exporters that need their own
+    /// An outbox whose consumers `spawn` starts: exporters that need their own
     /// scheduling (remote-write's per-series shards, Loki's per-stream shards
     /// and per-tenant requests) take batches themselves.
-    fn start_with(
+    pub fn start_with(
         id: &ComponentId,
-        config: &ExporterConfig,
+        queue_config: &QueueConfig,
         telemetry: &Arc<Telemetry>,
         spawn: impl FnOnce(Arc<Queue<T>>, Delivery) -> Vec<JoinHandle<()>>,
     ) -> Self {
         let labels = Telemetry::labels("exporter", id, T::SIGNAL);
-        let queue_config = config.queue();
         let queue = Arc::new(Queue::new(
             queue_config.max_items,
             queue_config.max_bytes.as_usize(),
@@ -311,7 +109,7 @@ impl<T: SignalData> Lane<T> {
         }
     }
 
-    async fn shutdown(self, deadline: Instant) {
+    pub async fn shutdown(self, deadline: Instant) {
         let shutdown_drops =
             Telemetry::reason_counter(&self.telemetry.dropped, &self.labels, "shutdown");
         let dropped_before = shutdown_drops.get();
@@ -348,7 +146,7 @@ impl<T: SignalData> Lane<T> {
 }
 
 /// Sending with retries, and the counting that goes with it: shared by every
-/// consumer of one exporter lane.
+/// consumer of one exporter outbox.
 #[derive(Clone)]
 pub struct Delivery {
     pub id: ComponentId,

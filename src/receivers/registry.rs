@@ -1,0 +1,139 @@
+//! The receivers ferro has: one line per type in [`ReceiverConfig`], and
+//! what the plan and the topology ask of a receiver (its signals, whether
+//! it reads the pod cache, how long it waits for a full pipeline, how it
+//! starts).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Inputs, RunningReceiver, otlp, pod_logs, pprof, prometheus};
+use crate::config::ComponentId;
+use crate::config::document::{Document, Value};
+use crate::delivery::MemoryLimiter;
+use crate::k8s::{PodCache, PodCacheUse};
+use crate::net::server::Servers;
+use crate::signal::Signal;
+use crate::telemetry::Telemetry;
+
+/// A validated `[receivers.TYPE.NAME]` section.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReceiverConfig {
+    Otlp(otlp::OtlpReceiverConfig),
+    Prometheus(prometheus::PrometheusConfig),
+    PodLogs(pod_logs::PodLogsConfig),
+    Pprof(pprof::PprofConfig),
+}
+
+impl ReceiverConfig {
+    /// Reads a `[receivers.TYPE.NAME]` table; `None` for an unknown type.
+    pub fn parse<'a>(
+        type_name: &str,
+        doc: &mut Document<'a>,
+        path: &str,
+        value: Value<'a>,
+    ) -> Option<Option<Self>> {
+        match type_name {
+            "prometheus" => Some(
+                doc.section::<prometheus::RawPrometheusConfig>(path, value)
+                    .map(Self::Prometheus),
+            ),
+            "otlp" => Some(
+                doc.section::<otlp::RawOtlpReceiverConfig>(path, value)
+                    .map(Self::Otlp),
+            ),
+            "pprof" => Some(
+                doc.section::<pprof::RawPprofConfig>(path, value)
+                    .map(Self::Pprof),
+            ),
+            "pod_logs" => Some(
+                doc.section::<pod_logs::RawPodLogsConfig>(path, value)
+                    .map(Self::PodLogs),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Whether the receiver reads the process's pod cache.
+    pub fn uses_pod_cache(&self) -> bool {
+        self.pod_cache_use().is_some()
+    }
+
+    /// What in its config reads the process's pod cache, if anything.
+    pub fn pod_cache_use(&self) -> Option<PodCacheUse> {
+        let discovers = match self {
+            Self::Prometheus(c) => c.uses_pod_cache(),
+            Self::Pprof(c) => c.uses_pod_cache(),
+            Self::Otlp(_) | Self::PodLogs(_) => false,
+        };
+        discovers.then_some(PodCacheUse {
+            setting: "kubernetes_sd_configs",
+            otherwise: None,
+        })
+    }
+
+    /// The signals this receiver can feed into pipelines today.
+    pub fn signals(&self) -> &'static [Signal] {
+        match self {
+            Self::Otlp(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
+            Self::Prometheus(_) => &[Signal::Metrics],
+            Self::PodLogs(_) => &[Signal::Logs],
+            Self::Pprof(_) => &[Signal::Profiles],
+        }
+    }
+}
+
+/// What every receiver of a topology starts with besides its config and
+/// its inputs.
+pub struct Context<'a> {
+    /// The process's memory limit, which a receiver asks before it accepts.
+    pub limiter: &'a Arc<MemoryLimiter>,
+    pub telemetry: &'a Arc<Telemetry>,
+    /// The pod cache, when the config reads it.
+    pub pods: Option<&'a PodCache>,
+    /// The listeners, kept across reloads.
+    pub servers: &'a Servers,
+    /// Where receivers keep state across restarts (log positions).
+    pub data_dir: &'a Path,
+}
+
+impl ReceiverConfig {
+    /// How long the receiver waits for room in a full pipeline before it
+    /// refuses (or, for a scraper, skips).
+    pub fn pipeline_wait(&self) -> Duration {
+        match self {
+            Self::Otlp(c) => c.pipeline_wait,
+            Self::Pprof(c) => c.pipeline_wait,
+            // A scrape that finds the pipeline full waits, then skips the
+            // rest of its data and counts it: the next interval scrapes
+            // afresh.
+            Self::Prometheus(_) => Duration::from_secs(5),
+            // A tailer offered no room waits and offers the same batch
+            // again: the file is its buffer.
+            Self::PodLogs(_) => Duration::from_secs(1),
+        }
+    }
+
+    /// Starts the receiver `id` feeding `inputs`.
+    pub async fn start(
+        &self,
+        id: &ComponentId,
+        inputs: Inputs,
+        cx: &Context<'_>,
+    ) -> std::io::Result<RunningReceiver> {
+        let limiter = cx.limiter.clone();
+        match self {
+            Self::Otlp(c) => otlp::start(id, c, inputs, limiter, cx.telemetry, cx.servers).await,
+            Self::Prometheus(c) => {
+                prometheus::start(id, c, inputs, limiter, cx.telemetry, cx.pods.cloned()).await
+            }
+            Self::Pprof(c) => {
+                let pods = cx.pods.cloned();
+                pprof::start(id, c, inputs, limiter, cx.telemetry, pods, cx.servers).await
+            }
+            Self::PodLogs(c) => {
+                pod_logs::start(id, c, inputs, limiter, cx.telemetry, cx.data_dir).await
+            }
+        }
+    }
+}
