@@ -1,9 +1,14 @@
 use super::*;
 use crate::config::Validate;
+use crate::exporters::ExportError;
+use crate::exporters::Sent;
 use crate::signal::Labels;
+use crate::signal::Logs;
 use crate::signal::logs::Entry;
+use crate::signal::logs::Stream;
 use ferro_proto::logproto;
 use prost::Message;
+use std::time::Duration;
 
 fn entry(ts: i64, line: &str) -> Entry {
     Entry::new(ts, line.to_string())

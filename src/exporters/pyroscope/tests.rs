@@ -3,6 +3,7 @@ use crate::config::Validate;
 use crate::signal::Labels;
 use crate::signal::profiles::Profile;
 use crate::signal::profiles::tests::profile;
+use bytes::Bytes;
 use ferro_proto::push::v1::PushRequest;
 use prost::Message;
 

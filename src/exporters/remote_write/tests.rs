@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
     pairs

@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::{HumanDuration, Validate};
+use crate::delivery::Batch;
 use crate::delivery::Ticket;
 use crate::signal::Traces;
 use crate::signal::traces::tests::sample;

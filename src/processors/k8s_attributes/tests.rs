@@ -1,14 +1,20 @@
 use super::*;
+use crate::config::ComponentId;
 use crate::config::Validate;
+use crate::delivery::Batch;
 use crate::delivery::Ticket;
 use crate::k8s::tests::{cache_with, pod_json};
 use crate::plan::Config;
+use crate::signal::Signal;
 use crate::signal::logs::{Entry, Stream};
 use crate::signal::metrics::Series;
 use crate::signal::{Labels, Logs, Metrics, Traces};
+use crate::telemetry::Telemetry;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use std::net::IpAddr;
+use std::sync::Arc;
 
 fn config(toml_text: &str) -> K8sAttributesConfig {
     let raw: RawK8sAttributesConfig = toml::from_str(toml_text).unwrap();

@@ -1,12 +1,19 @@
 use super::*;
+use crate::config::ComponentId;
 use crate::config::Validate;
+use crate::delivery::Batch;
 use crate::delivery::Ticket;
+use crate::processors::redact::rules::BUILTINS;
+use crate::processors::redact::rules::Matcher;
+use crate::signal::fields::FieldVisitor;
 use crate::signal::logs::{Entry, Stream};
 use crate::signal::metrics::Series;
 use crate::signal::{Labels, Logs, Metrics, Traces};
+use crate::telemetry::Telemetry;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, KeyValueList, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
+use regex::Regex;
 
 mod families;
 

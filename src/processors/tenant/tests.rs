@@ -1,14 +1,28 @@
 use super::*;
+use crate::config::ComponentId;
 use crate::config::Validate;
+use crate::delivery::Batch;
+use crate::delivery::Outcome;
+use crate::delivery::Reservation;
 use crate::delivery::{Admission, MemoryLimiter, Ticket};
 use crate::plan::Config;
+use crate::processors::tenant::active::ActiveSet;
+use crate::processors::tenant::active::EXPIRY_TICKS;
+use crate::processors::tenant::bucket::Bucket;
+use crate::signal::Signal;
 use crate::signal::logs::{Entry, Stream};
 use crate::signal::metrics::Series;
 use crate::signal::traces::tests::kv;
 use crate::signal::{Labels, Logs, Metrics, SignalData, Traces};
+use crate::telemetry::Telemetry;
+use crate::telemetry::TenantLabels;
+use crate::telemetry::TenantReasonLabels;
+use http::HeaderValue;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
 
 fn config(toml_text: &str) -> TenantConfig {
     let raw: RawTenantConfig = toml::from_str(toml_text).unwrap();

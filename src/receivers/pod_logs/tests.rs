@@ -7,10 +7,22 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::config::ComponentId;
 use crate::config::Validate;
+use crate::delivery::MemoryLimiter;
 use crate::delivery::PipelineInputs;
 use crate::delivery::{Batch, Outcome};
+use crate::receivers::Inputs;
+use crate::receivers::RunningReceiver;
+use crate::receivers::pod_logs::positions::FileKey;
+use crate::receivers::pod_logs::positions::Fingerprint;
+use crate::receivers::pod_logs::positions::Position;
 use crate::signal::{Labels, Logs};
+use crate::telemetry::Telemetry;
+use std::fs::File;
+use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -3,8 +3,18 @@ use super::kubernetes::pod_groups;
 use super::push::{multipart_parts, parse_key, parse_query};
 use super::scrape::targets;
 use super::*;
+use crate::config::ComponentId;
 use crate::config::Validate;
+use crate::delivery::Batch;
+use crate::delivery::MemoryLimiter;
+use crate::delivery::PipelineInputs;
+use crate::signal::Profiles;
+use crate::signal::Signal;
+use crate::telemetry::Telemetry;
 use bytes::Bytes;
+use http::HeaderValue;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 fn config(text: &str) -> Result<PprofConfig, Vec<crate::config::FieldError>> {
     let raw: RawPprofConfig = toml::from_str(text).unwrap();

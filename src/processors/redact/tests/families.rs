@@ -4,6 +4,7 @@
 //! inside a longer word, the prefix alone in prose) pass unchanged.
 
 use super::*;
+use crate::signal::fields::FieldVisitor;
 
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";

@@ -1,0 +1,159 @@
+//! The scrape receiver at work: one loop per target, kept in step with
+//! discovery.
+
+use super::config::{PrometheusConfig, ScrapeConfig, StaticConfig};
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+use tokio_util::sync::CancellationToken;
+
+use super::scrape::{Job, Sender};
+use super::targets::Target;
+use crate::config::ComponentId;
+use crate::delivery::MemoryLimiter;
+use crate::k8s::{PodCache, PodInfo, discovery};
+use crate::receivers::discovery::{PodGroups, Sources, reconcile};
+use crate::receivers::{Inputs, ReceiverConfig, RunningReceiver};
+use crate::signal::Signal;
+use crate::telemetry::Telemetry;
+
+pub async fn start(
+    id: &ComponentId,
+    config: &PrometheusConfig,
+    inputs: Inputs,
+    limiter: Arc<MemoryLimiter>,
+    telemetry: &Arc<Telemetry>,
+    pods: Option<PodCache>,
+) -> std::io::Result<RunningReceiver> {
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let Some(inputs) = inputs.metrics else {
+        return Ok(RunningReceiver::new(id.clone(), stop, tasks));
+    };
+    let labels = Telemetry::labels("receiver", id, Signal::Metrics);
+    let sender = Arc::new(Sender {
+        inputs,
+        limiter,
+        accepted: Telemetry::counter(&telemetry.accepted, &labels),
+        refused: Telemetry::reason_counter(
+            &telemetry.refused,
+            &labels,
+            "pipeline_full_or_memory_limit",
+        ),
+        telemetry: telemetry.clone(),
+        labels,
+    });
+    // Every job is built before any starts: a receiver that fails to
+    // start leaves no scrape loop running.
+    let jobs = config
+        .scrape_configs
+        .iter()
+        .map(|c| Job::new(c.clone(), &c.tls, &c.credentials).map(Arc::new))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut successors = Vec::new();
+    for job in jobs {
+        let next = Arc::new(OnceLock::new());
+        successors.push((job.config.job_name.clone(), next.clone()));
+        tasks.push(tokio::spawn(manage(
+            job,
+            sender.clone(),
+            pods.clone(),
+            Stops {
+                receiver: stop.clone(),
+                next,
+            },
+        )));
+    }
+    tracing::info!(receiver = %id, jobs = config.scrape_configs.len(), "Prometheus scrape receiver started");
+    let hook = move |next: Option<&ReceiverConfig>| {
+        for (job, slot) in &successors {
+            let next_job = match next {
+                Some(ReceiverConfig::Prometheus(c)) => {
+                    c.scrape_configs.iter().find(|s| s.job_name == *job)
+                }
+                _ => None,
+            };
+            // What the next job will scrape, found as it will find it.
+            let targets = next_job
+                .map(|config| {
+                    let groups = sources(config, pods.clone()).groups_now();
+                    super::targets::targets(config, &groups)
+                        .into_iter()
+                        .collect()
+                })
+                .unwrap_or_default();
+            let _ = slot.set(targets);
+        }
+    };
+    // A target that goes away ends its series with staleness markers as
+    // its loop stops.
+    Ok(RunningReceiver::new(id.clone(), stop, tasks)
+        .with_reload_hook(Box::new(hook))
+        .sending_as_it_stops())
+}
+
+/// Why a job's target loops stop, besides their own target going away.
+#[derive(Clone)]
+pub struct Stops {
+    /// The receiver stops (a reload, a shutdown).
+    pub receiver: CancellationToken,
+    /// The targets this job has in the next config (none if the next
+    /// config has no such job), set by a reload before `receiver`: a target
+    /// not among them ends its series as it stops. Unset at a shutdown.
+    pub next: Arc<OnceLock<BTreeSet<Target>>>,
+}
+
+/// Where `config`'s target groups come from: its static groups, its
+/// `file_sd` files and, with `kubernetes_sd_configs`, the pods of this node.
+pub(super) fn sources(config: &ScrapeConfig, pods: Option<PodCache>) -> Sources {
+    let sd_configs = config.kubernetes_sd_configs.clone();
+    let pods = pods
+        .filter(|_| !sd_configs.is_empty())
+        .map(|cache| -> (PodCache, PodGroups) {
+            let groups = move |cached: &[Arc<PodInfo>]| {
+                sd_configs
+                    .iter()
+                    .flat_map(|sd| discovery::target_groups(cached, sd.annotations.as_ref()))
+                    .map(|g| StaticConfig {
+                        targets: g.targets,
+                        labels: g.labels,
+                    })
+                    .collect()
+            };
+            (cache, Arc::new(groups))
+        });
+    Sources {
+        static_groups: config.static_configs.clone(),
+        file_sd: config.file_sd_configs.clone(),
+        pods,
+    }
+}
+
+/// Keeps one scrape loop running per current target of `job`: static
+/// groups, `file_sd` files and, with `kubernetes_sd_configs`, the pods of
+/// this node (on every change of the pod cache).
+pub(super) async fn manage(
+    job: Arc<Job>,
+    sender: Arc<Sender>,
+    pods: Option<PodCache>,
+    stops: Stops,
+) {
+    let sources = sources(&job.config, pods);
+    let spawn = |target, token| {
+        tokio::spawn(super::scrape::run(
+            job.clone(),
+            target,
+            sender.clone(),
+            token,
+            stops.clone(),
+        ))
+    };
+    let resolve = |groups: &[StaticConfig]| super::targets::targets(&job.config, groups);
+    reconcile(
+        &job.config.job_name,
+        sources,
+        resolve,
+        spawn,
+        stops.receiver.clone(),
+    )
+    .await;
+}
