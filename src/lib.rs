@@ -27,6 +27,7 @@ pub mod pprof;
 pub mod processors;
 pub mod prom;
 pub mod receivers;
+pub mod scrape;
 pub mod signal;
 pub mod telemetry;
 pub mod topology;

@@ -2,14 +2,12 @@
 //! pipelines through [`Inputs`], and refuses with its protocol's retryable
 //! answer when they are full.
 
-pub mod discovery;
 pub mod otlp;
 pub mod pod_logs;
 pub mod pprof;
 pub mod prometheus;
 mod registry;
 mod running;
-pub mod scrape;
 pub mod tenancy;
 
 pub use registry::{Context, ReceiverConfig};

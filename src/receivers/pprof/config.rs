@@ -10,8 +10,8 @@ use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::server::{RawServerConfig, ServerConfig};
 use crate::net::tls::TlsConfig;
 use crate::prom::relabel::{self, RawRelabelConfig, RelabelConfig};
-use crate::receivers::prometheus::{FileSdConfig, RawKubernetesSdConfig, StaticConfig};
-use crate::receivers::scrape;
+use crate::scrape;
+use crate::scrape::{FileSdConfig, RawKubernetesSdConfig, StaticConfig};
 
 /// `[receivers.pprof.NAME]` as written: push endpoints (`listen`), scrape
 /// jobs (`scrape_configs`), or both.

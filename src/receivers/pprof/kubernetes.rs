@@ -23,7 +23,7 @@ use super::config::KubernetesSdConfig;
 use super::scrape::PROFILE_TYPE_LABEL;
 use crate::k8s::PodInfo;
 use crate::k8s::discovery::target_groups;
-use crate::receivers::prometheus::StaticConfig;
+use crate::scrape::StaticConfig;
 
 /// The target groups `sd_configs` find among `pods`.
 pub fn pod_groups(sd_configs: &[KubernetesSdConfig], pods: &[Arc<PodInfo>]) -> Vec<StaticConfig> {

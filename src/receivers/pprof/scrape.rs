@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::config::{ProfileType, ScrapeConfig};
 use crate::pprof;
-use crate::receivers::prometheus::StaticConfig;
-use crate::receivers::prometheus::targets::{TargetRules, resolve};
-use crate::receivers::scrape::{FetchError, TargetHealth};
+use crate::scrape::StaticConfig;
+use crate::scrape::{FetchError, TargetHealth};
+use crate::scrape::{TargetRules, resolve};
 use crate::signal::Labels;
 use crate::signal::profiles::{Profile, Profiles};
 
@@ -26,7 +26,7 @@ pub const PROFILE_TYPE_LABEL: &str = "__profile_type__";
 pub const PROFILE_PATH_LABEL: &str = "__profile_path__";
 
 /// What every target of one job shares.
-pub type Job = crate::receivers::scrape::Job<ScrapeConfig>;
+pub type Job = crate::scrape::Job<ScrapeConfig>;
 
 /// One profile type of one target: what a scrape loop fetches.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -7,7 +7,7 @@ use crate::k8s::discovery::ScrapeAnnotations;
 use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::tls::TlsConfig;
 use crate::prom::relabel::{self, RawRelabelConfig, RelabelConfig};
-use crate::receivers::scrape;
+use crate::scrape::{self, FileSdConfig, RawKubernetesSdConfig, StaticConfig};
 
 /// `[receivers.prometheus.NAME]` as written.
 #[derive(Deserialize)]
@@ -58,57 +58,6 @@ struct RawScrapeConfig {
     relabel_configs: Vec<RawRelabelConfig>,
     #[serde(default)]
     metric_relabel_configs: Vec<RawRelabelConfig>,
-}
-
-/// A target group: addresses and the labels they share.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct StaticConfig {
-    #[serde(default)]
-    pub targets: Vec<String>,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
-
-/// Target groups read from JSON or YAML files, re-read when they change.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct FileSdConfig {
-    /// Paths; the last element may contain a `*` glob.
-    pub files: Vec<String>,
-    pub refresh_interval: Option<HumanDuration>,
-}
-
-/// Targets from the pods of this node, as Prometheus' `kubernetes_sd_configs`
-/// names it; the pods come from the process's pod cache. Shared by the
-/// scrape receivers (`prometheus`, `pprof`), which read the prefix their own way.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawKubernetesSdConfig {
-    /// Only `pod`: ferro watches its own node's pods and nothing else.
-    role: String,
-    /// The annotation prefix by which pods ask to be scraped
-    /// (`PREFIX/scrape: "true"`, `PREFIX/port`, `PREFIX/path`,
-    /// `PREFIX/scheme`); `""` takes every container port of every pod, as
-    /// Prometheus does, for `relabel_configs` to choose.
-    annotations: Option<String>,
-}
-
-impl RawKubernetesSdConfig {
-    /// The annotation prefix pods ask with (`default` when not set), or
-    /// `None` for every container port of every pod; an error at `at` for
-    /// a role other than `pod`.
-    pub fn check(&self, at: String, default: &str, errors: &mut Vec<FieldError>) -> Option<String> {
-        if self.role != "pod" {
-            errors.push(FieldError::new(
-                format!("{at}.role"),
-                format!(
-                    "`{}` is not supported: only role = \"pod\" (ferro watches the pods of its own node, nothing cluster-wide)",
-                    self.role
-                ),
-            ));
-        }
-        let prefix = self.annotations.as_deref().unwrap_or(default);
-        (!prefix.is_empty()).then(|| prefix.to_string())
-    }
 }
 
 /// A checked pod discovery source.

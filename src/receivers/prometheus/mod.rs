@@ -14,8 +14,5 @@ mod receiver;
 pub mod scrape;
 pub mod targets;
 
-pub use config::{
-    FileSdConfig, PrometheusConfig, RawKubernetesSdConfig, RawPrometheusConfig, ScrapeConfig,
-    StaticConfig,
-};
+pub use config::{PrometheusConfig, RawPrometheusConfig, ScrapeConfig};
 pub use receiver::*;

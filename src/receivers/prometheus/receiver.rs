@@ -1,18 +1,19 @@
 //! The scrape receiver at work: one loop per target, kept in step with
 //! discovery.
 
-use super::config::{PrometheusConfig, ScrapeConfig, StaticConfig};
+use super::config::{PrometheusConfig, ScrapeConfig};
+use crate::scrape::StaticConfig;
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
 
 use super::scrape::{Job, Sender};
-use super::targets::Target;
 use crate::config::ComponentId;
 use crate::delivery::MemoryLimiter;
 use crate::k8s::{PodCache, PodInfo, discovery};
-use crate::receivers::discovery::{PodGroups, Sources, reconcile};
 use crate::receivers::{Inputs, ReceiverConfig, RunningReceiver};
+use crate::scrape::Target;
+use crate::scrape::{PodGroups, Sources, reconcile};
 use crate::signal::Signal;
 use crate::telemetry::Telemetry;
 

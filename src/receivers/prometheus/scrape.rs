@@ -13,12 +13,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 use super::config::ScrapeConfig;
-use super::targets::Target;
 use crate::delivery::PipelineInputs;
 use crate::delivery::{Batch, MemoryLimiter, Ticket};
 use crate::prom::parse::{Entry, Format, MetricType as ParsedType, Parser};
 use crate::prom::relabel;
-use crate::receivers::scrape::{FetchError, TargetHealth};
+use crate::scrape::Target;
+use crate::scrape::{FetchError, TargetHealth};
 use crate::signal::metrics::{Exemplar, Metadata, MetricType, Series, stale_nan};
 use crate::signal::{Labels, LabelsBuilder, Metrics};
 use crate::telemetry::{ComponentLabels, Telemetry};
@@ -30,7 +30,7 @@ const ACCEPT: &str =
     "application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// What every target of one scrape config shares.
-pub type Job = crate::receivers::scrape::Job<ScrapeConfig>;
+pub type Job = crate::scrape::Job<ScrapeConfig>;
 
 /// Where a scrape's data goes and what it counts.
 pub struct Sender {

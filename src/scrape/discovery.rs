@@ -15,9 +15,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::{FileSd, FileSdConfig, StaticConfig};
 use crate::k8s::{PodCache, PodInfo};
-use crate::receivers::prometheus::targets::FileSd;
-use crate::receivers::prometheus::{FileSdConfig, StaticConfig};
 
 /// How a receiver turns the pods of this node into target groups.
 pub type PodGroups = Arc<dyn Fn(&[Arc<PodInfo>]) -> Vec<StaticConfig> + Send + Sync>;
