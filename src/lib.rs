@@ -31,3 +31,4 @@ pub mod scrape;
 pub mod signal;
 pub mod telemetry;
 pub mod topology;
+pub mod wire;

@@ -21,6 +21,7 @@
 //! table. Only a profile with sparse location ids, or one already known to be
 //! faulty, is walked again, sample by sample, to find the first fault.
 
+use crate::wire::{Reader, WireError};
 use std::sync::Arc;
 
 use crate::signal::profiles::SampleType;
@@ -39,9 +40,9 @@ pub(super) enum Fault {
     Malformed(&'static str),
 }
 
-impl From<&'static str> for Fault {
-    fn from(reason: &'static str) -> Self {
-        Fault::Wire(reason)
+impl From<WireError> for Fault {
+    fn from(e: WireError) -> Self {
+        Fault::Wire(e.0)
     }
 }
 
@@ -176,8 +177,8 @@ fn gather(buf: &[u8]) -> Result<Facts, Fault> {
     let mut reader = Reader::new(buf);
     let ctx = RECURSION_LIMIT;
     loop {
-        let at = reader.pos;
-        let Some((field, value)) = reader.next(ctx)? else {
+        let at = reader.pos();
+        let Some((field, value)) = reader.field_skipping_groups(ctx)? else {
             break;
         };
         match field {
@@ -195,7 +196,7 @@ fn gather(buf: &[u8]) -> Result<Facts, Fault> {
             }
             5 => function(value.message()?, ctx - 1, &mut facts)?,
             6 => {
-                let len = value.string_len()?;
+                let len = value.check_string()?;
                 if facts.strings == 0 {
                     facts.first_string_empty = len == 0;
                     facts.strings_at = at;
@@ -228,7 +229,7 @@ fn gather(buf: &[u8]) -> Result<Facts, Fault> {
 fn value_type(buf: &[u8], ctx: u32, merged: (u64, u64)) -> Result<(u64, u64), Fault> {
     let (mut kind, mut unit) = merged;
     let mut reader = Reader::new(buf);
-    while let Some((field, value)) = reader.next(ctx)? {
+    while let Some((field, value)) = reader.field_skipping_groups(ctx)? {
         match field {
             1 => kind = value.varint()?,
             2 => unit = value.varint()?,
@@ -242,7 +243,7 @@ fn sample(buf: &[u8], ctx: u32, facts: &mut Facts) -> Result<(), Fault> {
     let (mut min_ref, mut max_ref) = (facts.min_ref, facts.max_ref);
     let mut values = 0u64;
     let mut reader = Reader::new(buf);
-    while let Some((field, value)) = reader.next(ctx)? {
+    while let Some((field, value)) = reader.field_skipping_groups(ctx)? {
         match field {
             1 => value.each_varint(|id| {
                 min_ref = min_ref.min(id);
@@ -267,7 +268,7 @@ fn sample(buf: &[u8], ctx: u32, facts: &mut Facts) -> Result<(), Fault> {
 fn label(buf: &[u8], ctx: u32) -> Result<(u64, u64), Fault> {
     let (mut key, mut text) = (0, 0);
     let mut reader = Reader::new(buf);
-    while let Some((field, value)) = reader.next(ctx)? {
+    while let Some((field, value)) = reader.field_skipping_groups(ctx)? {
         match field {
             1 => key = value.varint()?,
             2 => text = value.varint()?,
@@ -283,7 +284,7 @@ fn label(buf: &[u8], ctx: u32) -> Result<(u64, u64), Fault> {
 fn mapping(buf: &[u8], ctx: u32, facts: &mut Facts) -> Result<(), Fault> {
     let (mut filename, mut build_id) = (0, 0);
     let mut reader = Reader::new(buf);
-    while let Some((field, value)) = reader.next(ctx)? {
+    while let Some((field, value)) = reader.field_skipping_groups(ctx)? {
         match field {
             5 => filename = value.varint()?,
             6 => build_id = value.varint()?,
@@ -301,7 +302,7 @@ fn mapping(buf: &[u8], ctx: u32, facts: &mut Facts) -> Result<(), Fault> {
 fn location(buf: &[u8], ctx: u32) -> Result<u64, Fault> {
     let mut id = 0;
     let mut reader = Reader::new(buf);
-    while let Some((field, value)) = reader.next(ctx)? {
+    while let Some((field, value)) = reader.field_skipping_groups(ctx)? {
         match field {
             1 => id = value.varint()?,
             2 | 3 | 5 => {
@@ -316,7 +317,7 @@ fn location(buf: &[u8], ctx: u32) -> Result<u64, Fault> {
 
 fn line(buf: &[u8], ctx: u32) -> Result<(), Fault> {
     let mut reader = Reader::new(buf);
-    while let Some((field, value)) = reader.next(ctx)? {
+    while let Some((field, value)) = reader.field_skipping_groups(ctx)? {
         if (1..=3).contains(&field) {
             value.varint()?;
         }
@@ -327,7 +328,7 @@ fn line(buf: &[u8], ctx: u32) -> Result<(), Fault> {
 fn function(buf: &[u8], ctx: u32, facts: &mut Facts) -> Result<(), Fault> {
     let (mut id, mut names) = (0, [0u64; 3]);
     let mut reader = Reader::new(buf);
-    while let Some((field, value)) = reader.next(ctx)? {
+    while let Some((field, value)) = reader.field_skipping_groups(ctx)? {
         match field {
             1 => id = value.varint()?,
             2..=4 => names[field as usize - 2] = value.varint()?,
@@ -363,13 +364,12 @@ impl<'a> Strings<'a> {
         indices.sort_unstable();
         indices.dedup();
         let mut texts = Vec::with_capacity(indices.len());
-        let mut reader = Reader::new(buf);
-        reader.pos = facts.strings_at;
+        let mut reader = Reader::starting_at(buf, facts.strings_at);
         let mut index = 0u64;
         while texts.len() < indices.len() {
             // The first pass counted `facts.strings` entries from here, and
             // every wanted index is below that.
-            let Some((field, value)) = reader.next(RECURSION_LIMIT)? else {
+            let Some((field, value)) = reader.field_skipping_groups(RECURSION_LIMIT)? else {
                 return Err(Fault::Wire("the string table ended early"));
             };
             if field != 6 {
@@ -402,7 +402,7 @@ fn first_sample_fault(buf: &[u8], facts: &Facts, dense: bool) -> Result<(), Faul
         // which the profile's size bounds.
         let mut ids = Vec::with_capacity(usize::try_from(facts.locations).unwrap_or(0));
         let mut reader = Reader::new(buf);
-        while let Some((field, value)) = reader.next(RECURSION_LIMIT)? {
+        while let Some((field, value)) = reader.field_skipping_groups(RECURSION_LIMIT)? {
             if field == 4 {
                 ids.push(location(value.message()?, RECURSION_LIMIT - 1)?);
             }
@@ -419,7 +419,7 @@ fn first_sample_fault(buf: &[u8], facts: &Facts, dense: bool) -> Result<(), Faul
     };
     let types = facts.sample_types.len() as u64;
     let mut reader = Reader::new(buf);
-    while let Some((field, value)) = reader.next(RECURSION_LIMIT)? {
+    while let Some((field, value)) = reader.field_skipping_groups(RECURSION_LIMIT)? {
         if field != 2 {
             continue;
         }
@@ -433,7 +433,7 @@ fn first_sample_fault(buf: &[u8], facts: &Facts, dense: bool) -> Result<(), Faul
         if one.min_ref != u64::MAX {
             let mut unknown = false;
             let mut samples = Reader::new(value.message()?);
-            while let Some((field, value)) = samples.next(RECURSION_LIMIT - 1)? {
+            while let Some((field, value)) = samples.field_skipping_groups(RECURSION_LIMIT - 1)? {
                 if field == 1 {
                     value.each_varint(|id| unknown |= !known(id))?;
                 }
@@ -449,232 +449,6 @@ fn first_sample_fault(buf: &[u8], facts: &Facts, dense: bool) -> Result<(), Faul
         }
     }
     Ok(())
-}
-
-/// A field's value as it is on the wire.
-#[derive(Clone, Copy)]
-enum Value<'a> {
-    Varint(u64),
-    Fixed64,
-    Fixed32,
-    Len(&'a [u8]),
-    /// A group, already skipped.
-    Group,
-}
-
-impl<'a> Value<'a> {
-    fn message(self) -> Result<&'a [u8], Fault> {
-        match self {
-            Value::Len(bytes) => Ok(bytes),
-            _ => Err(Fault::Wire("a message field has the wrong wire type")),
-        }
-    }
-
-    fn string(self) -> Result<&'a str, Fault> {
-        match self {
-            Value::Len(bytes) => std::str::from_utf8(bytes)
-                .map_err(|_| Fault::Wire("a string in the string table is not valid UTF-8")),
-            _ => Err(Fault::Wire("a string field has the wrong wire type")),
-        }
-    }
-
-    /// Checks a string field as [`Value::string`] does; its length.
-    #[inline]
-    fn string_len(self) -> Result<usize, Fault> {
-        match self {
-            // Symbol names and paths are nearly always ASCII: that check is
-            // word at a time, cheaper than a UTF-8 validation call.
-            Value::Len(bytes) if bytes.is_ascii() => Ok(bytes.len()),
-            _ => self.string().map(str::len),
-        }
-    }
-
-    #[inline]
-    fn varint(self) -> Result<u64, Fault> {
-        match self {
-            Value::Varint(v) => Ok(v),
-            _ => Err(Fault::Wire("an integer field has the wrong wire type")),
-        }
-    }
-
-    /// Each value of a repeated integer field occurrence: one varint, or a
-    /// packed run of them that must end exactly at its length.
-    #[inline]
-    fn each_varint(self, mut f: impl FnMut(u64)) -> Result<(), Fault> {
-        match self {
-            Value::Varint(v) => {
-                f(v);
-                Ok(())
-            }
-            Value::Len(bytes) => {
-                let mut packed = Reader::new(bytes);
-                while packed.pos < bytes.len() {
-                    f(packed.varint()?);
-                }
-                Ok(())
-            }
-            _ => Err(Fault::Wire("an integer field has the wrong wire type")),
-        }
-    }
-
-    /// How many values a repeated integer field occurrence holds.
-    #[inline]
-    fn count_varints(self) -> Result<u64, Fault> {
-        let mut n = 0;
-        self.each_varint(|_| n += 1)?;
-        Ok(n)
-    }
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
-    }
-
-    #[inline(always)]
-    fn varint(&mut self) -> Result<u64, Fault> {
-        // Tags, string indices and small ids fit in one byte; the location
-        // ids of a profile of a few thousand functions, in two.
-        match self.buf.get(self.pos..self.pos + 2) {
-            Some(&[b0, _]) if b0 < 0x80 => {
-                self.pos += 1;
-                Ok(u64::from(b0))
-            }
-            Some(&[b0, b1]) if b1 < 0x80 => {
-                self.pos += 2;
-                Ok(u64::from(b0 & 0x7f) | u64::from(b1) << 7)
-            }
-            _ => self.varint_slow(),
-        }
-    }
-
-    /// As prost reads one: at most ten bytes, the tenth 0 or 1; longer
-    /// encodings of small values are accepted, as prost accepts them.
-    #[inline(never)]
-    fn varint_slow(&mut self) -> Result<u64, Fault> {
-        let mut value = 0u64;
-        for i in 0..10 {
-            let Some(&byte) = self.buf.get(self.pos) else {
-                return Err(Fault::Wire("a varint runs past the end"));
-            };
-            self.pos += 1;
-            if i == 9 && byte > 1 {
-                return Err(Fault::Wire("a varint is longer than 64 bits"));
-            }
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte < 0x80 {
-                return Ok(value);
-            }
-        }
-        Err(Fault::Wire("a varint is longer than 64 bits"))
-    }
-
-    #[inline(always)]
-    fn skip(&mut self, n: u64) -> Result<&'a [u8], Fault> {
-        let rest = (self.buf.len() - self.pos) as u64;
-        if n > rest {
-            return Err(Fault::Wire("a field runs past the end of its message"));
-        }
-        let end = self.pos + n as usize;
-        let bytes = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(bytes)
-    }
-
-    /// A key as prost's `decode_key` reads it: `(field, wire type)`.
-    #[inline(always)]
-    fn key(&mut self) -> Result<(u32, u64), Fault> {
-        let key = self.varint()?;
-        if key > u64::from(u32::MAX) {
-            return Err(Fault::Wire("a field key is out of range"));
-        }
-        let wire = key & 7;
-        if wire > 5 {
-            return Err(Fault::Wire("a field has an unknown wire type"));
-        }
-        let field = key as u32 >> 3;
-        if field == 0 {
-            return Err(Fault::Wire("a field number is 0"));
-        }
-        Ok((field, wire))
-    }
-
-    /// The next field, or `None` at the end. `ctx` is prost's remaining
-    /// recursion budget for the fields of this message; a group is skipped
-    /// as prost skips one (it may only be an unknown field's).
-    #[inline(always)]
-    fn next(&mut self, ctx: u32) -> Result<Option<(u32, Value<'a>)>, Fault> {
-        if self.pos >= self.buf.len() {
-            return Ok(None);
-        }
-        let (field, wire) = self.key()?;
-        let value = match wire {
-            0 => Value::Varint(self.varint()?),
-            1 => {
-                self.skip(8)?;
-                Value::Fixed64
-            }
-            2 => {
-                let len = self.varint()?;
-                Value::Len(self.skip(len)?)
-            }
-            3 => {
-                self.skip_group(field, ctx)?;
-                Value::Group
-            }
-            5 => {
-                self.skip(4)?;
-                Value::Fixed32
-            }
-            _ => return Err(Fault::Wire("an end-group tag has no group")),
-        };
-        Ok(Some((field, value)))
-    }
-
-    /// prost's `skip_field` for a group: fields up to the end-group tag of
-    /// the same number, each costing one level of the recursion budget.
-    #[cold]
-    fn skip_group(&mut self, field: u32, ctx: u32) -> Result<(), Fault> {
-        if ctx == 0 {
-            return Err(Fault::Wire("groups are nested too deeply"));
-        }
-        loop {
-            if self.pos >= self.buf.len() {
-                return Err(Fault::Wire("a group runs past the end of its message"));
-            }
-            let (inner, wire) = self.key()?;
-            if wire == 4 {
-                if inner != field {
-                    return Err(Fault::Wire("a group ends with another field's tag"));
-                }
-                return Ok(());
-            }
-            if ctx - 1 == 0 {
-                return Err(Fault::Wire("groups are nested too deeply"));
-            }
-            match wire {
-                0 => {
-                    self.varint()?;
-                }
-                1 => {
-                    self.skip(8)?;
-                }
-                2 => {
-                    let len = self.varint()?;
-                    self.skip(len)?;
-                }
-                3 => self.skip_group(inner, ctx - 1)?,
-                _ => {
-                    self.skip(4)?;
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
