@@ -12,7 +12,7 @@ use crate::net::server::{Budget, Servers};
 use crate::plan::Config;
 use crate::telemetry::LogFormat;
 use crate::telemetry::{Phase, Telemetry};
-use crate::topology::{Lasting, Topology};
+use crate::topology::{ProcessResources, Topology};
 
 /// Where the config comes from.
 #[derive(Clone, Debug)]
@@ -61,7 +61,7 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
     );
     // One pod cache and one set of servers per process, like telemetry:
     // they survive reloads.
-    let lasting = Lasting::new(Servers::new(budget, telemetry.clone()));
+    let resources = ProcessResources::new(Servers::new(budget, telemetry.clone()));
 
     let (Ok(mut sigterm), Ok(mut sigint), Ok(mut sighup)) = (
         signal(SignalKind::terminate()),
@@ -96,7 +96,7 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
     let summary = config.summary();
     log_redaction(&config);
     let mut topology =
-        match Topology::start(config, &telemetry, &limiter, &lasting, Default::default()).await {
+        match Topology::start(config, &telemetry, &limiter, &resources, Default::default()).await {
             Ok(topology) => topology,
             Err((error, _)) => {
                 tracing::error!(%error, "cannot start");
@@ -146,7 +146,7 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
                 log_redaction(&next);
                 telemetry.set_phase(Phase::Reloading);
                 let wanted_listen = next.telemetry.enabled.then_some(next.telemetry.listen);
-                topology = match topology.reload(next, &telemetry, &limiter, &lasting).await {
+                topology = match topology.reload(next, &telemetry, &limiter, &resources).await {
                     Ok((topology, None)) => {
                         tracing::info!("reload done");
                         topology
@@ -187,7 +187,7 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
     telemetry.set_phase(Phase::Stopping);
     let stopping = Instant::now();
     // Requests in flight finish; new ones and new connections are refused.
-    lasting.servers.close_all();
+    resources.servers.close_all();
     let shutdown = topology.shutdown();
     tokio::pin!(shutdown);
     tokio::select! {

@@ -9,6 +9,7 @@ use super::outbox::Outbox;
 use super::sink::LocalSink;
 use super::{ExporterConfig, RetryConfig, loki, otlp, pyroscope, remote_write};
 use crate::config::ComponentId;
+use crate::net::http_client::ClientError;
 use crate::signal::{PerSignal, SignalData, SignalFamily};
 use crate::telemetry::Telemetry;
 
@@ -32,7 +33,7 @@ impl RunningExporter {
         id: &ComponentId,
         config: &ExporterConfig,
         telemetry: &Arc<Telemetry>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientError> {
         let queue = config.queue();
         let mut outboxes = PerSignal::<Outboxes>::default();
         match config {

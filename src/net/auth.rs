@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use std::path::PathBuf;
 
+use super::http_client::ClientError;
 use crate::config::FieldError;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -88,13 +89,17 @@ impl Credentials {
     }
 
     /// The `Authorization` header value, reading any file now.
-    pub fn header(&self) -> Result<Option<http::HeaderValue>, String> {
+    pub fn header(&self) -> Result<Option<http::HeaderValue>, ClientError> {
         use base64::Engine;
         let value = if let Some(auth) = &self.basic_auth {
             let password = match (&auth.password, &auth.password_file) {
                 (Some(p), _) => p.clone(),
                 (None, Some(file)) => std::fs::read_to_string(file)
-                    .map_err(|e| format!("basic_auth.password_file {}: {e}", file.display()))?
+                    .map_err(|e| ClientError::Secret {
+                        setting: "basic_auth.password_file",
+                        path: file.clone(),
+                        source: e,
+                    })?
                     .trim_end_matches(['\n', '\r'])
                     .to_string(),
                 (None, None) => String::new(),
@@ -105,17 +110,17 @@ impl Credentials {
         } else if let Some(token) = &self.bearer_token {
             Some(format!("Bearer {token}"))
         } else if let Some(file) = &self.bearer_token_file {
-            let token = std::fs::read_to_string(file)
-                .map_err(|e| format!("bearer_token_file {}: {e}", file.display()))?;
+            let token = std::fs::read_to_string(file).map_err(|e| ClientError::Secret {
+                setting: "bearer_token_file",
+                path: file.clone(),
+                source: e,
+            })?;
             Some(format!("Bearer {}", token.trim()))
         } else {
             None
         };
         value
-            .map(|v| {
-                http::HeaderValue::from_str(&v)
-                    .map_err(|_| "the credentials are not a valid header value".to_string())
-            })
+            .map(|v| http::HeaderValue::from_str(&v).map_err(|_| ClientError::InvalidCredentials))
             .transpose()
     }
 }

@@ -8,7 +8,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 
-use super::tls::TlsConfig;
+use super::tls::{TlsConfig, TlsError};
 
 pub type Connector = HttpsConnector<HttpConnector>;
 pub type HttpClient = Client<Connector, Full<Bytes>>;
@@ -22,8 +22,30 @@ pub enum Versions {
     Any,
 }
 
+/// Why an HTTP client cannot be built from its settings. Never retryable:
+/// the settings (or the files they name) must change.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("tls.server_name: {0}")]
+    ServerName(String),
+    /// A password or token file that cannot be read.
+    #[error("{setting} {}: {source}", path.display())]
+    Secret {
+        setting: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the credentials are not a valid header value")]
+    InvalidCredentials,
+    /// An endpoint the client library refuses.
+    #[error("{0}")]
+    Endpoint(String),
+}
+
 /// A connector for `http://` and `https://` endpoints with `tls` settings.
-pub fn connector(tls: &TlsConfig, versions: Versions) -> Result<Connector, String> {
+pub fn connector(tls: &TlsConfig, versions: Versions) -> Result<Connector, ClientError> {
     let config = tls.client_config()?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -37,7 +59,7 @@ pub fn connector(tls: &TlsConfig, versions: Versions) -> Result<Connector, Strin
         Some(name) => {
             builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
                 rustls::pki_types::ServerName::try_from(name.clone())
-                    .map_err(|e| format!("tls.server_name: {e}"))?,
+                    .map_err(|e| ClientError::ServerName(e.to_string()))?,
             ))
         }
         None => builder,
@@ -53,12 +75,12 @@ pub fn connector(tls: &TlsConfig, versions: Versions) -> Result<Connector, Strin
 pub fn authorized(
     tls: &TlsConfig,
     credentials: &crate::net::auth::Credentials,
-) -> Result<(HttpClient, Option<http::HeaderValue>), String> {
+) -> Result<(HttpClient, Option<http::HeaderValue>), ClientError> {
     Ok((client(tls)?, credentials.header()?))
 }
 
 /// An HTTP client over [`connector`].
-pub fn client(tls: &TlsConfig) -> Result<HttpClient, String> {
+pub fn client(tls: &TlsConfig) -> Result<HttpClient, ClientError> {
     let connector = connector(tls, Versions::Any)?;
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))

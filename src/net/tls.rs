@@ -53,11 +53,11 @@ impl TlsConfig {
 
     /// Builds the rustls client config. ALPN is left to the connector, which
     /// sets it from the HTTP versions it enables.
-    pub fn client_config(&self) -> Result<ClientConfig, String> {
+    pub fn client_config(&self) -> Result<ClientConfig, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS: {e}"))?;
+            .map_err(TlsError::Protocols)?;
         let mut roots = RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
         for cert in native.certs {
@@ -66,12 +66,12 @@ impl TlsConfig {
         }
         if let Some(ca_file) = &self.ca_file {
             let certs = CertificateDer::pem_file_iter(ca_file)
-                .map_err(|e| format!("TLS ca_file {}: {e}", ca_file.display()))?;
+                .map_err(|e| TlsError::file("ca_file", ca_file, e))?;
             for cert in certs {
-                let cert = cert.map_err(|e| format!("TLS ca_file {}: {e}", ca_file.display()))?;
+                let cert = cert.map_err(|e| TlsError::file("ca_file", ca_file, e))?;
                 roots
                     .add(cert)
-                    .map_err(|e| format!("TLS ca_file {}: {e}", ca_file.display()))?;
+                    .map_err(|e| TlsError::file("ca_file", ca_file, e))?;
             }
         }
         let builder = builder.with_root_certificates(roots);
@@ -79,12 +79,12 @@ impl TlsConfig {
             (Some(cert_file), Some(key_file)) => {
                 let chain = CertificateDer::pem_file_iter(cert_file)
                     .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| format!("TLS cert_file {}: {e}", cert_file.display()))?;
+                    .map_err(|e| TlsError::file("cert_file", cert_file, e))?;
                 let key = PrivateKeyDer::from_pem_file(key_file)
-                    .map_err(|e| format!("TLS key_file {}: {e}", key_file.display()))?;
+                    .map_err(|e| TlsError::file("key_file", key_file, e))?;
                 builder
                     .with_client_auth_cert(chain, key)
-                    .map_err(|e| format!("TLS client certificate: {e}"))?
+                    .map_err(TlsError::ClientCertificate)?
             }
             _ => builder.with_no_client_auth(),
         };
@@ -94,6 +94,32 @@ impl TlsConfig {
                 .set_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)));
         }
         Ok(config)
+    }
+}
+
+/// Why a TLS client cannot be set up from its settings.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("TLS: {0}")]
+    Protocols(rustls::Error),
+    /// A certificate or key file that cannot be read or parsed.
+    #[error("TLS {setting} {path}: {message}")]
+    File {
+        setting: &'static str,
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("TLS client certificate: {0}")]
+    ClientCertificate(rustls::Error),
+}
+
+impl TlsError {
+    fn file(setting: &'static str, path: &std::path::Path, e: impl std::fmt::Display) -> Self {
+        Self::File {
+            setting,
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
     }
 }
 

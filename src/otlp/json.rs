@@ -31,8 +31,18 @@ use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
 use serde::Deserialize;
 use serde_json::{Number, Value};
 
+/// Why a body is not an OTLP/JSON request: the message a client gets with
+/// its 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct JsonError(pub String);
+
 /// Decodes an OTLP/JSON traces request.
-pub fn decode_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
+pub fn decode_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, JsonError> {
+    decode_traces_text(body).map_err(JsonError)
+}
+
+fn decode_traces_text(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
     let mut value: Value =
         serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
     normalize_enums(&mut value, None, trace_enum)?;
@@ -40,7 +50,11 @@ pub fn decode_traces(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
 }
 
 /// Decodes an OTLP/JSON metrics request.
-pub fn decode_metrics(body: &[u8]) -> Result<ExportMetricsServiceRequest, String> {
+pub fn decode_metrics(body: &[u8]) -> Result<ExportMetricsServiceRequest, JsonError> {
+    decode_metrics_text(body).map_err(JsonError)
+}
+
+fn decode_metrics_text(body: &[u8]) -> Result<ExportMetricsServiceRequest, String> {
     let mut value: Value =
         serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
     normalize_enums(&mut value, None, metrics_enum)?;
@@ -55,7 +69,11 @@ pub fn decode_metrics(body: &[u8]) -> Result<ExportMetricsServiceRequest, String
 }
 
 /// Decodes an OTLP/JSON logs request.
-pub fn decode_logs(body: &[u8]) -> Result<ExportLogsServiceRequest, String> {
+pub fn decode_logs(body: &[u8]) -> Result<ExportLogsServiceRequest, JsonError> {
+    decode_logs_text(body).map_err(JsonError)
+}
+
+fn decode_logs_text(body: &[u8]) -> Result<ExportLogsServiceRequest, String> {
     let mut value: Value =
         serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
     normalize_enums(&mut value, None, logs_enum)?;
@@ -498,6 +516,7 @@ mod tests {
         assert!(
             decode_traces(b"{not json")
                 .unwrap_err()
+                .0
                 .contains("invalid JSON")
         );
         let bad_enum =
@@ -505,6 +524,7 @@ mod tests {
         assert!(
             decode_traces(bad_enum)
                 .unwrap_err()
+                .0
                 .contains("SPAN_KIND_WRONG")
         );
         let bad_id = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}"#;
@@ -684,16 +704,17 @@ mod tests {
         assert!(
             decode_metrics(bad_enum)
                 .unwrap_err()
+                .0
                 .contains("AGGREGATION_TEMPORALITY_SOMETIMES")
         );
         let bad_double = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"h","histogram":{"dataPoints":[{"sum":"lots"}]}}]}]}]}"#;
-        let error = decode_metrics(bad_double).unwrap_err();
+        let error = decode_metrics(bad_double).unwrap_err().0;
         assert!(
             error.contains(r#"metric "h": invalid `histogram`"#),
             "{error}"
         );
         let bad_time = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"g","gauge":{"dataPoints":[{"timeUnixNano":"soon","asInt":1}]}}]}]}]}"#;
-        let error = decode_metrics(bad_time).unwrap_err();
+        let error = decode_metrics(bad_time).unwrap_err().0;
         assert!(error.contains("invalid `gauge`"), "{error}");
         // A bad value inside a oneof leaves the oneof unset (serde's flatten);
         // the converter then rejects the point for having no value.
@@ -710,6 +731,7 @@ mod tests {
         assert!(
             decode_metrics(b"[1,2")
                 .unwrap_err()
+                .0
                 .contains("invalid JSON")
         );
         // Traces enum names mean nothing in metrics.
@@ -815,6 +837,7 @@ mod tests {
         assert!(
             decode_logs(bad_enum)
                 .unwrap_err()
+                .0
                 .contains("SEVERITY_NUMBER_LOUD")
         );
         // Enum names of other signals mean nothing here.
@@ -824,6 +847,7 @@ mod tests {
         assert!(
             decode_logs(bad_id)
                 .unwrap_err()
+                .0
                 .starts_with("invalid OTLP/JSON logs request")
         );
         let bad_time =
@@ -834,7 +858,7 @@ mod tests {
         let bad_body =
             br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"intValue":"many"}}]}]}]}"#;
         assert!(decode_logs(bad_body).is_err());
-        assert!(decode_logs(b"{").unwrap_err().contains("invalid JSON"));
+        assert!(decode_logs(b"{").unwrap_err().0.contains("invalid JSON"));
         // An empty object is an empty request.
         assert!(decode_logs(b"{}").unwrap().resource_logs.is_empty());
     }

@@ -116,12 +116,12 @@ fn wire<T: Fields>(
 /// What outlives a topology, so that a reload keeps it: the pod cache (warm,
 /// no new list against the API server) and the receivers' servers (no
 /// connection refused or closed while the topology is replaced).
-pub struct Lasting {
+pub struct ProcessResources {
     pub pods: PodCaches,
     pub servers: Servers,
 }
 
-impl Lasting {
+impl ProcessResources {
     pub fn new(servers: Servers) -> Self {
         Self {
             pods: PodCaches::default(),
@@ -142,7 +142,7 @@ pub struct Topology {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("exporter {0}: {1}")]
-    Exporter(ComponentId, String),
+    Exporter(ComponentId, crate::net::http_client::ClientError),
     #[error("receiver {0}: {1}")]
     Receiver(ComponentId, std::io::Error),
     #[error("kubernetes: {0}")]
@@ -158,13 +158,13 @@ impl Topology {
         config: Config,
         telemetry: &Arc<Telemetry>,
         limiter: &Arc<MemoryLimiter>,
-        lasting: &Lasting,
+        resources: &ProcessResources,
         mut keep: BTreeMap<ComponentId, RunningExporter>,
     ) -> Result<Topology, (StartError, BTreeMap<ComponentId, RunningExporter>)> {
-        let Lasting {
+        let ProcessResources {
             pods: caches,
             servers,
-        } = lasting;
+        } = resources;
         limiter.set_limit(config.memory_limit.as_usize());
 
         // 0. The pod cache, before anything that reads it; it outlives
@@ -355,18 +355,18 @@ impl Topology {
         next: Config,
         telemetry: &Arc<Telemetry>,
         limiter: &Arc<MemoryLimiter>,
-        lasting: &Lasting,
+        resources: &ProcessResources,
     ) -> Result<(Topology, Option<StartError>), StartError> {
         let old = self.config.clone();
         for receiver in &self.receivers {
             receiver.before_reload(next.receivers.get(&receiver.id));
         }
         let kept = self.stop_keeping_exporters(&next).await;
-        match Topology::start(next, telemetry, limiter, lasting, kept).await {
+        match Topology::start(next, telemetry, limiter, resources, kept).await {
             Ok(topology) => Ok((topology, None)),
             Err((error, kept)) => {
                 tracing::error!(%error, "the new config could not start; restoring the previous one");
-                match Topology::start(old, telemetry, limiter, lasting, kept).await {
+                match Topology::start(old, telemetry, limiter, resources, kept).await {
                     Ok(topology) => Ok((topology, Some(error))),
                     Err((again, _)) => Err(again),
                 }

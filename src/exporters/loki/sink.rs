@@ -14,6 +14,7 @@ use crate::delivery::Queue;
 use crate::delivery::{Batch, Outcome};
 use crate::exporters::{Delivery, Sink};
 use crate::exporters::{ExportError, Sent};
+use crate::net::http_client::ClientError;
 use crate::net::http_client::{self, HttpClient};
 use crate::signal::Logs;
 use crate::signal::logs::Stream;
@@ -29,7 +30,7 @@ pub struct Loki {
 }
 
 impl Loki {
-    pub fn new(config: &LokiConfig) -> Result<Self, String> {
+    pub fn new(config: &LokiConfig) -> Result<Self, ClientError> {
         let (client, authorization) = http_client::authorized(&config.tls, &config.credentials)?;
         let sink = LokiSink {
             client,

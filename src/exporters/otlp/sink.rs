@@ -13,6 +13,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::delivery::Batch;
 use crate::exporters::{ExportError, Sent, Sink};
+use crate::net::http_client::ClientError;
 use crate::net::http_client::{self, HttpClient, Versions};
 use crate::otlp::codec::RawCodec;
 use crate::otlp::{self as wire, status};
@@ -32,19 +33,19 @@ pub(super) enum Transport {
 }
 
 impl OtlpSender {
-    pub fn new(config: &OtlpExporterConfig) -> Result<Self, String> {
+    pub fn new(config: &OtlpExporterConfig) -> Result<Self, ClientError> {
         let transport = match config.protocol {
             Protocol::Grpc => {
                 let connector = http_client::connector(&config.tls, Versions::Http2Only)?;
                 let endpoint = Endpoint::from_shared(config.endpoint.to_string())
-                    .map_err(|e| format!("endpoint: {e}"))?
+                    .map_err(|e| ClientError::Endpoint(format!("endpoint: {e}")))?
                     .timeout(config.timeout)
                     .connect_timeout(Duration::from_secs(10))
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(30))
                     .keep_alive_while_idle(false)
                     .user_agent(concat!("ferro/", env!("CARGO_PKG_VERSION")))
-                    .map_err(|e| format!("user agent: {e}"))?;
+                    .map_err(|e| ClientError::Endpoint(format!("user agent: {e}")))?;
                 Transport::Grpc(endpoint.connect_with_connector_lazy(connector))
             }
             Protocol::Http => Transport::Http(Box::new(http_client::client(&config.tls)?)),

@@ -11,6 +11,7 @@ use crate::delivery::Queue;
 use crate::delivery::{Batch, Outcome};
 use crate::exporters::{Delivery, Sink};
 use crate::exporters::{ExportError, Sent};
+use crate::net::http_client::ClientError;
 use crate::net::http_client::{self, HttpClient};
 use crate::signal::Profiles;
 
@@ -19,7 +20,7 @@ pub struct Pyroscope {
 }
 
 impl Pyroscope {
-    pub fn new(config: &PyroscopeConfig) -> Result<Self, String> {
+    pub fn new(config: &PyroscopeConfig) -> Result<Self, ClientError> {
         let (client, authorization) = http_client::authorized(&config.tls, &config.credentials)?;
         let sink = PyroscopeSink {
             client,

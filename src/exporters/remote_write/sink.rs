@@ -14,6 +14,7 @@ use crate::delivery::Batch;
 use crate::delivery::Queue;
 use crate::exporters::{Delivery, Sink};
 use crate::exporters::{ExportError, Sent};
+use crate::net::http_client::ClientError;
 use crate::net::http_client::{self, HttpClient};
 use crate::signal::Metrics;
 use crate::signal::metrics::Metadata;
@@ -29,7 +30,7 @@ pub struct RemoteWrite {
 }
 
 impl RemoteWrite {
-    pub fn new(config: &RemoteWriteConfig) -> Result<Self, String> {
+    pub fn new(config: &RemoteWriteConfig) -> Result<Self, ClientError> {
         let (client, authorization) = http_client::authorized(&config.tls, &config.credentials)?;
         let sink = RemoteWriteSink {
             client,

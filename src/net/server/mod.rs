@@ -1,5 +1,5 @@
 //! The HTTP/1.1 and HTTP/2 (gRPC) servers of receivers and of the
-//! self-telemetry listener: connections accepted under a cap, clients held
+//! self-telemetry listener: connections accepted under a cap, clients kept
 //! to time limits, and servers that outlive a topology.
 //!
 //! **Limits.** A listener takes at most `max_connections` connections, and
@@ -9,9 +9,9 @@
 //! connection past either is refused at once (an HTTP listener answers 503
 //! first). A new connection must send its first request's head within
 //! `read_header_timeout`, and a later request's head must be complete within
-//! that time of its first byte: a partial header is closed, not held. A
+//! that time of its first byte: a partial header is closed, not kept. A
 //! connection with no request in flight for `idle_timeout` is closed
-//! gracefully (HTTP/2 with GOAWAY). Bodies are held to their own rules where
+//! gracefully (HTTP/2 with GOAWAY). Bodies are kept to their own rules where
 //! they are read (`net::body`, the OTLP gRPC service).
 //!
 //! **Reloads.** A server is not a receiver's: it belongs to its address and
@@ -201,33 +201,33 @@ pub struct Servers {
 struct Inner {
     /// Counts topology starts; a server attached in the current one is in use.
     generation: u64,
-    held: HashMap<SocketAddr, Held>,
+    kept: HashMap<SocketAddr, KeptServer>,
 }
 
-struct Held {
+struct KeptServer {
     server: Arc<Server>,
     claimed: u64,
 }
 
 impl Inner {
-    /// Closes the held servers this topology has not claimed whose address
+    /// Closes the kept servers this topology has not claimed whose address
     /// `clashes`; whether there were any.
     fn release(&mut self, generation: u64, clashes: impl Fn(SocketAddr) -> bool) -> bool {
-        let before = self.held.len();
-        self.held.retain(|held_addr, held| {
-            let keep = held.claimed == generation || !clashes(*held_addr);
+        let before = self.kept.len();
+        self.kept.retain(|kept_addr, kept| {
+            let keep = kept.claimed == generation || !clashes(*kept_addr);
             if !keep {
-                held.server.close();
+                kept.server.close();
             }
             keep
         });
-        self.held.len() < before
+        self.kept.len() < before
     }
 }
 
 /// What [`Servers::claim`] found for an address.
 enum Claim {
-    Held(Arc<Server>),
+    Kept(Arc<Server>),
     New { made_way: bool },
 }
 
@@ -294,7 +294,7 @@ impl Servers {
         };
         let requests = attachment.requests.clone();
         let server = match self.claim(addr)? {
-            Claim::Held(server) => {
+            Claim::Kept(server) => {
                 server.slot.send_replace(Slot::Attached(attachment));
                 server
             }
@@ -307,9 +307,9 @@ impl Servers {
                 })?;
                 let mut inner = self.lock();
                 let claimed = inner.generation;
-                inner.held.insert(
+                inner.kept.insert(
                     if addr.port() == 0 { server.addr } else { addr },
-                    Held {
+                    KeptServer {
                         server: server.clone(),
                         claimed,
                     },
@@ -320,28 +320,28 @@ impl Servers {
         Ok(Attached { server, requests })
     }
 
-    /// The server held for `addr`, marked as claimed by this topology; or
-    /// none, after closing the held servers that overlap `addr`.
+    /// The server kept for `addr`, marked as claimed by this topology; or
+    /// none, after closing the kept servers that overlap `addr`.
     fn claim(&self, addr: SocketAddr) -> io::Result<Claim> {
         let mut inner = self.lock();
         let generation = inner.generation;
         if addr.port() == 0 {
             return Ok(Claim::New { made_way: false });
         }
-        if let Some(held) = inner.held.get_mut(&addr) {
-            if held.claimed == generation {
+        if let Some(kept) = inner.kept.get_mut(&addr) {
+            if kept.claimed == generation {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     format!("{addr} is listened on twice"),
                 ));
             }
-            held.claimed = generation;
-            return Ok(Claim::Held(held.server.clone()));
+            kept.claimed = generation;
+            return Ok(Claim::Kept(kept.server.clone()));
         }
-        // A held server that overlaps this address (`0.0.0.0:4317`
+        // A kept server that overlaps this address (`0.0.0.0:4317`
         // becoming `127.0.0.1:4317`) would make the bind fail: close it
         // first, as a restart would.
-        let made_way = inner.release(generation, |held| overlap(held, addr));
+        let made_way = inner.release(generation, |kept| overlap(kept, addr));
         Ok(Claim::New { made_way })
     }
 
@@ -363,7 +363,7 @@ impl Servers {
                     made_way |= {
                         let mut inner = self.lock();
                         let generation = inner.generation;
-                        inner.release(generation, |held| held.port() == addr.port())
+                        inner.release(generation, |kept| kept.port() == addr.port())
                     };
                     // A closed server's accept loop lets go of its socket
                     // as it ends.
@@ -405,16 +405,16 @@ impl Servers {
     #[cfg(test)]
     fn waiting(&self, addr: SocketAddr) -> usize {
         self.lock()
-            .held
+            .kept
             .get(&addr)
-            .map_or(0, |held| held.server.waiting.load(Ordering::Acquire))
+            .map_or(0, |kept| kept.server.waiting.load(Ordering::Acquire))
     }
 
     /// Closes every server, for a final stop: requests in flight finish,
     /// new requests and connections are refused.
     pub fn close_all(&self) {
-        for (_, held) in self.lock().held.drain() {
-            held.server.close();
+        for (_, kept) in self.lock().kept.drain() {
+            kept.server.close();
         }
     }
 

@@ -317,17 +317,17 @@ impl Shared {
     /// Decodes a request whose bytes `ticket` already holds; one that does
     /// not decode is counted and refused as malformed (and its memory
     /// released with the ticket).
-    fn decode<R>(
+    fn decode<R, E: std::fmt::Display>(
         &self,
         signal: Signal,
-        decode: impl FnOnce() -> Result<R, String>,
+        decode: impl FnOnce() -> Result<R, E>,
     ) -> Result<R, Rejection> {
-        decode().map_err(|message| {
+        decode().map_err(|e| {
             self.rejected(
                 signal,
                 Rejection::Invalid {
                     reason: "malformed",
-                    message,
+                    message: e.to_string(),
                 },
             )
         })
