@@ -103,7 +103,7 @@ impl Validate for RawPyroscopeConfig {
             ));
         }
         let tenant_id = self.tenant_id.as_deref().and_then(|tenant| {
-            let value = crate::exporters::loki::valid_tenant(tenant);
+            let value = crate::delivery::valid_tenant(tenant);
             if value.is_none() {
                 errors.push(FieldError::new(
                     "tenant_id",
