@@ -9,6 +9,7 @@
 pub mod component;
 pub mod document;
 pub mod env;
+pub mod keys;
 pub mod sections;
 pub mod units;
 

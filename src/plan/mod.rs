@@ -14,5 +14,18 @@ mod pipelines;
 pub use load::{Config, EMBEDDED_DEFAULT};
 pub use pipelines::{PipelineConfig, Stage};
 
+/// The keys of a config outside its component tables: the top-level
+/// settings, and a pipeline's (`pipelines.*.receivers`).
+pub fn top_level_keys() -> std::collections::BTreeSet<String> {
+    use crate::config::keys::keys;
+    let mut found = keys::<globals::RawGlobals>();
+    found.extend(
+        keys::<pipelines::RawPipeline>()
+            .into_iter()
+            .map(|key| format!("pipelines.*.{key}")),
+    );
+    found
+}
+
 #[cfg(test)]
 mod tests;
