@@ -11,6 +11,13 @@ use ferro::exporters::ExporterConfig;
 use ferro::processors::ProcessorConfig;
 use ferro::receivers::ReceiverConfig;
 
+/// A kind's registry: its directory, its types, and the keys of each.
+type Kind = (
+    &'static str,
+    &'static [&'static str],
+    fn(&str) -> Option<BTreeSet<String>>,
+);
+
 /// The keys of `keys` missing from the page at `page`.
 fn undocumented(page: &str, keys: &BTreeSet<String>) -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(page);
@@ -38,7 +45,7 @@ fn undocumented(page: &str, keys: &BTreeSet<String>) -> Vec<String> {
 #[test]
 fn every_component_key_is_on_its_page() {
     let mut missing = Vec::new();
-    let kinds: [(&str, &[&str], fn(&str) -> Option<BTreeSet<String>>); 3] = [
+    let kinds: [Kind; 3] = [
         ("receivers", ReceiverConfig::TYPES, ReceiverConfig::keys),
         ("processors", ProcessorConfig::TYPES, ProcessorConfig::keys),
         ("exporters", ExporterConfig::TYPES, ExporterConfig::keys),
