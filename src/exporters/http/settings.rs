@@ -3,9 +3,87 @@
 //! carry when a tenant is sent per batch), the request timeout, and the
 //! request they make.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration as StdDuration;
 
-use crate::config::FieldError;
+use crate::config::{FieldError, HumanDuration};
+use crate::delivery::QueueConfig;
+use crate::exporters::{RawRetryConfig, RetryConfig};
+use crate::net::auth::{BasicAuth, Credentials};
+use crate::net::tls::TlsConfig;
+
+/// The settings every HTTP exporter has, as its table writes them: the
+/// exporter moves its fields here and checks them with one call, then
+/// checks only what is its own.
+pub struct RawHttpSettings {
+    pub endpoint: String,
+    pub headers: BTreeMap<String, String>,
+    /// `basic_auth`, `bearer_token`, `bearer_token_file`; `None` for an
+    /// exporter that takes credentials as headers only.
+    pub credentials: Option<(Option<BasicAuth>, Option<String>, Option<PathBuf>)>,
+    pub tls: TlsConfig,
+    pub timeout: Option<HumanDuration>,
+    pub queue: QueueConfig,
+    pub retry: RawRetryConfig,
+}
+
+/// What differs between exporters in checking [`RawHttpSettings`].
+pub struct HttpRules {
+    /// The request timeout when `timeout` is not set.
+    pub default_timeout: StdDuration,
+    /// Where the exporter takes its tenant, if it sends one per batch: an
+    /// `X-Scope-OrgID` among its headers is then refused with this hint.
+    pub tenant_elsewhere: Option<&'static str>,
+}
+
+/// Checked [`RawHttpSettings`].
+pub struct HttpSettings {
+    /// `None` when it is not a URL (the error is recorded).
+    pub endpoint: Option<::http::Uri>,
+    pub headers: Vec<(::http::HeaderName, ::http::HeaderValue)>,
+    pub credentials: Credentials,
+    pub tls: TlsConfig,
+    pub timeout: StdDuration,
+    pub queue: QueueConfig,
+    pub retry: RetryConfig,
+}
+
+impl RawHttpSettings {
+    /// Checks every setting, recording each mistake under its key.
+    pub fn check(self, rules: &HttpRules, errors: &mut Vec<FieldError>) -> HttpSettings {
+        let endpoint = check_url("endpoint", &self.endpoint, errors);
+        let headers = match rules.tenant_elsewhere {
+            Some(hint) => check_headers_without_tenant(&self.headers, hint, errors),
+            None => {
+                let mut headers = Vec::new();
+                for (name, value) in &self.headers {
+                    check_header(name, value, &mut headers, errors);
+                }
+                headers
+            }
+        };
+        let credentials = match self.credentials {
+            Some((basic_auth, bearer_token, bearer_token_file)) => {
+                Credentials::checked(basic_auth, bearer_token, bearer_token_file, "", errors)
+            }
+            None => Credentials::default(),
+        };
+        let timeout = check_timeout(self.timeout, rules.default_timeout, errors);
+        self.tls.check(errors);
+        self.queue.check(errors);
+        let retry = self.retry.check(errors);
+        HttpSettings {
+            endpoint,
+            headers,
+            credentials,
+            tls: self.tls,
+            timeout,
+            queue: self.queue,
+            retry,
+        }
+    }
+}
 
 /// Parses an exporter's `http://` or `https://` URL, or records why not.
 pub fn check_url(field: &str, text: &str, errors: &mut Vec<FieldError>) -> Option<::http::Uri> {
@@ -64,7 +142,7 @@ pub fn check_headers_without_tenant(
 
 /// An exporter's request `timeout`, `default` when not set, or records why it is 0.
 pub fn check_timeout(
-    timeout: Option<crate::config::HumanDuration>,
+    timeout: Option<HumanDuration>,
     default: StdDuration,
     errors: &mut Vec<FieldError>,
 ) -> StdDuration {

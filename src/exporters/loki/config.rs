@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
 use crate::delivery::QueueConfig;
+use crate::exporters::http::settings::{HttpRules, RawHttpSettings};
 use crate::exporters::{RawRetryConfig, RetryConfig};
 use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::tls::TlsConfig;
@@ -79,7 +80,22 @@ impl Validate for RawLokiConfig {
 
     fn validate(self) -> Result<LokiConfig, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let endpoint = crate::exporters::check_url("endpoint", &self.endpoint, &mut errors);
+        let http = RawHttpSettings {
+            endpoint: self.endpoint,
+            headers: self.headers,
+            credentials: Some((self.basic_auth, self.bearer_token, self.bearer_token_file)),
+            tls: self.tls,
+            timeout: self.timeout,
+            queue: self.queue,
+            retry: self.retry,
+        }
+        .check(
+            &HttpRules {
+                default_timeout: std::time::Duration::from_secs(10),
+                tenant_elsewhere: Some("set the tenant with tenant_id or tenant_label"),
+            },
+            &mut errors,
+        );
         let tenant_id = self.tenant_id.as_deref().and_then(|tenant| {
             let value = valid_tenant(tenant);
             if value.is_none() {
@@ -98,23 +114,6 @@ impl Validate for RawLokiConfig {
                 format!("`{label}` is not a label name"),
             ));
         }
-        let headers = crate::exporters::check_headers_without_tenant(
-            &self.headers,
-            "set the tenant with tenant_id or tenant_label",
-            &mut errors,
-        );
-        let credentials = Credentials::checked(
-            self.basic_auth,
-            self.bearer_token,
-            self.bearer_token_file,
-            "",
-            &mut errors,
-        );
-        let timeout = crate::exporters::check_timeout(
-            self.timeout,
-            std::time::Duration::from_secs(10),
-            &mut errors,
-        );
         let batch_size = self.batch_size.map_or(1 << 20, ByteSize::get);
         if batch_size == 0 || batch_size > MAX_BATCH_SIZE {
             errors.push(FieldError::new(
@@ -128,23 +127,20 @@ impl Validate for RawLokiConfig {
         if batch_wait.is_zero() {
             errors.push(FieldError::new("batch_wait", "must be more than 0"));
         }
-        self.tls.check(&mut errors);
-        self.queue.check(&mut errors);
-        let retry = self.retry.check(&mut errors);
-        match endpoint {
+        match http.endpoint {
             Some(endpoint) if errors.is_empty() => Ok(LokiConfig {
                 endpoint,
                 tenant_id,
                 tenant_label: self.tenant_label,
-                headers,
-                credentials,
-                tls: self.tls,
-                timeout,
+                headers: http.headers,
+                credentials: http.credentials,
+                tls: http.tls,
+                timeout: http.timeout,
                 encoding: self.encoding.unwrap_or(Encoding::Protobuf),
                 batch_size: batch_size as usize,
                 batch_wait,
-                queue: self.queue,
-                retry,
+                queue: http.queue,
+                retry: http.retry,
             }),
             _ => Err(errors),
         }

@@ -389,16 +389,18 @@ batch_wait = "0s"
 headers = { "X-Scope-OrgID" = "x" }"#,
     )
     .unwrap_err();
-    let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+    // Which fields, not in which order: `ferro validate` sorts them by line.
+    let mut fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+    fields.sort_unstable();
     assert_eq!(
         fields,
         [
-            "endpoint",
-            "tenant_id",
-            "tenant_label",
-            "headers.X-Scope-OrgID",
             "batch_size",
-            "batch_wait"
+            "batch_wait",
+            "endpoint",
+            "headers.X-Scope-OrgID",
+            "tenant_id",
+            "tenant_label"
         ]
     );
 }

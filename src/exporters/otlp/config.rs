@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{FieldError, HumanDuration, Validate};
 use crate::delivery::QueueConfig;
+use crate::exporters::http::settings::{HttpRules, RawHttpSettings};
 use crate::exporters::{RawRetryConfig, RetryConfig};
 use crate::net::tls::TlsConfig;
 
@@ -66,8 +67,23 @@ impl Validate for RawOtlpExporterConfig {
     fn validate(self) -> Result<OtlpExporterConfig, Vec<FieldError>> {
         let mut errors = Vec::new();
         let protocol = self.protocol.unwrap_or(Protocol::Grpc);
-        let endpoint = crate::exporters::check_url("endpoint", &self.endpoint, &mut errors);
-        let traces_url = match (&self.traces_endpoint, &endpoint) {
+        let http = RawHttpSettings {
+            endpoint: self.endpoint,
+            headers: self.headers,
+            credentials: None,
+            tls: self.tls,
+            timeout: self.timeout,
+            queue: self.queue,
+            retry: self.retry,
+        }
+        .check(
+            &HttpRules {
+                default_timeout: std::time::Duration::from_secs(10),
+                tenant_elsewhere: None,
+            },
+            &mut errors,
+        );
+        let traces_url = match (&self.traces_endpoint, &http.endpoint) {
             (Some(url), _) => crate::exporters::check_url("traces_endpoint", url, &mut errors),
             (None, Some(endpoint)) => {
                 let base = endpoint.to_string();
@@ -78,7 +94,7 @@ impl Validate for RawOtlpExporterConfig {
             (None, None) => None,
         };
         if protocol == Protocol::Grpc
-            && let Some(endpoint) = &endpoint
+            && let Some(endpoint) = &http.endpoint
             && !matches!(endpoint.path(), "" | "/")
         {
             errors.push(FieldError::new(
@@ -86,29 +102,17 @@ impl Validate for RawOtlpExporterConfig {
                 "a gRPC endpoint is host and port only (the path belongs to the protocol)",
             ));
         }
-        let mut headers = Vec::new();
-        for (name, value) in &self.headers {
-            crate::exporters::check_header(name, value, &mut headers, &mut errors);
-        }
-        let timeout = crate::exporters::check_timeout(
-            self.timeout,
-            std::time::Duration::from_secs(10),
-            &mut errors,
-        );
-        self.tls.check(&mut errors);
-        self.queue.check(&mut errors);
-        let retry = self.retry.check(&mut errors);
-        match (endpoint, traces_url) {
+        match (http.endpoint, traces_url) {
             (Some(endpoint), Some(traces_url)) if errors.is_empty() => Ok(OtlpExporterConfig {
                 endpoint,
                 protocol,
                 traces_url,
                 compression: self.compression.unwrap_or(Compression::Gzip),
-                headers,
-                timeout,
-                tls: self.tls,
-                queue: self.queue,
-                retry,
+                headers: http.headers,
+                timeout: http.timeout,
+                tls: http.tls,
+                queue: http.queue,
+                retry: http.retry,
             }),
             _ => Err(errors),
         }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
 use crate::delivery::QueueConfig;
+use crate::exporters::http::settings::{HttpRules, RawHttpSettings};
 use crate::exporters::{RawRetryConfig, RetryConfig};
 use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::tls::TlsConfig;
@@ -93,8 +94,23 @@ impl Validate for RawPyroscopeConfig {
 
     fn validate(self) -> Result<PyroscopeConfig, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let endpoint = crate::exporters::check_url("endpoint", &self.endpoint, &mut errors);
-        if let Some(uri) = &endpoint
+        let http = RawHttpSettings {
+            endpoint: self.endpoint,
+            headers: self.headers,
+            credentials: Some((self.basic_auth, self.bearer_token, self.bearer_token_file)),
+            tls: self.tls,
+            timeout: self.timeout,
+            queue: self.queue,
+            retry: self.retry,
+        }
+        .check(
+            &HttpRules {
+                default_timeout: std::time::Duration::from_secs(10),
+                tenant_elsewhere: Some("set the tenant with tenant_id"),
+            },
+            &mut errors,
+        );
+        if let Some(uri) = &http.endpoint
             && uri.query().is_some()
         {
             errors.push(FieldError::new(
@@ -114,23 +130,6 @@ impl Validate for RawPyroscopeConfig {
             }
             value
         });
-        let headers = crate::exporters::check_headers_without_tenant(
-            &self.headers,
-            "set the tenant with tenant_id",
-            &mut errors,
-        );
-        let credentials = Credentials::checked(
-            self.basic_auth,
-            self.bearer_token,
-            self.bearer_token_file,
-            "",
-            &mut errors,
-        );
-        let timeout = crate::exporters::check_timeout(
-            self.timeout,
-            std::time::Duration::from_secs(10),
-            &mut errors,
-        );
         let max_request_size = self.max_request_size.map_or(4 << 20, ByteSize::get);
         if max_request_size == 0 || max_request_size > 256 << 20 {
             errors.push(FieldError::new(
@@ -138,22 +137,19 @@ impl Validate for RawPyroscopeConfig {
                 "must be more than 0 and at most 256MiB",
             ));
         }
-        self.tls.check(&mut errors);
-        self.queue.check(&mut errors);
-        let retry = self.retry.check(&mut errors);
-        match endpoint {
+        match http.endpoint {
             Some(endpoint) if errors.is_empty() => Ok(PyroscopeConfig {
                 endpoint: endpoint.to_string().trim_end_matches('/').to_string(),
                 api: self.api.unwrap_or(Api::Push),
                 tenant_id,
-                headers,
-                credentials,
-                tls: self.tls,
-                timeout,
+                headers: http.headers,
+                credentials: http.credentials,
+                tls: http.tls,
+                timeout: http.timeout,
                 compression: self.compression.unwrap_or(Compression::Gzip),
                 max_request_size: max_request_size as usize,
-                queue: self.queue,
-                retry,
+                queue: http.queue,
+                retry: http.retry,
             }),
             _ => Err(errors),
         }

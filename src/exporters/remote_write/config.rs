@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::config::{FieldError, HumanDuration, Validate};
 use crate::delivery::QueueConfig;
+use crate::exporters::http::settings::{HttpRules, RawHttpSettings};
 use crate::exporters::{RawRetryConfig, RetryConfig};
 use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::tls::TlsConfig;
@@ -93,20 +94,24 @@ impl Validate for RawRemoteWriteConfig {
 
     fn validate(self) -> Result<RemoteWriteConfig, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let endpoint = crate::exporters::check_url("endpoint", &self.endpoint, &mut errors);
-        let mut headers = Vec::new();
-        let mut all_headers = self.headers.clone();
-        if let Some(tenant) = &self.tenant_id {
-            all_headers.insert("X-Scope-OrgID".into(), tenant.clone());
+        let mut headers = self.headers;
+        if let Some(tenant) = self.tenant_id {
+            headers.insert("X-Scope-OrgID".into(), tenant);
         }
-        for (name, value) in &all_headers {
-            crate::exporters::check_header(name, value, &mut headers, &mut errors);
+        let http = RawHttpSettings {
+            endpoint: self.endpoint,
+            headers,
+            credentials: Some((self.basic_auth, self.bearer_token, self.bearer_token_file)),
+            tls: self.tls,
+            timeout: self.timeout,
+            queue: self.queue,
+            retry: self.retry,
         }
-        let credentials = Credentials::checked(
-            self.basic_auth,
-            self.bearer_token,
-            self.bearer_token_file,
-            "",
+        .check(
+            &HttpRules {
+                default_timeout: std::time::Duration::from_secs(30),
+                tenant_elsewhere: None,
+            },
             &mut errors,
         );
         let min_shards = self.min_shards.unwrap_or(1);
@@ -127,28 +132,20 @@ impl Validate for RawRemoteWriteConfig {
                 "must be at least 1",
             ));
         }
-        let timeout = crate::exporters::check_timeout(
-            self.timeout,
-            std::time::Duration::from_secs(30),
-            &mut errors,
-        );
         if self.metadata.send_interval.get().is_zero() {
             errors.push(FieldError::new(
                 "metadata.send_interval",
                 "must be more than 0",
             ));
         }
-        self.tls.check(&mut errors);
-        self.queue.check(&mut errors);
-        let retry = self.retry.check(&mut errors);
-        match endpoint {
+        match http.endpoint {
             Some(endpoint) if errors.is_empty() => Ok(RemoteWriteConfig {
                 endpoint,
                 protocol_version: self.protocol_version.unwrap_or(ProtocolVersion::V1),
-                headers,
-                credentials,
-                timeout,
-                tls: self.tls,
+                headers: http.headers,
+                credentials: http.credentials,
+                timeout: http.timeout,
+                tls: http.tls,
                 min_shards,
                 max_shards,
                 max_samples_per_send,
@@ -156,8 +153,8 @@ impl Validate for RawRemoteWriteConfig {
                     .batch_send_deadline
                     .map_or(std::time::Duration::from_secs(5), |d| d.get()),
                 metadata: self.metadata,
-                queue: self.queue,
-                retry,
+                queue: http.queue,
+                retry: http.retry,
             }),
             _ => Err(errors),
         }
