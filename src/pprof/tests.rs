@@ -1,5 +1,8 @@
 use super::sample::{Kind, profile};
 use super::*;
+use bytes::Bytes;
+use ferro_proto::perftools::profiles::Profile as PprofProfile;
+use prost::Message;
 
 fn gz(kind: Kind) -> Bytes {
     encode_gzip(&profile(kind, 50, 200, 1_700_000_000_000_000_000))
