@@ -17,7 +17,7 @@ use common::loki::LokiServer;
 use common::prom::{PageServer, Rw2Server};
 use common::pyroscope::{PprofTarget, PyroscopeServer};
 use common::sink::Sink;
-use common::{Ferro, WAIT, http_post, metric_value};
+use common::{Ferro, WAIT, eventually_async, http_post, metric_value};
 use ferro::k8s::{KubernetesConfig, PodCache};
 use ferro::telemetry::Telemetry;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -26,22 +26,21 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
-/// [`common::eventually_async`] with the common deadline.
-async fn eventually(what: &str, check: impl FnMut() -> bool) {
-    common::eventually_async(what, WAIT, check).await;
-}
-
 /// Waits until ferro scrapes no target on `port` of 127.0.0.1: the scrape
 /// loops of its targets ended (their `ferro_scrape_target_up` series went
 /// with them), so no scrape of it starts after.
 async fn scrape_loop_ended(ferro: &Ferro, port: u16) {
     let target = format!("127.0.0.1:{port}");
-    eventually("the scrape loops of a gone pod's targets to end", || {
-        !ferro
-            .metrics()
-            .lines()
-            .any(|l| l.starts_with("ferro_scrape_target_up{") && l.contains(&target))
-    })
+    eventually_async(
+        "the scrape loops of a gone pod's targets to end",
+        WAIT,
+        || {
+            !ferro
+                .metrics()
+                .lines()
+                .any(|l| l.starts_with("ferro_scrape_target_up{") && l.contains(&target))
+        },
+    )
     .await;
 }
 
@@ -79,21 +78,21 @@ async fn the_pod_cache_follows_the_node_through_changes_gone_and_outages() {
 
     // Added, changed and deleted mid-stream.
     api.add(pod("node-a", "shop", "api", "u-api", "10.1.0.7"));
-    eventually("an added pod", || cache.by_uid("u-api").is_some()).await;
+    eventually_async("an added pod", WAIT, || cache.by_uid("u-api").is_some()).await;
     api.modify(pod("node-a", "shop", "api", "u-api", "10.1.0.9"));
-    eventually("a changed pod", || {
+    eventually_async("a changed pod", WAIT, || {
         cache.by_ip("10.1.0.9".parse().unwrap()).is_some()
     })
     .await;
     assert!(cache.by_ip("10.1.0.7".parse().unwrap()).is_none());
     api.delete("u-db");
-    eventually("a deleted pod", || cache.by_uid("u-db").is_none()).await;
+    eventually_async("a deleted pod", WAIT, || cache.by_uid("u-db").is_none()).await;
 
     // A deletion the watch never saw: the resume gets 410 Gone, and the
     // fresh list that follows drops the pod.
     let lists_before = api.requests().iter().filter(|r| !r.watch).count();
     api.delete_unseen("u-api");
-    eventually("a relist after 410 Gone", || {
+    eventually_async("a relist after 410 Gone", WAIT, || {
         cache.by_uid("u-api").is_none()
     })
     .await;
@@ -109,7 +108,7 @@ async fn the_pod_cache_follows_the_node_through_changes_gone_and_outages() {
 
     // The API server goes away: lookups keep answering from the cache.
     api.set_down(true);
-    eventually("the outage noticed", || {
+    eventually_async("the outage noticed", WAIT, || {
         figure(
             &telemetry,
             "ferro_k8s_api_errors_total",
@@ -125,7 +124,7 @@ async fn the_pod_cache_follows_the_node_through_changes_gone_and_outages() {
         "ferro_k8s_api_errors_total",
         &["reason=\"server_error\""],
     );
-    eventually("a request refused after the pod was added", || {
+    eventually_async("a request refused after the pod was added", WAIT, || {
         figure(
             &telemetry,
             "ferro_k8s_api_errors_total",
@@ -139,7 +138,7 @@ async fn the_pod_cache_follows_the_node_through_changes_gone_and_outages() {
     );
     // Back: the watch resumes and catches up.
     api.set_down(false);
-    eventually("catching up after the outage", || {
+    eventually_async("catching up after the outage", WAIT, || {
         cache.by_uid("u-late").is_some()
     })
     .await;
@@ -148,7 +147,10 @@ async fn the_pod_cache_follows_the_node_through_changes_gone_and_outages() {
     api.fail_next(2);
     api.cut_watches();
     api.add(pod("node-a", "shop", "after", "u-after", "10.1.0.11"));
-    eventually("recovery from 500s", || cache.by_uid("u-after").is_some()).await;
+    eventually_async("recovery from 500s", WAIT, || {
+        cache.by_uid("u-after").is_some()
+    })
+    .await;
 
     // Every request, list or watch, was scoped to this node.
     let requests = api.requests();
@@ -182,7 +184,7 @@ async fn a_wrong_node_selector_is_refused_by_the_test_server() {
     .await
     .unwrap();
     // The cache asked and was refused; it has not synced, and holds nothing.
-    eventually("a refused list", || {
+    eventually_async("a refused list", WAIT, || {
         figure(
             &telemetry,
             "ferro_k8s_api_errors_total",
@@ -497,7 +499,7 @@ async fn namespace_labels_come_from_a_namespace_watch() {
     // The namespace changes hands: later lines carry the new team.
     api.modify_namespace(namespace("shop", serde_json::json!({"team": "payments"})));
     let mut written = 1;
-    eventually("a stream labelled with the new team", || {
+    eventually_async("a stream labelled with the new team", WAIT, || {
         let found = streams()
             .iter()
             .any(|l| l.contains(&("team".into(), "payments".into())));
@@ -582,7 +584,7 @@ async fn prometheus_scrapes_pods_that_ask_for_it_by_annotation() {
         api = api.url(),
         rw = rw.addr,
     ));
-    eventually("a scrape of the annotated pod", || {
+    eventually_async("a scrape of the annotated pod", WAIT, || {
         rw.received.lock().unwrap().series.iter().any(|s| {
             s.labels
                 .contains(&("__name__".into(), "jobs_done_total".into()))
@@ -641,7 +643,7 @@ async fn prometheus_scrapes_pods_that_ask_for_it_by_annotation() {
         "prometheus.io/port": keeper.addr.port().to_string(),
     });
     api.add(keep);
-    eventually("two scrapes of a pod annotated since", || {
+    eventually_async("two scrapes of a pod annotated since", WAIT, || {
         keeper.scrapes.load(std::sync::atomic::Ordering::Relaxed) >= 2
     })
     .await;
@@ -756,7 +758,7 @@ async fn pprof_scrapes_the_profile_types_pods_ask_for_by_annotation() {
         "profiles.grafana.com/memory.port": keeper.addr.port().to_string(),
     });
     api.add(keep);
-    eventually("two scrapes of a pod annotated since", || {
+    eventually_async("two scrapes of a pod annotated since", WAIT, || {
         keeper.requests().len() >= 2
     })
     .await;
