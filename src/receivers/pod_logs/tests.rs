@@ -519,8 +519,15 @@ async fn rename_and_create_rotation_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // They sent all they had before they closed; the live file has nothing
-    // more either.
+    // Their tailers are reaped at the next rescans; the live file's tailer
+    // still hears of writes then (it is woken, not left to its once-a-minute
+    // look), and nothing more came from any of them.
+    let rescans = h.metric("ferro_pod_logs_rescans_total", "");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while h.metric("ferro_pod_logs_rescans_total", "") < rescans + 2.0 {
+        assert!(tokio::time::Instant::now() < deadline, "no rescans");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     h.nothing_before_a_marker(&path).await;
     assert_eq!(h.metric("ferro_pod_logs_rotations_total", "renamed"), 8.0);
     h.stop().await;
