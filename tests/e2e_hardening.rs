@@ -811,8 +811,11 @@ async fn scrape_failures_say_why() {
         [telemetry]
         listen = "127.0.0.1:0"
         [receivers.prometheus.scrape]
-        scrape_interval = "1s"
-        scrape_timeout = "500ms"
+        # Room for a loaded machine: only /slow may time out (with 500 ms
+        # another job's first scrape could, and its failure be logged
+        # twice, for two reasons).
+        scrape_interval = "2s"
+        scrape_timeout = "1500ms"
         "#,
     );
     for (name, path, extra) in [

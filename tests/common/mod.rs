@@ -1,6 +1,10 @@
-//! Test support: a ferro process started from a config, a recording OTLP
-//! server (gRPC and HTTP) that can be told to refuse or to be slow, and
-//! stand-ins for Prometheus remote-write 2.0, Loki and the Kubernetes API server.
+//! Test support: the one way tests wait ([`eventually`]: a condition, a
+//! deadline, a message), a ferro process started from a config whose
+//! listeners are all on port 0 (the ports it bound read from its
+//! `--ready-file`), tests that say "skipped" when a tool is missing
+//! ([`have`]), a recording OTLP server (gRPC and HTTP) that can be told to
+//! refuse or to be slow, and stand-ins for Prometheus remote-write 2.0, Loki
+//! and the Kubernetes API server.
 #![allow(dead_code)]
 
 pub mod kube_api;
@@ -15,6 +19,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -175,6 +180,8 @@ pub struct Ferro {
     logs: Arc<Mutex<Vec<String>>>,
     /// What ferro printed on stdout (the debug exporter's output).
     stdout: Arc<Mutex<Vec<String>>>,
+    /// Whether stdout and stderr have been read to their end.
+    read_to_the_end: [Arc<AtomicBool>; 2],
     _dir: tempfile::TempDir,
 }
 
@@ -208,8 +215,8 @@ impl Ferro {
             .stderr(Stdio::piped());
         configure(&mut command);
         let mut child = command.spawn().expect("ferro starts");
-        let stdout = keep_lines(child.stdout.take().unwrap());
-        let logs = keep_lines(child.stderr.take().unwrap());
+        let (stdout, stdout_read) = keep_lines(child.stdout.take().unwrap());
+        let (logs, logs_read) = keep_lines(child.stderr.take().unwrap());
         let mut ready = None;
         let waiting = told(|| {
             let logs = logs.lock().unwrap().join("\n");
@@ -235,6 +242,7 @@ impl Ferro {
             ready_path,
             logs,
             stdout,
+            read_to_the_end: [stdout_read, logs_read],
             _dir: dir,
         }
     }
@@ -303,13 +311,20 @@ impl Ferro {
         self.wait_for_logs("reload done", n, WAIT);
     }
 
-    /// Waits until ferro exits; its exit status. (On a timeout the panic
-    /// kills it, as it drops.)
+    /// Waits until ferro exits and all it printed has been read (what was
+    /// still in the pipes when it died is in [`Ferro::stdout`] and
+    /// [`Ferro::logs`] then); its exit status. (On a timeout the panic kills
+    /// it, as it drops.)
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let mut status = None;
         eventually("ferro to exit", timeout, || {
             status = self.child.try_wait().unwrap();
             status.is_some()
+        });
+        eventually("ferro's output to be read to its end", WAIT, || {
+            self.read_to_the_end
+                .iter()
+                .all(|read| read.load(Ordering::Acquire))
         });
         status.unwrap()
     }
@@ -356,17 +371,20 @@ impl Drop for Ferro {
 }
 
 /// Reads `stream` line by line to its end on a thread of its own (or the
-/// process would block on a full pipe), keeping every line.
-fn keep_lines(stream: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+/// process would block on a full pipe), keeping every line; returns the
+/// lines and whether the stream has been read to its end.
+fn keep_lines(stream: impl Read + Send + 'static) -> (Arc<Mutex<Vec<String>>>, Arc<AtomicBool>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
-    let kept = lines.clone();
+    let ended = Arc::new(AtomicBool::new(false));
+    let (kept, end) = (lines.clone(), ended.clone());
     std::thread::spawn(move || {
         for line in BufReader::new(stream).split(b'\n').map_while(Result::ok) {
             let line = String::from_utf8_lossy(&line).into_owned();
             kept.lock().unwrap().push(line);
         }
+        end.store(true, Ordering::Release);
     });
-    lines
+    (lines, ended)
 }
 
 /// Sum of the samples of `name` whose labels contain all of `labels`.
