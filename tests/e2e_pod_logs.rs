@@ -282,11 +282,22 @@ fn kill_9_then_restart_loses_nothing() {
     let second = Ferro::start(&cfg);
     writer.join().unwrap();
     let mut seen: HashMap<String, usize> = HashMap::new();
-    eventually("every line, at least once", WAIT, || {
+    let distinct = std::cell::Cell::new(0);
+    let what = common::told(|| {
+        format!(
+            "every line, at least once (have {} of {total}; the second ferro read {} lines, has {} files open, acknowledged {})",
+            distinct.get(),
+            second.metric("ferro_pod_logs_lines_read_total", &[]),
+            second.metric("ferro_pod_logs_files_open", &[]),
+            acknowledged(&second),
+        )
+    });
+    eventually(what, WAIT, || {
         seen.clear();
         for (_, line) in before.iter().chain(&delivered(&second)) {
             *seen.entry(line.clone()).or_default() += 1;
         }
+        distinct.set(seen.len());
         seen.len() == total
     });
     let twice = seen.values().filter(|&&n| n > 1).count();
@@ -328,9 +339,15 @@ fn rotation_under_load_rename_and_copytruncate_lose_nothing() {
     for round in 0..10 {
         append(&truncated, &cri_lines(&format!("t{round}-"), 0..1500));
         written += 1500;
-        eventually("the tailer caught up", WAIT, || {
-            acknowledged(&ferro) >= written as f64
+        let what = common::told(|| {
+            format!(
+                "the tailer to catch up in round {round}: {} of {written} acknowledged, {} lines read, {} files open",
+                acknowledged(&ferro),
+                ferro.metric("ferro_pod_logs_lines_read_total", &[]),
+                ferro.metric("ferro_pod_logs_files_open", &[]),
+            )
         });
+        eventually(what, WAIT, || acknowledged(&ferro) >= written as f64);
         std::fs::copy(&truncated, truncated.with_extension(format!("log.{round}"))).unwrap();
         std::fs::OpenOptions::new()
             .write(true)

@@ -378,9 +378,16 @@ fn keep_lines(stream: impl Read + Send + 'static) -> (Arc<Mutex<Vec<String>>>, A
     let ended = Arc::new(AtomicBool::new(false));
     let (kept, end) = (lines.clone(), ended.clone());
     std::thread::spawn(move || {
-        for line in BufReader::new(stream).split(b'\n').map_while(Result::ok) {
-            let line = String::from_utf8_lossy(&line).into_owned();
-            kept.lock().unwrap().push(line);
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            // What a killed ferro printed half of is no line.
+            let Some(whole) = line.strip_suffix(b"\n") else {
+                break;
+            };
+            let whole = String::from_utf8_lossy(whole).into_owned();
+            kept.lock().unwrap().push(whole);
+            line.clear();
         }
         end.store(true, Ordering::Release);
     });
