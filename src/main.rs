@@ -27,6 +27,10 @@ enum Command {
         /// Config file (TOML).
         #[arg(short, long)]
         config: Option<PathBuf>,
+        /// Once ready, and after each reload, write the addresses ferro
+        /// listens on (telemetry, receivers) to this file as JSON.
+        #[arg(long, value_name = "PATH")]
+        ready_file: Option<PathBuf>,
     },
     /// Check a config file without starting anything.
     Validate {
@@ -52,7 +56,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Run { config } => {
+        Command::Run { config, ready_file } => {
             let source = config.map_or(ConfigSource::Embedded, ConfigSource::File);
             let config = match source.load() {
                 Ok(config) => config,
@@ -76,7 +80,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(app::run(source, config))
+            runtime.block_on(app::run(source, config, ready_file))
         }
     }
 }

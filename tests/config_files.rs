@@ -261,10 +261,13 @@ fn kubectl_takes_the_manifests_in_a_client_dry_run() {
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    // kubectl, and python3 for the discovery stub.
+    // kubectl, and python3 for the discovery stub. kubectl is in none of
+    // the package registries scripts/test installs from, so it is not
+    // required even under FERRO_TESTS_REQUIRE_ALL: the structural test
+    // above checks the manifests wherever this one cannot run.
     if !runs("kubectl", &["version", "--client"]) || !runs("python3", &["--version"]) {
         eprintln!(
-            "kubectl or python3 is not installed: the client dry run is left to the structural test"
+            "skipped: kubectl_takes_the_manifests_in_a_client_dry_run needs kubectl and python3, which are not installed; the structural test checks the manifests"
         );
         return;
     }

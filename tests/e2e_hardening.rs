@@ -7,15 +7,13 @@
 
 mod common;
 
-use common::{Ferro, eventually, http_get, http_post, metric_value};
+use common::{Ferro, WAIT, eventually, http_get, http_post, metric_value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(20);
 
 /// One span as OTLP/JSON, numbered.
 fn span_json(i: usize) -> Vec<u8> {
@@ -252,19 +250,9 @@ fn a_stop_with_an_exporter_looped_into_its_own_receiver_ends_within_the_timeout(
     )
     .unwrap();
     ferro.signal("HUP");
-    assert!(
-        ferro.wait_for_logs("reload done", 1, WAIT),
-        "{}",
-        ferro.logs()
-    );
-    let http = ferro
-        .logs()
-        .lines()
-        .rev()
-        .find(|l| l.contains("OTLP receiver listening") && l.contains("\"http\""))
-        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .and_then(|v| v["addr"].as_str()?.parse().ok())
-        .unwrap();
+    ferro.wait_for_logs("reload done", 1, WAIT);
+    // http stayed on port 0: the reload gave it a new port.
+    let http = ferro.listener("otlp.in", "http");
     let mut i = 0;
     eventually("the looped pipeline to refuse (503)", WAIT, || {
         i += 1;
@@ -307,7 +295,7 @@ fn a_second_signal_while_stopping_exits_at_once() {
     ferro.signal("INT");
     let status = ferro.wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), Some(1), "{}", ferro.logs());
-    assert!(ferro.wait_for_log("second signal while stopping", WAIT));
+    ferro.wait_for_log("second signal while stopping", WAIT);
 }
 
 /// Item 3: bodies being read count against `memory_limit`: 200 clients
@@ -529,8 +517,11 @@ fn stalled_and_idle_clients_are_cut_off() {
 fn connections_past_the_descriptor_budget_are_refused_and_metrics_still_answer() {
     use std::os::unix::process::CommandExt;
     let own = raise_own_fd_limit();
-    if own < 2400 {
-        eprintln!("skipped: this process may open only {own} descriptors");
+    if !common::have(
+        "2,400 file descriptors",
+        own >= 2400,
+        &format!("this process may open only {own}"),
+    ) {
         return;
     }
     let ferro = Ferro::start_with(
@@ -628,11 +619,7 @@ async fn reloads_under_load_drop_no_request() {
     let pinned = |wait: &str| config(wait, &http.to_string(), &grpc.to_string());
     std::fs::write(&ferro.config_path, pinned("1s")).unwrap();
     ferro.signal("HUP");
-    assert!(
-        ferro.wait_for_logs("reload done", 1, WAIT),
-        "{}",
-        ferro.logs()
-    );
+    ferro.wait_for_logs("reload done", 1, WAIT);
 
     let stop = Arc::new(AtomicBool::new(false));
     let http_clients: Vec<_> = (0..4)
@@ -686,8 +673,7 @@ async fn reloads_under_load_drop_no_request() {
         )
         .unwrap();
         ferro.signal("HUP");
-        let done = tokio::task::block_in_place(|| ferro.wait_for_logs("reload done", n + 2, WAIT));
-        assert!(done, "{}", ferro.logs());
+        tokio::task::block_in_place(|| ferro.wait_for_logs("reload done", n + 2, WAIT));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -825,8 +811,11 @@ async fn scrape_failures_say_why() {
         [telemetry]
         listen = "127.0.0.1:0"
         [receivers.prometheus.scrape]
-        scrape_interval = "1s"
-        scrape_timeout = "500ms"
+        # Room for a loaded machine: only /slow may time out (with 500 ms
+        # another job's first scrape could, and its failure be logged
+        # twice, for two reasons).
+        scrape_interval = "2s"
+        scrape_timeout = "1500ms"
         "#,
     );
     for (name, path, extra) in [
@@ -870,11 +859,8 @@ async fn scrape_failures_say_why() {
                 ferro.metric("ferro_scrape_target_up", &[&format!("job=\"{job}\"")]),
                 0.0
             );
-            assert!(
-                ferro.wait_for_log(&format!("\"reason\":\"{reason}\""), WAIT),
-                "{job} is logged with its reason:\n{}",
-                ferro.logs()
-            );
+            // The job is logged with its reason.
+            ferro.wait_for_log(&format!("\"reason\":\"{reason}\""), WAIT);
             ferro.wait_metric(
                 "ferro_receiver_rejected_requests_total",
                 &["prometheus.scrape", &format!("reason=\"{reason}\"")],
@@ -902,7 +888,9 @@ async fn scrape_failures_say_why() {
 /// the 5 MiB request once (OUT_OF_RANGE made it send it again and again).
 #[test]
 fn the_python_sdk_sends_an_oversized_request_once() {
-    let python = common::python();
+    let Some(python) = common::python() else {
+        return;
+    };
     let ferro = Ferro::start(&otlp_to_blackhole("", "grpc = \"127.0.0.1:0\""));
     let output = Command::new(&python)
         .arg(common::python_script("send_oversized.py"))
@@ -973,7 +961,7 @@ fn a_stop_during_the_reload_of_a_huge_config_does_not_wait_for_it() {
         .collect();
     std::fs::write(&ferro.config_path, keys).unwrap();
     ferro.signal("HUP");
-    assert!(ferro.wait_for_log("reload requested", WAIT));
+    ferro.wait_for_log("reload requested", WAIT);
     ferro.signal("TERM");
     let status = ferro.wait_exit(WAIT);
     assert!(status.success(), "{}", ferro.logs());

@@ -17,7 +17,7 @@ use common::loki::LokiServer;
 use common::prom::{PageServer, Rw2Server};
 use common::pyroscope::{PprofTarget, PyroscopeServer};
 use common::sink::Sink;
-use common::{Ferro, http_post, metric_value};
+use common::{Ferro, WAIT, eventually_async, http_post, metric_value};
 use ferro::k8s::{KubernetesConfig, PodCache};
 use ferro::telemetry::Telemetry;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -25,19 +25,23 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(20);
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+/// Waits until ferro scrapes no target on `port` of 127.0.0.1: the scrape
+/// loops of its targets ended (their `ferro_scrape_target_up` series went
+/// with them), so no scrape of it starts after.
+async fn scrape_loop_ended(ferro: &Ferro, port: u16) {
+    let target = format!("127.0.0.1:{port}");
+    eventually_async(
+        "the scrape loops of a gone pod's targets to end",
+        WAIT,
+        || {
+            !ferro
+                .metrics()
+                .lines()
+                .any(|l| l.starts_with("ferro_scrape_target_up{") && l.contains(&target))
+        },
+    )
+    .await;
 }
 
 fn figure(telemetry: &Telemetry, name: &str, labels: &[&str]) -> f64 {
@@ -74,21 +78,21 @@ async fn the_pod_cache_follows_the_node_through_changes_gone_and_outages() {
 
     // Added, changed and deleted mid-stream.
     api.add(pod("node-a", "shop", "api", "u-api", "10.1.0.7"));
-    eventually("an added pod", || cache.by_uid("u-api").is_some()).await;
+    eventually_async("an added pod", WAIT, || cache.by_uid("u-api").is_some()).await;
     api.modify(pod("node-a", "shop", "api", "u-api", "10.1.0.9"));
-    eventually("a changed pod", || {
+    eventually_async("a changed pod", WAIT, || {
         cache.by_ip("10.1.0.9".parse().unwrap()).is_some()
     })
     .await;
     assert!(cache.by_ip("10.1.0.7".parse().unwrap()).is_none());
     api.delete("u-db");
-    eventually("a deleted pod", || cache.by_uid("u-db").is_none()).await;
+    eventually_async("a deleted pod", WAIT, || cache.by_uid("u-db").is_none()).await;
 
     // A deletion the watch never saw: the resume gets 410 Gone, and the
     // fresh list that follows drops the pod.
     let lists_before = api.requests().iter().filter(|r| !r.watch).count();
     api.delete_unseen("u-api");
-    eventually("a relist after 410 Gone", || {
+    eventually_async("a relist after 410 Gone", WAIT, || {
         cache.by_uid("u-api").is_none()
     })
     .await;
@@ -104,7 +108,7 @@ async fn the_pod_cache_follows_the_node_through_changes_gone_and_outages() {
 
     // The API server goes away: lookups keep answering from the cache.
     api.set_down(true);
-    eventually("the outage noticed", || {
+    eventually_async("the outage noticed", WAIT, || {
         figure(
             &telemetry,
             "ferro_k8s_api_errors_total",
@@ -114,14 +118,27 @@ async fn the_pod_cache_follows_the_node_through_changes_gone_and_outages() {
     .await;
     assert_eq!(&*cache.by_uid("u-web").unwrap().name, "web");
     api.add(pod("node-a", "shop", "late", "u-late", "10.1.0.10"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The cache asked again after the pod was added, and was refused.
+    let errors = figure(
+        &telemetry,
+        "ferro_k8s_api_errors_total",
+        &["reason=\"server_error\""],
+    );
+    eventually_async("a request refused after the pod was added", WAIT, || {
+        figure(
+            &telemetry,
+            "ferro_k8s_api_errors_total",
+            &["reason=\"server_error\""],
+        ) > errors
+    })
+    .await;
     assert!(
         cache.by_uid("u-late").is_none(),
         "nothing gets through while down"
     );
     // Back: the watch resumes and catches up.
     api.set_down(false);
-    eventually("catching up after the outage", || {
+    eventually_async("catching up after the outage", WAIT, || {
         cache.by_uid("u-late").is_some()
     })
     .await;
@@ -130,7 +147,10 @@ async fn the_pod_cache_follows_the_node_through_changes_gone_and_outages() {
     api.fail_next(2);
     api.cut_watches();
     api.add(pod("node-a", "shop", "after", "u-after", "10.1.0.11"));
-    eventually("recovery from 500s", || cache.by_uid("u-after").is_some()).await;
+    eventually_async("recovery from 500s", WAIT, || {
+        cache.by_uid("u-after").is_some()
+    })
+    .await;
 
     // Every request, list or watch, was scoped to this node.
     let requests = api.requests();
@@ -163,16 +183,18 @@ async fn a_wrong_node_selector_is_refused_by_the_test_server() {
     )
     .await
     .unwrap();
-    assert!(!cache.wait_synced(Duration::from_millis(800)).await);
-    assert!(cache.is_empty());
-    assert!(api.requests().iter().all(|r| r.status == 400));
-    assert!(
+    // The cache asked and was refused; it has not synced, and holds nothing.
+    eventually_async("a refused list", WAIT, || {
         figure(
             &telemetry,
             "ferro_k8s_api_errors_total",
-            &["reason=\"api_error\""]
+            &["reason=\"api_error\""],
         ) >= 1.0
-    );
+    })
+    .await;
+    assert!(!cache.is_synced());
+    assert!(cache.is_empty());
+    assert!(api.requests().iter().all(|r| r.status == 400));
     cache.stop();
 }
 
@@ -396,8 +418,17 @@ async fn pod_logs_and_spans_are_enriched_from_the_api_server() {
     )
     .unwrap();
     ferro.signal("HUP");
-    assert!(ferro.wait_for_log("reload done", WAIT), "{}", ferro.logs());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    ferro.wait_for_log("reload done", WAIT);
+    // A span through the reloaded pipeline, enriched: the new topology
+    // runs with its pod cache.
+    let marker = body(r#"{"key":"k8s.pod.uid","value":{"stringValue":"u-db"}}"#)
+        .replace("eee19b7ec3c1b174", "eee19b7ec3c1b175");
+    let http = ferro.listener("otlp.in", "http");
+    assert_eq!(
+        http_post(http, "/v1/traces", &headers, marker.as_bytes()).0,
+        200
+    );
+    assert_eq!(sink.wait_for_spans(4, WAIT).await, 4, "{}", ferro.logs());
     assert_eq!(api.requests().iter().filter(|r| !r.watch).count(), lists);
     assert_eq!(ferro.metric("ferro_k8s_pods_cached", &[]), 2.0);
 }
@@ -468,7 +499,7 @@ async fn namespace_labels_come_from_a_namespace_watch() {
     // The namespace changes hands: later lines carry the new team.
     api.modify_namespace(namespace("shop", serde_json::json!({"team": "payments"})));
     let mut written = 1;
-    eventually("a stream labelled with the new team", || {
+    eventually_async("a stream labelled with the new team", WAIT, || {
         let found = streams()
             .iter()
             .any(|l| l.contains(&("team".into(), "payments".into())));
@@ -553,7 +584,7 @@ async fn prometheus_scrapes_pods_that_ask_for_it_by_annotation() {
         api = api.url(),
         rw = rw.addr,
     ));
-    eventually("a scrape of the annotated pod", || {
+    eventually_async("a scrape of the annotated pod", WAIT, || {
         rw.received.lock().unwrap().series.iter().any(|s| {
             s.labels
                 .contains(&("__name__".into(), "jobs_done_total".into()))
@@ -601,9 +632,21 @@ async fn prometheus_scrapes_pods_that_ask_for_it_by_annotation() {
     let scrapes = page.scrapes.load(std::sync::atomic::Ordering::Relaxed);
     assert!(scrapes >= 1);
     api.delete("u-web");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    scrape_loop_ended(&ferro, page.addr.port()).await;
     let after = page.scrapes.load(std::sync::atomic::Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // A later marker: a pod annotated since is scraped twice, so ferro
+    // scraped on, without the gone pod's target.
+    let keeper = PageServer::start("text/plain; version=0.0.4", "keeper_up 1\n").await;
+    let mut keep = pod("node-a", "shop", "keeper", "u-keeper", "127.0.0.1");
+    keep["metadata"]["annotations"] = serde_json::json!({
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": keeper.addr.port().to_string(),
+    });
+    api.add(keep);
+    eventually_async("two scrapes of a pod annotated since", WAIT, || {
+        keeper.scrapes.load(std::sync::atomic::Ordering::Relaxed) >= 2
+    })
+    .await;
     assert_eq!(
         page.scrapes.load(std::sync::atomic::Ordering::Relaxed),
         after,
@@ -704,9 +747,21 @@ async fn pprof_scrapes_the_profile_types_pods_ask_for_by_annotation() {
 
     // The pod goes away: its targets do too.
     api.delete("u-checkout");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    scrape_loop_ended(&ferro, port).await;
     let after = target.requests().len();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // A later marker: a pod annotated since is scraped twice, so ferro
+    // scraped on, without the gone pod's targets.
+    let keeper = PprofTarget::start().await;
+    let mut keep = pod("node-a", "shop", "keeper", "u-keeper", "127.0.0.1");
+    keep["metadata"]["annotations"] = serde_json::json!({
+        "profiles.grafana.com/memory.scrape": "true",
+        "profiles.grafana.com/memory.port": keeper.addr.port().to_string(),
+    });
+    api.add(keep);
+    eventually_async("two scrapes of a pod annotated since", WAIT, || {
+        keeper.requests().len() >= 2
+    })
+    .await;
     assert_eq!(
         target.requests().len(),
         after,

@@ -7,7 +7,7 @@
 mod common;
 
 use common::loki::{Limits, LokiServer, Mode, Stored};
-use common::metric_value;
+use common::{WAIT, eventually_async, metric_value};
 use ferro::config::ComponentId;
 use ferro::delivery::ExporterInput;
 use ferro::delivery::{AckWaiter, Batch, Outcome, Ticket};
@@ -90,14 +90,11 @@ async fn all_delivered(waiters: Vec<AckWaiter>) -> bool {
 }
 
 /// Waits until the server has answered a request with `status`.
-async fn refused_with(loki: &LokiServer, status: u16) -> bool {
-    for _ in 0..500 {
-        if loki.with(|r| r.requests.iter().any(|q| q.status == status)) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
+async fn refused_with(loki: &LokiServer, status: u16) {
+    eventually_async(format!("a request answered {status}"), WAIT, || {
+        loki.with(|r| r.requests.iter().any(|q| q.status == status))
+    })
+    .await;
 }
 
 const APPS: [&str; 3] = ["api", "db", "web \"edge\"\n\\"];
@@ -208,12 +205,12 @@ async fn loki_refusing_then_back_loses_nothing_and_keeps_order() {
     let all = batches();
     for (k, batch) in all.into_iter().enumerate() {
         if k == 5 {
-            assert!(refused_with(&loki, 429).await);
+            refused_with(&loki, 429).await;
             loki.set_mode(Mode::Unavailable);
         }
         waiters.push(exporter.deliver(batch).await);
     }
-    assert!(refused_with(&loki, 503).await);
+    refused_with(&loki, 503).await;
     assert_eq!(loki.with(|r| r.entry_count()), 0);
     loki.set_mode(Mode::Accept);
     assert!(all_delivered(waiters).await);
@@ -261,13 +258,7 @@ async fn a_slow_loki_times_out_and_the_request_is_retried() {
             &["reason=\"timeout\""],
         )
     };
-    for _ in 0..300 {
-        if timed_out() >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(timed_out() >= 1.0, "the attempt timed out");
+    eventually_async("the attempt to time out", WAIT, || timed_out() >= 1.0).await;
     loki.set_mode(Mode::Accept);
     assert_eq!(waiter.wait().await, Outcome::Delivered);
     assert_eq!(loki.entries("fake", &[("app", "a")]).len(), 1);
@@ -419,7 +410,11 @@ async fn batch_wait_gathers_small_batches_and_shutdown_sends_what_waits() {
     let waiter = exporter
         .deliver(vec![stream(&[("app", "b")], vec![entry(1, "waiting")])])
         .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The exporter took the batch from its queue, and holds it.
+    eventually_async("the exporter to take the batch", WAIT, || {
+        exporter.metric("ferro_exporter_queue_items", &[]) == 0.0
+    })
+    .await;
     assert!(loki.entries("fake", &[("app", "b")]).is_empty());
     exporter.stop().await;
     assert_eq!(waiter.wait().await, Outcome::Delivered);

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::prom::{PageServer, eventually, node_exporter, prometheus, query, series};
-use common::{Ferro, http_get};
+use common::prom::{PageServer, node_exporter, prometheus, query, series};
+use common::{Ferro, WAIT, eventually, http_get};
 use ferro::prom::parse::{Entry, Format, Parser};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -72,24 +72,38 @@ fn page_series(page: &str, job: &str, instance: &str) -> BTreeSet<Vec<(String, S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_exporter_series_arrive_in_prometheus_and_go_stale() {
-    let mut node = node_exporter();
-    let prom = prometheus();
+    let Some(mut node) = node_exporter() else {
+        return;
+    };
+    let Some(prom) = prometheus() else { return };
     let ferro = ferro_to(prom.addr, &scrape_config("node", node.addr, ""), "");
     let instance = node.addr.to_string();
 
-    assert!(
-        eventually(Duration::from_secs(30), || query(
-            prom.addr,
-            "up{job=\"node\"}"
-        )
-        .first()
-        .is_some_and(|(_, v)| *v == 1.0)),
-        "up{{job=\"node\"}} = 1 in Prometheus; ferro logs:\n{}",
-        ferro.logs()
+    eventually(
+        common::told(|| {
+            format!(
+                "up{{job=\"node\"}} = 1 in Prometheus; ferro logs:\n{}",
+                ferro.logs()
+            )
+        }),
+        WAIT,
+        || {
+            query(prom.addr, "up{job=\"node\"}")
+                .first()
+                .is_some_and(|(_, v)| *v == 1.0)
+        },
     );
+    let scrapes_written = || {
+        query(prom.addr, "count_over_time(up{job=\"node\"}[10m])")
+            .first()
+            .map_or(0.0, |(_, v)| *v)
+    };
+    let written_before = scrapes_written();
     let before = page_series(&http_get(node.addr, "/metrics").1, "node", &instance);
     // Two more scrapes so that every series of that page has been written.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    eventually("two more scrapes written to Prometheus", WAIT, || {
+        scrapes_written() >= written_before + 2.0
+    });
     let after = page_series(&http_get(node.addr, "/metrics").1, "node", &instance);
     let stable: BTreeSet<_> = before.intersection(&after).cloned().collect();
     assert!(
@@ -130,23 +144,14 @@ async fn node_exporter_series_arrive_in_prometheus_and_go_stale() {
 
     // The target goes away: up turns 0 and its series end (staleness markers).
     node.kill();
-    assert!(
-        eventually(Duration::from_secs(15), || query(
-            prom.addr,
-            "up{job=\"node\"}"
-        )
-        .first()
-        .is_some_and(|(_, v)| *v == 0.0)),
-        "up = 0 once node-exporter is gone"
-    );
-    assert!(
-        eventually(Duration::from_secs(15), || query(
-            prom.addr,
-            "node_exporter_build_info{job=\"node\"}"
-        )
-        .is_empty()),
-        "the series is stale in Prometheus"
-    );
+    eventually("up = 0 once node-exporter is gone", WAIT, || {
+        query(prom.addr, "up{job=\"node\"}")
+            .first()
+            .is_some_and(|(_, v)| *v == 0.0)
+    });
+    eventually("the series is stale in Prometheus", WAIT, || {
+        query(prom.addr, "node_exporter_build_info{job=\"node\"}").is_empty()
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,27 +164,23 @@ async fn garbage_and_oversized_pages_fail_the_scrape_not_ferro() {
             .collect::<String>(),
     )
     .await;
-    let prom = prometheus();
+    let Some(prom) = prometheus() else { return };
     let scrapes = scrape_config("bad", target.addr, "body_size_limit = \"64KiB\"")
         + &scrape_config("limited", many.addr, "sample_limit = 5");
     let ferro = ferro_to(prom.addr, &scrapes, "");
     // Over sample_limit: the whole scrape fails and none of it is written.
-    assert!(eventually(Duration::from_secs(20), || query(
-        prom.addr,
-        "up{job=\"limited\"}"
-    )
-    .first()
-    .is_some_and(|(_, v)| *v == 0.0)));
+    eventually("up{job=\"limited\"} = 0 in Prometheus", WAIT, || {
+        query(prom.addr, "up{job=\"limited\"}")
+            .first()
+            .is_some_and(|(_, v)| *v == 0.0)
+    });
     assert!(
         query(prom.addr, "many").is_empty(),
         "a scrape over sample_limit writes nothing"
     );
-    assert!(eventually(Duration::from_secs(20), || query(
-        prom.addr,
-        "ok_metric{job=\"bad\"}"
-    )
-    .len()
-        == 1));
+    eventually("ok_metric{job=\"bad\"} in Prometheus", WAIT, || {
+        query(prom.addr, "ok_metric{job=\"bad\"}").len() == 1
+    });
 
     for (content_type, body, reason) in [
         (TEXT, b"metric_without_value\n".to_vec(), "parse_error"),
@@ -198,38 +199,39 @@ async fn garbage_and_oversized_pages_fail_the_scrape_not_ferro() {
         target.set(content_type, body);
         let reason = format!("reason=\"{reason}\"");
         let failed_before = ferro.metric("ferro_receiver_rejected_requests_total", &[&reason]);
-        assert!(
-            eventually(Duration::from_secs(10), || ferro
-                .metric("ferro_receiver_rejected_requests_total", &[&reason])
-                > failed_before),
-            "a bad page fails its scrape and is counted with its reason ({reason})"
+        eventually(
+            format!("a bad page fails its scrape and is counted with its reason ({reason})"),
+            WAIT,
+            || ferro.metric("ferro_receiver_rejected_requests_total", &[&reason]) > failed_before,
         );
-        assert!(eventually(Duration::from_secs(10), || query(
-            prom.addr,
-            "up{job=\"bad\"}"
-        )
-        .first()
-        .is_some_and(|(_, v)| *v == 0.0)));
+        eventually("up{job=\"bad\"} = 0 in Prometheus", WAIT, || {
+            query(prom.addr, "up{job=\"bad\"}")
+                .first()
+                .is_some_and(|(_, v)| *v == 0.0)
+        });
     }
     target.set(TEXT, "ok_metric 2\n");
-    assert!(eventually(Duration::from_secs(10), || query(
-        prom.addr,
-        "ok_metric{job=\"bad\"}"
-    )
-    .first()
-    .is_some_and(|(_, v)| *v == 2.0)));
-    assert!(eventually(Duration::from_secs(10), || query(
-        prom.addr,
-        "up{job=\"bad\"}"
-    )
-    .first()
-    .is_some_and(|(_, v)| *v == 1.0)));
+    eventually("ok_metric{job=\"bad\"} = 2 in Prometheus", WAIT, || {
+        query(prom.addr, "ok_metric{job=\"bad\"}")
+            .first()
+            .is_some_and(|(_, v)| *v == 2.0)
+    });
+    eventually("up{job=\"bad\"} = 1 in Prometheus", WAIT, || {
+        query(prom.addr, "up{job=\"bad\"}")
+            .first()
+            .is_some_and(|(_, v)| *v == 1.0)
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_write_endpoint_down_then_back_loses_nothing_and_keeps_order() {
+    // Up from the start, but unreachable until the endpoint listens.
+    let Some(prom) = prometheus() else { return };
     let target = PageServer::start(TEXT, "").await;
-    let port = common::free_port();
+    // Held, not listened on: the endpoint is down (connections refused)
+    // until Prometheus is reached through it.
+    let endpoint = common::reserved_port();
+    let port = endpoint.local_addr().unwrap().port();
     let ferro = Ferro::start(&format!(
         r#"
         [telemetry]
@@ -245,73 +247,64 @@ async fn remote_write_endpoint_down_then_back_loses_nothing_and_keeps_order() {
         "#,
         scrape = scrape_config("counting", target.addr, "")
     ));
-    // A counter that goes up by one each time it is served.
+    // A counter that goes up by one each time it is served, for six
+    // seconds of scrapes with no remote-write endpoint at all.
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (t, c) = (&target, counter.clone());
-    let feeder = async move {
-        for _ in 0..60 {
-            let n = c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            t.set(
-                TEXT,
-                format!("# TYPE served_total counter\nserved_total {n}\n"),
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    // Six seconds of scrapes with no remote-write endpoint at all.
-    let wait_down = tokio::time::sleep(Duration::from_secs(6));
-    tokio::join!(feeder, wait_down);
-    assert!(ferro.metric("ferro_exporter_retries_total", &["remote_write.prom"]) > 0.0);
+    for _ in 0..60 {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        target.set(
+            TEXT,
+            format!("# TYPE served_total counter\nserved_total {n}\n"),
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ferro.wait_metric(
+        "ferro_exporter_retries_total",
+        &["remote_write.prom"],
+        |n| n > 0.0,
+    );
+    eventually("four scrapes while the endpoint is down", WAIT, || {
+        target.scrapes.load(std::sync::atomic::Ordering::Relaxed) >= 4
+    });
     let scrapes_while_down = target.scrapes.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(scrapes_while_down >= 4);
 
-    // Prometheus comes up on that port and receives the backlog, in order.
-    let prom = {
-        // Start it on the port ferro writes to.
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("p.yml"), "global:\n  scrape_interval: 1h\n").unwrap();
-        let child = std::process::Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("p.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        (child, dir)
-    };
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let written = eventually(Duration::from_secs(40), || {
-        std::net::TcpStream::connect(addr).is_ok()
-            && query(addr, "count_over_time(up{job=\"counting\"}[10m])")
+    // Prometheus comes up behind that port and receives the backlog, in order.
+    let listener = endpoint.listen(1024).unwrap();
+    let backend = prom.addr;
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut server = tokio::net::TcpStream::connect(backend).await?;
+                tokio::io::copy_bidirectional(&mut client, &mut server).await
+            });
+        }
+    });
+    eventually(
+        common::told(|| {
+            format!(
+                "every scrape made while the endpoint was down to arrive; ferro logs:\n{}",
+                ferro.logs()
+            )
+        }),
+        WAIT,
+        || {
+            query(prom.addr, "count_over_time(up{job=\"counting\"}[10m])")
                 .first()
                 .is_some_and(|(_, v)| *v >= scrapes_while_down as f64)
-    });
-    let (mut child, _dir) = prom;
+        },
+    );
     let out_of_order = ferro.metric("ferro_exporter_send_failed_items_total", &["out_of_order"]);
     let dropped = ferro.metric("ferro_dropped_items_total", &["remote_write.prom"]);
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(
-        written,
-        "every scrape made while the endpoint was down arrives; ferro logs:\n{}",
-        ferro.logs()
-    );
     assert_eq!(out_of_order, 0.0, "samples arrive in order");
     assert_eq!(dropped, 0.0, "nothing dropped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_otlp_metrics_arrive_in_prometheus_by_its_own_translation_rules() {
-    let python = common::python();
-    let prom = prometheus();
+    let Some(python) = common::python() else {
+        return;
+    };
+    let Some(prom) = prometheus() else { return };
     let ferro = Ferro::start(&format!(
         r#"
         [telemetry]
@@ -361,7 +354,7 @@ async fn python_sdk_otlp_metrics_arrive_in_prometheus_by_its_own_translation_rul
         let job = format!("shop/{service}");
         let value = |promql: String| -> Option<f64> {
             let mut result = None;
-            eventually(Duration::from_secs(15), || {
+            eventually(format!("{promql} in Prometheus"), WAIT, || {
                 result = query(prom.addr, &promql).first().map(|(_, v)| *v);
                 result.is_some()
             });
@@ -426,7 +419,7 @@ async fn remote_write_2_sends_symbols_and_inline_metadata() {
         &scrape_config("rw2", target.addr, ""),
         "protocol_version = \"2.0\"",
     );
-    let arrived = eventually(Duration::from_secs(20), || {
+    let arrived = || {
         server
             .received
             .lock()
@@ -439,8 +432,17 @@ async fn remote_write_2_sends_symbols_and_inline_metadata() {
             })
             .count()
             >= 2
-    });
-    assert!(arrived, "{}", ferro.logs());
+    };
+    eventually(
+        common::told(|| {
+            format!(
+                "two series of jobs_done_total; ferro logs:\n{}",
+                ferro.logs()
+            )
+        }),
+        WAIT,
+        arrived,
+    );
     let received = server.received.lock().unwrap();
     assert_eq!(received.rejected, 0);
     let common::prom::Rw2Series {
@@ -471,22 +473,23 @@ async fn a_page_broken_halfway_writes_nothing() {
         .map(|i| format!("half_page{{i=\"{i}\"}} 1\n"))
         .collect();
     let target = PageServer::start(TEXT, &format!("{good}broken{{\n")).await;
-    let prom = prometheus();
+    let Some(prom) = prometheus() else { return };
     let ferro = ferro_to(prom.addr, &scrape_config("half", target.addr, ""), "");
-    assert!(
-        eventually(Duration::from_secs(20), || ferro.metric(
-            "ferro_receiver_rejected_requests_total",
-            &["reason=\"parse_error\""]
-        ) >= 2.0),
-        "{}",
-        ferro.logs()
+    eventually(
+        common::told(|| format!("two parse errors counted; ferro logs:\n{}", ferro.logs())),
+        WAIT,
+        || {
+            ferro.metric(
+                "ferro_receiver_rejected_requests_total",
+                &["reason=\"parse_error\""],
+            ) >= 2.0
+        },
     );
-    assert!(eventually(Duration::from_secs(10), || query(
-        prom.addr,
-        "up{job=\"half\"}"
-    )
-    .first()
-    .is_some_and(|(_, v)| *v == 0.0)));
+    eventually("up{job=\"half\"} = 0 in Prometheus", WAIT, || {
+        query(prom.addr, "up{job=\"half\"}")
+            .first()
+            .is_some_and(|(_, v)| *v == 0.0)
+    });
     assert!(
         query(prom.addr, "count(half_page)").is_empty(),
         "none of the page before the error is written"
@@ -523,13 +526,14 @@ async fn a_reload_or_a_shutdown_does_not_end_the_series() {
             .flat_map(|s| s.samples.iter().map(|&(_, v)| v))
             .collect()
     };
-    assert!(
-        eventually(Duration::from_secs(20), || samples("queue_depth").len()
-            >= 2
-            && !samples("old_depth").is_empty()
-            && !samples("dropped_depth").is_empty()),
-        "{}",
-        ferro.logs()
+    eventually(
+        common::told(|| format!("samples of every job; ferro logs:\n{}", ferro.logs())),
+        WAIT,
+        || {
+            samples("queue_depth").len() >= 2
+                && !samples("old_depth").is_empty()
+                && !samples("dropped_depth").is_empty()
+        },
     );
     // Another config: the first job the same less one target, the second
     // gone.
@@ -543,17 +547,17 @@ async fn a_reload_or_a_shutdown_does_not_end_the_series() {
     )
     .unwrap();
     ferro.signal("HUP");
-    assert!(
-        ferro.wait_for_logs("reload done", 1, Duration::from_secs(10)),
-        "{}",
-        ferro.logs()
-    );
+    ferro.wait_for_logs("reload done", 1, WAIT);
     let before = samples("queue_depth").len();
-    assert!(
-        eventually(Duration::from_secs(20), || samples("queue_depth").len()
-            >= before + 2),
-        "{}",
-        ferro.logs()
+    eventually(
+        common::told(|| {
+            format!(
+                "two more samples after the reload; ferro logs:\n{}",
+                ferro.logs()
+            )
+        }),
+        WAIT,
+        || samples("queue_depth").len() >= before + 2,
     );
     ferro.signal("TERM");
     assert!(ferro.wait_exit(Duration::from_secs(20)).success());

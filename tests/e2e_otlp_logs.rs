@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Ferro, http_post, python, python_script};
+use common::{Ferro, WAIT, http_post, python, python_script};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -16,7 +16,6 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 fn ferro_printing_logs() -> Ferro {
     Ferro::start(
@@ -67,20 +66,17 @@ fn printed(ferro: &Ferro) -> Vec<Printed> {
     entries
 }
 
+/// Waits until the debug exporter printed at least `count` entries (panics
+/// after [`WAIT`]); returns them.
 fn wait_for_entries(ferro: &Ferro, count: usize) -> Vec<Printed> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let entries = printed(ferro);
-        if entries.len() >= count || Instant::now() > deadline {
-            return entries;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let what = common::told(|| format!("{count} printed entries (have {})", printed(ferro).len()));
+    common::eventually(what, WAIT, || printed(ferro).len() >= count);
+    printed(ferro)
 }
 
 #[test]
 fn python_sdk_logs_arrive_as_loki_streams_over_grpc_and_http() {
-    let python = python();
+    let Some(python) = python() else { return };
     let ferro = ferro_printing_logs();
     let mut expected = Vec::new();
     for (protocol, endpoint, service) in [
@@ -163,15 +159,10 @@ fn python_sdk_logs_arrive_as_loki_streams_over_grpc_and_http() {
         }
     }
 
-    // The counters move just after the data does: give them a moment.
+    // The counters move just after the data does: wait for them.
     let total = expected.len() as f64;
     let counted = |name: &str, component: &str| {
-        let labels = [component, r#"signal="logs""#];
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while ferro.metric(name, &labels) < total && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        ferro.metric(name, &labels)
+        ferro.wait_metric(name, &[component, r#"signal="logs""#], |n| n >= total)
     };
     assert_eq!(
         counted(
@@ -332,7 +323,7 @@ async fn unrepresentable_records_are_refused_alone_as_partial_success() {
 /// label and ordering rules.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_logs_reach_loki_with_labels_metadata_and_tenant() {
-    let python = python();
+    let Some(python) = python() else { return };
     let loki = common::loki::LokiServer::start().await;
     let ferro = Ferro::start(&format!(
         r#"
@@ -368,8 +359,7 @@ async fn python_sdk_logs_reach_loki_with_labels_metadata_and_tenant() {
     );
     let sent: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
-        loki.wait_for_entries(sent.len(), std::time::Duration::from_secs(15))
-            .await,
+        loki.wait_for_entries(sent.len(), WAIT).await,
         sent.len(),
         "{}",
         ferro.logs()

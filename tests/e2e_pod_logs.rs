@@ -5,13 +5,13 @@
 
 mod common;
 
-use common::Ferro;
+use common::{Ferro, eventually};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(20);
+use common::WAIT;
 
 struct Dirs {
     _tmp: tempfile::TempDir,
@@ -118,20 +118,43 @@ fn acknowledged(ferro: &Ferro) -> f64 {
     )
 }
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Waits until `n` entries are acknowledged and the positions file says
+/// every file under the pods root was acknowledged to its end, so that no
+/// more can come; then checks that there were no more than `n`.
+fn wait_acknowledged(ferro: &Ferro, d: &Dirs, n: usize) {
+    let what = common::told(|| {
+        format!(
+            "{n} acknowledged entries (have {}), every file acknowledged to its end",
+            acknowledged(ferro)
+        )
+    });
+    eventually(what, WAIT, || {
+        acknowledged(ferro) >= n as f64 && acknowledged_to_the_end(d)
+    });
+    assert_eq!(acknowledged(ferro), n as f64, "more than expected");
 }
 
-fn wait_acknowledged(ferro: &Ferro, n: usize) {
-    wait_until(&format!("{n} acknowledged entries"), || {
-        acknowledged(ferro) >= n as f64
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(acknowledged(ferro), n as f64, "more than expected");
+/// Whether the positions file has every `*.log` file under the pods root at
+/// an offset equal to its length: all of it read and acknowledged.
+fn acknowledged_to_the_end(d: &Dirs) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(text) = std::fs::read(d.data.join("pod_logs/node.positions.json")) else {
+        return false;
+    };
+    let saved: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    let files = saved["files"].as_array().unwrap();
+    let logs = std::fs::read_dir(&d.root)
+        .unwrap()
+        .flat_map(|pod| std::fs::read_dir(pod.unwrap().path()).unwrap())
+        .flat_map(|container| std::fs::read_dir(container.unwrap().path()).unwrap())
+        .map(|file| file.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "log"));
+    logs.into_iter().all(|path| {
+        let meta = std::fs::metadata(&path).unwrap();
+        files
+            .iter()
+            .any(|f| f["inode"] == meta.ino() && f["offset"] == meta.len())
+    })
 }
 
 fn positions(d: &Dirs) -> serde_json::Value {
@@ -170,7 +193,7 @@ fn cri_and_docker_lines_arrive_once_in_order_with_partials_merged() {
         };
         append(&db, &docker);
     }
-    wait_acknowledged(&ferro, 2000 + 200 + 2000);
+    wait_acknowledged(&ferro, &d, 2000 + 200 + 2000);
     let got = delivered(&ferro);
     let mut by_stream: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (labels, line) in got {
@@ -212,11 +235,12 @@ fn sigterm_then_restart_resends_nothing_that_was_acknowledged() {
     append(&path, &cri_lines("old", 0..1000));
     let cfg = config(&d, "blackhole", "start_at = \"end\"");
     let mut ferro = Ferro::start(&cfg);
-    // start_at = "end": what was there at the first start is skipped.
-    std::thread::sleep(Duration::from_millis(500));
+    // start_at = "end": what was there at the first start is skipped (and
+    // the count below finds none of it).
+    ferro.wait_metric("ferro_pod_logs_files_open", &[], |n| n == 1.0);
     assert_eq!(acknowledged(&ferro), 0.0);
     append(&path, &cri_lines("a", 0..5000));
-    wait_acknowledged(&ferro, 5000);
+    wait_acknowledged(&ferro, &d, 5000);
     ferro.signal("TERM");
     assert!(ferro.wait_exit(WAIT).success());
     let saved = positions(&d);
@@ -230,7 +254,7 @@ fn sigterm_then_restart_resends_nothing_that_was_acknowledged() {
     let other = pod_log(&d.root, "default", "other", "main");
     append(&other, &cri_lines("c", 0..100));
     let ferro = Ferro::start(&cfg);
-    wait_acknowledged(&ferro, 3100);
+    wait_acknowledged(&ferro, &d, 3100);
 }
 
 #[test]
@@ -249,18 +273,31 @@ fn kill_9_then_restart_loses_nothing() {
         })
     };
     let mut first = Ferro::start(&cfg);
-    wait_until("some lines delivered", || delivered(&first).len() > 3000);
+    eventually("some lines delivered", WAIT, || {
+        delivered(&first).len() > 3000
+    });
     first.signal("KILL");
     first.wait_exit(WAIT);
     let before = delivered(&first);
     let second = Ferro::start(&cfg);
     writer.join().unwrap();
     let mut seen: HashMap<String, usize> = HashMap::new();
-    wait_until("every line, at least once", || {
+    let distinct = std::cell::Cell::new(0);
+    let what = common::told(|| {
+        format!(
+            "every line, at least once (have {} of {total}; the second ferro read {} lines, has {} files open, acknowledged {})",
+            distinct.get(),
+            second.metric("ferro_pod_logs_lines_read_total", &[]),
+            second.metric("ferro_pod_logs_files_open", &[]),
+            acknowledged(&second),
+        )
+    });
+    eventually(what, WAIT, || {
         seen.clear();
         for (_, line) in before.iter().chain(&delivered(&second)) {
             *seen.entry(line.clone()).or_default() += 1;
         }
+        distinct.set(seen.len());
         seen.len() == total
     });
     let twice = seen.values().filter(|&&n| n > 1).count();
@@ -302,9 +339,15 @@ fn rotation_under_load_rename_and_copytruncate_lose_nothing() {
     for round in 0..10 {
         append(&truncated, &cri_lines(&format!("t{round}-"), 0..1500));
         written += 1500;
-        wait_until("the tailer caught up", || {
-            acknowledged(&ferro) >= written as f64
+        let what = common::told(|| {
+            format!(
+                "the tailer to catch up in round {round}: {} of {written} acknowledged, {} lines read, {} files open",
+                acknowledged(&ferro),
+                ferro.metric("ferro_pod_logs_lines_read_total", &[]),
+                ferro.metric("ferro_pod_logs_files_open", &[]),
+            )
         });
+        eventually(what, WAIT, || acknowledged(&ferro) >= written as f64);
         std::fs::copy(&truncated, truncated.with_extension(format!("log.{round}"))).unwrap();
         std::fs::OpenOptions::new()
             .write(true)
@@ -313,7 +356,7 @@ fn rotation_under_load_rename_and_copytruncate_lose_nothing() {
             .set_len(0)
             .unwrap();
     }
-    wait_acknowledged(&ferro, written);
+    wait_acknowledged(&ferro, &d, written);
 
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut order: HashMap<String, Vec<usize>> = HashMap::new();
@@ -337,7 +380,7 @@ fn rotation_under_load_rename_and_copytruncate_lose_nothing() {
         ferro.metric("ferro_pod_logs_rotations_total", &["reason=\"renamed\""]),
         20.0
     );
-    wait_until("10 truncations counted", || {
+    eventually("10 truncations counted", WAIT, || {
         ferro.metric("ferro_pod_logs_rotations_total", &["reason=\"truncated\""]) == 10.0
     });
 }
@@ -359,7 +402,9 @@ fn garbage_and_a_10mib_line_are_passed_on_and_memory_stays_flat() {
 
     let ferro = Ferro::start(&config(&d, "debug", "start_at = \"beginning\""));
     let arrived = |line: &str| delivered(&ferro).iter().any(|(_, l)| l == line);
-    wait_until("the line after the garbage", || arrived("garbage done"));
+    eventually("the line after the garbage", WAIT, || {
+        arrived("garbage done")
+    });
     let got = delivered(&ferro);
     assert_eq!(got[0].1, "first");
     let metric = |name: &str| ferro.metric(name, &["component=\"pod_logs.node\""]);
@@ -370,7 +415,7 @@ fn garbage_and_a_10mib_line_are_passed_on_and_memory_stays_flat() {
     let before = ferro.rss_bytes();
     append(&path, &cri("stdout", "F", &"x".repeat(10 << 20)));
     append(&path, &cri("stdout", "F", "last"));
-    wait_until("the line after the long one", || arrived("last"));
+    eventually("the line after the long one", WAIT, || arrived("last"));
     let got = delivered(&ferro);
     let long = got.iter().find(|(_, l)| l.starts_with("xxxx")).unwrap();
     assert_eq!(long.1.len(), 256 * 1024, "cut to max_line_size");
@@ -408,7 +453,7 @@ fn the_positions_file_is_always_whole_while_it_is_rewritten() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(reads > 100);
-    wait_acknowledged(&ferro, i);
+    wait_acknowledged(&ferro, &d, i);
     let leftovers: Vec<_> = std::fs::read_dir(d.data.join("pod_logs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -458,7 +503,13 @@ async fn cri_files_reach_loki_in_order_through_an_outage() {
         }
     }
     append(&file, &text);
-    std::thread::sleep(Duration::from_secs(2));
+    // Every entry was read and taken in, and Loki refused a push of them.
+    ferro.wait_metric(
+        "ferro_receiver_accepted_items_total",
+        &["component=\"pod_logs.node\""],
+        |n| n >= 3000.0,
+    );
+    ferro.wait_metric("ferro_exporter_retries_total", &["loki.out"], |n| n >= 1.0);
     assert_eq!(loki.with(|r| r.entry_count()), 0, "Loki is down");
     assert_eq!(
         acknowledged(&ferro),
@@ -511,7 +562,7 @@ async fn cri_files_reach_loki_in_order_through_an_outage() {
         "every line once, in order, partials merged"
     );
     loki.with(|r| assert!(r.errors.is_empty(), "Loki refused nothing: {:?}", r.errors));
-    wait_until("positions to follow Loki's acknowledgements", || {
+    eventually("positions to follow Loki's acknowledgements", WAIT, || {
         acknowledged(&ferro) == 3000.0
     });
 }

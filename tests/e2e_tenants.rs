@@ -10,7 +10,7 @@ mod common;
 use common::loki::{Limits, LokiServer};
 use common::prom::Rw2Server;
 use common::sink::Sink;
-use common::{Ferro, http_post};
+use common::{Ferro, WAIT, http_post};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -26,7 +26,7 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 const REQUESTS: usize = 20;
 const QUIET_PER_REQUEST: usize = 10;
@@ -156,19 +156,6 @@ async fn post(
     .unwrap()
 }
 
-async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if tokio::time::Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_quiet_tenant_gets_everything_and_the_noisy_one_is_throttled_and_counted() {
     let sink = Sink::start().await;
@@ -294,22 +281,26 @@ async fn the_quiet_tenant_gets_everything_and_the_noisy_one_is_throttled_and_cou
             .filter(|s| s.span.name.starts_with("noisy-"))
             .count() as f64
     };
-    assert!(
-        eventually(Duration::from_secs(20), || {
+    common::eventually_async(
+        common::told(|| {
+            format!(
+                "quiet spans: {}, noisy spans {} + dropped {} of {noisy_sent}",
+                sink.span_count(),
+                noisy_spans(),
+                dropped("traces", "rate_limited")
+            )
+        }),
+        WAIT,
+        || {
             sink.spans()
                 .iter()
                 .filter(|s| s.span.name.starts_with("quiet-"))
                 .count()
                 == quiet_sent
                 && noisy_spans() + dropped("traces", "rate_limited") == noisy_sent
-        })
-        .await,
-        "quiet spans: {}, noisy spans {} + dropped {} of {noisy_sent}\n{}",
-        sink.span_count(),
-        noisy_spans(),
-        dropped("traces", "rate_limited"),
-        ferro.logs()
-    );
+        },
+    )
+    .await;
     let expected: BTreeSet<(String, Vec<u8>)> = (0..REQUESTS)
         .flat_map(|r| {
             traces("quiet", r, QUIET_PER_REQUEST).resource_spans[0].scope_spans[0]
@@ -362,17 +353,22 @@ async fn the_quiet_tenant_gets_everything_and_the_noisy_one_is_throttled_and_cou
             .collect::<Vec<_>>()
     };
     let noisy_lines = || loki.entries("noisy", &[("service_name", "noisy")]).len() as f64;
-    assert!(
-        eventually(Duration::from_secs(20), || {
+    common::eventually_async(
+        common::told(|| {
+            format!(
+                "quiet lines {}, noisy lines {} + dropped {}",
+                quiet_lines().len(),
+                noisy_lines(),
+                dropped("logs", "rate_limited")
+            )
+        }),
+        WAIT,
+        || {
             quiet_lines().len() == quiet_sent
                 && noisy_lines() + dropped("logs", "rate_limited") == noisy_sent
-        })
-        .await,
-        "quiet lines {}, noisy lines {} + dropped {}",
-        quiet_lines().len(),
-        noisy_lines(),
-        dropped("logs", "rate_limited")
-    );
+        },
+    )
+    .await;
     let expected: Vec<String> = (0..REQUESTS)
         .flat_map(|r| (0..QUIET_PER_REQUEST).map(move |i| format!("quiet line {r}-{i}")))
         .collect();
@@ -406,14 +402,12 @@ async fn the_quiet_tenant_gets_everything_and_the_noisy_one_is_throttled_and_cou
             })
             .collect()
     };
-    assert!(
-        eventually(Duration::from_secs(20), || series("quiet").len() == 20
-            && series("noisy").len() == 10)
-        .await,
-        "quiet {:?}, noisy {:?}",
-        series("quiet"),
-        series("noisy")
-    );
+    common::eventually_async(
+        common::told(|| format!("quiet {:?}, noisy {:?}", series("quiet"), series("noisy"))),
+        WAIT,
+        || series("quiet").len() == 20 && series("noisy").len() == 10,
+    )
+    .await;
     let mut quiet = series("quiet");
     quiet.sort_by(|a, b| a.1.total_cmp(&b.1));
     assert_eq!(
@@ -529,16 +523,21 @@ async fn with_refuse_the_noisy_sender_is_told_to_retry_and_nothing_admitted_is_l
     }
 
     let quiet_sent = REQUESTS * QUIET_PER_REQUEST;
-    assert!(
-        eventually(Duration::from_secs(20), || {
+    common::eventually_async(
+        common::told(|| {
+            format!(
+                "quiet {} of {quiet_sent}, noisy {} of {noisy_accepted} accepted",
+                loki.entries("quiet", &[("service_name", "quiet")]).len(),
+                loki.entries("noisy", &[("service_name", "noisy")]).len()
+            )
+        }),
+        WAIT,
+        || {
             loki.entries("quiet", &[("service_name", "quiet")]).len() == quiet_sent
                 && loki.entries("noisy", &[("service_name", "noisy")]).len() == noisy_accepted
-        })
-        .await,
-        "quiet {} of {quiet_sent}, noisy {} of {noisy_accepted} accepted",
-        loki.entries("quiet", &[("service_name", "quiet")]).len(),
-        loki.entries("noisy", &[("service_name", "noisy")]).len(),
-    );
+        },
+    )
+    .await;
     assert_eq!(
         ferro.metric("ferro_tenant_dropped_items_total", &[]),
         0.0,

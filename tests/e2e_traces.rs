@@ -4,7 +4,7 @@
 mod common;
 
 use common::sink::{FlatSpan, Mode, Sink, flatten};
-use common::{Ferro, free_port, http_get, http_post, python, python_script};
+use common::{Ferro, WAIT, http_get, http_post, python, python_script};
 use ferro::otlp::codec::RawCodec;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -73,7 +73,7 @@ fn span_ids(spans: &[FlatSpan]) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_spans_arrive_unchanged_over_every_protocol() {
-    let python = python();
+    let Some(python) = python() else { return };
     let sink = Sink::start().await;
     // One receiver feeds two pipelines; each exports with another protocol,
     // so every span must arrive exactly twice, value for value.
@@ -148,9 +148,7 @@ async fn python_sdk_spans_arrive_unchanged_over_every_protocol() {
         expected.extend(spans);
     }
 
-    let arrived = sink
-        .wait_for_spans(2 * expected.len(), Duration::from_secs(20))
-        .await;
+    let arrived = sink.wait_for_spans(2 * expected.len(), WAIT).await;
     assert_eq!(
         arrived,
         2 * expected.len(),
@@ -364,7 +362,7 @@ async fn bad_input_gets_clear_errors_and_ferro_keeps_serving() {
 
     // And good data still flows.
     client.export(request(100, 5)).await.unwrap();
-    assert_eq!(sink.wait_for_spans(7, Duration::from_secs(10)).await, 7);
+    assert_eq!(sink.wait_for_spans(7, WAIT).await, 7);
 
     let page = ferro.metrics();
     for reason in [
@@ -394,7 +392,9 @@ async fn bad_input_gets_clear_errors_and_ferro_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_down_then_up_loses_nothing_accepted() {
-    let grpc_port = free_port();
+    // Held, not listened on: the backend is down until the sink takes it.
+    let backend = common::reserved_port();
+    let grpc_port = backend.local_addr().unwrap().port();
     let ferro = Ferro::start(&format!(
         r#"
         [telemetry]
@@ -417,21 +417,15 @@ async fn backend_down_then_up_loses_nothing_accepted() {
             .await
             .expect("accepted while the backend is down");
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        ferro.metric("ferro_exporter_retries_total", &["otlp.out"]) >= 1.0,
-        "it retried while down"
-    );
+    // It retried while down (a retry is the sign that a send failed).
+    ferro.wait_metric("ferro_exporter_retries_total", &["otlp.out"], |n| n >= 1.0);
     assert_eq!(
         ferro.metric("ferro_exporter_sent_items_total", &["otlp.out"]),
         0.0
     );
 
-    let sink = Sink::start_on(grpc_port, 0).await;
-    assert_eq!(
-        sink.wait_for_spans(2000, Duration::from_secs(20)).await,
-        2000
-    );
+    let sink = Sink::start_on(backend.listen(1024).unwrap()).await;
+    assert_eq!(sink.wait_for_spans(2000, WAIT).await, 2000);
     let ids = span_ids(&sink.spans());
     let mut unique = ids.clone();
     unique.dedup();
@@ -510,10 +504,7 @@ async fn slow_backend_keeps_memory_bounded_and_refuses_retryably() {
     // Everything that was accepted is delivered once the backend catches up.
     sink.set_mode(Mode::Accept);
     let want = accepted.len() * 100;
-    assert_eq!(
-        sink.wait_for_spans(want, Duration::from_secs(30)).await,
-        want
-    );
+    assert_eq!(sink.wait_for_spans(want, WAIT).await, want);
     assert_eq!(
         ferro.metric("ferro_receiver_refused_items_total", &["otlp.in"]),
         (refused * 100) as f64
@@ -592,40 +583,25 @@ async fn sighup_reloads_valid_config_and_keeps_the_old_one_on_error() {
             &format!("grpc = \"127.0.0.1:{port}\""),
         )
     };
-    std::fs::write(&ferro.config_path, pinned("blackhole.null")).unwrap();
-    ferro.signal("HUP");
-    assert!(
-        ferro.wait_for_logs("reload done", 1, Duration::from_secs(10)),
-        "{}",
-        ferro.logs()
-    );
+    ferro.reload(&pinned("blackhole.null"), 1);
+    assert_eq!(ferro.listener("otlp.in", "grpc").port(), port);
 
-    std::fs::write(&ferro.config_path, pinned("otlp.out")).unwrap();
-    ferro.signal("HUP");
-    assert!(
-        ferro.wait_for_logs("reload done", 2, Duration::from_secs(10)),
-        "{}",
-        ferro.logs()
-    );
+    ferro.reload(&pinned("otlp.out"), 2);
     let mut client = grpc_client(ferro.grpc.unwrap()).await;
     client.export(request(0, 10)).await.unwrap();
     assert_eq!(
-        sink.wait_for_spans(10, Duration::from_secs(10)).await,
+        sink.wait_for_spans(10, WAIT).await,
         10,
         "the new pipeline exports to the sink"
     );
 
     std::fs::write(&ferro.config_path, "[receivers.otlp.in]\ngrpc = 17\n").unwrap();
     ferro.signal("HUP");
-    assert!(
-        ferro.wait_for_log("reload refused", Duration::from_secs(10)),
-        "{}",
-        ferro.logs()
-    );
+    ferro.wait_for_log("reload refused", WAIT);
     let mut client = grpc_client(ferro.grpc.unwrap()).await;
     client.export(request(100, 10)).await.unwrap();
     assert_eq!(
-        sink.wait_for_spans(20, Duration::from_secs(10)).await,
+        sink.wait_for_spans(20, WAIT).await,
         20,
         "the old config still runs"
     );
@@ -639,14 +615,13 @@ async fn sighup_reloads_valid_config_and_keeps_the_old_one_on_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_refuses_no_connection() {
     let sink = Sink::start().await;
-    let port = free_port();
-    let config = |wait: &str| {
+    let config = |http: &str, wait: &str| {
         format!(
             r#"
             [telemetry]
             listen = "127.0.0.1:0"
             [receivers.otlp.in]
-            http = "127.0.0.1:{port}"
+            http = "{http}"
             pipeline_wait = "{wait}"
             [exporters.otlp.out]
             endpoint = "http://{sink}"
@@ -657,11 +632,14 @@ async fn a_reload_refuses_no_connection() {
             sink = sink.grpc,
         )
     };
-    let ferro = Ferro::start(&config("1s"));
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let ferro = Ferro::start(&config("127.0.0.1:0", "1s"));
+    // The port ferro bound, named in the reloaded configs so that the
+    // server on it is kept.
+    let addr = ferro.http.unwrap();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let client = {
-        let stop = stop.clone();
+        let (stop, answered) = (stop.clone(), answered.clone());
         std::thread::spawn(move || {
             let proto = [("Content-Type", "application/x-protobuf")];
             let mut answers = Vec::new();
@@ -672,23 +650,25 @@ async fn a_reload_refuses_no_connection() {
                 let answer =
                     std::panic::catch_unwind(|| http_post(addr, "/v1/traces", &proto, &body).0);
                 answers.push(answer.unwrap_or(0));
+                answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 i += 1;
                 std::thread::sleep(Duration::from_millis(5));
             }
             answers
         })
     };
+    // Requests before, between and after the reloads.
+    let some_requests = || {
+        let before = answered.load(std::sync::atomic::Ordering::Relaxed);
+        common::eventually("10 more requests answered", WAIT, || {
+            answered.load(std::sync::atomic::Ordering::Relaxed) >= before + 10
+        });
+    };
     for (n, wait) in ["2s", "3s", "1s"].into_iter().enumerate() {
-        std::thread::sleep(Duration::from_millis(300));
-        std::fs::write(&ferro.config_path, config(wait)).unwrap();
-        ferro.signal("HUP");
-        assert!(
-            ferro.wait_for_logs("reload done", n + 1, Duration::from_secs(10)),
-            "{}",
-            ferro.logs()
-        );
+        some_requests();
+        ferro.reload(&config(&addr.to_string(), wait), n + 1);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    some_requests();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let answers = client.join().unwrap();
     let failed: Vec<_> = answers.iter().filter(|&&status| status != 200).collect();
@@ -700,8 +680,7 @@ async fn a_reload_refuses_no_connection() {
         ferro.logs()
     );
     assert_eq!(
-        sink.wait_for_spans(answers.len(), Duration::from_secs(10))
-            .await,
+        sink.wait_for_spans(answers.len(), WAIT).await,
         answers.len(),
         "every span accepted across three reloads arrives"
     );
@@ -731,14 +710,11 @@ async fn probes_and_self_metrics() {
         &body,
     );
     assert_eq!(status, 200);
-    let mut sent = 0.0;
-    for _ in 0..100 {
-        sent = ferro.metric("ferro_exporter_sent_items_total", &["blackhole.null"]);
-        if sent == 25.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let sent = ferro.wait_metric(
+        "ferro_exporter_sent_items_total",
+        &["blackhole.null"],
+        |n| n >= 25.0,
+    );
     assert_eq!(sent, 25.0);
     let page = ferro.metrics();
     assert_eq!(
@@ -787,23 +763,12 @@ async fn tls_with_a_ca_file_or_skip_verify_and_never_to_an_unknown_certificate()
     ));
     let mut client = grpc_client(ferro.grpc.unwrap()).await;
     client.export(request(0, 10)).await.unwrap();
-    assert_eq!(
-        sink.wait_for_spans(30, Duration::from_secs(15)).await,
-        30,
-        "{}",
-        ferro.logs()
+    assert_eq!(sink.wait_for_spans(30, WAIT).await, 30, "{}", ferro.logs());
+    let dropped = ferro.wait_metric(
+        "ferro_dropped_items_total",
+        &["otlp.untrusted", "retries_exhausted"],
+        |n| n >= 10.0,
     );
-    let mut dropped = 0.0;
-    for _ in 0..100 {
-        dropped = ferro.metric(
-            "ferro_dropped_items_total",
-            &["otlp.untrusted", "retries_exhausted"],
-        );
-        if dropped == 10.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     assert_eq!(dropped, 10.0, "an untrusted certificate is never accepted");
     assert!(
         ferro.metric(
@@ -848,35 +813,27 @@ async fn transient_refusals_are_retried_and_permanent_ones_dropped_and_counted()
     ));
     let mut client = grpc_client(ferro.grpc.unwrap()).await;
     client.export(request(0, 50)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    // HTTP 503 asks for Retry-After: 1, so that exporter waited at least a second.
-    assert!(
-        ferro.metric(
-            "ferro_exporter_send_failed_items_total",
-            &["otlp.grpc", "grpc_unavailable"]
-        ) >= 50.0
+    // HTTP 503 asks for Retry-After: 1, so that exporter waits at least a second.
+    ferro.wait_metric(
+        "ferro_exporter_send_failed_items_total",
+        &["otlp.grpc", "grpc_unavailable"],
+        |n| n >= 50.0,
     );
-    assert!(
-        ferro.metric(
-            "ferro_exporter_send_failed_items_total",
-            &["otlp.http", "http_503"]
-        ) >= 50.0
+    ferro.wait_metric(
+        "ferro_exporter_send_failed_items_total",
+        &["otlp.http", "http_503"],
+        |n| n >= 50.0,
     );
     assert_eq!(sink.span_count(), 0);
     sink.set_mode(Mode::Accept);
-    assert_eq!(sink.wait_for_spans(100, Duration::from_secs(10)).await, 100);
+    assert_eq!(sink.wait_for_spans(100, WAIT).await, 100);
 
     sink.set_mode(Mode::BadRequest);
     let retries_before = ferro.metric("ferro_exporter_retries_total", &[]);
     client.export(request(100, 20)).await.unwrap();
-    let mut dropped = 0.0;
-    for _ in 0..100 {
-        dropped = ferro.metric("ferro_dropped_items_total", &["permanent_error"]);
-        if dropped == 40.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let dropped = ferro.wait_metric("ferro_dropped_items_total", &["permanent_error"], |n| {
+        n >= 40.0
+    });
     assert_eq!(dropped, 40.0, "20 spans dropped by each exporter, counted");
     assert_eq!(
         ferro.metric("ferro_exporter_retries_total", &[]),

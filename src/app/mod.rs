@@ -6,6 +6,7 @@
 //! server sits here rather than in [`crate::telemetry`], which the network
 //! layer below it counts into).
 
+mod ready_file;
 mod run;
 mod telemetry_server;
 

@@ -1,11 +1,14 @@
 //! Running the process: start, reload on SIGHUP, stop on SIGTERM/SIGINT.
 
+use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
+use super::ready_file;
 use super::telemetry_server as server;
 use crate::delivery::MemoryLimiter;
 use crate::net::server::{Budget, Servers};
@@ -30,13 +33,16 @@ impl ConfigSource {
     }
 }
 
-/// Sets up `tracing`: `RUST_LOG` if set, else the config's level.
+/// Sets up `tracing`: `RUST_LOG` if set, else the config's level. Text
+/// logs are coloured only on a terminal: in a file or a pipe (`ferro run >
+/// log`, a container runtime's log) escape codes would be noise.
 pub fn init_logging(config_level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(config_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -44,8 +50,10 @@ pub fn init_logging(config_level: &str, format: LogFormat) {
     }
 }
 
-/// Runs until SIGTERM or SIGINT; returns the process exit code.
-pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
+/// Runs until SIGTERM or SIGINT; returns the process exit code. With
+/// `ready_file`, says there where it listens once it is ready and after
+/// each reload (see [`ready_file`]).
+pub async fn run(source: ConfigSource, config: Config, ready_file: Option<PathBuf>) -> ExitCode {
     let started = Instant::now();
     let telemetry = Telemetry::new();
     let limiter = MemoryLimiter::new(config.memory_limit.as_usize());
@@ -74,6 +82,8 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
 
     let mut telemetry_stop = CancellationToken::new();
     let mut telemetry_listen = None;
+    // The address bound for `telemetry_listen` (the port, for port 0).
+    let mut telemetry_addr: Option<SocketAddr> = None;
     if config.telemetry.enabled {
         match server::serve(
             config.telemetry.listen,
@@ -85,6 +95,7 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
             Ok((addr, _)) => {
                 tracing::info!(%addr, "self-telemetry listening");
                 telemetry_listen = Some(config.telemetry.listen);
+                telemetry_addr = Some(addr);
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot start the self-telemetry server");
@@ -103,6 +114,12 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+    if let Some(path) = &ready_file
+        && let Err(e) = ready_file::write(path, telemetry_addr, &topology)
+    {
+        tracing::error!(path = %path.display(), error = %e, "cannot write the ready file");
+        return ExitCode::FAILURE;
+    }
     telemetry.set_phase(Phase::Ready);
     tracing::info!(
         startup_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -146,15 +163,9 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
                 log_redaction(&next);
                 telemetry.set_phase(Phase::Reloading);
                 let wanted_listen = next.telemetry.enabled.then_some(next.telemetry.listen);
-                topology = match topology.reload(next, &telemetry, &limiter, &resources).await {
-                    Ok((topology, None)) => {
-                        tracing::info!("reload done");
-                        topology
-                    }
-                    Ok((topology, Some(error))) => {
-                        tracing::error!(%error, "reload failed; the previous config runs again");
-                        topology
-                    }
+                let failed;
+                (topology, failed) = match topology.reload(next, &telemetry, &limiter, &resources).await {
+                    Ok(reloaded) => reloaded,
                     Err(error) => {
                         tracing::error!(%error, "reload failed and the previous config could not start again");
                         return ExitCode::FAILURE;
@@ -170,10 +181,22 @@ pub async fn run(source: ConfigSource, config: Config) -> ExitCode {
                             Ok((addr, _)) => {
                                 tracing::info!(%addr, "self-telemetry listening");
                                 telemetry_listen = Some(listen);
+                                telemetry_addr = Some(addr);
                             }
                             Err(e) => tracing::error!(error = %e, "cannot move the self-telemetry server"),
                         }
                     }
+                }
+                // Rewritten before the reload is said to be done, so that
+                // whoever waits for that reads where ferro listens now.
+                if let Some(path) = &ready_file
+                    && let Err(e) = ready_file::write(path, telemetry_addr, &topology)
+                {
+                    tracing::error!(path = %path.display(), error = %e, "cannot rewrite the ready file");
+                }
+                match failed {
+                    None => tracing::info!("reload done"),
+                    Some(error) => tracing::error!(%error, "reload failed; the previous config runs again"),
                 }
                 telemetry.set_phase(Phase::Ready);
             }

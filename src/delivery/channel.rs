@@ -342,7 +342,8 @@ mod tests {
         assert_eq!(limiter.used(), 0, "its memory is released");
     }
 
-    #[tokio::test]
+    // The 20 ms a send waits for room runs on paused time.
+    #[tokio::test(start_paused = true)]
     async fn fan_out_copies_to_every_pipeline_or_none() {
         let (a_tx, mut a_rx) = mpsc::channel(1);
         let (b_tx, mut b_rx) = mpsc::channel(1);

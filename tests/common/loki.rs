@@ -163,16 +163,13 @@ impl LokiServer {
         })
     }
 
-    /// Waits until at least `n` entries are stored; returns how many are.
+    /// Waits until at least `n` entries are stored (panics after
+    /// `timeout`); returns how many are.
     pub async fn wait_for_entries(&self, n: usize, timeout: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let count = self.with(Received::entry_count);
-            if count >= n || tokio::time::Instant::now() > deadline {
-                return count;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let count = || self.with(Received::entry_count);
+        let what = super::told(|| format!("{n} entries at the Loki stand-in (have {})", count()));
+        super::eventually_async(what, timeout, || count() >= n).await;
+        count()
     }
 }
 

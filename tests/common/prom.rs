@@ -1,12 +1,11 @@
 //! Real Prometheus peers for the metrics tests: Debian's `prometheus` (with
 //! its remote-write receiver on) and `prometheus-node-exporter`, started on
-//! free 127.0.0.1 ports in a temp dir and stopped when dropped.
+//! 127.0.0.1:0 (the port they bound read from their log) in a temp dir and
+//! stopped when dropped.
 
+use super::http_get;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use super::{free_port, http_get};
 
 pub struct Process {
     child: Child,
@@ -28,73 +27,102 @@ impl Process {
     }
 }
 
-fn require(binary: &str) {
+/// Whether `binary` is installed; if not, the test is skipped (see
+/// [`super::have`]).
+pub fn installed(binary: &str) -> bool {
     let found = Command::new("which")
         .arg(binary)
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(
+    super::have(
+        binary,
         found,
-        "{binary} is not installed: scripts/test installs Debian's prometheus and prometheus-node-exporter"
-    );
+        "scripts/test installs Debian's prometheus and prometheus-node-exporter",
+    )
 }
 
-fn wait_until_up(addr: SocketAddr, path: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(addr).is_ok() && http_get(addr, path).0 == 200 {
-            return;
+/// Starts `command` (a Prometheus program told to listen on
+/// `127.0.0.1:0`) and reads the address it bound from its log line
+/// `msg="Listening on" address=…`; waits until `path` answers 200.
+fn spawn(mut command: Command, path: &str, dir: Option<tempfile::TempDir>) -> Process {
+    let name = command.get_program().to_string_lossy().into_owned();
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name} starts: {e}"));
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        // Read to the end, or the program would block on a full pipe.
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let addr = line
+                .contains("msg=\"Listening on\"")
+                .then(|| {
+                    line.split("address=")
+                        .nth(1)?
+                        .split(' ')
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .flatten();
+            if let Some(addr) = addr {
+                let _ = tx.send(addr);
+            }
         }
-        std::thread::sleep(Duration::from_millis(100));
+    });
+    let addr: SocketAddr = rx
+        .recv_timeout(super::WAIT)
+        .unwrap_or_else(|_| panic!("{name} did not say where it listens"));
+    super::eventually(
+        format!("{name} to answer {path} on {addr}"),
+        super::WAIT,
+        || std::net::TcpStream::connect(addr).is_ok() && http_get(addr, path).0 == 200,
+    );
+    Process {
+        child,
+        addr,
+        _dir: dir,
     }
-    panic!("{what} did not come up on {addr}");
 }
 
-/// Prometheus with `--web.enable-remote-write-receiver`, scraping nothing.
-pub fn prometheus() -> Process {
-    require("prometheus");
+/// Prometheus with `--web.enable-remote-write-receiver`, scraping nothing,
+/// or `None` (skipped) where it is not installed.
+pub fn prometheus() -> Option<Process> {
+    if !installed("prometheus") {
+        return None;
+    }
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let child = Command::new("prometheus")
+    let mut command = Command::new("prometheus");
+    command
         .arg(format!("--config.file={}", config.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
             dir.path().join("data").display()
         ))
-        .arg(format!("--web.listen-address={addr}"))
+        .arg("--web.listen-address=127.0.0.1:0")
         .arg("--web.enable-remote-write-receiver")
-        .arg("--enable-feature=native-histograms")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus starts");
-    wait_until_up(addr, "/-/ready", "prometheus");
-    Process {
-        child,
-        addr,
-        _dir: Some(dir),
-    }
+        .arg("--enable-feature=native-histograms");
+    Some(spawn(command, "/-/ready", Some(dir)))
 }
 
-/// node-exporter on a free port.
-pub fn node_exporter() -> Process {
-    require("prometheus-node-exporter");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let child = Command::new("prometheus-node-exporter")
-        .arg(format!("--web.listen-address={addr}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node-exporter starts");
-    wait_until_up(addr, "/metrics", "node-exporter");
-    Process {
-        child,
-        addr,
-        _dir: None,
+/// node-exporter on a port of its own, or `None` (skipped) where it is not
+/// installed.
+pub fn node_exporter() -> Option<Process> {
+    if !installed("prometheus-node-exporter") {
+        return None;
     }
+    let mut command = Command::new("prometheus-node-exporter");
+    command.arg("--web.listen-address=127.0.0.1:0");
+    Some(spawn(command, "/metrics", None))
 }
 
 fn encode(text: &str) -> String {
@@ -160,18 +188,6 @@ pub fn series(prometheus: SocketAddr, selector: &str) -> Vec<Vec<(String, String
         .collect();
     out.sort();
     out
-}
-
-/// Polls `check` until it holds or `timeout` passes.
-pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    false
 }
 
 /// A scrape target serving whatever page the test sets, with a content type.

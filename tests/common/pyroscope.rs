@@ -129,21 +129,24 @@ impl PyroscopeServer {
         self.with(|r| r.stored.clone())
     }
 
-    /// Waits until at least `n` profiles are stored that satisfy `pred`.
+    /// Waits until at least `n` profiles are stored that satisfy `pred`
+    /// (panics after `timeout`); returns them.
     pub async fn wait_for(
         &self,
         n: usize,
         timeout: Duration,
         pred: impl Fn(&Stored) -> bool,
     ) -> Vec<Stored> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let found: Vec<Stored> = self.stored().into_iter().filter(|s| pred(s)).collect();
-            if found.len() >= n || tokio::time::Instant::now() > deadline {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let found = || -> Vec<Stored> { self.stored().into_iter().filter(|s| pred(s)).collect() };
+        let what = super::told(|| {
+            format!(
+                "{n} matching profiles at the Pyroscope stand-in (have {} of {} stored)",
+                found().len(),
+                self.stored().len()
+            )
+        });
+        super::eventually_async(what, timeout, || found().len() >= n).await;
+        found()
     }
 }
 

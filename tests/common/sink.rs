@@ -155,20 +155,19 @@ async fn http_traces(
 }
 
 impl Sink {
-    /// Starts on free ports.
+    /// Starts on ports of its own.
     pub async fn start() -> Sink {
-        Self::start_on(0, 0).await
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(grpc).await
     }
 
-    /// Starts on the given ports (0: any).
-    pub async fn start_on(grpc_port: u16, http_port: u16) -> Sink {
+    /// Starts with gRPC on `grpc_listener` (a port the test held before:
+    /// see `common::reserved_port`) and HTTP on a port of its own.
+    pub async fn start_on(grpc_listener: tokio::net::TcpListener) -> Sink {
         let state = Arc::new(SinkState {
             recorded: Mutex::default(),
             mode: Mutex::new(Mode::Accept),
         });
-        let grpc_listener = tokio::net::TcpListener::bind(("127.0.0.1", grpc_port))
-            .await
-            .unwrap();
         let grpc = grpc_listener.local_addr().unwrap();
         let service = TraceServiceServer::new(Grpc(state.clone()))
             .accept_compressed(CompressionEncoding::Gzip)
@@ -179,9 +178,7 @@ impl Sink {
                 .add_service(service)
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc_listener)),
         );
-        let http_listener = tokio::net::TcpListener::bind(("127.0.0.1", http_port))
-            .await
-            .unwrap();
+        let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = http_listener.local_addr().unwrap();
         let app = axum::Router::new()
             .route("/v1/traces", axum::routing::post(http_traces))
@@ -218,16 +215,12 @@ impl Sink {
         })
     }
 
-    /// Waits until at least `n` spans arrived.
+    /// Waits until at least `n` spans arrived (panics after `timeout`);
+    /// returns how many have.
     pub async fn wait_for_spans(&self, n: usize, timeout: Duration) -> usize {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let count = self.span_count();
-            if count >= n || tokio::time::Instant::now() > deadline {
-                return count;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let what = super::told(|| format!("{n} spans at the sink (have {})", self.span_count()));
+        super::eventually_async(what, timeout, || self.span_count() >= n).await;
+        self.span_count()
     }
 }
 

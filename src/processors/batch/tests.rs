@@ -44,6 +44,28 @@ async fn splits_at_the_max_size_keeping_every_item() {
     assert_eq!(sizes, vec![10, 10, 5]);
 }
 
+/// The timeout runs on tokio's clock, here paused: a partial batch goes out
+/// when its first item has waited `timeout`, not a moment before, and a
+/// later item does not push the deadline back.
+#[tokio::test(start_paused = true)]
+async fn a_partial_batch_goes_out_when_its_oldest_item_has_waited_the_timeout() {
+    let mut b = batcher(100, None);
+    let mut out = Vec::new();
+    b.push(input(3), &mut out);
+    let deadline = b.deadline().expect("a deadline for the pending batch");
+    tokio::time::advance(std::time::Duration::from_millis(600)).await;
+    b.push(input(2), &mut out);
+    assert_eq!(b.deadline(), Some(deadline), "the oldest item sets it");
+    tokio::time::advance(std::time::Duration::from_millis(399)).await;
+    b.flush_due(tokio::time::Instant::now(), &mut out);
+    assert!(out.is_empty(), "not before the timeout");
+    tokio::time::advance(std::time::Duration::from_millis(1)).await;
+    b.flush_due(tokio::time::Instant::now(), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].items(), 5);
+    assert!(b.deadline().is_none());
+}
+
 #[tokio::test]
 async fn flush_emits_the_partial_batch() {
     let mut b = batcher(100, None);

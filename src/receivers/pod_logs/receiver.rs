@@ -210,12 +210,18 @@ impl Manager {
             let Some(running) = self.tailers.remove(&key) else {
                 continue;
             };
-            self.shared
-                .wakers
-                .files
-                .lock()
-                .unwrap()
-                .remove(&running.path);
+            // Only its own waker: after a rename rotation, the tailer of the
+            // new file at the same path has registered there, and without it
+            // that tailer hears of no write and looks only once a minute.
+            {
+                let mut files = self.shared.wakers.files.lock().unwrap();
+                if files
+                    .get(&running.path)
+                    .is_some_and(|wake| Arc::ptr_eq(wake, &running.control.wake))
+                {
+                    files.remove(&running.path);
+                }
+            }
             if let Ok(Ending::Done {
                 key,
                 fingerprint,

@@ -176,6 +176,15 @@ impl Harness {
         }
     }
 
+    /// Appends a marker line to `path` and takes the next entry: the marker,
+    /// and nothing before it. The tailer reads a file in order, so whatever
+    /// else it would send from `path` would come first.
+    async fn nothing_before_a_marker(&mut self, path: &Path) {
+        append(path, &cri("marker"));
+        let got = self.take(1).await;
+        assert_eq!(texts(&got), vec!["marker"], "unexpected entries");
+    }
+
     async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
             running.stop_taking(Duration::from_secs(10)).await;
@@ -333,8 +342,19 @@ async fn positions_move_only_when_acknowledged_and_past_dropped_batches() {
     let mut h = Harness::start(&config(&root, ""), &dir.path().join("data")).await;
     let held = h.hold(1).await;
     assert_eq!(held[0].items(), 10);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(h.positions()[0].offset, 0, "nothing acknowledged yet");
+    // A later marker: another file's line, acknowledged, and its position
+    // written after the batch above was held.
+    let other = pod_log(&root, "other");
+    std::fs::write(&other, lines("o", 0..1)).unwrap();
+    h.take(1).await;
+    h.wait_position(&other, size(&other)).await;
+    let offset = |path: &Path| {
+        h.positions()
+            .iter()
+            .find(|p| p.path == path)
+            .map(|p| p.offset)
+    };
+    assert_eq!(offset(&path), Some(0), "nothing acknowledged yet");
     drop(held);
     h.wait_position(&path, size(&path)).await;
 
@@ -373,7 +393,7 @@ async fn a_restart_resends_only_the_unacknowledged_tail() {
     let mut h = Harness::start(&cfg, &data).await;
     let again = h.take(3000 - first.len()).await;
     assert_eq!(texts(&again), expected("x", first.len()..3000));
-    h.nothing_more(Duration::from_millis(300)).await;
+    h.nothing_before_a_marker(&path).await;
     h.stop().await;
 }
 
@@ -446,11 +466,14 @@ async fn a_full_pipeline_or_memory_limit_waits_and_loses_nothing() {
             limiter.clone(),
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(
-            h.metric("ferro_receiver_refused_items_total", reason) > 0.0,
-            "{reason}"
-        );
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while h.metric("ferro_receiver_refused_items_total", reason) == 0.0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no refusal for {reason}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let got = h.take(5000).await;
         assert_eq!(texts(&got), expected("x", 0..5000));
         h.wait_position(&path, size(&path)).await;
@@ -487,7 +510,6 @@ async fn rename_and_create_rotation_loses_nothing() {
             .collect();
         assert_eq!(of_generation, expected(&prefix, 0..350), "in order, once");
     }
-    h.nothing_more(Duration::from_millis(200)).await;
     // Rotated files are let go once read to their end.
     let deadline = tokio::time::Instant::now() + WAIT;
     while h.metric("ferro_pod_logs_files_open", "") != 1.0 {
@@ -497,6 +519,16 @@ async fn rename_and_create_rotation_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Their tailers are reaped at the next rescans; the live file's tailer
+    // still hears of writes then (it is woken, not left to its once-a-minute
+    // look), and nothing more came from any of them.
+    let rescans = h.metric("ferro_pod_logs_rescans_total", "");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while h.metric("ferro_pod_logs_rescans_total", "") < rescans + 2.0 {
+        assert!(tokio::time::Instant::now() < deadline, "no rescans");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.nothing_before_a_marker(&path).await;
     assert_eq!(h.metric("ferro_pod_logs_rotations_total", "renamed"), 8.0);
     h.stop().await;
     assert_eq!(h.positions().len(), 1, "only the live file is remembered");
@@ -534,7 +566,9 @@ async fn copytruncate_reads_the_file_again_from_its_start() {
             .set_len(0)
             .unwrap();
     }
-    h.nothing_more(Duration::from_millis(300)).await;
+    // The marker is read from the start of the truncated file: the last
+    // truncation was seen, and nothing else came.
+    h.nothing_before_a_marker(&path).await;
     assert_eq!(
         h.metric("ferro_pod_logs_rotations_total", "truncated"),
         10.0
@@ -611,7 +645,14 @@ async fn start_at_applies_only_to_files_found_at_the_first_start() {
     .unwrap();
     let cfg = config(&root, "start_at = \"end\"");
     let mut h = Harness::start(&cfg, &data).await;
-    h.nothing_more(Duration::from_millis(300)).await;
+    // Once the file is open (at its end: at the start of the line being
+    // written), the line ended now is the marker: the history before it is
+    // skipped, so it comes first and alone.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while h.metric("ferro_pod_logs_files_open", "") != 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "the file is opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     append(&old, "f-line\n");
     assert_eq!(texts(&h.take(1).await), vec!["half-line"]);
     // A file that appears while running is read from its start.
