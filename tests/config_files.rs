@@ -1,6 +1,7 @@
 //! The shipped config examples validate, and `ferro validate` reports every
 //! mistake of a broken file with its path and line.
 
+use std::io::Write as _;
 use std::process::Command;
 
 fn ferro() -> Command {
@@ -266,7 +267,9 @@ fn kubectl_takes_the_manifests_in_a_client_dry_run() {
     // required even under FERRO_TESTS_REQUIRE_ALL: the structural test
     // above checks the manifests wherever this one cannot run.
     if !runs("kubectl", &["version", "--client"]) || !runs("python3", &["--version"]) {
-        eprintln!(
+        // Straight to stderr, past the test harness's capture.
+        let _ = writeln!(
+            std::io::stderr(),
             "skipped: kubectl_takes_the_manifests_in_a_client_dry_run needs kubectl and python3, which are not installed; the structural test checks the manifests"
         );
         return;

@@ -98,7 +98,12 @@ pub fn have(tool: &str, found: bool, why: &str) -> bool {
         std::env::var("FERRO_TESTS_REQUIRE_ALL").as_deref() != Ok("1"),
         "{test} needs {tool}, which is missing ({why}), and FERRO_TESTS_REQUIRE_ALL=1"
     );
-    eprintln!("skipped: {test} needs {tool}, which is missing ({why})");
+    // Straight to stderr, past the test harness's capture: a skip is said
+    // even when the test "passes".
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {test} needs {tool}, which is missing ({why})"
+    );
     false
 }
 
