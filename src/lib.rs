@@ -55,3 +55,6 @@ pub mod signal;
 pub mod telemetry;
 pub mod topology;
 pub mod wire;
+
+#[cfg(test)]
+pub(crate) mod testing;

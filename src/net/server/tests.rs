@@ -1,4 +1,5 @@
 use super::*;
+use crate::testing::eventually;
 use axum::routing::get;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -84,17 +85,6 @@ async fn closed(stream: &mut TcpStream) -> Vec<u8> {
         .expect("the server closes the connection")
         .ok();
     rest
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 #[tokio::test]

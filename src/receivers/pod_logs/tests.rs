@@ -19,6 +19,7 @@ use crate::receivers::pod_logs::positions::Fingerprint;
 use crate::receivers::pod_logs::positions::Position;
 use crate::signal::{Labels, Logs};
 use crate::telemetry::Telemetry;
+use crate::testing::{eventually, eventually_with};
 use std::fs::File;
 use std::path::Path;
 use std::path::PathBuf;
@@ -211,20 +212,15 @@ impl Harness {
 
     /// Waits until the positions file says `path` is acknowledged up to `offset`.
     async fn wait_position(&self, path: &Path, offset: u64) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
+        let what = format!("{} acknowledged up to {offset}", path.display());
+        eventually_with(&what, || {
             let all = self.positions();
-            let at = all.iter().find(|p| p.path == path).map(|p| p.offset);
-            if at == Some(offset) {
-                return;
+            match all.iter().find(|p| p.path == path).map(|p| p.offset) {
+                Some(at) if at == offset => Ok(()),
+                at => Err(format!("its position is {at:?}: {all:?}")),
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "position of {} is {at:?}, not {offset}: {all:?}",
-                path.display()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await;
     }
 }
 
@@ -466,14 +462,10 @@ async fn a_full_pipeline_or_memory_limit_waits_and_loses_nothing() {
             limiter.clone(),
         )
         .await;
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while h.metric("ferro_receiver_refused_items_total", reason) == 0.0 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no refusal for {reason}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(&format!("a refusal for {reason}"), || {
+            h.metric("ferro_receiver_refused_items_total", reason) > 0.0
+        })
+        .await;
         let got = h.take(5000).await;
         assert_eq!(texts(&got), expected("x", 0..5000));
         h.wait_position(&path, size(&path)).await;
@@ -511,23 +503,18 @@ async fn rename_and_create_rotation_loses_nothing() {
         assert_eq!(of_generation, expected(&prefix, 0..350), "in order, once");
     }
     // Rotated files are let go once read to their end.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while h.metric("ferro_pod_logs_files_open", "") != 1.0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "rotated files stay open"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the rotated files closed, only the live one open", || {
+        h.metric("ferro_pod_logs_files_open", "") == 1.0
+    })
+    .await;
     // Their tailers are reaped at the next rescans; the live file's tailer
     // still hears of writes then (it is woken, not left to its once-a-minute
     // look), and nothing more came from any of them.
     let rescans = h.metric("ferro_pod_logs_rescans_total", "");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while h.metric("ferro_pod_logs_rescans_total", "") < rescans + 2.0 {
-        assert!(tokio::time::Instant::now() < deadline, "no rescans");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("two more rescans", || {
+        h.metric("ferro_pod_logs_rescans_total", "") >= rescans + 2.0
+    })
+    .await;
     h.nothing_before_a_marker(&path).await;
     assert_eq!(h.metric("ferro_pod_logs_rotations_total", "renamed"), 8.0);
     h.stop().await;
@@ -648,11 +635,10 @@ async fn start_at_applies_only_to_files_found_at_the_first_start() {
     // Once the file is open (at its end: at the start of the line being
     // written), the line ended now is the marker: the history before it is
     // skipped, so it comes first and alone.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while h.metric("ferro_pod_logs_files_open", "") != 1.0 {
-        assert!(tokio::time::Instant::now() < deadline, "the file is opened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the file opened", || {
+        h.metric("ferro_pod_logs_files_open", "") == 1.0
+    })
+    .await;
     append(&old, "f-line\n");
     assert_eq!(texts(&h.take(1).await), vec!["half-line"]);
     // A file that appears while running is read from its start.
@@ -722,14 +708,10 @@ async fn a_deleted_file_is_read_to_its_end_and_closed() {
     // The container still writes a last line through its open descriptor.
     file.write_all(lines("a", 10..11).as_bytes()).unwrap();
     assert_eq!(texts(&h.take(1).await), vec!["a10"]);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while h.metric("ferro_pod_logs_files_open", "") != 0.0 || !h.positions().is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the deleted file stays open"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the deleted file closed and forgotten", || {
+        h.metric("ferro_pod_logs_files_open", "") == 0.0 && h.positions().is_empty()
+    })
+    .await;
     h.stop().await;
 }
 
