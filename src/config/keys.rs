@@ -12,6 +12,10 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visit
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
+/// A component type as its kind's registry lists it: its name in the config
+/// and the keys its table accepts.
+pub type TypeKeys = (&'static str, fn() -> BTreeSet<String>);
+
 /// Every key of `T`, as dotted paths (`queue.max_items`); a map's keys are
 /// written `*` (`profiles.*.path`), a list's items as the list itself.
 pub fn keys<T: DeserializeOwned>() -> BTreeSet<String> {

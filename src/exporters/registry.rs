@@ -3,10 +3,9 @@
 //! queue).
 
 use super::{blackhole, debug, loki, otlp, pyroscope, remote_write};
-use std::collections::BTreeSet;
 
 use crate::config::document::{Document, Value};
-use crate::config::keys::keys;
+use crate::config::keys::{TypeKeys, keys};
 use crate::delivery::QueueConfig;
 use crate::signal::Signal;
 
@@ -22,28 +21,17 @@ pub enum ExporterConfig {
 }
 
 impl ExporterConfig {
-    /// Every exporter type, as the config names it.
-    pub const TYPES: &[&str] = &[
-        "otlp",
-        "remote_write",
-        "loki",
-        "pyroscope",
-        "debug",
-        "blackhole",
+    /// Every exporter type, as the config names it, with the keys its table
+    /// accepts (see [`crate::config::keys`]): what the docs test checks
+    /// each type's page against.
+    pub const TYPES: &[TypeKeys] = &[
+        ("otlp", keys::<otlp::RawOtlpExporterConfig>),
+        ("remote_write", keys::<remote_write::RawRemoteWriteConfig>),
+        ("loki", keys::<loki::RawLokiConfig>),
+        ("pyroscope", keys::<pyroscope::RawPyroscopeConfig>),
+        ("debug", keys::<debug::RawDebugConfig>),
+        ("blackhole", keys::<blackhole::RawBlackholeConfig>),
     ];
-
-    /// The keys an exporter type's table accepts (see [`crate::config::keys`]).
-    pub fn keys(type_name: &str) -> Option<BTreeSet<String>> {
-        Some(match type_name {
-            "otlp" => keys::<otlp::RawOtlpExporterConfig>(),
-            "remote_write" => keys::<remote_write::RawRemoteWriteConfig>(),
-            "loki" => keys::<loki::RawLokiConfig>(),
-            "pyroscope" => keys::<pyroscope::RawPyroscopeConfig>(),
-            "debug" => keys::<debug::RawDebugConfig>(),
-            "blackhole" => keys::<blackhole::RawBlackholeConfig>(),
-            _ => return None,
-        })
-    }
 
     /// Reads an `[exporters.TYPE.NAME]` table; `None` for an unknown type.
     pub fn parse<'a>(

@@ -3,11 +3,10 @@
 //! cache, whether it must run before batching).
 
 use super::{batch, k8s_attributes, redact, tenant};
-use std::collections::BTreeSet;
 
 use crate::config::ComponentId;
 use crate::config::document::{Document, Value};
-use crate::config::keys::keys;
+use crate::config::keys::{TypeKeys, keys};
 use crate::k8s::{NamespaceKeys, PodCacheUse};
 use crate::signal::Signal;
 
@@ -24,19 +23,18 @@ pub enum ProcessorConfig {
 }
 
 impl ProcessorConfig {
-    /// Every processor type, as the config names it.
-    pub const TYPES: &[&str] = &["batch", "redact", "k8s_attributes", "tenant"];
-
-    /// The keys a processor type's table accepts (see [`crate::config::keys`]).
-    pub fn keys(type_name: &str) -> Option<BTreeSet<String>> {
-        Some(match type_name {
-            "batch" => keys::<batch::RawBatchConfig>(),
-            "redact" => keys::<redact::RawRedactConfig>(),
-            "k8s_attributes" => keys::<k8s_attributes::RawK8sAttributesConfig>(),
-            "tenant" => keys::<tenant::RawTenantConfig>(),
-            _ => return None,
-        })
-    }
+    /// Every processor type, as the config names it, with the keys its table
+    /// accepts (see [`crate::config::keys`]): what the docs test checks
+    /// each type's page against.
+    pub const TYPES: &[TypeKeys] = &[
+        ("batch", keys::<batch::RawBatchConfig>),
+        ("redact", keys::<redact::RawRedactConfig>),
+        (
+            "k8s_attributes",
+            keys::<k8s_attributes::RawK8sAttributesConfig>,
+        ),
+        ("tenant", keys::<tenant::RawTenantConfig>),
+    ];
 
     /// Reads a `[processors.TYPE.NAME]` table; `None` for an unknown type.
     pub fn parse<'a>(

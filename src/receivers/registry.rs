@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Inputs, RunningReceiver, otlp, pod_logs, pprof, prometheus};
-use std::collections::BTreeSet;
 
 use crate::config::ComponentId;
 use crate::config::document::{Document, Value};
-use crate::config::keys::keys;
+use crate::config::keys::{TypeKeys, keys};
 use crate::delivery::MemoryLimiter;
 use crate::k8s::{PodCache, PodCacheUse};
 use crate::net::server::Servers;
@@ -29,19 +28,15 @@ pub enum ReceiverConfig {
 }
 
 impl ReceiverConfig {
-    /// Every receiver type, as the config names it.
-    pub const TYPES: &[&str] = &["otlp", "prometheus", "pprof", "pod_logs"];
-
-    /// The keys a receiver type's table accepts (see [`crate::config::keys`]).
-    pub fn keys(type_name: &str) -> Option<BTreeSet<String>> {
-        Some(match type_name {
-            "otlp" => keys::<otlp::RawOtlpReceiverConfig>(),
-            "prometheus" => keys::<prometheus::RawPrometheusConfig>(),
-            "pprof" => keys::<pprof::RawPprofConfig>(),
-            "pod_logs" => keys::<pod_logs::RawPodLogsConfig>(),
-            _ => return None,
-        })
-    }
+    /// Every receiver type, as the config names it, with the keys its table
+    /// accepts (see [`crate::config::keys`]): what the docs test checks
+    /// each type's page against.
+    pub const TYPES: &[TypeKeys] = &[
+        ("otlp", keys::<otlp::RawOtlpReceiverConfig>),
+        ("prometheus", keys::<prometheus::RawPrometheusConfig>),
+        ("pprof", keys::<pprof::RawPprofConfig>),
+        ("pod_logs", keys::<pod_logs::RawPodLogsConfig>),
+    ];
 
     /// Reads a `[receivers.TYPE.NAME]` table; `None` for an unknown type.
     pub fn parse<'a>(
