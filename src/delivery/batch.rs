@@ -198,6 +198,9 @@ impl Future for AckWaiter {
     }
 }
 
+/// What [`valid_tenant`] accepts, as config errors say it.
+pub const TENANT_RULE: &str = "at most 150 of a-z A-Z 0-9 ! - _ . * ' ( ), not `.` or `..`";
+
 /// A tenant ID as Grafana's backends accept it in `X-Scope-OrgID` (dskit's
 /// `ValidTenantID`: 1–150 of `a-z A-Z 0-9 ! - _ . * ' ( )`, not `.` or `..`).
 pub fn valid_tenant(tenant: &str) -> Option<http::HeaderValue> {

@@ -27,8 +27,8 @@ mod channel;
 mod queue;
 
 pub use batch::{
-    AckWaiter, Acknowledgements, Admission, Batch, MemoryLimiter, Outcome, Reservation, Tenancy,
-    Ticket, valid_tenant,
+    AckWaiter, Acknowledgements, Admission, Batch, MemoryLimiter, Outcome, Reservation,
+    TENANT_RULE, Tenancy, Ticket, valid_tenant,
 };
 pub use channel::{Admitter, ExporterInput, PipelineInputs, Refusal, ToPipelines, deliver_all};
 pub use queue::{OnFull, PushError, Queue, QueueConfig};

@@ -86,12 +86,12 @@ impl ExporterConfig {
 
     pub fn queue(&self) -> &QueueConfig {
         match self {
-            Self::Otlp(c) => &c.queue,
+            Self::Otlp(c) => &c.http.queue,
             Self::Debug(c) => &c.queue,
             Self::Blackhole(c) => &c.queue,
-            Self::RemoteWrite(c) => &c.queue,
-            Self::Loki(c) => &c.queue,
-            Self::Pyroscope(c) => &c.queue,
+            Self::RemoteWrite(c) => &c.http.queue,
+            Self::Loki(c) => &c.http.queue,
+            Self::Pyroscope(c) => &c.http.queue,
         }
     }
 }

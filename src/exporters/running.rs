@@ -39,7 +39,7 @@ impl RunningExporter {
         match config {
             ExporterConfig::Otlp(c) => {
                 let sender = otlp::OtlpSender::new(c)?;
-                outboxes.traces = Some(Outbox::start(id, queue, sender, &c.retry, telemetry));
+                outboxes.traces = Some(Outbox::start(id, queue, sender, &c.http.retry, telemetry));
             }
             ExporterConfig::Debug(c) => {
                 outboxes = local(id, config, LocalSink::Print(c.verbosity), telemetry);

@@ -16,6 +16,6 @@ pub mod targets;
 
 pub use discovery::{PodGroups, Sources, reconcile};
 pub use job::{FetchError, Job, TargetHealth};
-pub use settings::{check_file_sd, check_job_name, credentials, scheme};
+pub use settings::{JobDefaults, JobSettings, RawJob};
 pub use sources::{FileSdConfig, RawKubernetesSdConfig, StaticConfig};
 pub use targets::{FileSd, Target, TargetRules, resolve};

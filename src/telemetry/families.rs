@@ -217,6 +217,7 @@ pub struct PodLogsFamilies {
     pub lines_invalid_utf8: Family<ComponentLabels, Counter>,
     pub rotations: Family<ReasonLabels, Counter>,
     pub files_open: Family<ComponentLabels, Gauge>,
+    pub files_awaiting_acks: Family<ComponentLabels, Gauge>,
     pub acknowledged: Family<ReasonLabels, Counter>,
     pub rescans: Family<ComponentLabels, Counter>,
 }
@@ -293,6 +294,11 @@ impl PodLogsFamilies {
             "ferro_pod_logs_files_open",
             "Files a pod log tailer has open",
             self.files_open.clone(),
+        );
+        r.register(
+            "ferro_pod_logs_files_awaiting_acks",
+            "Files whose tailer stopped reading until the oldest of its batches in flight is acknowledged (backpressure from the pipeline or the backend)",
+            self.files_awaiting_acks.clone(),
         );
         r.register(
             "ferro_pod_logs_rescans",

@@ -1,14 +1,14 @@
 //! The settings every HTTP exporter shares, each checked in one place: the
 //! endpoint URL, request headers (and the tenant header they must not
-//! carry when a tenant is sent per batch), the request timeout, and the
-//! request they make.
+//! carry when a tenant is sent per batch), the static tenant, credentials,
+//! TLS, the request timeout, queue and retry; and the request they make.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration as StdDuration;
 
 use crate::config::{FieldError, HumanDuration};
-use crate::delivery::QueueConfig;
+use crate::delivery::{QueueConfig, TENANT_RULE, valid_tenant};
 use crate::exporters::{RawRetryConfig, RetryConfig};
 use crate::net::auth::{BasicAuth, Credentials};
 use crate::net::tls::TlsConfig;
@@ -19,6 +19,9 @@ use crate::net::tls::TlsConfig;
 pub struct RawHttpSettings {
     pub endpoint: String,
     pub headers: BTreeMap<String, String>,
+    /// `tenant_id`: the tenant of batches no tenant processor claimed, for
+    /// an exporter that sends a tenant per batch.
+    pub tenant_id: Option<String>,
     /// `basic_auth`, `bearer_token`, `bearer_token_file`; `None` for an
     /// exporter that takes credentials as headers only.
     pub credentials: Option<(Option<BasicAuth>, Option<String>, Option<PathBuf>)>,
@@ -38,10 +41,12 @@ pub struct HttpRules {
 }
 
 /// Checked [`RawHttpSettings`].
+#[derive(Clone, Debug, PartialEq)]
 pub struct HttpSettings {
-    /// `None` when it is not a URL (the error is recorded).
-    pub endpoint: Option<::http::Uri>,
+    pub endpoint: ::http::Uri,
     pub headers: Vec<(::http::HeaderName, ::http::HeaderValue)>,
+    /// Sent as `X-Scope-OrgID` with batches that carry no tenant.
+    pub tenant_id: Option<::http::HeaderValue>,
     pub credentials: Credentials,
     pub tls: TlsConfig,
     pub timeout: StdDuration,
@@ -50,8 +55,9 @@ pub struct HttpSettings {
 }
 
 impl RawHttpSettings {
-    /// Checks every setting, recording each mistake under its key.
-    pub fn check(self, rules: &HttpRules, errors: &mut Vec<FieldError>) -> HttpSettings {
+    /// Checks every setting, recording each mistake under its key; `None`
+    /// when the endpoint is not a URL.
+    pub fn check(self, rules: &HttpRules, errors: &mut Vec<FieldError>) -> Option<HttpSettings> {
         let endpoint = check_url("endpoint", &self.endpoint, errors);
         let headers = match rules.tenant_elsewhere {
             Some(hint) => check_headers_without_tenant(&self.headers, hint, errors),
@@ -63,6 +69,16 @@ impl RawHttpSettings {
                 headers
             }
         };
+        let tenant_id = self.tenant_id.as_deref().and_then(|tenant| {
+            let value = valid_tenant(tenant);
+            if value.is_none() {
+                errors.push(FieldError::new(
+                    "tenant_id",
+                    format!("`{tenant}` is not a tenant ID ({TENANT_RULE})"),
+                ));
+            }
+            value
+        });
         let credentials = match self.credentials {
             Some((basic_auth, bearer_token, bearer_token_file)) => {
                 Credentials::checked(basic_auth, bearer_token, bearer_token_file, "", errors)
@@ -73,15 +89,16 @@ impl RawHttpSettings {
         self.tls.check(errors);
         self.queue.check(errors);
         let retry = self.retry.check(errors);
-        HttpSettings {
-            endpoint,
+        Some(HttpSettings {
+            endpoint: endpoint?,
             headers,
+            tenant_id,
             credentials,
             tls: self.tls,
             timeout,
             queue: self.queue,
             retry,
-        }
+        })
     }
 }
 

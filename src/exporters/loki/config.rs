@@ -1,13 +1,12 @@
-use http::Uri;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
 use crate::delivery::QueueConfig;
-use crate::exporters::http::settings::{HttpRules, RawHttpSettings};
-use crate::exporters::{RawRetryConfig, RetryConfig};
-use crate::net::auth::{BasicAuth, Credentials};
+use crate::exporters::RawRetryConfig;
+use crate::exporters::http::settings::{HttpRules, HttpSettings, RawHttpSettings};
+use crate::net::auth::BasicAuth;
 use crate::net::tls::TlsConfig;
 use crate::signal::names::is_label_name;
 
@@ -56,19 +55,12 @@ pub struct RawLokiConfig {
 /// A checked Loki exporter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LokiConfig {
-    pub endpoint: Uri,
-    /// The tenant of streams that do not name one with `tenant_label`.
-    pub tenant_id: Option<http::HeaderValue>,
+    /// Endpoint, headers, `tenant_id`, credentials, TLS, timeout, queue, retry.
+    pub http: HttpSettings,
     pub tenant_label: Option<String>,
-    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    pub credentials: Credentials,
-    pub tls: TlsConfig,
-    pub timeout: std::time::Duration,
     pub encoding: Encoding,
     pub batch_size: usize,
     pub batch_wait: std::time::Duration,
-    pub queue: QueueConfig,
-    pub retry: RetryConfig,
 }
 
 /// Largest `batch_size`: past this a request is likelier to hit a body limit
@@ -83,6 +75,7 @@ impl Validate for RawLokiConfig {
         let http = RawHttpSettings {
             endpoint: self.endpoint,
             headers: self.headers,
+            tenant_id: self.tenant_id,
             credentials: Some((self.basic_auth, self.bearer_token, self.bearer_token_file)),
             tls: self.tls,
             timeout: self.timeout,
@@ -96,16 +89,6 @@ impl Validate for RawLokiConfig {
             },
             &mut errors,
         );
-        let tenant_id = self.tenant_id.as_deref().and_then(|tenant| {
-            let value = valid_tenant(tenant);
-            if value.is_none() {
-                errors.push(FieldError::new(
-                    "tenant_id",
-                    format!("`{tenant}` is not a Loki tenant ID (at most 150 of a-z A-Z 0-9 ! - _ . * ' ( ))"),
-                ));
-            }
-            value
-        });
         if let Some(label) = &self.tenant_label
             && !is_label_name(label)
         {
@@ -127,20 +110,13 @@ impl Validate for RawLokiConfig {
         if batch_wait.is_zero() {
             errors.push(FieldError::new("batch_wait", "must be more than 0"));
         }
-        match http.endpoint {
-            Some(endpoint) if errors.is_empty() => Ok(LokiConfig {
-                endpoint,
-                tenant_id,
+        match http {
+            Some(http) if errors.is_empty() => Ok(LokiConfig {
+                http,
                 tenant_label: self.tenant_label,
-                headers: http.headers,
-                credentials: http.credentials,
-                tls: http.tls,
-                timeout: http.timeout,
                 encoding: self.encoding.unwrap_or(Encoding::Protobuf),
                 batch_size: batch_size as usize,
                 batch_wait,
-                queue: http.queue,
-                retry: http.retry,
             }),
             _ => Err(errors),
         }

@@ -31,7 +31,8 @@ pub struct Loki {
 
 impl Loki {
     pub fn new(config: &LokiConfig) -> Result<Self, ClientError> {
-        let (client, authorization) = http_client::authorized(&config.tls, &config.credentials)?;
+        let (client, authorization) =
+            http_client::authorized(&config.http.tls, &config.http.credentials)?;
         let sink = LokiSink {
             client,
             authorization,
@@ -45,8 +46,8 @@ impl Loki {
 
     /// Starts the shards and the router that feeds them from `queue`.
     pub fn spawn(self, queue: Arc<Queue<Logs>>, delivery: Delivery) -> Vec<JoinHandle<()>> {
-        let delivery = delivery.with_retry(self.config.retry.clone());
-        let shards = self.config.queue.num_consumers;
+        let delivery = delivery.with_retry(self.config.http.retry.clone());
+        let shards = self.config.http.queue.num_consumers;
         let (senders, handles): (Vec<_>, Vec<_>) = (0..shards)
             .map(|_| {
                 let (tx, rx) = mpsc::channel::<Part>(2);
@@ -65,7 +66,7 @@ impl Loki {
         let router = Router {
             routing: Routing {
                 tenant_label: self.config.tenant_label,
-                tenant_id: self.config.tenant_id,
+                tenant_id: self.config.http.tenant_id,
                 shards,
             },
             senders,
@@ -424,16 +425,16 @@ impl LokiSink {
             Encoding::Json => "application/json",
         };
         let request = crate::exporters::post_request(
-            self.config.endpoint.clone(),
+            self.config.http.endpoint.clone(),
             content_type,
-            &self.config.headers,
+            &self.config.http.headers,
             tenant,
             self.authorization.as_ref(),
         )
         .body(Full::new(body))
         .map_err(|e| ExportError::permanent("encode", format!("building the request: {e}")))?;
         let answer =
-            crate::exporters::http::send(&self.client, request, self.config.timeout).await?;
+            crate::exporters::http::send(&self.client, request, self.config.http.timeout).await?;
         classify(answer.status, &answer.headers, &answer.body, entries)
     }
 }

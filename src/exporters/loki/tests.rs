@@ -359,8 +359,8 @@ fn config_defaults_and_checks() {
     assert_eq!(c.encoding, Encoding::Protobuf);
     assert_eq!(c.batch_size, 1 << 20);
     assert_eq!(c.batch_wait, Duration::from_secs(1));
-    assert_eq!(c.timeout, Duration::from_secs(10));
-    assert_eq!(c.tenant_id, None);
+    assert_eq!(c.http.timeout, Duration::from_secs(10));
+    assert_eq!(c.http.tenant_id, None);
 
     let c = config(
         r#"endpoint = "https://logs.example/loki/api/v1/push"
@@ -373,12 +373,17 @@ headers = { "X-Env" = "prod" }
 bearer_token = "t0k""#,
     )
     .unwrap();
-    assert_eq!(c.tenant_id.unwrap(), "team-a");
+    assert_eq!(c.http.tenant_id.unwrap(), "team-a");
     assert_eq!(c.tenant_label.as_deref(), Some("tenant"));
     assert_eq!(c.encoding, Encoding::Json);
     assert_eq!(c.batch_size, 256 << 10);
-    assert_eq!(c.credentials.header().unwrap().unwrap(), "Bearer t0k");
-    assert!(c.headers.iter().any(|(n, v)| n == "x-env" && v == "prod"));
+    assert_eq!(c.http.credentials.header().unwrap().unwrap(), "Bearer t0k");
+    assert!(
+        c.http
+            .headers
+            .iter()
+            .any(|(n, v)| n == "x-env" && v == "prod")
+    );
 
     let errors = config(
         r#"endpoint = "loki:3100"

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use crate::config::{FieldError, HumanDuration, Validate};
 use crate::delivery::QueueConfig;
-use crate::exporters::http::settings::{HttpRules, RawHttpSettings};
-use crate::exporters::{RawRetryConfig, RetryConfig};
+use crate::exporters::RawRetryConfig;
+use crate::exporters::http::settings::{HttpRules, HttpSettings, RawHttpSettings};
 use crate::net::tls::TlsConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -50,15 +50,12 @@ pub struct RawOtlpExporterConfig {
 /// A checked OTLP exporter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OtlpExporterConfig {
-    pub endpoint: Uri,
+    /// Endpoint, headers, TLS, timeout, queue, retry (no credentials: they
+    /// go in `headers`).
+    pub http: HttpSettings,
     pub protocol: Protocol,
     pub traces_url: Uri,
     pub compression: Compression,
-    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    pub timeout: std::time::Duration,
-    pub tls: TlsConfig,
-    pub queue: QueueConfig,
-    pub retry: RetryConfig,
 }
 
 impl Validate for RawOtlpExporterConfig {
@@ -70,6 +67,7 @@ impl Validate for RawOtlpExporterConfig {
         let http = RawHttpSettings {
             endpoint: self.endpoint,
             headers: self.headers,
+            tenant_id: None,
             credentials: None,
             tls: self.tls,
             timeout: self.timeout,
@@ -83,10 +81,10 @@ impl Validate for RawOtlpExporterConfig {
             },
             &mut errors,
         );
-        let traces_url = match (&self.traces_endpoint, &http.endpoint) {
+        let traces_url = match (&self.traces_endpoint, &http) {
             (Some(url), _) => crate::exporters::check_url("traces_endpoint", url, &mut errors),
-            (None, Some(endpoint)) => {
-                let base = endpoint.to_string();
+            (None, Some(http)) => {
+                let base = http.endpoint.to_string();
                 format!("{}/v1/traces", base.trim_end_matches('/'))
                     .parse()
                     .ok()
@@ -94,25 +92,20 @@ impl Validate for RawOtlpExporterConfig {
             (None, None) => None,
         };
         if protocol == Protocol::Grpc
-            && let Some(endpoint) = &http.endpoint
-            && !matches!(endpoint.path(), "" | "/")
+            && let Some(http) = &http
+            && !matches!(http.endpoint.path(), "" | "/")
         {
             errors.push(FieldError::new(
                 "endpoint",
                 "a gRPC endpoint is host and port only (the path belongs to the protocol)",
             ));
         }
-        match (http.endpoint, traces_url) {
-            (Some(endpoint), Some(traces_url)) if errors.is_empty() => Ok(OtlpExporterConfig {
-                endpoint,
+        match (http, traces_url) {
+            (Some(http), Some(traces_url)) if errors.is_empty() => Ok(OtlpExporterConfig {
+                http,
                 protocol,
                 traces_url,
                 compression: self.compression.unwrap_or(Compression::Gzip),
-                headers: http.headers,
-                timeout: http.timeout,
-                tls: http.tls,
-                queue: http.queue,
-                retry: http.retry,
             }),
             _ => Err(errors),
         }

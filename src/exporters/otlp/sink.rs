@@ -36,10 +36,10 @@ impl OtlpSender {
     pub fn new(config: &OtlpExporterConfig) -> Result<Self, ClientError> {
         let transport = match config.protocol {
             Protocol::Grpc => {
-                let connector = http_client::connector(&config.tls, Versions::Http2Only)?;
-                let endpoint = Endpoint::from_shared(config.endpoint.to_string())
+                let connector = http_client::connector(&config.http.tls, Versions::Http2Only)?;
+                let endpoint = Endpoint::from_shared(config.http.endpoint.to_string())
                     .map_err(|e| ClientError::Endpoint(format!("endpoint: {e}")))?
-                    .timeout(config.timeout)
+                    .timeout(config.http.timeout)
                     .connect_timeout(Duration::from_secs(10))
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(30))
@@ -48,7 +48,7 @@ impl OtlpSender {
                     .map_err(|e| ClientError::Endpoint(format!("user agent: {e}")))?;
                 Transport::Grpc(endpoint.connect_with_connector_lazy(connector))
             }
-            Protocol::Http => Transport::Http(Box::new(http_client::client(&config.tls)?)),
+            Protocol::Http => Transport::Http(Box::new(http_client::client(&config.http.tls)?)),
         };
         Ok(Self {
             config: config.clone(),
@@ -108,8 +108,10 @@ impl OtlpSender {
             ExportError::retryable("transport", format!("gRPC channel not ready: {e}"))
         })?;
         let mut request = tonic::Request::new(body);
-        request.set_timeout(self.config.timeout);
-        for (name, value) in crate::exporters::headers_with_tenant(&self.config.headers, tenant) {
+        request.set_timeout(self.config.http.timeout);
+        for (name, value) in
+            crate::exporters::headers_with_tenant(&self.config.http.headers, tenant)
+        {
             if let (Ok(key), Ok(value)) = (
                 tonic::metadata::MetadataKey::from_bytes(name.as_str().as_bytes()),
                 tonic::metadata::MetadataValue::try_from(value.as_bytes()),
@@ -138,7 +140,7 @@ impl OtlpSender {
         let mut request = crate::exporters::post_request(
             url.clone(),
             wire::CONTENT_TYPE_PROTOBUF,
-            &self.config.headers,
+            &self.config.http.headers,
             tenant,
             None,
         );
@@ -150,7 +152,8 @@ impl OtlpSender {
         let request = request
             .body(Full::new(body))
             .map_err(|e| ExportError::permanent("encode", format!("building the request: {e}")))?;
-        let answer = crate::exporters::http::send(client, request, self.config.timeout).await?;
+        let answer =
+            crate::exporters::http::send(client, request, self.config.http.timeout).await?;
         let (status, retry_after) = (answer.status, answer.retry_after());
         if status.is_success() {
             return Ok(answer.body);

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
 use crate::delivery::QueueConfig;
-use crate::exporters::http::settings::{HttpRules, RawHttpSettings};
-use crate::exporters::{RawRetryConfig, RetryConfig};
-use crate::net::auth::{BasicAuth, Credentials};
+use crate::exporters::RawRetryConfig;
+use crate::exporters::http::settings::{HttpRules, HttpSettings, RawHttpSettings};
+use crate::net::auth::BasicAuth;
 use crate::net::tls::TlsConfig;
 
 /// Which Pyroscope API requests go to.
@@ -65,26 +65,21 @@ pub struct RawPyroscopeConfig {
 /// A checked Pyroscope exporter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PyroscopeConfig {
-    /// The base URL without a trailing `/`.
-    pub endpoint: String,
+    /// Endpoint, headers, `tenant_id`, credentials, TLS, timeout, queue, retry.
+    pub http: HttpSettings,
     pub api: Api,
-    pub tenant_id: Option<http::HeaderValue>,
-    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    pub credentials: Credentials,
-    pub tls: TlsConfig,
-    pub timeout: std::time::Duration,
     pub compression: Compression,
     pub max_request_size: usize,
-    pub queue: QueueConfig,
-    pub retry: RetryConfig,
 }
 
 impl PyroscopeConfig {
     /// Where one request of this exporter's API goes (`/ingest` gets its query added).
     pub fn url(&self) -> String {
+        let endpoint = self.http.endpoint.to_string();
+        let base = endpoint.trim_end_matches('/');
         match self.api {
-            Api::Push => format!("{}/push.v1.PusherService/Push", self.endpoint),
-            Api::Ingest => format!("{}/ingest", self.endpoint),
+            Api::Push => format!("{base}/push.v1.PusherService/Push"),
+            Api::Ingest => format!("{base}/ingest"),
         }
     }
 }
@@ -97,6 +92,7 @@ impl Validate for RawPyroscopeConfig {
         let http = RawHttpSettings {
             endpoint: self.endpoint,
             headers: self.headers,
+            tenant_id: self.tenant_id,
             credentials: Some((self.basic_auth, self.bearer_token, self.bearer_token_file)),
             tls: self.tls,
             timeout: self.timeout,
@@ -110,26 +106,14 @@ impl Validate for RawPyroscopeConfig {
             },
             &mut errors,
         );
-        if let Some(uri) = &http.endpoint
-            && uri.query().is_some()
+        if let Some(http) = &http
+            && http.endpoint.query().is_some()
         {
             errors.push(FieldError::new(
                 "endpoint",
                 "must not have a query: it is Pyroscope's base URL",
             ));
         }
-        let tenant_id = self.tenant_id.as_deref().and_then(|tenant| {
-            let value = crate::delivery::valid_tenant(tenant);
-            if value.is_none() {
-                errors.push(FieldError::new(
-                    "tenant_id",
-                    format!(
-                        "`{tenant}` is not a tenant ID (at most 150 of a-z A-Z 0-9 ! - _ . * ' ( ))"
-                    ),
-                ));
-            }
-            value
-        });
         let max_request_size = self.max_request_size.map_or(4 << 20, ByteSize::get);
         if max_request_size == 0 || max_request_size > 256 << 20 {
             errors.push(FieldError::new(
@@ -137,19 +121,12 @@ impl Validate for RawPyroscopeConfig {
                 "must be more than 0 and at most 256MiB",
             ));
         }
-        match http.endpoint {
-            Some(endpoint) if errors.is_empty() => Ok(PyroscopeConfig {
-                endpoint: endpoint.to_string().trim_end_matches('/').to_string(),
+        match http {
+            Some(http) if errors.is_empty() => Ok(PyroscopeConfig {
+                http,
                 api: self.api.unwrap_or(Api::Push),
-                tenant_id,
-                headers: http.headers,
-                credentials: http.credentials,
-                tls: http.tls,
-                timeout: http.timeout,
                 compression: self.compression.unwrap_or(Compression::Gzip),
                 max_request_size: max_request_size as usize,
-                queue: http.queue,
-                retry: http.retry,
             }),
             _ => Err(errors),
         }

@@ -21,7 +21,8 @@ pub struct Pyroscope {
 
 impl Pyroscope {
     pub fn new(config: &PyroscopeConfig) -> Result<Self, ClientError> {
-        let (client, authorization) = http_client::authorized(&config.tls, &config.credentials)?;
+        let (client, authorization) =
+            http_client::authorized(&config.http.tls, &config.http.credentials)?;
         let sink = PyroscopeSink {
             client,
             authorization,
@@ -36,8 +37,8 @@ impl Pyroscope {
 
     /// Starts `num_consumers` senders on `queue`.
     pub fn spawn(self, queue: Arc<Queue<Profiles>>, delivery: Delivery) -> Vec<JoinHandle<()>> {
-        let delivery = Arc::new(delivery.with_retry(self.sink.config.retry.clone()));
-        (0..self.sink.config.queue.num_consumers)
+        let delivery = Arc::new(delivery.with_retry(self.sink.config.http.retry.clone()));
+        (0..self.sink.config.http.queue.num_consumers)
             .map(|_| {
                 let (queue, sink, delivery) = (queue.clone(), self.sink.clone(), delivery.clone());
                 tokio::spawn(async move {
@@ -199,8 +200,8 @@ impl PyroscopeSink {
         crate::exporters::post_request(
             url,
             content_type,
-            &self.config.headers,
-            tenant.or(self.config.tenant_id.as_ref()),
+            &self.config.http.headers,
+            tenant.or(self.config.http.tenant_id.as_ref()),
             self.authorization.as_ref(),
         )
     }
@@ -222,7 +223,7 @@ impl PyroscopeSink {
             .body(Full::new(body))
             .map_err(|e| ExportError::permanent("encode", format!("building the request: {e}")))?;
         let answer =
-            crate::exporters::http::send(&self.client, request, self.config.timeout).await?;
+            crate::exporters::http::send(&self.client, request, self.config.http.timeout).await?;
         classify(answer.status, answer.retry_after(), &answer.text())
     }
 

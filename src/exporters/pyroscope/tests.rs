@@ -200,7 +200,7 @@ fn config_defaults_and_errors() {
     assert_eq!(c.max_request_size, 4 << 20);
     let c = config("api = \"ingest\"\ntenant_id = \"team-a\"").unwrap();
     assert_eq!(c.url(), "http://pyroscope:4040/ingest");
-    assert_eq!(c.tenant_id.unwrap(), "team-a");
+    assert_eq!(c.http.tenant_id.unwrap(), "team-a");
     let errors = config(
         "tenant_id = \"a b\"\nmax_request_size = 0\nheaders = { \"X-Scope-OrgID\" = \"x\" }",
     )

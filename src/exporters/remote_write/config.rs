@@ -1,13 +1,12 @@
-use http::Uri;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::config::{FieldError, HumanDuration, Validate};
 use crate::delivery::QueueConfig;
-use crate::exporters::http::settings::{HttpRules, RawHttpSettings};
-use crate::exporters::{RawRetryConfig, RetryConfig};
-use crate::net::auth::{BasicAuth, Credentials};
+use crate::exporters::RawRetryConfig;
+use crate::exporters::http::settings::{HttpRules, HttpSettings, RawHttpSettings};
+use crate::net::auth::BasicAuth;
 use crate::net::tls::TlsConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -74,19 +73,15 @@ pub struct RawRemoteWriteConfig {
 /// A checked remote-write exporter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RemoteWriteConfig {
-    pub endpoint: Uri,
+    /// Endpoint, headers (with `tenant_id` as `X-Scope-OrgID`), credentials,
+    /// TLS, timeout, queue, retry.
+    pub http: HttpSettings,
     pub protocol_version: ProtocolVersion,
-    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    pub credentials: Credentials,
-    pub timeout: std::time::Duration,
-    pub tls: TlsConfig,
     pub min_shards: usize,
     pub max_shards: usize,
     pub max_samples_per_send: usize,
     pub batch_send_deadline: std::time::Duration,
     pub metadata: MetadataConfig,
-    pub queue: QueueConfig,
-    pub retry: RetryConfig,
 }
 
 impl Validate for RawRemoteWriteConfig {
@@ -101,6 +96,7 @@ impl Validate for RawRemoteWriteConfig {
         let http = RawHttpSettings {
             endpoint: self.endpoint,
             headers,
+            tenant_id: None,
             credentials: Some((self.basic_auth, self.bearer_token, self.bearer_token_file)),
             tls: self.tls,
             timeout: self.timeout,
@@ -138,14 +134,10 @@ impl Validate for RawRemoteWriteConfig {
                 "must be more than 0",
             ));
         }
-        match http.endpoint {
-            Some(endpoint) if errors.is_empty() => Ok(RemoteWriteConfig {
-                endpoint,
+        match http {
+            Some(http) if errors.is_empty() => Ok(RemoteWriteConfig {
+                http,
                 protocol_version: self.protocol_version.unwrap_or(ProtocolVersion::V1),
-                headers: http.headers,
-                credentials: http.credentials,
-                timeout: http.timeout,
-                tls: http.tls,
                 min_shards,
                 max_shards,
                 max_samples_per_send,
@@ -153,8 +145,6 @@ impl Validate for RawRemoteWriteConfig {
                     .batch_send_deadline
                     .map_or(std::time::Duration::from_secs(5), |d| d.get()),
                 metadata: self.metadata,
-                queue: http.queue,
-                retry: http.retry,
             }),
             _ => Err(errors),
         }

@@ -31,7 +31,8 @@ pub struct RemoteWrite {
 
 impl RemoteWrite {
     pub fn new(config: &RemoteWriteConfig) -> Result<Self, ClientError> {
-        let (client, authorization) = http_client::authorized(&config.tls, &config.credentials)?;
+        let (client, authorization) =
+            http_client::authorized(&config.http.tls, &config.http.credentials)?;
         let sink = RemoteWriteSink {
             client,
             config: config.clone(),
@@ -46,7 +47,7 @@ impl RemoteWrite {
 
     /// Starts the coordinator that takes batches from `queue` and feeds the shards.
     pub fn spawn(self, queue: Arc<Queue<Metrics>>, delivery: Delivery) -> Vec<JoinHandle<()>> {
-        let delivery = delivery.with_retry(self.config.retry.clone());
+        let delivery = delivery.with_retry(self.config.http.retry.clone());
         vec![tokio::spawn(coordinate(
             self.config,
             self.sink,
@@ -91,7 +92,7 @@ pub(super) async fn coordinate(
                 },
                 _ = reshard.tick() => {
                     let backlog = queue.len_items();
-                    let capacity = config.queue.max_items;
+                    let capacity = config.http.queue.max_items;
                     let wanted = if backlog > capacity / 4 && shards < config.max_shards {
                         idle_ticks = 0;
                         (shards * 2).min(config.max_shards)
@@ -272,9 +273,9 @@ impl RemoteWriteSink {
             ),
         };
         let request = crate::exporters::post_request(
-            self.config.endpoint.clone(),
+            self.config.http.endpoint.clone(),
             content_type,
-            &self.config.headers,
+            &self.config.http.headers,
             tenant,
             self.authorization.as_ref(),
         )
@@ -283,7 +284,7 @@ impl RemoteWriteSink {
         .body(Full::new(compressed))
         .map_err(|e| ExportError::permanent("encode", format!("building the request: {e}")))?;
         let answer =
-            crate::exporters::http::send(&self.client, request, self.config.timeout).await?;
+            crate::exporters::http::send(&self.client, request, self.config.http.timeout).await?;
         classify(
             answer.status,
             &answer.headers,

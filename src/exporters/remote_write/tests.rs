@@ -100,11 +100,12 @@ tenant_id = "team-a""#,
     .unwrap();
     let config = crate::config::Validate::validate(raw).unwrap();
     assert_eq!(
-        config.credentials.header().unwrap().unwrap(),
+        config.http.credentials.header().unwrap().unwrap(),
         "Basic dXNlcjpwYXNz"
     );
     assert!(
         config
+            .http
             .headers
             .iter()
             .any(|(n, v)| n == "x-scope-orgid" && v == "team-a")

@@ -2,7 +2,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
-use crate::delivery::valid_tenant;
+use crate::delivery::{TENANT_RULE, valid_tenant};
 
 /// Where a record's tenant comes from, as written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -134,8 +134,6 @@ impl TenantConfig {
         self.limits.has_rate() || self.overrides.values().any(Limits::has_rate)
     }
 }
-
-const TENANT_RULE: &str = "at most 150 of a-z A-Z 0-9 ! - _ . * ' ( ), not `.` or `..`";
 
 impl Validate for RawTenantConfig {
     type Valid = TenantConfig;

@@ -80,6 +80,8 @@ pub struct Counters {
     pub renamed: Counter,
     pub truncated_files: Counter,
     pub files_open: Gauge,
+    /// Files whose [`MAX_IN_FLIGHT`] batches all wait for acknowledgement.
+    pub files_awaiting_acks: Gauge,
     pub rescans: Counter,
     pub accepted: Counter,
     pub refused_pipeline: Counter,
@@ -101,6 +103,7 @@ impl Counters {
             renamed: Telemetry::reason_counter(&p.rotations, &labels, "renamed"),
             truncated_files: Telemetry::reason_counter(&p.rotations, &labels, "truncated"),
             files_open: p.files_open.get_or_create(&labels).clone(),
+            files_awaiting_acks: p.files_awaiting_acks.get_or_create(&labels).clone(),
             rescans: Telemetry::counter(&p.rescans, &labels),
             accepted: Telemetry::counter(&telemetry.accepted, &labels),
             refused_pipeline: Telemetry::reason_counter(
@@ -293,10 +296,17 @@ impl Tailer {
             }
             self.collect_acks();
             if self.in_flight.len() >= MAX_IN_FLIGHT {
-                tokio::select! {
+                let awaiting = &self.shared.counters.files_awaiting_acks;
+                awaiting.inc();
+                let outcome = tokio::select! {
                     biased;
-                    _ = self.stop.cancelled() => return Ending::Stopped,
-                    outcome = front_ack(&mut self.in_flight) => self.acknowledged(outcome),
+                    _ = self.stop.cancelled() => None,
+                    outcome = front_ack(&mut self.in_flight) => Some(outcome),
+                };
+                awaiting.dec();
+                match outcome {
+                    Some(outcome) => self.acknowledged(outcome),
+                    None => return Ending::Stopped,
                 }
                 continue;
             }

@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use super::scrape::PROFILE_PATH_LABEL;
 use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
 use crate::k8s::discovery::ScrapeAnnotations;
-use crate::net::auth::{BasicAuth, Credentials};
+use crate::net::auth::BasicAuth;
 use crate::net::server::{RawServerConfig, ServerConfig};
 use crate::net::tls::TlsConfig;
-use crate::prom::relabel::{self, RawRelabelConfig, RelabelConfig};
-use crate::scrape;
-use crate::scrape::{FileSdConfig, RawKubernetesSdConfig, StaticConfig};
+use crate::prom::relabel::RawRelabelConfig;
+use crate::scrape::{
+    FileSdConfig, JobDefaults, JobSettings, RawJob, RawKubernetesSdConfig, StaticConfig,
+};
 
 /// `[receivers.pprof.NAME]` as written: push endpoints (`listen`), scrape
 /// jobs (`scrape_configs`), or both.
@@ -65,6 +66,38 @@ struct RawScrapeConfig {
     /// Profile types by name: the built-in `process_cpu`, `memory`,
     /// `goroutine`, `mutex`, `block`, or a custom name with a `path`.
     #[serde(default)]
+    profiles: BTreeMap<String, RawProfileType>,
+}
+
+impl RawScrapeConfig {
+    /// The fields every scrape job has, and the rest.
+    fn split(self) -> (RawJob, RawOwn) {
+        let job = RawJob {
+            job_name: self.job_name,
+            scrape_interval: self.scrape_interval,
+            scrape_timeout: self.scrape_timeout,
+            scheme: self.scheme,
+            basic_auth: self.basic_auth,
+            bearer_token: self.bearer_token,
+            bearer_token_file: self.bearer_token_file,
+            tls_config: self.tls_config,
+            body_size_limit: self.body_size_limit,
+            static_configs: self.static_configs,
+            file_sd_configs: self.file_sd_configs,
+            relabel_configs: self.relabel_configs,
+        };
+        let own = RawOwn {
+            kubernetes_sd_configs: self.kubernetes_sd_configs,
+            profiles: self.profiles,
+        };
+        (job, own)
+    }
+}
+
+/// The fields of a pprof scrape config beyond those every job has.
+#[derive(Debug)]
+struct RawOwn {
+    kubernetes_sd_configs: Vec<RawKubernetesSdConfig>,
     profiles: BTreeMap<String, RawProfileType>,
 }
 
@@ -132,17 +165,11 @@ pub struct ProfileType {
 /// A checked scrape job.
 #[derive(Clone, Debug)]
 pub struct ScrapeConfig {
-    pub job_name: String,
-    pub scrape_interval: std::time::Duration,
-    pub scrape_timeout: std::time::Duration,
-    pub scheme: String,
-    pub credentials: Credentials,
-    pub tls: TlsConfig,
-    pub body_size_limit: usize,
-    pub static_configs: Vec<StaticConfig>,
-    pub file_sd_configs: Vec<FileSdConfig>,
+    /// What every scrape job has: name, interval, timeout, scheme,
+    /// credentials, body limit (by default `max_profile_size`), targets
+    /// and `relabel_configs`.
+    pub job: JobSettings,
     pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
-    pub relabel_configs: Vec<RelabelConfig>,
     /// Enabled profile types, by name.
     pub profiles: Vec<ProfileType>,
     fingerprint: String,
@@ -158,7 +185,7 @@ impl ScrapeConfig {
     /// N of `?seconds=N` for delta profiles: the interval less a second (at
     /// least one), so a profile ends before the next one starts.
     pub fn delta_seconds(&self) -> u64 {
-        self.scrape_interval.as_secs().saturating_sub(1).max(1)
+        self.job.scrape_interval.as_secs().saturating_sub(1).max(1)
     }
 }
 
@@ -197,49 +224,37 @@ impl Validate for RawPprofConfig {
                 "must be more than 0 and at most 1GiB",
             ));
         }
-        let default_interval = self
-            .scrape_interval
-            .map_or(std::time::Duration::from_secs(15), |d| d.get());
         let default_timeout = self.scrape_timeout.map(|d| d.get());
+        let defaults = JobDefaults {
+            scrape_interval: self
+                .scrape_interval
+                .map_or(std::time::Duration::from_secs(15), |d| d.get()),
+            // A CPU profile takes interval − 1 s to answer; the default
+            // leaves it 3 s more, as Alloy's 15 s / 18 s defaults do.
+            scrape_timeout: &|interval| {
+                default_timeout.unwrap_or(interval + std::time::Duration::from_secs(3))
+            },
+            check_times: &|interval, timeout, at, errors| {
+                if interval < std::time::Duration::from_secs(2) {
+                    errors.push(FieldError::new(
+                        at("scrape_interval"),
+                        "must be at least 2s (CPU profiles last the interval less a second)",
+                    ));
+                }
+                if timeout.is_zero() {
+                    errors.push(FieldError::new(at("scrape_timeout"), "must be more than 0"));
+                }
+            },
+            body_size_limit: max_profile_size,
+        };
         let mut jobs: Vec<String> = Vec::new();
         let mut scrape_configs = Vec::new();
         for (i, raw) in self.scrape_configs.into_iter().enumerate() {
             let at = |field: &str| format!("scrape_configs.{i}.{field}");
-            let fingerprint = format!(
-                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-                raw.job_name,
-                raw.scrape_interval,
-                raw.scrape_timeout,
-                raw.scheme,
-                raw.body_size_limit.map(|b| b.get()),
-                raw.static_configs,
-                raw.file_sd_configs,
-                raw.kubernetes_sd_configs,
-                raw.tls_config,
-                (&raw.basic_auth, &raw.bearer_token, &raw.bearer_token_file),
-                raw.relabel_configs,
-                raw.profiles,
-                (self.scrape_interval, self.scrape_timeout),
-            );
-            scrape::check_job_name(&raw.job_name, &mut jobs, &at, &mut errors);
-            let interval = raw.scrape_interval.map_or(default_interval, |d| d.get());
-            // A CPU profile takes interval − 1 s to answer; the default
-            // leaves it 3 s more, as Alloy's 15 s / 18 s defaults do.
-            let timeout = raw
-                .scrape_timeout
-                .map(|d| d.get())
-                .or(default_timeout)
-                .unwrap_or(interval + std::time::Duration::from_secs(3));
-            if interval < std::time::Duration::from_secs(2) {
-                errors.push(FieldError::new(
-                    at("scrape_interval"),
-                    "must be at least 2s (CPU profiles last the interval less a second)",
-                ));
-            }
-            if timeout.is_zero() {
-                errors.push(FieldError::new(at("scrape_timeout"), "must be more than 0"));
-            }
-            let scheme = scrape::scheme(raw.scheme, &at, &mut errors);
+            let (raw_job, raw) = raw.split();
+            let written = format!("{raw_job:?}|{raw:?}");
+            let job = JobSettings::check(raw_job, &defaults, &mut jobs, &at, &mut errors);
+            let (interval, timeout) = (job.scrape_interval, job.scrape_timeout);
             let profiles = profile_types(&raw.profiles, &at, &mut errors);
             let delta_seconds = interval.as_secs().saturating_sub(1).max(1);
             if profiles.iter().any(|p| p.delta)
@@ -252,15 +267,6 @@ impl Validate for RawPprofConfig {
                     ),
                 ));
             }
-            let credentials = scrape::credentials(
-                raw.basic_auth,
-                raw.bearer_token,
-                raw.bearer_token_file,
-                &raw.tls_config,
-                &at,
-                &mut errors,
-            );
-            scrape::check_file_sd(&raw.file_sd_configs, &at, &mut errors);
             let kubernetes_sd_configs = raw
                 .kubernetes_sd_configs
                 .iter()
@@ -286,29 +292,10 @@ impl Validate for RawPprofConfig {
                     }
                 })
                 .collect();
-            let relabel_configs =
-                relabel::validate_all(raw.relabel_configs, &at("relabel_configs")).unwrap_or_else(
-                    |found| {
-                        errors.extend(found);
-                        Vec::new()
-                    },
-                );
-            let body_size_limit = raw
-                .body_size_limit
-                .map_or(max_profile_size, |b| b.get())
-                .min(1 << 30) as usize;
+            let fingerprint = format!("{written}|{interval:?}|{timeout:?}|{}", job.body_size_limit);
             scrape_configs.push(ScrapeConfig {
-                job_name: raw.job_name,
-                scrape_interval: interval,
-                scrape_timeout: timeout,
-                scheme,
-                credentials,
-                tls: raw.tls_config,
-                body_size_limit,
-                static_configs: raw.static_configs,
-                file_sd_configs: raw.file_sd_configs,
+                job,
                 kubernetes_sd_configs,
-                relabel_configs,
                 profiles,
                 fingerprint,
             });

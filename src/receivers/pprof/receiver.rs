@@ -169,7 +169,7 @@ pub async fn start(
     let jobs = config
         .scrape_configs
         .iter()
-        .map(|c| Job::new(c.clone(), &c.tls, &c.credentials).map(Arc::new))
+        .map(|c| Job::new(c.clone(), &c.job.tls, &c.job.credentials).map(Arc::new))
         .collect::<std::io::Result<Vec<_>>>()?;
     if let Some(addr) = config.listen {
         let routes = super::push::routes(shared.clone());
@@ -215,8 +215,8 @@ pub(super) async fn manage(
             (cache, Arc::new(groups))
         });
     let sources = Sources {
-        static_groups: job.config.static_configs.clone(),
-        file_sd: job.config.file_sd_configs.clone(),
+        static_groups: job.config.job.static_configs.clone(),
+        file_sd: job.config.job.file_sd_configs.clone(),
         pods,
     };
     let spawn = |target, token| {
@@ -228,5 +228,5 @@ pub(super) async fn manage(
         ))
     };
     let resolve = |groups: &[StaticConfig]| super::scrape::targets(&job.config, groups);
-    reconcile(&job.config.job_name, sources, resolve, spawn, stop).await;
+    reconcile(&job.config.job.job_name, sources, resolve, spawn, stop).await;
 }

@@ -13,8 +13,8 @@ use super::Shared;
 use super::config::{ProfileType, ScrapeConfig};
 use crate::pprof;
 use crate::scrape::StaticConfig;
+use crate::scrape::resolve;
 use crate::scrape::{FetchError, TargetHealth};
-use crate::scrape::{TargetRules, resolve};
 use crate::signal::Labels;
 use crate::signal::profiles::{Profile, Profiles};
 
@@ -72,16 +72,9 @@ pub fn now_ns() -> i64 {
 /// `service_name` gets the job name.
 pub fn targets(config: &ScrapeConfig, groups: &[StaticConfig]) -> Vec<ProfileTarget> {
     let params = Default::default();
-    let rules = TargetRules {
-        job_name: &config.job_name,
-        scheme: &config.scheme,
-        metrics_path: None,
-        scrape_interval: config.scrape_interval,
-        scrape_timeout: config.scrape_timeout,
-        params: &params,
-        relabel_configs: &config.relabel_configs,
-        keep: &[PROFILE_TYPE_LABEL, PROFILE_PATH_LABEL],
-    };
+    let rules = config
+        .job
+        .target_rules(None, &params, &[PROFILE_TYPE_LABEL, PROFILE_PATH_LABEL]);
     let mut out = Vec::new();
     for target in resolve(&rules, groups) {
         let mut labels = target.labels.to_builder();
@@ -90,7 +83,7 @@ pub fn targets(config: &ScrapeConfig, groups: &[StaticConfig]) -> Vec<ProfileTar
         labels.remove(PROFILE_TYPE_LABEL);
         labels.remove(PROFILE_PATH_LABEL);
         if labels.get("service_name").is_none() {
-            labels.set("service_name", &config.job_name);
+            labels.set("service_name", &config.job.job_name);
         }
         let chosen: Vec<ProfileType> = match &only {
             None => config.profiles.clone(),
@@ -118,7 +111,7 @@ pub fn targets(config: &ScrapeConfig, groups: &[StaticConfig]) -> Vec<ProfileTar
                         vec![p]
                     }
                     None => {
-                        tracing::warn!(job = %config.job_name, profile_type = %name, "a target asks for a profile type the job does not know; skipped");
+                        tracing::warn!(job = %config.job.job_name, profile_type = %name, "a target asks for a profile type the job does not know; skipped");
                         Vec::new()
                     }
                 }
@@ -157,7 +150,7 @@ pub async fn run(
     shared: Arc<Shared>,
     stop: CancellationToken,
 ) {
-    let interval = job.config.scrape_interval;
+    let interval = job.config.job.scrape_interval;
     // Spread targets over the interval, as Prometheus does, so that a
     // hundred targets are not fetched at once.
     let interval_ms = interval.as_millis().max(1) as u64;
@@ -166,7 +159,7 @@ pub async fn run(
     let mut health = TargetHealth::new(
         &shared.telemetry,
         shared.labels.clone(),
-        &job.config.job_name,
+        &job.config.job.job_name,
         &target.url,
     );
     loop {
@@ -197,16 +190,16 @@ async fn scrape_once(
 ) {
     let started = now_ns();
     let clock = std::time::Instant::now();
-    let limit = job.config.body_size_limit;
+    let limit = job.config.job.body_size_limit;
     let fetched = job.get(
         http::Request::get(&target.url),
         &target.url,
         limit,
         &shared.limiter,
     );
-    let fetched = match tokio::time::timeout(job.config.scrape_timeout, fetched).await {
+    let fetched = match tokio::time::timeout(job.config.job.scrape_timeout, fetched).await {
         Ok(result) => result.map_err(ScrapeError::from),
-        Err(_) => Err(ScrapeError::Timeout(job.config.scrape_timeout)),
+        Err(_) => Err(ScrapeError::Timeout(job.config.job.scrape_timeout)),
     };
     let result = fetched.and_then(|(_, body, ticket)| {
         let checked = pprof::check(&body, shared.max_profile_size)?;

@@ -35,9 +35,9 @@ static_configs = [
 fn every_built_in_profile_type_is_scraped_with_cpu_over_the_interval() {
     let config = config(JOB).unwrap();
     let job = &config.scrape_configs[0];
-    assert_eq!(job.scrape_timeout, std::time::Duration::from_secs(18));
+    assert_eq!(job.job.scrape_timeout, std::time::Duration::from_secs(18));
     assert_eq!(job.profiles.len(), BUILT_IN.len());
-    let found = targets(job, &job.static_configs);
+    let found = targets(job, &job.job.static_configs);
     assert_eq!(found.len(), 2 * BUILT_IN.len());
     let cpu = found
         .iter()
@@ -74,7 +74,7 @@ fn profile_types_can_be_disabled_moved_and_added() {
     let job = &config.scrape_configs[0];
     let names: Vec<&str> = job.profiles.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["process_cpu", "memory", "mutex", "block", "fgprof"]);
-    let found = targets(job, &job.static_configs[..1]);
+    let found = targets(job, &job.job.static_configs[..1]);
     let urls: Vec<&str> = found.iter().map(|t| t.url.as_str()).collect();
     assert!(
         urls.contains(&"http://10.0.0.1:6060/debug/pprof/heap"),
@@ -104,7 +104,7 @@ fn relabelling_is_prometheus_own() {
     );
     let config = config(&text).unwrap();
     let job = &config.scrape_configs[0];
-    let found = targets(job, &job.static_configs);
+    let found = targets(job, &job.job.static_configs);
     assert_eq!(found.len(), BUILT_IN.len());
     assert!(
         found

@@ -4,10 +4,12 @@ use std::path::PathBuf;
 
 use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
 use crate::k8s::discovery::ScrapeAnnotations;
-use crate::net::auth::{BasicAuth, Credentials};
+use crate::net::auth::BasicAuth;
 use crate::net::tls::TlsConfig;
 use crate::prom::relabel::{self, RawRelabelConfig, RelabelConfig};
-use crate::scrape::{self, FileSdConfig, RawKubernetesSdConfig, StaticConfig};
+use crate::scrape::{
+    FileSdConfig, JobDefaults, JobSettings, RawJob, RawKubernetesSdConfig, StaticConfig,
+};
 
 /// `[receivers.prometheus.NAME]` as written.
 #[derive(Deserialize)]
@@ -84,26 +86,19 @@ impl PrometheusConfig {
 /// A checked scrape config.
 #[derive(Clone, Debug)]
 pub struct ScrapeConfig {
-    pub job_name: String,
-    pub scrape_interval: std::time::Duration,
-    pub scrape_timeout: std::time::Duration,
+    /// What every scrape job has: name, interval, timeout, scheme,
+    /// credentials, body limit, targets and `relabel_configs`.
+    pub job: JobSettings,
     pub metrics_path: String,
-    pub scheme: String,
     pub params: BTreeMap<String, Vec<String>>,
-    pub credentials: Credentials,
-    pub tls: TlsConfig,
     pub honor_labels: bool,
     pub honor_timestamps: bool,
     pub sample_limit: usize,
     pub label_limit: usize,
     pub label_name_length_limit: usize,
     pub label_value_length_limit: usize,
-    pub body_size_limit: usize,
     pub enable_compression: bool,
-    pub static_configs: Vec<StaticConfig>,
-    pub file_sd_configs: Vec<FileSdConfig>,
     pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
-    pub relabel_configs: Vec<RelabelConfig>,
     pub metric_relabel_configs: Vec<RelabelConfig>,
     /// The section as written, for deciding whether a reload changed it.
     fingerprint: String,
@@ -119,17 +114,85 @@ impl PartialEq for ScrapeConfig {
 /// must not be able to make ferro buffer without bound.
 const DEFAULT_BODY_SIZE_LIMIT: u64 = 64 << 20;
 
+impl RawScrapeConfig {
+    /// The fields every scrape job has, and the rest.
+    fn split(self) -> (RawJob, RawOwn) {
+        let job = RawJob {
+            job_name: self.job_name,
+            scrape_interval: self.scrape_interval,
+            scrape_timeout: self.scrape_timeout,
+            scheme: self.scheme,
+            basic_auth: self.basic_auth,
+            bearer_token: self.bearer_token,
+            bearer_token_file: self.bearer_token_file,
+            tls_config: self.tls_config,
+            body_size_limit: self.body_size_limit,
+            static_configs: self.static_configs,
+            file_sd_configs: self.file_sd_configs,
+            relabel_configs: self.relabel_configs,
+        };
+        let own = RawOwn {
+            metrics_path: self.metrics_path,
+            params: self.params,
+            honor_labels: self.honor_labels,
+            honor_timestamps: self.honor_timestamps,
+            sample_limit: self.sample_limit,
+            label_limit: self.label_limit,
+            label_name_length_limit: self.label_name_length_limit,
+            label_value_length_limit: self.label_value_length_limit,
+            enable_compression: self.enable_compression,
+            kubernetes_sd_configs: self.kubernetes_sd_configs,
+            metric_relabel_configs: self.metric_relabel_configs,
+        };
+        (job, own)
+    }
+}
+
+/// The fields of a Prometheus scrape config that the pprof receiver's jobs do not have.
+#[derive(Debug)]
+struct RawOwn {
+    metrics_path: Option<String>,
+    params: BTreeMap<String, Vec<String>>,
+    honor_labels: bool,
+    honor_timestamps: Option<bool>,
+    sample_limit: usize,
+    label_limit: usize,
+    label_name_length_limit: usize,
+    label_value_length_limit: usize,
+    enable_compression: Option<bool>,
+    kubernetes_sd_configs: Vec<RawKubernetesSdConfig>,
+    metric_relabel_configs: Vec<RawRelabelConfig>,
+}
+
 impl Validate for RawPrometheusConfig {
     type Valid = PrometheusConfig;
 
     fn validate(self) -> Result<PrometheusConfig, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let default_interval = self
-            .scrape_interval
-            .map_or(std::time::Duration::from_secs(60), |d| d.get());
         let default_timeout = self
             .scrape_timeout
             .map_or(std::time::Duration::from_secs(10), |d| d.get());
+        let defaults = JobDefaults {
+            scrape_interval: self
+                .scrape_interval
+                .map_or(std::time::Duration::from_secs(60), |d| d.get()),
+            scrape_timeout: &|interval| default_timeout.min(interval),
+            check_times: &|interval, timeout, at, errors| {
+                if interval.is_zero() {
+                    errors.push(FieldError::new(
+                        at("scrape_interval"),
+                        "must be more than 0",
+                    ));
+                }
+                if timeout > interval {
+                    errors.push(FieldError::new(
+                        at("scrape_timeout"),
+                        "must not be longer than scrape_interval",
+                    ));
+                }
+            },
+            body_size_limit: DEFAULT_BODY_SIZE_LIMIT,
+        };
         if self.scrape_configs.is_empty() {
             errors.push(FieldError::new(
                 "scrape_configs",
@@ -140,61 +203,13 @@ impl Validate for RawPrometheusConfig {
         let mut out = Vec::new();
         for (i, raw) in self.scrape_configs.into_iter().enumerate() {
             let at = |field: &str| format!("scrape_configs.{i}.{field}");
-            let fingerprint = format!(
-                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{}|{}|{}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-                raw.job_name,
-                raw.scrape_interval,
-                raw.scrape_timeout,
-                raw.metrics_path,
-                raw.scheme,
-                raw.params,
-                raw.honor_labels,
-                raw.honor_timestamps,
-                raw.sample_limit,
-                raw.label_limit,
-                raw.label_name_length_limit,
-                raw.label_value_length_limit,
-                raw.body_size_limit.map_or(0, |b| b.get()),
-                raw.enable_compression,
-                raw.static_configs,
-                raw.file_sd_configs,
-                raw.kubernetes_sd_configs,
-                raw.tls_config,
-                (&raw.basic_auth, &raw.bearer_token, &raw.bearer_token_file),
-                raw.relabel_configs,
-                raw.metric_relabel_configs,
-            );
-            scrape::check_job_name(&raw.job_name, &mut jobs, &at, &mut errors);
-            let interval = raw.scrape_interval.map_or(default_interval, |d| d.get());
-            let timeout = raw
-                .scrape_timeout
-                .map_or(default_timeout.min(interval), |d| d.get());
-            if interval.is_zero() {
-                errors.push(FieldError::new(
-                    at("scrape_interval"),
-                    "must be more than 0",
-                ));
-            }
-            if timeout > interval {
-                errors.push(FieldError::new(
-                    at("scrape_timeout"),
-                    "must not be longer than scrape_interval",
-                ));
-            }
-            let scheme = scrape::scheme(raw.scheme, &at, &mut errors);
+            let (raw_job, raw) = raw.split();
+            let written = format!("{raw_job:?}|{raw:?}");
+            let job = JobSettings::check(raw_job, &defaults, &mut jobs, &at, &mut errors);
             let metrics_path = raw.metrics_path.unwrap_or_else(|| "/metrics".into());
             if !metrics_path.starts_with('/') {
                 errors.push(FieldError::new(at("metrics_path"), "must start with /"));
             }
-            let credentials = scrape::credentials(
-                raw.basic_auth,
-                raw.bearer_token,
-                raw.bearer_token_file,
-                &raw.tls_config,
-                &at,
-                &mut errors,
-            );
-            scrape::check_file_sd(&raw.file_sd_configs, &at, &mut errors);
             let mut kubernetes_sd_configs = Vec::new();
             for (j, sd) in raw.kubernetes_sd_configs.iter().enumerate() {
                 let at = at(&format!("kubernetes_sd_configs.{j}"));
@@ -203,37 +218,28 @@ impl Validate for RawPrometheusConfig {
                     annotations: prefix.map(|p| ScrapeAnnotations::prefixed(&p)),
                 });
             }
-            let relabel_configs =
-                relabel_list(raw.relabel_configs, &at("relabel_configs"), &mut errors);
-            let metric_relabel_configs = relabel_list(
-                raw.metric_relabel_configs,
-                &at("metric_relabel_configs"),
-                &mut errors,
+            let metric_relabel_configs =
+                relabel::validate_all(raw.metric_relabel_configs, &at("metric_relabel_configs"))
+                    .unwrap_or_else(|found| {
+                        errors.extend(found);
+                        Vec::new()
+                    });
+            let fingerprint = format!(
+                "{written}|{:?}|{:?}|{}",
+                job.scrape_interval, job.scrape_timeout, job.body_size_limit
             );
             out.push(ScrapeConfig {
-                job_name: raw.job_name,
-                scrape_interval: interval,
-                scrape_timeout: timeout,
+                job,
                 metrics_path,
-                scheme,
                 params: raw.params,
-                credentials,
-                tls: raw.tls_config,
                 honor_labels: raw.honor_labels,
                 honor_timestamps: raw.honor_timestamps.unwrap_or(true),
                 sample_limit: raw.sample_limit,
                 label_limit: raw.label_limit,
                 label_name_length_limit: raw.label_name_length_limit,
                 label_value_length_limit: raw.label_value_length_limit,
-                body_size_limit: raw
-                    .body_size_limit
-                    .map_or(DEFAULT_BODY_SIZE_LIMIT, |b| b.get())
-                    .min(1 << 30) as usize,
                 enable_compression: raw.enable_compression.unwrap_or(true),
-                static_configs: raw.static_configs,
-                file_sd_configs: raw.file_sd_configs,
                 kubernetes_sd_configs,
-                relabel_configs,
                 metric_relabel_configs,
                 fingerprint,
             });
@@ -246,15 +252,4 @@ impl Validate for RawPrometheusConfig {
             Err(errors)
         }
     }
-}
-
-fn relabel_list(
-    raw: Vec<RawRelabelConfig>,
-    at: &str,
-    errors: &mut Vec<FieldError>,
-) -> Vec<RelabelConfig> {
-    relabel::validate_all(raw, at).unwrap_or_else(|found| {
-        errors.extend(found);
-        Vec::new()
-    })
 }

@@ -48,12 +48,12 @@ pub async fn start(
     let jobs = config
         .scrape_configs
         .iter()
-        .map(|c| Job::new(c.clone(), &c.tls, &c.credentials).map(Arc::new))
+        .map(|c| Job::new(c.clone(), &c.job.tls, &c.job.credentials).map(Arc::new))
         .collect::<std::io::Result<Vec<_>>>()?;
     let mut successors = Vec::new();
     for job in jobs {
         let next = Arc::new(OnceLock::new());
-        successors.push((job.config.job_name.clone(), next.clone()));
+        successors.push((job.config.job.job_name.clone(), next.clone()));
         tasks.push(tokio::spawn(manage(
             job,
             sender.clone(),
@@ -69,7 +69,7 @@ pub async fn start(
         for (job, slot) in &successors {
             let next_job = match next {
                 Some(ReceiverConfig::Prometheus(c)) => {
-                    c.scrape_configs.iter().find(|s| s.job_name == *job)
+                    c.scrape_configs.iter().find(|s| s.job.job_name == *job)
                 }
                 _ => None,
             };
@@ -123,8 +123,8 @@ pub(super) fn sources(config: &ScrapeConfig, pods: Option<PodCache>) -> Sources 
             (cache, Arc::new(groups))
         });
     Sources {
-        static_groups: config.static_configs.clone(),
-        file_sd: config.file_sd_configs.clone(),
+        static_groups: config.job.static_configs.clone(),
+        file_sd: config.job.file_sd_configs.clone(),
         pods,
     }
 }
@@ -150,7 +150,7 @@ pub(super) async fn manage(
     };
     let resolve = |groups: &[StaticConfig]| super::targets::targets(&job.config, groups);
     reconcile(
-        &job.config.job_name,
+        &job.config.job.job_name,
         sources,
         resolve,
         spawn,

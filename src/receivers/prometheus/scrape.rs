@@ -103,7 +103,7 @@ pub async fn run(
     stop: CancellationToken,
     stops: super::Stops,
 ) {
-    let interval = job.config.scrape_interval;
+    let interval = job.config.job.scrape_interval;
     // Spread targets over the interval by a hash of their identity, as
     // Prometheus does, so that a hundred targets are not scraped at once.
     let interval_ms = interval.as_millis().max(1) as u64;
@@ -115,7 +115,7 @@ pub async fn run(
         health: TargetHealth::new(
             &sender.telemetry,
             sender.labels.clone(),
-            &job.config.job_name,
+            &job.config.job.job_name,
             &target.url,
         ),
     };
@@ -152,9 +152,9 @@ async fn scrape_once(job: &Job, target: &Target, state: &mut State, sender: &Sen
     let started = Instant::now();
     let timestamp = now_ms();
     let fetched = fetch(job, target, &sender.limiter);
-    let result = match tokio::time::timeout(job.config.scrape_timeout, fetched).await {
+    let result = match tokio::time::timeout(job.config.job.scrape_timeout, fetched).await {
         Ok(result) => result,
-        Err(_) => Err(ScrapeError::Timeout(job.config.scrape_timeout)),
+        Err(_) => Err(ScrapeError::Timeout(job.config.job.scrape_timeout)),
     };
     let mut out = Out::new(sender, job.config.sample_limit > 0);
     let outcome = match result {
@@ -235,13 +235,18 @@ async fn fetch(
         .header(http::header::ACCEPT, ACCEPT)
         .header(
             "X-Prometheus-Scrape-Timeout-Seconds",
-            format!("{}", job.config.scrape_timeout.as_secs_f64()),
+            format!("{}", job.config.job.scrape_timeout.as_secs_f64()),
         );
     if job.config.enable_compression {
         request = request.header(http::header::ACCEPT_ENCODING, "gzip");
     }
     let (headers, body, ticket) = job
-        .get(request, &target.url, job.config.body_size_limit, limiter)
+        .get(
+            request,
+            &target.url,
+            job.config.job.body_size_limit,
+            limiter,
+        )
         .await?;
     let format = headers
         .get(http::header::CONTENT_TYPE)

@@ -2,7 +2,7 @@
 //! discovered groups into targets.
 
 use super::config::ScrapeConfig;
-use crate::scrape::{StaticConfig, Target, TargetRules, resolve};
+use crate::scrape::{StaticConfig, Target, resolve};
 
 /// Turns discovered groups into targets (see [`resolve`]): each address
 /// gets `__address__`, `__scheme__`, `__metrics_path__`, `__param_*`,
@@ -10,16 +10,9 @@ use crate::scrape::{StaticConfig, Target, TargetRules, resolve};
 /// labels, then `relabel_configs`; a target whose `__address__` is gone or
 /// that a rule dropped is not scraped.
 pub fn targets(config: &ScrapeConfig, groups: &[StaticConfig]) -> Vec<Target> {
-    let rules = TargetRules {
-        job_name: &config.job_name,
-        scheme: &config.scheme,
-        metrics_path: Some(&config.metrics_path),
-        scrape_interval: config.scrape_interval,
-        scrape_timeout: config.scrape_timeout,
-        params: &config.params,
-        relabel_configs: &config.relabel_configs,
-        keep: &[],
-    };
+    let rules = config
+        .job
+        .target_rules(Some(&config.metrics_path), &config.params, &[]);
     resolve(&rules, groups)
 }
 

@@ -18,7 +18,7 @@ fn static_targets_get_job_instance_and_url() {
         static_configs = [{ targets = ["10.0.0.1:9100", "10.0.0.2:9100"], labels = { env = "prod" } }]
         "#,
     );
-    let found = targets(&config, &config.static_configs);
+    let found = targets(&config, &config.job.static_configs);
     assert_eq!(found.len(), 2);
     assert_eq!(found[0].url, "http://10.0.0.1:9100/probe?module=http_2xx");
     let labels: Vec<_> = found[0].labels.iter().collect();
@@ -54,7 +54,7 @@ fn relabelling_can_drop_rewrite_and_set_params() {
         replacement = "127.0.0.1:9115"
         "#,
     );
-    let found = targets(&config, &config.static_configs);
+    let found = targets(&config, &config.job.static_configs);
     assert_eq!(found.len(), 1);
     assert_eq!(
         found[0].url,
