@@ -33,7 +33,9 @@ impl Exporter {
         let config = Config::from_str(&text, "test.toml").unwrap();
         let id = ComponentId::new("loki", "out");
         let telemetry = Telemetry::new();
-        let running = RunningExporter::start(&id, &config.exporters[&id], &telemetry).unwrap();
+        let running =
+            RunningExporter::start(&id, &config.exporters[&id], &config.data_dir, &telemetry)
+                .unwrap();
         let input = running.outbox::<ferro::signal::Logs>().unwrap().input(&id);
         Exporter {
             running,

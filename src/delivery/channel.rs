@@ -265,7 +265,16 @@ impl<T: SignalData> ExporterInput<T> {
                     batch.drop_with(Outcome::Interrupted);
                 }
             }
-            OnFull::Drop => match self.queue.try_push(batch) {
+            OnFull::DropOldest => match self.queue.push_evicting(batch, draining).await {
+                Ok(dropped) => {
+                    self.dropped_full.inc_by(dropped as u64);
+                }
+                Err(batch) => {
+                    self.dropped_closed.inc_by(items);
+                    batch.drop_with(Outcome::Interrupted);
+                }
+            },
+            OnFull::Drop => match self.queue.try_push(batch).await {
                 Ok(()) => {}
                 Err(PushError::Full(batch)) => {
                     self.dropped_full.inc_by(items);

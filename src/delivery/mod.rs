@@ -24,6 +24,7 @@
 
 mod batch;
 mod channel;
+pub mod disk;
 mod queue;
 
 pub use batch::{
@@ -31,4 +32,4 @@ pub use batch::{
     TENANT_RULE, Tenancy, Ticket, valid_tenant,
 };
 pub use channel::{Admitter, ExporterInput, PipelineInputs, Refusal, ToPipelines, deliver_all};
-pub use queue::{OnFull, PushError, Queue, QueueConfig};
+pub use queue::{OnFull, PushError, Queue, QueueConfig, QueueType, queue_setting};

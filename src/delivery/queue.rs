@@ -1,4 +1,5 @@
-//! The exporter delivery queue: bounded in items and in bytes.
+//! The exporter delivery queue: in memory, bounded in items and in bytes,
+//! or on disk ([`super::disk`]), bounded in bytes.
 //!
 //! Producers (pipelines) wait while it is full, which is how a slow exporter
 //! slows its pipelines and, through them, the receivers; consumers (the
@@ -12,8 +13,12 @@ use std::sync::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::Batch;
-use crate::config::{ByteSize, FieldError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::disk::{DiskQueue, Fsync};
+use super::{Batch, Outcome};
+use crate::config::{ByteSize, FieldError, HumanDuration};
 use crate::signal::SignalData;
 
 /// What a pipeline does when an exporter's queue is full.
@@ -25,16 +30,40 @@ pub enum OnFull {
     /// Drop the newest batch and count it: for data that is worth less than
     /// the sender's time.
     Drop,
+    /// Drop the oldest data queued to make room, and count it: for data
+    /// whose newest is worth the most.
+    #[serde(rename = "drop_oldest")]
+    DropOldest,
 }
 
-/// `queue = { ... }` of any exporter.
+/// Where an exporter's queue keeps its batches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    #[default]
+    Memory,
+    /// A log on disk under `data_dir/queues/`: survives a crash and holds
+    /// long outages.
+    Disk,
+}
+
+/// `queue = { ... }` of any exporter, or `queue = "disk"` / `"memory"` for
+/// that type with every other setting at its default.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct QueueConfig {
-    /// Most items (spans, samples, records) waiting to be sent.
+    #[serde(rename = "type")]
+    pub kind: QueueType,
+    /// Most items (spans, samples, records) waiting to be sent (memory).
     pub max_items: usize,
-    /// Most encoded bytes waiting to be sent.
+    /// Most encoded bytes waiting to be sent (memory).
     pub max_bytes: ByteSize,
+    /// Most bytes of files on disk (disk).
+    pub max_size: ByteSize,
+    /// When the disk queue syncs its writes (disk).
+    pub fsync: Fsync,
+    /// How often, with `fsync = "interval"`.
+    pub fsync_interval: HumanDuration,
     /// Parallel senders taking batches from the queue.
     pub num_consumers: usize,
     pub on_full: OnFull,
@@ -43,16 +72,84 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         Self {
+            kind: QueueType::Memory,
             max_items: 100_000,
             max_bytes: ByteSize::mib(64),
+            max_size: ByteSize::mib(1024),
+            fsync: Fsync::Interval,
+            fsync_interval: HumanDuration::from_secs(1),
             num_consumers: 4,
             on_full: OnFull::Block,
         }
     }
 }
 
+/// Reads `queue` as a table of settings or as the name of a queue type
+/// (`queue = "disk"`). A table is read by the derived reader, so a key it
+/// does not know is reported as for any other table.
+pub fn queue_setting<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<QueueConfig, D::Error> {
+    struct Setting;
+    impl<'de> serde::de::Visitor<'de> for Setting {
+        type Value = QueueConfig;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("\"memory\", \"disk\", or a table of queue settings")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<QueueConfig, E> {
+            let kind = QueueType::deserialize(serde::de::value::StrDeserializer::<E>::new(name))?;
+            Ok(QueueConfig {
+                kind,
+                ..QueueConfig::default()
+            })
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<QueueConfig, A::Error> {
+            QueueConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    // As a struct, so that readers that list keys see the table's fields;
+    // TOML hands a struct request a string as a string.
+    deserializer.deserialize_struct("QueueConfig", QUEUE_FIELDS, Setting)
+}
+
+/// The keys of a `queue` table (checked against the derived reader in a test).
+const QUEUE_FIELDS: &[&str] = &[
+    "type",
+    "max_items",
+    "max_bytes",
+    "max_size",
+    "fsync",
+    "fsync_interval",
+    "num_consumers",
+    "on_full",
+];
+
 impl QueueConfig {
+    /// The disk queue's settings.
+    pub fn disk(&self) -> super::disk::DiskSettings {
+        super::disk::DiskSettings {
+            max_size: self.max_size.get(),
+            fsync: self.fsync,
+            fsync_interval: self.fsync_interval.get(),
+            drop_oldest: self.on_full == OnFull::DropOldest,
+        }
+    }
+
     pub fn check(&self, errors: &mut Vec<FieldError>) {
+        if self.kind == QueueType::Disk {
+            if self.max_size.get() < 1 << 20 {
+                errors.push(FieldError::new("queue.max_size", "must be at least 1MiB"));
+            }
+            if self.fsync_interval.get() < Duration::from_millis(10) {
+                errors.push(FieldError::new(
+                    "queue.fsync_interval",
+                    "must be at least 10ms",
+                ));
+            }
+        }
         if self.max_items == 0 {
             errors.push(FieldError::new("queue.max_items", "must be at least 1"));
         }
@@ -68,8 +165,107 @@ impl QueueConfig {
     }
 }
 
-/// A bounded queue of batches between a pipeline and an exporter's senders.
-pub struct Queue<T> {
+/// A bounded queue of batches between a pipeline and an exporter's senders:
+/// in memory, or on disk.
+pub enum Queue<T> {
+    Memory(MemoryQueue<T>),
+    Disk(Arc<DiskQueue<T>>),
+}
+
+impl<T: SignalData> Queue<T> {
+    /// A queue in memory.
+    pub fn new(max_items: usize, max_bytes: usize, items_gauge: Gauge, bytes_gauge: Gauge) -> Self {
+        Self::Memory(MemoryQueue::new(
+            max_items,
+            max_bytes,
+            items_gauge,
+            bytes_gauge,
+        ))
+    }
+
+    /// Adds `batch` once there is room, or at once, past the bounds, when
+    /// `force` is cancelled: a pipeline that is draining (a reload, a
+    /// shutdown) hands over the little it holds rather than wait on a
+    /// backend that may be down. Gives the batch back if the queue is closed.
+    pub async fn push(&self, batch: Batch<T>, force: &CancellationToken) -> Result<(), Batch<T>> {
+        match self {
+            Self::Memory(q) => q.push(batch, force).await,
+            Self::Disk(q) => q.push(batch, force).await,
+        }
+    }
+
+    /// Adds `batch` if there is room now.
+    #[allow(clippy::result_large_err)]
+    pub async fn try_push(&self, batch: Batch<T>) -> Result<(), PushError<T>> {
+        match self {
+            Self::Memory(q) => q.try_push(batch),
+            Self::Disk(q) => q.try_push(batch).await,
+        }
+    }
+
+    /// Adds `batch`, making room by dropping the oldest batches (reported
+    /// as dropped); returns the items dropped. A disk queue drops whole
+    /// segments and counts them itself.
+    #[allow(clippy::result_large_err)]
+    pub async fn push_evicting(
+        &self,
+        batch: Batch<T>,
+        force: &CancellationToken,
+    ) -> Result<usize, Batch<T>> {
+        match self {
+            Self::Memory(q) => q.push_evicting(batch),
+            Self::Disk(q) => q.push(batch, force).await.map(|()| 0),
+        }
+    }
+
+    /// The oldest batch, waiting for one; `None` once closed (and, in
+    /// memory, empty: a disk queue keeps the rest for the next start).
+    pub async fn pop(&self) -> Option<Batch<T>> {
+        match self {
+            Self::Memory(q) => q.pop().await,
+            Self::Disk(q) => q.pop().await,
+        }
+    }
+
+    /// No more pushes; consumers drain what is left (in memory) and then see `None`.
+    pub fn close(&self) {
+        match self {
+            Self::Memory(q) => q.close(),
+            Self::Disk(q) => q.close(),
+        }
+    }
+
+    /// At the end of a shutdown: a memory queue's batches, reported as
+    /// interrupted; a disk queue's stay on disk, its cursor saved. Returns
+    /// the items given up.
+    pub async fn finish(&self) -> usize {
+        match self {
+            Self::Memory(q) => {
+                let left = q.take_all();
+                let items = left.iter().map(|b| b.items()).sum();
+                for batch in left {
+                    batch.drop_with(Outcome::Interrupted);
+                }
+                items
+            }
+            Self::Disk(q) => {
+                q.finish().await;
+                0
+            }
+        }
+    }
+
+    /// Items waiting (in a disk queue: written and not yet read).
+    pub fn len_items(&self) -> usize {
+        match self {
+            Self::Memory(q) => q.len_items(),
+            Self::Disk(q) => q.len_items(),
+        }
+    }
+}
+
+/// A queue of batches in memory, bounded in items and bytes.
+pub struct MemoryQueue<T> {
     state: Mutex<State<T>>,
     not_empty: Notify,
     not_full: Notify,
@@ -86,7 +282,7 @@ struct State<T> {
     closed: bool,
 }
 
-impl<T: SignalData> Queue<T> {
+impl<T: SignalData> MemoryQueue<T> {
     pub fn new(max_items: usize, max_bytes: usize, items_gauge: Gauge, bytes_gauge: Gauge) -> Self {
         Self {
             state: Mutex::new(State {
@@ -104,10 +300,7 @@ impl<T: SignalData> Queue<T> {
         }
     }
 
-    /// Adds `batch` once there is room, or at once, past the bounds, when
-    /// `force` is cancelled: a pipeline that is draining (a reload, a
-    /// shutdown) hands over the little it holds rather than wait on a
-    /// backend that may be down. Gives the batch back if the queue is closed.
+    /// See [`Queue::push`].
     pub async fn push(&self, batch: Batch<T>, force: &CancellationToken) -> Result<(), Batch<T>> {
         let items = batch.items();
         let mut batch = Some(batch);
@@ -134,6 +327,36 @@ impl<T: SignalData> Queue<T> {
     pub fn try_push(&self, batch: Batch<T>) -> Result<(), PushError<T>> {
         let items = batch.items();
         self.push_sized(batch, items, false)
+    }
+
+    /// Adds `batch` at once, dropping the oldest batches until it fits.
+    #[allow(clippy::result_large_err)]
+    fn push_evicting(&self, batch: Batch<T>) -> Result<usize, Batch<T>> {
+        let items = batch.items();
+        let mut evicted = Vec::new();
+        let mut state = self.state.lock().unwrap();
+        if state.closed {
+            return Err(batch);
+        }
+        while !state.batches.is_empty()
+            && (state.items + items > self.max_items || state.bytes + batch.bytes > self.max_bytes)
+        {
+            let oldest = state.batches.pop_front().expect("not empty");
+            state.items -= oldest.items();
+            state.bytes -= oldest.bytes;
+            evicted.push(oldest);
+        }
+        state.items += items;
+        state.bytes += batch.bytes;
+        state.batches.push_back(batch);
+        self.publish(&state);
+        drop(state);
+        self.not_empty.notify_one();
+        let dropped = evicted.iter().map(|b| b.items()).sum();
+        for batch in evicted {
+            batch.drop_with(Outcome::Dropped);
+        }
+        Ok(dropped)
     }
 
     #[allow(clippy::result_large_err)]
@@ -230,8 +453,13 @@ mod tests {
         Batch::new(sample(1, 1, spans), Ticket::untracked())
     }
 
-    fn queue(items: usize, bytes: usize) -> Arc<Queue<crate::signal::Traces>> {
-        Arc::new(Queue::new(items, bytes, Gauge::default(), Gauge::default()))
+    fn queue(items: usize, bytes: usize) -> Arc<MemoryQueue<crate::signal::Traces>> {
+        Arc::new(MemoryQueue::new(
+            items,
+            bytes,
+            Gauge::default(),
+            Gauge::default(),
+        ))
     }
 
     #[tokio::test]
@@ -292,6 +520,41 @@ mod tests {
         assert!(pusher.await.unwrap());
         assert_eq!(q.len_items(), 8, "the draining pipeline's batch is queued");
         assert!(q.push(batch(1), &force).await.is_ok(), "and so is the next");
+    }
+
+    #[tokio::test]
+    async fn drop_oldest_makes_room_by_dropping_the_oldest() {
+        let q = queue(10, usize::MAX);
+        let (ticket, ack) = Ticket::untracked().with_ack();
+        q.try_push(Batch::new(sample(1, 1, 6), ticket))
+            .ok()
+            .unwrap();
+        q.try_push(batch(3)).ok().unwrap();
+        assert_eq!(q.push_evicting(batch(4)).ok(), Some(6));
+        assert_eq!(ack.wait().await, Outcome::Dropped);
+        assert_eq!(q.len_items(), 7);
+        assert_eq!(q.pop().await.unwrap().items(), 3);
+    }
+
+    #[test]
+    fn queue_is_a_table_or_a_type_name() {
+        #[derive(Deserialize)]
+        struct Exporter {
+            #[serde(default, deserialize_with = "queue_setting")]
+            queue: QueueConfig,
+        }
+        let read = |text: &str| toml::from_str::<Exporter>(text).map(|e| e.queue);
+        assert_eq!(read("").unwrap(), QueueConfig::default());
+        assert_eq!(read("queue = \"disk\"").unwrap().kind, QueueType::Disk);
+        let table = read("queue = { type = \"disk\", max_size = \"2GiB\", fsync = \"batch\", on_full = \"drop_oldest\" }").unwrap();
+        assert_eq!(table.kind, QueueType::Disk);
+        assert_eq!(table.max_size, ByteSize::mib(2048));
+        assert_eq!(table.fsync, Fsync::Batch);
+        assert_eq!(table.on_full, OnFull::DropOldest);
+        assert!(read("queue = \"tape\"").is_err());
+        let listed: std::collections::BTreeSet<String> =
+            QUEUE_FIELDS.iter().map(|f| f.to_string()).collect();
+        assert_eq!(crate::config::keys::keys::<QueueConfig>(), listed);
     }
 
     #[tokio::test]

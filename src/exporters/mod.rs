@@ -23,5 +23,5 @@ pub use http::{
 pub use outbox::{Delivery, Outbox};
 pub use registry::ExporterConfig;
 pub use retry::{Backoff, RawRetryConfig, RetryConfig};
-pub use running::RunningExporter;
+pub use running::{ExporterStartError, RunningExporter};
 pub use sink::{LocalSink, Sink};

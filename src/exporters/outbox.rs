@@ -1,8 +1,9 @@
-//! An exporter's outbox for one signal: its bounded queue, the senders
-//! that take from it with retries, their counters, and an orderly
-//! shutdown.
+//! An exporter's outbox for one signal: its bounded queue (in memory or on
+//! disk), the senders that take from it with retries, their counters, and
+//! an orderly shutdown.
 
 use prometheus_client::metrics::counter::Counter;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -10,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Backoff, RetryConfig, Sink};
 use crate::config::ComponentId;
-use crate::delivery::{Batch, ExporterInput, OnFull, Outcome, Queue, QueueConfig};
+use crate::delivery::disk::{DamageCounters, DiskMetrics, DiskQueue, OpenError};
+use crate::delivery::{Batch, ExporterInput, OnFull, Outcome, Queue, QueueConfig, QueueType};
 use crate::signal::SignalData;
 use crate::telemetry::{ComponentLabels, Telemetry};
 
@@ -29,15 +31,14 @@ impl<T: SignalData> Outbox<T> {
     /// An outbox whose `num_consumers` senders each take a batch and send it with `sink`.
     pub fn start<S: Sink<T>>(
         id: &ComponentId,
-        queue_config: &QueueConfig,
+        site: &Site<'_>,
         sink: S,
         retry: &RetryConfig,
-        telemetry: &Arc<Telemetry>,
-    ) -> Self {
-        let consumers = queue_config.num_consumers;
+    ) -> Result<Self, OpenError> {
+        let consumers = site.queue.num_consumers;
         let sink = Arc::new(sink);
         let retry = retry.clone();
-        Self::start_with(id, queue_config, telemetry, move |queue, delivery| {
+        Self::start_with(id, site, move |queue, delivery| {
             let delivery = Arc::new(delivery.with_retry(retry));
             (0..consumers)
                 .map(|_| {
@@ -59,17 +60,25 @@ impl<T: SignalData> Outbox<T> {
     /// and per-tenant requests) take batches themselves.
     pub fn start_with(
         id: &ComponentId,
-        queue_config: &QueueConfig,
-        telemetry: &Arc<Telemetry>,
+        site: &Site<'_>,
         spawn: impl FnOnce(Arc<Queue<T>>, Delivery) -> Vec<JoinHandle<()>>,
-    ) -> Self {
+    ) -> Result<Self, OpenError> {
+        let (queue_config, telemetry) = (site.queue, site.telemetry);
         let labels = Telemetry::labels("exporter", id, T::SIGNAL);
-        let queue = Arc::new(Queue::new(
-            queue_config.max_items,
-            queue_config.max_bytes.as_usize(),
-            telemetry.queue_items.get_or_create(&labels).clone(),
-            telemetry.queue_bytes.get_or_create(&labels).clone(),
-        ));
+        let queue = Arc::new(match queue_config.kind {
+            QueueType::Memory => Queue::new(
+                queue_config.max_items,
+                queue_config.max_bytes.as_usize(),
+                telemetry.queue_items.get_or_create(&labels).clone(),
+                telemetry.queue_bytes.get_or_create(&labels).clone(),
+            ),
+            QueueType::Disk => Queue::Disk(DiskQueue::open(
+                site.data_dir,
+                queue_dir(site.data_dir, id, T::SIGNAL.as_str()),
+                queue_config.disk(),
+                disk_metrics(telemetry, &labels),
+            )?),
+        });
         let abort = CancellationToken::new();
         let delivery = Delivery {
             id: id.clone(),
@@ -81,14 +90,14 @@ impl<T: SignalData> Outbox<T> {
             telemetry: telemetry.clone(),
         };
         let consumers = spawn(queue.clone(), delivery);
-        Self {
+        Ok(Self {
             queue,
             consumers,
             abort,
             labels,
             telemetry: telemetry.clone(),
             on_full: queue_config.on_full,
-        }
+        })
     }
 
     pub fn input(&self, id: &ComponentId) -> ExporterInput<T> {
@@ -128,12 +137,8 @@ impl<T: SignalData> Outbox<T> {
                 let _ = consumer.await;
             }
         }
-        let left = self.queue.take_all();
-        let queued: usize = left.iter().map(|b| b.items()).sum();
+        let queued = self.queue.finish().await;
         shutdown_drops.inc_by(queued as u64);
-        for batch in left {
-            batch.drop_with(Outcome::Interrupted);
-        }
         let items = shutdown_drops.get() - dropped_before;
         if items > 0 {
             tracing::warn!(
@@ -142,6 +147,56 @@ impl<T: SignalData> Outbox<T> {
                 "shutdown deadline reached with data still queued; dropped"
             );
         }
+    }
+}
+
+/// Where an exporter's outboxes are set up: its queue settings, the
+/// process's `data_dir` (for disk queues) and its telemetry.
+pub struct Site<'a> {
+    pub queue: &'a QueueConfig,
+    pub data_dir: &'a Path,
+    pub telemetry: &'a Arc<Telemetry>,
+}
+
+/// `data_dir/queues/<exporter>/<signal>`; characters of the exporter's
+/// name that do not belong in a file name become `_`.
+pub fn queue_dir(data_dir: &Path, id: &ComponentId, signal: &str) -> PathBuf {
+    let name: String = id
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    data_dir.join("queues").join(name).join(signal)
+}
+
+/// A disk queue's figures, as handles of the exporter's telemetry.
+fn disk_metrics(telemetry: &Telemetry, labels: &ComponentLabels) -> DiskMetrics {
+    let d = &telemetry.disk_queues;
+    let damaged = |reason| Telemetry::reason_counter(&d.damaged, labels, reason);
+    DiskMetrics {
+        bytes: d.bytes.get_or_create(labels).clone(),
+        records: d.records.get_or_create(labels).clone(),
+        oldest_age: d.oldest_age.get_or_create(labels).clone(),
+        replayed: Telemetry::counter(&d.replayed, labels),
+        damaged: DamageCounters {
+            checksum: damaged("checksum"),
+            truncated: damaged("truncated"),
+            unreadable_segment: damaged("unreadable_segment"),
+            undecodable: damaged("undecodable"),
+            cursor: damaged("cursor"),
+        },
+        damaged_bytes: Telemetry::counter(&d.damaged_bytes, labels),
+        fsyncs: Telemetry::counter(&d.fsyncs, labels),
+        fsync_seconds: d.fsync_seconds.get_or_create(labels).clone(),
+        disk_full: Telemetry::reason_counter(&d.write_errors, labels, "disk_full"),
+        write_errors: Telemetry::reason_counter(&d.write_errors, labels, "io_error"),
+        dropped_oldest: Telemetry::reason_counter(&telemetry.dropped, labels, "queue_full"),
     }
 }
 

@@ -2,13 +2,15 @@
 //! senders running. Which signals and which senders is the one place that
 //! matches on the exporter's type.
 
+use std::path::Path;
 use std::sync::Arc;
 use tokio::time::Instant;
 
-use super::outbox::Outbox;
+use super::outbox::{Outbox, Site};
 use super::sink::LocalSink;
 use super::{ExporterConfig, RetryConfig, loki, otlp, pyroscope, remote_write};
 use crate::config::ComponentId;
+use crate::delivery::disk::OpenError;
 use crate::net::http_client::ClientError;
 use crate::signal::{PerSignal, SignalData, SignalFamily};
 use crate::telemetry::Telemetry;
@@ -28,42 +30,43 @@ pub struct RunningExporter {
 }
 
 impl RunningExporter {
-    /// Builds the exporter's client and starts its senders.
+    /// Builds the exporter's client, opens its queues and starts its senders.
     pub fn start(
         id: &ComponentId,
         config: &ExporterConfig,
+        data_dir: &Path,
         telemetry: &Arc<Telemetry>,
-    ) -> Result<Self, ClientError> {
-        let queue = config.queue();
+    ) -> Result<Self, ExporterStartError> {
+        let site = Site {
+            queue: config.queue(),
+            data_dir,
+            telemetry,
+        };
         let mut outboxes = PerSignal::<Outboxes>::default();
         match config {
             ExporterConfig::Otlp(c) => {
                 let sender = otlp::OtlpSender::new(c)?;
-                outboxes.traces = Some(Outbox::start(id, queue, sender, &c.http.retry, telemetry));
+                outboxes.traces = Some(Outbox::start(id, &site, sender, &c.http.retry)?);
             }
             ExporterConfig::Debug(c) => {
-                outboxes = local(id, config, LocalSink::Print(c.verbosity), telemetry);
+                outboxes = local(id, &site, LocalSink::Print(c.verbosity))?;
             }
             ExporterConfig::Blackhole(_) => {
-                outboxes = local(id, config, LocalSink::Discard, telemetry);
+                outboxes = local(id, &site, LocalSink::Discard)?;
             }
             ExporterConfig::RemoteWrite(c) => {
                 let exporter = remote_write::RemoteWrite::new(c)?;
-                outboxes.metrics = Some(Outbox::start_with(id, queue, telemetry, |q, d| {
-                    exporter.spawn(q, d)
-                }));
+                outboxes.metrics =
+                    Some(Outbox::start_with(id, &site, |q, d| exporter.spawn(q, d))?);
             }
             ExporterConfig::Loki(c) => {
                 let exporter = loki::Loki::new(c)?;
-                outboxes.logs = Some(Outbox::start_with(id, queue, telemetry, |q, d| {
-                    exporter.spawn(q, d)
-                }));
+                outboxes.logs = Some(Outbox::start_with(id, &site, |q, d| exporter.spawn(q, d))?);
             }
             ExporterConfig::Pyroscope(c) => {
                 let exporter = pyroscope::Pyroscope::new(c)?;
-                outboxes.profiles = Some(Outbox::start_with(id, queue, telemetry, |q, d| {
-                    exporter.spawn(q, d)
-                }));
+                outboxes.profiles =
+                    Some(Outbox::start_with(id, &site, |q, d| exporter.spawn(q, d))?);
             }
         }
         Ok(Self {
@@ -104,15 +107,23 @@ impl RunningExporter {
 /// An outbox for every signal, each sending to `sink`.
 fn local(
     id: &ComponentId,
-    config: &ExporterConfig,
+    site: &Site<'_>,
     sink: LocalSink,
-    telemetry: &Arc<Telemetry>,
-) -> PerSignal<Outboxes> {
-    let (queue, retry) = (config.queue(), RetryConfig::default());
-    PerSignal {
-        traces: Some(Outbox::start(id, queue, sink, &retry, telemetry)),
-        metrics: Some(Outbox::start(id, queue, sink, &retry, telemetry)),
-        logs: Some(Outbox::start(id, queue, sink, &retry, telemetry)),
-        profiles: Some(Outbox::start(id, queue, sink, &retry, telemetry)),
-    }
+) -> Result<PerSignal<Outboxes>, OpenError> {
+    let retry = RetryConfig::default();
+    Ok(PerSignal {
+        traces: Some(Outbox::start(id, site, sink, &retry)?),
+        metrics: Some(Outbox::start(id, site, sink, &retry)?),
+        logs: Some(Outbox::start(id, site, sink, &retry)?),
+        profiles: Some(Outbox::start(id, site, sink, &retry)?),
+    })
+}
+
+/// Why an exporter could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterStartError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Queue(#[from] OpenError),
 }

@@ -435,3 +435,35 @@ fn a_file_larger_than_any_config_is_refused_unread() {
         "{found}"
     );
 }
+
+#[test]
+fn a_queue_is_a_type_name_or_a_table_whose_unknown_keys_are_reported() {
+    let text = r#"
+[exporters.loki.disk]
+endpoint = "http://loki:3100/loki/api/v1/push"
+queue = "disk"
+
+[exporters.loki.typo]
+endpoint = "http://loki:3100/loki/api/v1/push"
+queue = { type = "disk", max_sise = "1GiB" }
+
+[exporters.loki.bad]
+endpoint = "http://loki:3100/loki/api/v1/push"
+queue = { fsync = "sometimes" }
+
+[pipelines.logs]
+receivers = ["otlp.in"]
+exporters = ["loki.disk", "loki.typo", "loki.bad"]
+
+[receivers.otlp.in]
+grpc = "127.0.0.1:4317"
+"#;
+    let rendered: Vec<String> = errors(text).iter().map(|e| e.to_string()).collect();
+    let has = |needle: &str| rendered.iter().any(|e| e.contains(needle));
+    assert!(
+        has("exporters.loki.typo.queue.max_sise: unknown field"),
+        "{rendered:#?}"
+    );
+    assert!(has("sometimes"), "{rendered:#?}");
+    assert!(!has("loki.disk"), "{rendered:#?}");
+}

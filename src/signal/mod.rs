@@ -11,6 +11,7 @@ pub mod logs;
 pub mod metrics;
 pub mod names;
 pub mod per_signal;
+pub mod persist;
 pub mod profiles;
 pub mod traces;
 
@@ -21,6 +22,7 @@ pub use labels::{Labels, LabelsBuilder};
 pub use logs::Logs;
 pub use metrics::Metrics;
 pub use per_signal::{PerSignal, Pick, SignalFamily};
+pub use persist::{Persist, RestoreError};
 pub use profiles::Profiles;
 pub use traces::Traces;
 
@@ -71,8 +73,9 @@ impl fmt::Display for Signal {
 }
 
 /// What the pipeline runtime needs from a signal's data: counting, sizing,
-/// merging and splitting. Everything else is the components' business.
-pub trait SignalData: Clone + Send + Sync + Pick + 'static {
+/// merging and splitting, and a stored form for disk queues. Everything
+/// else is the components' business.
+pub trait SignalData: Clone + Send + Sync + Pick + Persist + 'static {
     const SIGNAL: Signal;
 
     /// Items (spans, samples, log records, profiles): what batch sizes count.

@@ -195,6 +195,7 @@ pub struct Telemetry {
     /// Values a redaction processor replaced, by rule.
     pub redactions: Family<RuleLabels, Counter>,
     pub pod_logs: PodLogsFamilies,
+    pub disk_queues: DiskQueueFamilies,
     pub k8s: K8sFamilies,
     pub tenants: TenantFamilies,
     pub listeners: ListenerFamilies,
@@ -313,6 +314,70 @@ impl PodLogsFamilies {
     }
 }
 
+/// Figures of the exporters' disk queues (`ferro_exporter_disk_queue_*`).
+#[derive(Default)]
+pub struct DiskQueueFamilies {
+    pub bytes: Family<ComponentLabels, Gauge>,
+    pub records: Family<ComponentLabels, Gauge>,
+    pub oldest_age: Family<ComponentLabels, Gauge<f64, AtomicU64>>,
+    pub replayed: Family<ComponentLabels, Counter>,
+    pub damaged: Family<ReasonLabels, Counter>,
+    pub damaged_bytes: Family<ComponentLabels, Counter>,
+    pub fsyncs: Family<ComponentLabels, Counter>,
+    pub fsync_seconds: Family<ComponentLabels, Counter<f64, AtomicU64>>,
+    pub write_errors: Family<ReasonLabels, Counter>,
+}
+
+impl DiskQueueFamilies {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "ferro_exporter_disk_queue_bytes",
+            "Bytes of an exporter's disk queue files (segments not yet wholly delivered)",
+            self.bytes.clone(),
+        );
+        r.register(
+            "ferro_exporter_disk_queue_records",
+            "Records (batches) in an exporter's disk queue not yet delivered",
+            self.records.clone(),
+        );
+        r.register(
+            "ferro_exporter_disk_queue_oldest_age_seconds",
+            "Age of the oldest record in an exporter's disk queue not yet delivered (0 when empty)",
+            self.oldest_age.clone(),
+        );
+        r.register(
+            "ferro_exporter_disk_queue_replayed_records",
+            "Records an earlier run wrote that this run read back to send",
+            self.replayed.clone(),
+        );
+        r.register(
+            "ferro_exporter_disk_queue_damaged",
+            "Damage found in a disk queue and skipped, by kind (checksum, truncated, unreadable_segment, undecodable, cursor)",
+            self.damaged.clone(),
+        );
+        r.register(
+            "ferro_exporter_disk_queue_damaged_bytes",
+            "Bytes of a disk queue skipped as damaged",
+            self.damaged_bytes.clone(),
+        );
+        r.register(
+            "ferro_exporter_disk_queue_fsyncs",
+            "Syncs of a disk queue's files to the device",
+            self.fsyncs.clone(),
+        );
+        r.register(
+            "ferro_exporter_disk_queue_fsync_seconds",
+            "Time spent syncing a disk queue's files",
+            self.fsync_seconds.clone(),
+        );
+        r.register(
+            "ferro_exporter_disk_queue_write_errors",
+            "Writes to a disk queue that failed, by reason (disk_full, io_error); the pushes wait and retry",
+            self.write_errors.clone(),
+        );
+    }
+}
+
 /// Why something about the pod cache happened.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CauseLabels {
@@ -421,6 +486,7 @@ impl Telemetry {
             memory_limit: Gauge::default(),
             redactions: Family::default(),
             pod_logs: PodLogsFamilies::default(),
+            disk_queues: DiskQueueFamilies::default(),
             k8s: K8sFamilies::default(),
             tenants: TenantFamilies::default(),
             listeners: ListenerFamilies::default(),
@@ -494,6 +560,7 @@ impl Telemetry {
                 t.redactions.clone(),
             );
             t.pod_logs.register(&mut r);
+            t.disk_queues.register(&mut r);
             t.k8s.register(&mut r);
             t.tenants.register(&mut r);
             t.listeners.register(&mut r);

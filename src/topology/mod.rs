@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ComponentId;
-use crate::delivery::{Admitter, MemoryLimiter, PipelineInputs};
+use crate::delivery::{Admitter, MemoryLimiter, PipelineInputs, QueueType};
 use crate::exporters::RunningExporter;
 use crate::for_signal;
 use crate::k8s::PodCaches;
@@ -142,7 +142,7 @@ pub struct Topology {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("exporter {0}: {1}")]
-    Exporter(ComponentId, crate::net::http_client::ClientError),
+    Exporter(ComponentId, crate::exporters::ExporterStartError),
     #[error("receiver {0}: {1}")]
     Receiver(ComponentId, std::io::Error),
     #[error("kubernetes: {0}")]
@@ -190,7 +190,7 @@ impl Topology {
                 exporters.insert(id.clone(), running);
                 continue;
             }
-            match RunningExporter::start(id, exporter_config, telemetry) {
+            match RunningExporter::start(id, exporter_config, &config.data_dir, telemetry) {
                 Ok(running) => {
                     exporters.insert(id.clone(), running);
                 }
@@ -340,6 +340,10 @@ impl Topology {
         for (id, exporter) in std::mem::take(&mut self.exporters) {
             if next.exporters.get(&id) == Some(&exporter.config) {
                 kept.insert(id, exporter);
+            } else if exporter.config.queue().kind == QueueType::Disk {
+                // Its successor opens the same directory: the queue must be
+                // closed first (what it could not send stays on disk for it).
+                exporter.shutdown(deadline).await;
             } else {
                 tokio::spawn(exporter.shutdown(deadline));
             }

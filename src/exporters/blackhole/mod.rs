@@ -8,7 +8,7 @@ use crate::delivery::QueueConfig;
 
 #[derive(Deserialize)]
 pub struct RawBlackholeConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::delivery::queue_setting")]
     queue: QueueConfig,
 }
 

@@ -15,7 +15,7 @@ pub enum Verbosity {
 #[derive(Deserialize)]
 pub struct RawDebugConfig {
     verbosity: Option<Verbosity>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::delivery::queue_setting")]
     queue: QueueConfig,
 }
 

@@ -46,7 +46,7 @@ pub struct RawLokiConfig {
     batch_size: Option<ByteSize>,
     /// ...or once its oldest entry has waited this long.
     batch_wait: Option<HumanDuration>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::delivery::queue_setting")]
     queue: QueueConfig,
     #[serde(default)]
     retry: RawRetryConfig,

@@ -41,7 +41,7 @@ pub struct RawOtlpExporterConfig {
     timeout: Option<HumanDuration>,
     #[serde(default)]
     tls: TlsConfig,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::delivery::queue_setting")]
     queue: QueueConfig,
     #[serde(default)]
     retry: RawRetryConfig,

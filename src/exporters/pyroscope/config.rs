@@ -56,7 +56,7 @@ pub struct RawPyroscopeConfig {
     /// (a single larger profile goes alone). Pyroscope's default limit on a
     /// profile is 4MiB, proxies often cap bodies near 10MiB.
     max_request_size: Option<ByteSize>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::delivery::queue_setting")]
     queue: QueueConfig,
     #[serde(default)]
     retry: RawRetryConfig,

@@ -64,7 +64,7 @@ pub struct RawRemoteWriteConfig {
     batch_send_deadline: Option<HumanDuration>,
     #[serde(default)]
     metadata: MetadataConfig,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::delivery::queue_setting")]
     queue: QueueConfig,
     #[serde(default)]
     retry: RawRetryConfig,
