@@ -42,6 +42,9 @@ struct Args {
     scrape_interval: Duration,
     /// `--mode pprof`: Go-style pprof targets served in process.
     targets: usize,
+    /// `--mode otlp`: the exporter's queue: `memory`, or `disk` with an
+    /// fsync policy (`disk` = `disk-interval`, `disk-batch`, `disk-never`).
+    queue: String,
 }
 
 fn parse_args() -> Args {
@@ -55,6 +58,7 @@ fn parse_args() -> Args {
         series: 1_000_000,
         scrape_interval: Duration::from_secs(10),
         targets: 100,
+        queue: "memory".into(),
     };
     let mut interval_set = false;
     let mut it = std::env::args().skip(1);
@@ -90,6 +94,7 @@ fn parse_args() -> Args {
                 interval_set = true;
             }
             "--targets" => args.targets = value().parse().unwrap_or_else(|_| usage("--targets N")),
+            "--queue" => args.queue = value(),
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown flag {other}")),
         }
@@ -99,6 +104,12 @@ fn parse_args() -> Args {
         "otlp" | "blackhole" | "scrape" | "pprof"
     ) {
         usage("--mode is otlp, blackhole, scrape or pprof");
+    }
+    if !matches!(
+        args.queue.as_str(),
+        "memory" | "disk" | "disk-interval" | "disk-batch" | "disk-never"
+    ) {
+        usage("--queue is memory, disk, disk-interval, disk-batch or disk-never");
     }
     if args.mode == "pprof" && !interval_set {
         args.scrape_interval = Duration::from_secs(15);
@@ -112,7 +123,8 @@ fn usage(problem: &str) -> ! {
     }
     eprintln!(
         "usage: ferro-load [--mode otlp|blackhole] [--duration 15s] [--connections 4] \
-         [--spans-per-request 200] [--rate SPANS_PER_SECOND (0 = as fast as accepted)] [--ferro PATH]\n       \
+         [--spans-per-request 200] [--rate SPANS_PER_SECOND (0 = as fast as accepted)] \
+         [--queue memory|disk|disk-batch|disk-never] [--ferro PATH]\n       \
          ferro-load --mode scrape [--series 1000000] [--scrape-interval 10s] [--duration 60s]\n       \
          ferro-load --mode pprof [--targets 100] [--scrape-interval 15s] [--duration 60s]"
     );
@@ -207,22 +219,56 @@ impl tonic::server::UnaryService<Bytes> for Export {
 struct Started {
     child: std::process::Child,
     grpc: SocketAddr,
+    telemetry: SocketAddr,
     startup: Duration,
+}
+
+/// The exporter's `queue = …` for `--queue`.
+fn queue_setting(queue: &str) -> String {
+    match queue.strip_prefix("disk") {
+        None => "{ max_items = 100000, num_consumers = 4 }".into(),
+        Some(policy) => {
+            let fsync = policy.strip_prefix('-').unwrap_or("interval");
+            format!(
+                "{{ type = \"disk\", fsync = \"{fsync}\", max_size = \"16GiB\", num_consumers = 4 }}"
+            )
+        }
+    }
+}
+
+/// The value of `name` on ferro's `/metrics` (summed over its series).
+fn ferro_metric(telemetry: SocketAddr, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(telemetry) else {
+        return 0.0;
+    };
+    let _ = write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: ferro\r\nConnection: close\r\n\r\n"
+    );
+    let mut page = String::new();
+    let _ = stream.read_to_string(&mut page);
+    page.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn start_ferro(args: &Args, sink: Option<SocketAddr>, dir: &std::path::Path) -> Started {
     let exporter = match sink {
         Some(addr) => format!(
             "[exporters.otlp.out]\nendpoint = \"http://{addr}\"\ncompression = \"none\"\n\
-             queue = {{ max_items = 100000, num_consumers = 4 }}\n"
+             queue = {}\n",
+            queue_setting(&args.queue)
         ),
         None => "[exporters.blackhole.out]\n".into(),
     };
     let config = format!(
-        "memory_limit = \"128MiB\"\n[telemetry]\nlisten = \"127.0.0.1:0\"\n\
+        "data_dir = \"{}\"\nmemory_limit = \"128MiB\"\n[telemetry]\nlisten = \"127.0.0.1:0\"\n\
          [receivers.otlp.in]\ngrpc = \"127.0.0.1:0\"\nmax_recv_msg_size = \"16MiB\"\n\
          [processors.batch.b]\nsend_batch_size = 8192\nsend_batch_max_size = 8192\ntimeout = \"200ms\"\n{exporter}\
          [pipelines.traces]\nreceivers = [\"otlp.in\"]\nprocessors = [\"batch.b\"]\nexporters = [\"{}.out\"]\n",
+        dir.display(),
         if sink.is_some() { "otlp" } else { "blackhole" }
     );
     let path = dir.join("load.toml");
@@ -242,12 +288,15 @@ fn start_ferro(args: &Args, sink: Option<SocketAddr>, dir: &std::path::Path) -> 
             )
         });
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut grpc = None;
+    let (mut grpc, mut telemetry) = (None, None);
     for line in lines.by_ref() {
         let line = line.unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         if v["message"] == "OTLP receiver listening" {
             grpc = v["addr"].as_str().and_then(|a| a.parse().ok());
+        }
+        if v["message"] == "self-telemetry listening" {
+            telemetry = v["addr"].as_str().and_then(|a| a.parse().ok());
         }
         if v["message"] == "ferro started" {
             break;
@@ -258,6 +307,7 @@ fn start_ferro(args: &Args, sink: Option<SocketAddr>, dir: &std::path::Path) -> 
     Started {
         child,
         grpc: grpc.expect("ferro printed its gRPC address"),
+        telemetry: telemetry.expect("ferro printed its telemetry address"),
         startup,
     }
 }
@@ -369,6 +419,10 @@ async fn main() {
         }
     }
     let hwm = process::peak_rss(&pid).unwrap_or(peak_rss);
+    let written = ferro_metric(
+        ferro.telemetry,
+        "ferro_exporter_disk_queue_written_bytes_total",
+    );
     let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
     let _ = ferro.child.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -388,6 +442,7 @@ async fn main() {
             format!("{} spans/s", args.rate)
         }
     );
+    println!("exporter queue            {}", args.queue);
     println!("duration                  {elapsed:.1} s");
     println!(
         "spans accepted            {accepted} ({:.0} spans/s)",
@@ -411,6 +466,13 @@ async fn main() {
         "spans per ferro CPU-second {:.0}",
         accepted as f64 / cpu.max(1e-9)
     );
+    if written > 0.0 {
+        println!(
+            "disk queue written        {:.1} MiB ({:.0} bytes per span)",
+            written / (1024.0 * 1024.0),
+            written / accepted.max(1) as f64
+        );
+    }
     println!("ferro idle RSS            {:.1} MiB", mib(idle_rss));
     println!("ferro peak RSS            {:.1} MiB (VmHWM)", mib(hwm));
     println!(

@@ -182,6 +182,7 @@ fn disk_metrics(telemetry: &Telemetry, labels: &ComponentLabels) -> DiskMetrics 
     DiskMetrics {
         bytes: d.bytes.get_or_create(labels).clone(),
         records: d.records.get_or_create(labels).clone(),
+        written_bytes: Telemetry::counter(&d.written_bytes, labels),
         oldest_age: d.oldest_age.get_or_create(labels).clone(),
         replayed: Telemetry::counter(&d.replayed, labels),
         damaged: DamageCounters {

@@ -319,6 +319,7 @@ impl PodLogsFamilies {
 pub struct DiskQueueFamilies {
     pub bytes: Family<ComponentLabels, Gauge>,
     pub records: Family<ComponentLabels, Gauge>,
+    pub written_bytes: Family<ComponentLabels, Counter>,
     pub oldest_age: Family<ComponentLabels, Gauge<f64, AtomicU64>>,
     pub replayed: Family<ComponentLabels, Counter>,
     pub damaged: Family<ReasonLabels, Counter>,
@@ -339,6 +340,11 @@ impl DiskQueueFamilies {
             "ferro_exporter_disk_queue_records",
             "Records (batches) in an exporter's disk queue not yet delivered",
             self.records.clone(),
+        );
+        r.register(
+            "ferro_exporter_disk_queue_written_bytes",
+            "Bytes an exporter's disk queue appended to its files (records and their frames)",
+            self.written_bytes.clone(),
         );
         r.register(
             "ferro_exporter_disk_queue_oldest_age_seconds",

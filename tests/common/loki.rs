@@ -120,6 +120,16 @@ impl LokiServer {
     }
 
     pub async fn start_with(limits: Limits) -> LokiServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, limits)
+    }
+
+    /// The stand-in on `listener`: a port the test held down until now.
+    pub fn start_on(listener: tokio::net::TcpListener) -> LokiServer {
+        Self::serve(listener, Limits::default())
+    }
+
+    fn serve(listener: tokio::net::TcpListener, limits: Limits) -> LokiServer {
         let state = Arc::new(ServerState {
             mode: Mutex::new(Mode::Accept),
             limits,
@@ -129,7 +139,6 @@ impl LokiServer {
             .route("/loki/api/v1/push", axum::routing::post(push))
             .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         LokiServer { addr, state }

@@ -573,3 +573,18 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Forwards every connection `listener` accepts to `target`: a port a test
+/// held down (see [`reserved_port`]) becomes a real server that started
+/// elsewhere, on a port it chose itself.
+pub fn forward(listener: tokio::net::TcpListener, target: SocketAddr) {
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+}

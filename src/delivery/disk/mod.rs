@@ -78,6 +78,8 @@ pub struct DiskMetrics {
     pub bytes: Gauge,
     /// Records written and not yet done.
     pub records: Gauge,
+    /// Bytes appended to segments (records with their frames).
+    pub written_bytes: Counter,
     /// Age of the oldest record not yet done, in seconds (0 when empty).
     pub oldest_age: Gauge<f64, AtomicU64>,
     /// Records read back that an earlier run wrote.

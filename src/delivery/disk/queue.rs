@@ -307,6 +307,7 @@ impl<T: SignalData> DiskQueue<T> {
         active.size += record.len() as u64;
         w.bytes += record.len() as u64;
         self.metrics.bytes.set(w.bytes as i64);
+        self.metrics.written_bytes.inc_by(record.len() as u64);
         self.records.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .records

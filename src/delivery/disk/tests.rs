@@ -400,3 +400,78 @@ async fn a_closed_queue_gives_pushes_back_and_ends_pops() {
     assert!(queue.pop().await.is_none());
     queue.finish().await;
 }
+
+/// A tmpfs of `size` mounted on a temp dir, unmounted when dropped; `None`
+/// (the test is skipped) where this process may not mount one.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if mounted {
+            return Some(Self { dir });
+        }
+        assert!(
+            std::env::var("FERRO_TESTS_REQUIRE_ALL").as_deref() != Ok("1"),
+            "mounting a tmpfs failed (the test needs root) and FERRO_TESTS_REQUIRE_ALL=1"
+        );
+        eprintln!("skipped: mounting a tmpfs needs root");
+        None
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_holds_pushes_and_writing_resumes_once_there_is_room() {
+    let Some(disk) = SmallDisk::mount("1m") else {
+        return;
+    };
+    let metrics = DiskMetrics::default();
+    // 4MiB allowed, on a disk of 1MiB: the disk fills first.
+    let queue = DiskQueue::<Logs>::open(
+        disk.dir.path(),
+        disk.dir.path().join("queues/test/logs"),
+        settings(4 * MIB),
+        metrics.clone(),
+    )
+    .unwrap();
+    let mut pushed = 0;
+    let blocked = loop {
+        let queue2 = queue.clone();
+        let tag = format!("n{pushed}");
+        let push = tokio::spawn(async move { push(&queue2, &tag, 4, 1000).await });
+        eventually("the push, or a write that finds the disk full", || {
+            push.is_finished() || metrics.disk_full.get() > 0
+        })
+        .await;
+        if metrics.disk_full.get() > 0 {
+            break push;
+        }
+        assert_eq!(push.await.unwrap(), Outcome::Delivered);
+        pushed += 1;
+        assert!(pushed < 1000, "the disk never filled");
+    };
+    assert!(metrics.disk_full.get() > 0);
+    assert!(!blocked.is_finished(), "the push waits for room");
+    // Delivering makes room; the held push is written, nothing is lost.
+    let mut got = take(&queue, pushed).await;
+    assert_eq!(blocked.await.unwrap(), Outcome::Delivered);
+    got.extend(take(&queue, 1).await);
+    assert_eq!(got, tags("n", 0..pushed + 1));
+    close(queue).await;
+}
