@@ -353,3 +353,68 @@ fn a_long_outage_fills_the_disk_not_the_memory() {
         grown as u64 >> 20
     );
 }
+
+#[test]
+fn a_reload_hands_a_changed_exporters_queue_to_its_successor() {
+    let Some(python) = python() else { return };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _entered = runtime.enter();
+    let held = common::reserved_port();
+    let sink_addr = held.local_addr().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let config = |timeout: &str| {
+        format!(
+            r#"
+            data_dir = "{data}"
+            [telemetry]
+            listen = "127.0.0.1:0"
+            [receivers.otlp.in]
+            grpc = "127.0.0.1:0"
+            [exporters.otlp.tempo]
+            endpoint = "http://{sink_addr}"
+            timeout = "{timeout}"
+            retry = {{ initial_interval = "100ms", max_interval = "500ms" }}
+            queue = "disk"
+            [pipelines.traces]
+            receivers = ["otlp.in"]
+            exporters = ["otlp.tempo"]
+            "#,
+            data = data.path().display(),
+        )
+    };
+    let ferro = Ferro::start(&config("5s"));
+    let send = |service: &str| {
+        let output = Command::new(&python)
+            .arg(python_script("send_traces.py"))
+            .args(["--protocol", "grpc", "--endpoint"])
+            .arg(format!(
+                "http://{}",
+                ferro.ready().receiver("otlp.in", "grpc")
+            ))
+            .args(["--spans", "100", "--service", service])
+            .arg("--expected")
+            .arg(data.path().join(format!("{service}.pb")))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    send("before");
+    // A changed exporter: the old one is closed first (its directory is
+    // locked while open), the new one sends what it left.
+    ferro.reload(&config("6s"), 1);
+    send("after");
+    let sink =
+        runtime.block_on(async { common::sink::Sink::start_on(held.listen(64).unwrap()).await });
+    runtime.block_on(async {
+        let what = common::told(|| format!("200 spans at the sink (have {})", sink.span_count()));
+        eventually_async(what, WAIT, || sink.span_count() >= 200).await;
+    });
+    let mut ids: Vec<Vec<u8>> = sink.spans().into_iter().map(|s| s.span.span_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200);
+}

@@ -127,6 +127,11 @@ pub(super) async fn keep<T: SignalData>(
             let records = queue.records.load(Ordering::Relaxed).max(0);
             queue.metrics.records.set(records);
             queue.release_behind(cursor);
+            // A push waiting for an empty queue (a record larger than
+            // `max_size`) may go on now.
+            if records == 0 {
+                queue.not_full.notify_waiters();
+            }
         }
     }
     let _ = cursor::save(&dir, cursor);

@@ -40,7 +40,7 @@ pub struct DiskQueue<T> {
     unread_items: AtomicI64,
     pub(super) records: AtomicI64,
     not_empty: Notify,
-    not_full: Notify,
+    pub(super) not_full: Notify,
     closed: AtomicBool,
     pub(super) keeper_stop: CancellationToken,
     keeper: Mutex<Option<JoinHandle<()>>>,
@@ -117,16 +117,21 @@ impl<T: SignalData> DiskQueue<T> {
                 let _ = std::fs::remove_file(&path);
                 continue;
             }
-            let file = File::open(&path).map_err(io)?;
-            if !segment::header_ok(&file).map_err(io)? {
-                metrics.damaged.unreadable_segment.inc();
-                let aside = path.with_extension("unreadable");
-                tracing::warn!(segment = %path.display(), aside = %aside.display(), "a disk queue segment of an unknown format; set aside");
-                let _ = std::fs::rename(&path, &aside);
-                continue;
+            // A segment this build cannot read is set aside, never a
+            // reason to refuse to start.
+            let readable = File::open(&path).and_then(|file| {
+                let size = file.metadata()?.len();
+                Ok(segment::header_ok(&file)?.then_some(size))
+            });
+            match readable {
+                Ok(Some(size)) => segments.push_back(SegmentInfo { id, size }),
+                Ok(None) | Err(_) => {
+                    metrics.damaged.unreadable_segment.inc();
+                    let aside = path.with_extension("unreadable");
+                    tracing::warn!(segment = %path.display(), aside = %aside.display(), error = ?readable.err(), "a disk queue segment of an unknown format, or unreadable; set aside");
+                    let _ = std::fs::rename(&path, &aside);
+                }
             }
-            let size = file.metadata().map_err(io)?.len();
-            segments.push_back(SegmentInfo { id, size });
         }
         let start = match (segments.front(), cursor) {
             (Some(first), Some((id, offset))) if first.id == id => offset,
@@ -134,16 +139,18 @@ impl<T: SignalData> DiskQueue<T> {
         };
         let (mut records, mut items, mut oldest) = (0i64, 0i64, None);
         for (i, seg) in segments.iter().enumerate() {
-            let file = File::open(segment::path(&dir, seg.id)).map_err(io)?;
             let from = if i == 0 { start } else { FIRST_RECORD };
-            segment::scan_heads(&file, from, seg.size, HEAD_PEEK, |head| {
-                if let Some((_, n, ms)) = record::parse_head(head) {
-                    records += 1;
-                    items += n as i64;
-                    oldest.get_or_insert(ms);
-                }
-            })
-            .map_err(io)?;
+            // Only figures: a read error here is met again, and counted,
+            // when the records are read.
+            let _ = File::open(segment::path(&dir, seg.id)).and_then(|file| {
+                segment::scan_heads(&file, from, seg.size, HEAD_PEEK, |head| {
+                    if let Some((_, n, ms)) = record::parse_head(head) {
+                        records += 1;
+                        items += n as i64;
+                        oldest.get_or_insert(ms);
+                    }
+                })
+            });
         }
         let next_id = segments.back().map_or(1, |s| s.id + 1);
         let file = segment::create(&dir, next_id).map_err(io)?;
@@ -232,13 +239,9 @@ impl<T: SignalData> DiskQueue<T> {
                     self.not_empty.notify_one();
                     return Ok(());
                 }
-                Err(Append::Full) if self.settings.drop_oldest => {
-                    if !self.drop_oldest().await {
-                        // Nothing older to drop: the record alone is too large.
-                        self.not_full.notify_one();
-                    }
-                    continue;
-                }
+                Err(Append::Full) if self.settings.drop_oldest && self.drop_oldest().await => {}
+                // Nothing older to drop (only the segment being written):
+                // wait, as `block` does, for its records to be delivered.
                 Err(Append::Full) => {
                     tokio::select! {
                         _ = notified => {}
@@ -282,10 +285,11 @@ impl<T: SignalData> DiskQueue<T> {
     /// appended so far, for [`Self::sync_to`].
     fn append(&self, record: &[u8], items: usize, forced: bool) -> Result<u64, Append> {
         let mut w = self.writer.lock().unwrap();
-        let only_the_writing_segment =
-            w.segments.len() == 1 && w.segments.back().is_some_and(|s| s.size == FIRST_RECORD);
+        // An empty queue takes a record of any size: one large batch must
+        // not wedge it.
+        let empty = self.records.load(Ordering::Relaxed) <= 0;
         let fits = w.bytes + record.len() as u64 <= self.settings.max_size;
-        if !fits && !forced && !only_the_writing_segment {
+        if !fits && !forced && !empty {
             return Err(Append::Full);
         }
         let active = *w.segments.back().expect("the writing segment");

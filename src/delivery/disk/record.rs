@@ -15,10 +15,12 @@ pub(super) const HEAD_PEEK: usize = 24;
 pub(super) const HAS_TENANT: u8 = 1;
 pub(super) const HAS_ORG_ID: u8 = 2;
 
-/// A batch as a record's payload: flags, items, when it was queued, its
-/// tenant and org id, then its data.
+/// A batch as a framed record, whose payload is: flags, items, when it was
+/// queued, its tenant and org id, then its data.
 pub(super) fn encode<T: SignalData>(batch: &Batch<T>) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(batch.bytes + 64);
+    // The frame goes in front, filled in once the payload is written.
+    let mut payload = Vec::with_capacity(segment::FRAME_LEN + batch.bytes + 64);
+    payload.extend_from_slice(&[0; segment::FRAME_LEN]);
     let tenancy = &batch.tenancy;
     let flags = if tenancy.tenant.is_some() {
         HAS_TENANT
@@ -37,9 +39,8 @@ pub(super) fn encode<T: SignalData>(batch: &Batch<T>) -> Vec<u8> {
         payload.extend_from_slice(value.as_bytes());
     }
     batch.data.persist(&mut payload);
-    let mut record = Vec::with_capacity(payload.len() + segment::FRAME_LEN);
-    segment::frame(&payload, &mut record);
-    record
+    segment::seal(&mut payload);
+    payload
 }
 
 /// Flags, items and queue time from the start of a payload.

@@ -475,3 +475,37 @@ async fn a_full_disk_holds_pushes_and_writing_resumes_once_there_is_room() {
     assert_eq!(got, tags("n", 0..pushed + 1));
     close(queue).await;
 }
+
+#[tokio::test]
+async fn a_record_larger_than_the_queue_waits_for_it_to_empty_then_goes_in() {
+    let dir = Dir::new();
+    let (queue, _) = dir.open(settings(MIB));
+    assert_eq!(push(&queue, "small", 1, 10).await, Outcome::Delivered);
+    let large = {
+        let queue = queue.clone();
+        // 2,000 lines of 1,000 bytes: about 2MB, twice `max_size`.
+        tokio::spawn(async move { push(&queue, "large", 2000, 1000).await })
+    };
+    assert_eq!(take(&queue, 1).await, ["small-0"]);
+    assert_eq!(large.await.unwrap(), Outcome::Delivered);
+    assert_eq!(take(&queue, 1).await, ["large-0"]);
+    close(queue).await;
+}
+
+#[tokio::test]
+async fn a_read_only_data_dir_is_a_clear_error() {
+    let Some(disk) = SmallDisk::mount("1m,ro") else {
+        return;
+    };
+    let err = DiskQueue::<Logs>::open(
+        disk.dir.path(),
+        disk.dir.path().join("queues/test/logs"),
+        settings(MIB),
+        DiskMetrics::default(),
+    )
+    .err()
+    .unwrap();
+    let text = err.to_string();
+    assert!(text.contains("queues/test/logs"), "{text}");
+    assert!(text.contains("Read-only file system"), "{text}");
+}

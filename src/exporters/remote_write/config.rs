@@ -61,6 +61,10 @@ pub struct RawRemoteWriteConfig {
     /// Samples in one request at most.
     max_samples_per_send: Option<usize>,
     /// How long a shard waits to fill a request before sending what it has.
+    /// Samples older than this when they are sent are dropped and
+    /// counted (`too_old`) instead of sent: what a backend would refuse
+    /// after a long outage. Unset: every sample is sent.
+    max_sample_age: Option<HumanDuration>,
     batch_send_deadline: Option<HumanDuration>,
     #[serde(default)]
     metadata: MetadataConfig,
@@ -81,6 +85,7 @@ pub struct RemoteWriteConfig {
     pub max_shards: usize,
     pub max_samples_per_send: usize,
     pub batch_send_deadline: std::time::Duration,
+    pub max_sample_age: Option<std::time::Duration>,
     pub metadata: MetadataConfig,
 }
 
@@ -141,6 +146,7 @@ impl Validate for RawRemoteWriteConfig {
                 min_shards,
                 max_shards,
                 max_samples_per_send,
+                max_sample_age: self.max_sample_age.map(|d| d.get()),
                 batch_send_deadline: self
                     .batch_send_deadline
                     .map_or(std::time::Duration::from_secs(5), |d| d.get()),

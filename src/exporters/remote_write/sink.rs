@@ -16,8 +16,8 @@ use crate::exporters::{Delivery, Sink};
 use crate::exporters::{ExportError, Sent};
 use crate::net::http_client::ClientError;
 use crate::net::http_client::{self, HttpClient};
-use crate::signal::Metrics;
 use crate::signal::metrics::Metadata;
+use crate::signal::{Metrics, SignalData};
 
 /// Families whose metadata is remembered for sending, at most.
 pub(super) const MAX_METADATA_FAMILIES: usize = 100_000;
@@ -138,6 +138,13 @@ pub(super) async fn dispatch(
     delivery: &Delivery,
 ) {
     sink.remember_metadata(&batch.data.metadata);
+    let mut batch = batch;
+    if let Some(max_age) = sink.config.max_sample_age {
+        let too_old = drop_older_than(&mut batch.data, max_age);
+        if too_old > 0 {
+            delivery.count_dropped("too_old", too_old);
+        }
+    }
     let n = senders.len();
     let parts = batch.map_parts(|metrics| {
         let mut parts: Vec<Metrics> = (0..n).map(|_| Metrics::default()).collect();
@@ -156,6 +163,25 @@ pub(super) async fn dispatch(
             delivery.abandon(part);
         }
     }
+}
+
+/// Removes the samples, histograms and exemplars older than `max_age`,
+/// and the series left empty; returns the samples and histograms removed.
+pub(super) fn drop_older_than(metrics: &mut Metrics, max_age: Duration) -> u64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let oldest = now_ms.saturating_sub(max_age.as_millis() as i64);
+    let before = metrics.item_count();
+    for series in &mut metrics.series {
+        series.samples.retain(|s| s.timestamp_ms >= oldest);
+        series.histograms.retain(|h| h.timestamp >= oldest);
+        series.exemplars.retain(|e| e.timestamp_ms >= oldest);
+    }
+    metrics
+        .series
+        .retain(|s| !s.samples.is_empty() || !s.histograms.is_empty());
+    (before - metrics.item_count()) as u64
 }
 
 /// One sender: fills a request up to `max_samples_per_send` or until

@@ -115,3 +115,36 @@ tenant_id = "team-a""#,
     let errors = crate::config::Validate::validate(raw).unwrap_err();
     assert!(errors.iter().any(|e| e.message.contains("use one of")));
 }
+
+#[test]
+fn samples_past_max_sample_age_are_dropped_and_counted() {
+    use crate::signal::metrics::{Sample, Series};
+    use crate::signal::{Labels, Metrics};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let sample = |age_s: i64| Sample {
+        value: 1.0,
+        timestamp_ms: now - age_s * 1000,
+    };
+    let mut fresh = Series::new(Labels::from_pairs([("__name__", "fresh")]));
+    fresh.samples = vec![sample(7200), sample(30), sample(1)];
+    let mut stale = Series::new(Labels::from_pairs([("__name__", "old")]));
+    stale.samples = vec![sample(7200), sample(3601)];
+    let mut metrics = Metrics {
+        series: vec![fresh, stale],
+        metadata: Vec::new(),
+    };
+    let dropped = super::sink::drop_older_than(&mut metrics, std::time::Duration::from_secs(3600));
+    assert_eq!(dropped, 3);
+    assert_eq!(metrics.series.len(), 1, "a series left empty goes");
+    assert_eq!(metrics.series[0].samples.len(), 2);
+    let raw: RawRemoteWriteConfig =
+        toml::from_str("endpoint = \"http://mimir/api/v1/push\"\nmax_sample_age = \"1h\"").unwrap();
+    let config = crate::config::Validate::validate(raw).unwrap();
+    assert_eq!(
+        config.max_sample_age,
+        Some(std::time::Duration::from_secs(3600))
+    );
+}
