@@ -165,9 +165,25 @@ fn spans_the_sdk_was_told_were_accepted_survive_kill_9() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _entered = runtime.enter();
     let held = common::reserved_port();
-    let sink_addr = held.local_addr().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let config = format!(
+    let config = otlp_to(
+        data.path(),
+        held.local_addr().unwrap(),
+        r#"{ type = "disk", fsync = "batch" }"#,
+        "",
+    );
+    let ferro = Ferro::start(&config);
+    send_spans(&python, &ferro, 300, "outage", data.path());
+    kill_9(ferro);
+
+    let _ferro = Ferro::start(&config);
+    sink_gets(&runtime, held, 300);
+}
+
+/// A config whose OTLP receiver feeds an OTLP exporter to `sink` with a
+/// disk queue (`queue`, and `exporter` for more of the exporter's keys).
+fn otlp_to(data: &Path, sink: SocketAddr, queue: &str, exporter: &str) -> String {
+    format!(
         r#"
         data_dir = "{data}"
         [telemetry]
@@ -175,24 +191,31 @@ fn spans_the_sdk_was_told_were_accepted_survive_kill_9() {
         [receivers.otlp.in]
         grpc = "127.0.0.1:0"
         [exporters.otlp.tempo]
-        endpoint = "http://{sink_addr}"
+        endpoint = "http://{sink}"
         retry = {{ initial_interval = "100ms", max_interval = "500ms" }}
-        queue = {{ type = "disk", fsync = "batch" }}
+        queue = {queue}
+        {exporter}
         [pipelines.traces]
         receivers = ["otlp.in"]
         exporters = ["otlp.tempo"]
         "#,
-        data = data.path().display(),
-    );
-    let ferro = Ferro::start(&config);
-    let expected = data.path().join("expected.pb");
-    let output = Command::new(&python)
+        data = data.display(),
+    )
+}
+
+/// Sends `spans` spans with the OpenTelemetry SDK to ferro's OTLP receiver;
+/// every export must succeed.
+fn send_spans(python: &str, ferro: &Ferro, spans: usize, service: &str, dir: &Path) {
+    let output = Command::new(python)
         .arg(python_script("send_traces.py"))
         .args(["--protocol", "grpc", "--endpoint"])
-        .arg(format!("http://{}", ferro.grpc.unwrap()))
-        .args(["--spans", "300", "--service", "outage"])
+        .arg(format!(
+            "http://{}",
+            ferro.ready().receiver("otlp.in", "grpc")
+        ))
+        .args(["--spans", &spans.to_string(), "--service", service])
         .arg("--expected")
-        .arg(&expected)
+        .arg(dir.join(format!("{service}.pb")))
         .output()
         .unwrap();
     assert!(
@@ -200,21 +223,21 @@ fn spans_the_sdk_was_told_were_accepted_survive_kill_9() {
         "every export succeeds while the backend is down: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    kill_9(ferro);
+}
 
-    let _ferro = Ferro::start(&config);
-    let sink = runtime.block_on(async {
-        let listener = held.listen(64).unwrap();
-        common::sink::Sink::start_on(listener).await
-    });
+/// Brings the sink up on the port `held` kept down, and waits until it has
+/// `n` distinct spans (by span id) and no others.
+fn sink_gets(runtime: &tokio::runtime::Runtime, held: tokio::net::TcpSocket, n: usize) {
+    let sink =
+        runtime.block_on(async { common::sink::Sink::start_on(held.listen(64).unwrap()).await });
     runtime.block_on(async {
-        let what = common::told(|| format!("300 spans at the sink (have {})", sink.span_count()));
-        eventually_async(what, WAIT, || sink.span_count() >= 300).await;
+        let what = common::told(|| format!("{n} spans at the sink (have {})", sink.span_count()));
+        eventually_async(what, WAIT, || sink.span_count() >= n).await;
     });
     let mut ids: Vec<Vec<u8>> = sink.spans().into_iter().map(|s| s.span.span_id).collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 300, "each of the 300 spans, by span id");
+    assert_eq!(ids.len(), n, "each span, by span id");
 }
 
 fn pod_log(root: &Path) -> std::path::PathBuf {
@@ -360,61 +383,20 @@ fn a_reload_hands_a_changed_exporters_queue_to_its_successor() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _entered = runtime.enter();
     let held = common::reserved_port();
-    let sink_addr = held.local_addr().unwrap();
     let data = tempfile::tempdir().unwrap();
     let config = |timeout: &str| {
-        format!(
-            r#"
-            data_dir = "{data}"
-            [telemetry]
-            listen = "127.0.0.1:0"
-            [receivers.otlp.in]
-            grpc = "127.0.0.1:0"
-            [exporters.otlp.tempo]
-            endpoint = "http://{sink_addr}"
-            timeout = "{timeout}"
-            retry = {{ initial_interval = "100ms", max_interval = "500ms" }}
-            queue = "disk"
-            [pipelines.traces]
-            receivers = ["otlp.in"]
-            exporters = ["otlp.tempo"]
-            "#,
-            data = data.path().display(),
+        otlp_to(
+            data.path(),
+            held.local_addr().unwrap(),
+            r#""disk""#,
+            &format!("timeout = \"{timeout}\""),
         )
     };
     let ferro = Ferro::start(&config("5s"));
-    let send = |service: &str| {
-        let output = Command::new(&python)
-            .arg(python_script("send_traces.py"))
-            .args(["--protocol", "grpc", "--endpoint"])
-            .arg(format!(
-                "http://{}",
-                ferro.ready().receiver("otlp.in", "grpc")
-            ))
-            .args(["--spans", "100", "--service", service])
-            .arg("--expected")
-            .arg(data.path().join(format!("{service}.pb")))
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    send("before");
+    send_spans(&python, &ferro, 100, "before", data.path());
     // A changed exporter: the old one is closed first (its directory is
     // locked while open), the new one sends what it left.
     ferro.reload(&config("6s"), 1);
-    send("after");
-    let sink =
-        runtime.block_on(async { common::sink::Sink::start_on(held.listen(64).unwrap()).await });
-    runtime.block_on(async {
-        let what = common::told(|| format!("200 spans at the sink (have {})", sink.span_count()));
-        eventually_async(what, WAIT, || sink.span_count() >= 200).await;
-    });
-    let mut ids: Vec<Vec<u8>> = sink.spans().into_iter().map(|s| s.span.span_id).collect();
-    ids.sort();
-    ids.dedup();
-    assert_eq!(ids.len(), 200);
+    send_spans(&python, &ferro, 100, "after", data.path());
+    sink_gets(&runtime, held, 200);
 }

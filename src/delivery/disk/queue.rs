@@ -430,18 +430,7 @@ impl<T: SignalData> DiskQueue<T> {
             self.metrics.dropped_oldest.inc_by(items);
             self.unread_items.fetch_sub(items as i64, Ordering::Relaxed);
             self.records.fetch_sub(records, Ordering::Relaxed);
-            reader.segment = oldest.id + 1;
-            reader.offset = FIRST_RECORD;
-            reader.file = None;
-            let seq = reader.next_seq;
-            reader.next_seq += 1;
-            let _ = self.done.send(Read {
-                seq,
-                segment: reader.segment,
-                offset: FIRST_RECORD,
-                enqueued_ms: 0,
-                ack: None,
-            });
+            self.step(&mut reader, oldest.id + 1, FIRST_RECORD);
         }
         let _ = std::fs::remove_file(&path);
         tracing::warn!(dir = %self.dir.display(), segment = oldest.id, "disk queue full: dropped its oldest segment (on_full = \"drop_oldest\")");
