@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Inputs, RunningReceiver, otlp, pod_logs, pprof, prometheus};
+use super::{Inputs, RunningReceiver, host_metrics, otlp, pod_logs, pprof, prometheus};
 
 use crate::config::ComponentId;
 use crate::config::document::{Document, Value};
@@ -25,6 +25,7 @@ pub enum ReceiverConfig {
     Prometheus(prometheus::PrometheusConfig),
     PodLogs(pod_logs::PodLogsConfig),
     Pprof(pprof::PprofConfig),
+    HostMetrics(host_metrics::HostMetricsConfig),
 }
 
 impl ReceiverConfig {
@@ -36,6 +37,7 @@ impl ReceiverConfig {
         ("prometheus", keys::<prometheus::RawPrometheusConfig>),
         ("pprof", keys::<pprof::RawPprofConfig>),
         ("pod_logs", keys::<pod_logs::RawPodLogsConfig>),
+        ("host_metrics", keys::<host_metrics::RawHostMetricsConfig>),
     ];
 
     /// Reads a `[receivers.TYPE.NAME]` table; `None` for an unknown type.
@@ -62,6 +64,10 @@ impl ReceiverConfig {
                 doc.section::<pod_logs::RawPodLogsConfig>(path, value)
                     .map(Self::PodLogs),
             ),
+            "host_metrics" => Some(
+                doc.section::<host_metrics::RawHostMetricsConfig>(path, value)
+                    .map(Self::HostMetrics),
+            ),
             _ => None,
         }
     }
@@ -76,7 +82,7 @@ impl ReceiverConfig {
         let discovers = match self {
             Self::Prometheus(c) => c.uses_pod_cache(),
             Self::Pprof(c) => c.uses_pod_cache(),
-            Self::Otlp(_) | Self::PodLogs(_) => false,
+            Self::Otlp(_) | Self::PodLogs(_) | Self::HostMetrics(_) => false,
         };
         discovers.then_some(PodCacheUse {
             setting: "kubernetes_sd_configs",
@@ -88,7 +94,7 @@ impl ReceiverConfig {
     pub fn signals(&self) -> &'static [Signal] {
         match self {
             Self::Otlp(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
-            Self::Prometheus(_) => &[Signal::Metrics],
+            Self::Prometheus(_) | Self::HostMetrics(_) => &[Signal::Metrics],
             Self::PodLogs(_) => &[Signal::Logs],
             Self::Pprof(_) => &[Signal::Profiles],
         }
@@ -123,6 +129,7 @@ impl ReceiverConfig {
             // A tailer offered no room waits and offers the same batch
             // again: the file is its buffer.
             Self::PodLogs(_) => Duration::from_secs(1),
+            Self::HostMetrics(_) => host_metrics::PIPELINE_WAIT,
         }
     }
 
@@ -146,6 +153,7 @@ impl ReceiverConfig {
             Self::PodLogs(c) => {
                 pod_logs::start(id, c, inputs, limiter, cx.telemetry, cx.data_dir).await
             }
+            Self::HostMetrics(c) => host_metrics::start(id, c, inputs, limiter, cx.telemetry).await,
         }
     }
 }

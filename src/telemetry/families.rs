@@ -29,6 +29,35 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// Which collector of a host metrics receiver a figure is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CollectorLabels {
+    pub component: String,
+    pub collector: &'static str,
+}
+
+/// Figures of the host metrics receivers (`ferro_host_metrics_*`).
+#[derive(Default)]
+pub struct HostMetricsFamilies {
+    pub errors: Family<CollectorLabels, Counter>,
+    pub collection_seconds: Family<ComponentLabels, Gauge<f64, AtomicU64>>,
+}
+
+impl HostMetricsFamilies {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "ferro_host_metrics_collector_errors",
+            "Collections in which a host metrics collector failed (a file it reads is missing or malformed); the other collectors still ran",
+            self.errors.clone(),
+        );
+        r.register(
+            "ferro_host_metrics_collection_seconds",
+            "How long the last collection of a host metrics receiver took",
+            self.collection_seconds.clone(),
+        );
+    }
+}
+
 /// Which processor rule a figure is about.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabels {
@@ -196,6 +225,7 @@ pub struct Telemetry {
     pub redactions: Family<RuleLabels, Counter>,
     pub pod_logs: PodLogsFamilies,
     pub disk_queues: DiskQueueFamilies,
+    pub host_metrics: HostMetricsFamilies,
     pub k8s: K8sFamilies,
     pub tenants: TenantFamilies,
     pub listeners: ListenerFamilies,
@@ -493,6 +523,7 @@ impl Telemetry {
             redactions: Family::default(),
             pod_logs: PodLogsFamilies::default(),
             disk_queues: DiskQueueFamilies::default(),
+            host_metrics: HostMetricsFamilies::default(),
             k8s: K8sFamilies::default(),
             tenants: TenantFamilies::default(),
             listeners: ListenerFamilies::default(),
@@ -567,6 +598,7 @@ impl Telemetry {
             );
             t.pod_logs.register(&mut r);
             t.disk_queues.register(&mut r);
+            t.host_metrics.register(&mut r);
             t.k8s.register(&mut r);
             t.tenants.register(&mut r);
             t.listeners.register(&mut r);

@@ -1,0 +1,181 @@
+use serde::Deserialize;
+use std::path::PathBuf;
+
+use crate::config::{FieldError, HumanDuration, Validate};
+
+/// One collector: what it reads and the node_exporter collector it stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Collector {
+    /// `node_cpu_seconds_total`, `node_cpu_guest_seconds_total` (`/proc/stat`).
+    Cpu,
+    /// Interrupts, context switches, forks, boot time, running and blocked
+    /// processes (`/proc/stat`).
+    Stat,
+    /// `node_load1`, `node_load5`, `node_load15` (`/proc/loadavg`).
+    Loadavg,
+    /// `node_memory_*` (`/proc/meminfo`).
+    Meminfo,
+    /// `node_vmstat_*`: page faults, paging, swapping, OOM kills (`/proc/vmstat`).
+    Vmstat,
+    /// `node_filefd_*` (`/proc/sys/fs/file-nr`).
+    Filefd,
+    /// `node_pressure_*` (`/proc/pressure/{cpu,io,memory}`).
+    Pressure,
+    /// `node_uname_info` (the uname system call).
+    Uname,
+    /// `node_time_*`: the clock, the time zone, the clock sources.
+    Time,
+}
+
+impl Collector {
+    /// Every collector, in the order they run.
+    pub const ALL: &[Collector] = &[
+        Self::Cpu,
+        Self::Stat,
+        Self::Loadavg,
+        Self::Meminfo,
+        Self::Vmstat,
+        Self::Filefd,
+        Self::Pressure,
+        Self::Uname,
+        Self::Time,
+    ];
+
+    /// Its name in `collectors = [...]`, node_exporter's collector name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Stat => "stat",
+            Self::Loadavg => "loadavg",
+            Self::Meminfo => "meminfo",
+            Self::Vmstat => "vmstat",
+            Self::Filefd => "filefd",
+            Self::Pressure => "pressure",
+            Self::Uname => "uname",
+            Self::Time => "time",
+        }
+    }
+
+    fn named(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.name() == name)
+    }
+}
+
+/// `[receivers.host_metrics.NAME]` as written.
+#[derive(Deserialize)]
+pub struct RawHostMetricsConfig {
+    /// How often the collectors run.
+    collection_interval: Option<HumanDuration>,
+    /// Where the host's file system is: `/host` when ferro runs in a
+    /// container with the host's `/` mounted there.
+    root_path: Option<PathBuf>,
+    /// The host's `/proc`; by default `<root_path>/proc`.
+    proc_path: Option<PathBuf>,
+    /// The host's `/sys`; by default `<root_path>/sys`.
+    sys_path: Option<PathBuf>,
+    /// The collectors to run; by default all of them.
+    collectors: Option<Vec<String>>,
+    /// The `job` label of every series, as a scrape of node_exporter gives it.
+    job: Option<String>,
+    /// The `instance` label; by default the host name.
+    instance: Option<String>,
+}
+
+/// A checked host metrics receiver.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostMetricsConfig {
+    pub collection_interval: std::time::Duration,
+    pub proc_path: PathBuf,
+    pub sys_path: PathBuf,
+    pub collectors: Vec<Collector>,
+    pub job: String,
+    pub instance: String,
+}
+
+impl Validate for RawHostMetricsConfig {
+    type Valid = HostMetricsConfig;
+
+    fn validate(self) -> Result<HostMetricsConfig, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let collection_interval = self
+            .collection_interval
+            .map_or(std::time::Duration::from_secs(15), |d| d.get());
+        if collection_interval < std::time::Duration::from_millis(100) {
+            errors.push(FieldError::new(
+                "collection_interval",
+                "must be at least 100ms",
+            ));
+        }
+        let root = self.root_path.unwrap_or_else(|| PathBuf::from("/"));
+        let under_root = |path: &str| root.join(path);
+        let proc_path = self.proc_path.unwrap_or_else(|| under_root("proc"));
+        let sys_path = self.sys_path.unwrap_or_else(|| under_root("sys"));
+        let mut collectors = Vec::new();
+        match self.collectors {
+            None => collectors.extend_from_slice(Collector::ALL),
+            Some(names) => {
+                for (i, name) in names.iter().enumerate() {
+                    match Collector::named(name) {
+                        Some(c) if !collectors.contains(&c) => collectors.push(c),
+                        Some(_) => {}
+                        None => errors.push(FieldError::new(
+                            format!("collectors.{i}"),
+                            format!(
+                                "`{name}` is not a collector; there are: {}",
+                                Collector::ALL
+                                    .iter()
+                                    .map(|c| c.name())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        )),
+                    }
+                }
+                if names.is_empty() {
+                    errors.push(FieldError::new(
+                        "collectors",
+                        "list at least one collector, or leave it out for all",
+                    ));
+                }
+            }
+        }
+        collectors.sort();
+        let job = self.job.unwrap_or_else(|| "node-exporter".into());
+        if job.is_empty() {
+            errors.push(FieldError::new("job", "must not be empty"));
+        }
+        let instance = self.instance.unwrap_or_else(host_name);
+        if instance.is_empty() {
+            errors.push(FieldError::new("instance", "must not be empty"));
+        }
+        if errors.is_empty() {
+            Ok(HostMetricsConfig {
+                collection_interval,
+                proc_path,
+                sys_path,
+                collectors,
+                job,
+                instance,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// This machine's host name (`uname`'s node name).
+fn host_name() -> String {
+    super::collectors::uname::host_name().unwrap_or_else(|| "localhost".into())
+}
+
+impl HostMetricsConfig {
+    /// A file under the host's `/proc`.
+    pub fn proc(&self, file: &str) -> PathBuf {
+        self.proc_path.join(file)
+    }
+
+    /// A file under the host's `/sys`.
+    pub fn sys(&self, file: &str) -> PathBuf {
+        self.sys_path.join(file)
+    }
+}
