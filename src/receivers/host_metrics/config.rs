@@ -25,6 +25,14 @@ pub enum Collector {
     Uname,
     /// `node_time_*`: the clock, the time zone, the clock sources.
     Time,
+    /// `node_disk_*` (`/proc/diskstats`, udev's database for `node_disk_info`).
+    Diskstats,
+    /// `node_netstat_*` (`/proc/net/{netstat,snmp,snmp6}`).
+    Netstat,
+    /// `node_sockstat_*` (`/proc/net/sockstat{,6}`).
+    Sockstat,
+    /// `node_os_info`, `node_os_version` (`/etc/os-release`).
+    Os,
 }
 
 impl Collector {
@@ -39,6 +47,10 @@ impl Collector {
         Self::Pressure,
         Self::Uname,
         Self::Time,
+        Self::Diskstats,
+        Self::Netstat,
+        Self::Sockstat,
+        Self::Os,
     ];
 
     /// Its name in `collectors = [...]`, node_exporter's collector name.
@@ -53,6 +65,10 @@ impl Collector {
             Self::Pressure => "pressure",
             Self::Uname => "uname",
             Self::Time => "time",
+            Self::Diskstats => "diskstats",
+            Self::Netstat => "netstat",
+            Self::Sockstat => "sockstat",
+            Self::Os => "os",
         }
     }
 
@@ -85,6 +101,8 @@ pub struct RawHostMetricsConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostMetricsConfig {
     pub collection_interval: std::time::Duration,
+    /// The host's `/`: where `etc/os-release` and udev's database are.
+    pub root_path: PathBuf,
     pub proc_path: PathBuf,
     pub sys_path: PathBuf,
     pub collectors: Vec<Collector>,
@@ -107,9 +125,8 @@ impl Validate for RawHostMetricsConfig {
             ));
         }
         let root = self.root_path.unwrap_or_else(|| PathBuf::from("/"));
-        let under_root = |path: &str| root.join(path);
-        let proc_path = self.proc_path.unwrap_or_else(|| under_root("proc"));
-        let sys_path = self.sys_path.unwrap_or_else(|| under_root("sys"));
+        let proc_path = self.proc_path.unwrap_or_else(|| root.join("proc"));
+        let sys_path = self.sys_path.unwrap_or_else(|| root.join("sys"));
         let mut collectors = Vec::new();
         match self.collectors {
             None => collectors.extend_from_slice(Collector::ALL),
@@ -151,6 +168,7 @@ impl Validate for RawHostMetricsConfig {
         if errors.is_empty() {
             Ok(HostMetricsConfig {
                 collection_interval,
+                root_path: root,
                 proc_path,
                 sys_path,
                 collectors,

@@ -42,6 +42,42 @@ fn host(dir: &Path) {
         "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
     );
     write(
+        "proc/diskstats",
+        "   8       0 sda 100 2 800 30 50 5 400 20 0 40 60 7 1 56 9 3 4\n\
+            8       1 sda1 90 2 700 25 40 5 300 15 0 30 50 0 0 0 0 0 0\n\
+            7       0 loop0 1 0 2 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n\
+          259       0 nvme0n1 1 0 8 1 2 0 16 2 1 3 4\n",
+    );
+    write(
+        "run/udev/data/b8:0",
+        "S:disk/by-id/ata-X\nE:ID_MODEL=Samsung_SSD\nE:ID_SERIAL_SHORT=S123\nE:ID_PATH=pci-0000:00:1f.2-ata-1\n",
+    );
+    write(
+        "proc/net/netstat",
+        "TcpExt: SyncookiesSent ListenDrops TCPTimeouts DelayedACKs\nTcpExt: 1 2 3 4\n\
+         IpExt: InOctets OutOctets InNoRoutes\nIpExt: 100 200 0\n",
+    );
+    write(
+        "proc/net/snmp",
+        "Ip: Forwarding DefaultTTL InReceives\nIp: 1 64 999\n\
+         Tcp: ActiveOpens InSegs InErrs MaxConn\nTcp: 5 600 7 -1\n\
+         Udp: InDatagrams NoPorts InErrors IgnoredMulti\nUdp: 8 9 10 11\n",
+    );
+    write(
+        "proc/net/snmp6",
+        "Ip6InReceives 3\nIp6InOctets 384\nIcmp6InMsgs 2\nUdp6InDatagrams 4\nUdpLite6InErrors 0\n",
+    );
+    write(
+        "proc/net/sockstat",
+        "sockets: used 17\nTCP: inuse 4 orphan 0 tw 2 alloc 5 mem 3\nUDP: inuse 1 mem 2\nFRAG: inuse 0 memory 0\n",
+    );
+    write("proc/net/sockstat6", "TCP6: inuse 2\nUDP6: inuse 1\n");
+    write(
+        "etc/os-release",
+        "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\n\
+         VERSION_ID=\"12.4\"\nVERSION=\"12 (bookworm)\"\nID=debian\n",
+    );
+    write(
         "sys/devices/system/clocksource/clocksource0/available_clocksource",
         "tsc hpet acpi_pm \n",
     );
@@ -135,6 +171,84 @@ fn the_collectors_read_a_host_as_node_exporter_does() {
             assert_eq!(got, want, "{series}");
         }
     }
+    for (series, want) in [
+        (r#"node_disk_reads_completed_total{device="sda"}"#, 100.0),
+        (r#"node_disk_read_bytes_total{device="sda"}"#, 800.0 * 512.0),
+        (r#"node_disk_read_time_seconds_total{device="sda"}"#, 0.03),
+        (r#"node_disk_io_now{device="sda"}"#, 0.0),
+        (
+            r#"node_disk_io_time_weighted_seconds_total{device="sda"}"#,
+            0.06,
+        ),
+        (r#"node_disk_discarded_sectors_total{device="sda"}"#, 56.0),
+        (
+            r#"node_disk_flush_requests_time_seconds_total{device="sda"}"#,
+            0.004,
+        ),
+        (r#"node_disk_writes_completed_total{device="nvme0n1"}"#, 2.0),
+        (
+            r#"node_disk_info{device="sda",major="8",minor="0",model="Samsung_SSD",path="pci-0000:00:1f.2-ata-1",serial="S123"}"#,
+            1.0,
+        ),
+        (
+            r#"node_disk_info{device="nvme0n1",major="259",minor="0"}"#,
+            1.0,
+        ),
+        ("node_netstat_TcpExt_SyncookiesSent{}", 1.0),
+        ("node_netstat_TcpExt_ListenDrops{}", 2.0),
+        ("node_netstat_TcpExt_TCPTimeouts{}", 3.0),
+        ("node_netstat_IpExt_InOctets{}", 100.0),
+        ("node_netstat_Ip_Forwarding{}", 1.0),
+        ("node_netstat_Tcp_InSegs{}", 600.0),
+        ("node_netstat_Tcp_InErrs{}", 7.0),
+        ("node_netstat_Udp_NoPorts{}", 9.0),
+        ("node_netstat_Udp_InErrors{}", 10.0),
+        ("node_netstat_Ip6_InOctets{}", 384.0),
+        ("node_netstat_Icmp6_InMsgs{}", 2.0),
+        ("node_netstat_Udp6_InDatagrams{}", 4.0),
+        ("node_netstat_UdpLite6_InErrors{}", 0.0),
+        ("node_sockstat_sockets_used{}", 17.0),
+        ("node_sockstat_TCP_tw{}", 2.0),
+        ("node_sockstat_TCP_mem{}", 3.0),
+        ("node_sockstat_UDP_mem{}", 2.0),
+        ("node_sockstat_FRAG_memory{}", 0.0),
+        ("node_sockstat_TCP6_inuse{}", 2.0),
+        (
+            r#"node_os_info{id="debian",name="Debian GNU/Linux",pretty_name="Debian GNU/Linux 12 (bookworm)",version="12 (bookworm)",version_id="12.4"}"#,
+            1.0,
+        ),
+        (
+            r#"node_os_version{id="debian",name="Debian GNU/Linux"}"#,
+            12.4,
+        ),
+    ] {
+        let got = value(&metrics, series).unwrap_or_else(|| panic!("no {series}"));
+        assert!((got - want).abs() < 1e-9, "{series}: {got}, want {want}");
+    }
+    let mem_bytes = value(&metrics, "node_sockstat_TCP_mem_bytes{}").unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+    assert_eq!(mem_bytes, 3.0 * page_size);
+    // Left out as node_exporter leaves them: partitions and loop devices,
+    // netstat fields outside its default set.
+    assert!(
+        value(
+            &metrics,
+            r#"node_disk_reads_completed_total{device="sda1"}"#
+        )
+        .is_none()
+    );
+    assert!(
+        value(
+            &metrics,
+            r#"node_disk_reads_completed_total{device="loop0"}"#
+        )
+        .is_none()
+    );
+    assert!(value(&metrics, "node_netstat_TcpExt_DelayedACKs{}").is_none());
+    assert!(value(&metrics, "node_netstat_Ip_InReceives{}").is_none());
+    assert!(value(&metrics, "node_netstat_Ip6_InReceives{}").is_none());
+    assert!(value(&metrics, "node_netstat_Tcp_MaxConn{}").is_none());
     // Left out as node_exporter leaves them: the sum over CPUs, vmstat
     // fields outside its default set, cpu "full" pressure.
     assert!(value(&metrics, r#"node_cpu_seconds_total{cpu="",mode="user"}"#).is_none());

@@ -1,7 +1,10 @@
 //! The collectors: each reads its files once per collection into a buffer
 //! kept across collections, and writes node_exporter's series to the page.
 
+mod disk;
 mod memory;
+mod network;
+mod os;
 mod stat;
 mod system;
 pub mod uname;
@@ -67,6 +70,10 @@ pub fn run(
             Collector::Pressure => system::pressure(config, page, files),
             Collector::Uname => uname::collect(page),
             Collector::Time => system::time(config, page, files),
+            Collector::Diskstats => disk::diskstats(config, page, files),
+            Collector::Netstat => network::netstat(config, page, files),
+            Collector::Sockstat => network::sockstat(config, page, files),
+            Collector::Os => os::collect(config, page, files),
         };
         if let Err(e) = result {
             failed.push((collector, e));

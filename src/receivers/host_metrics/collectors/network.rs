@@ -1,0 +1,143 @@
+//! The kernel's network counters: `/proc/net/{netstat,snmp,snmp6}`
+//! (`node_netstat_*`) and socket use, `/proc/net/sockstat{,6}`
+//! (`node_sockstat_*`).
+
+use std::io;
+use std::sync::LazyLock;
+
+use super::super::config::HostMetricsConfig;
+use super::super::page::Page;
+use super::{Files, malformed};
+use crate::signal::metrics::MetricType;
+
+/// node_exporter's default `--collector.netstat.fields`: the counters its
+/// dashboards and alerts use.
+static NETSTAT_FIELDS: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(
+        r"^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$",
+    )
+    .expect("a valid pattern")
+});
+
+/// The IPv6 protocols of `/proc/net/snmp6`, whose keys run protocol and
+/// field together (`Ip6InOctets`); longest first, so `UdpLite6` is not `Udp`.
+const SNMP6_PROTOCOLS: [&str; 4] = ["UdpLite6", "Icmp6", "Udp6", "Ip6"];
+
+pub fn netstat(
+    config: &HostMetricsConfig,
+    page: &mut Page<'_>,
+    files: &mut Files,
+) -> io::Result<()> {
+    let mut name = String::with_capacity(64);
+    let mut help = String::with_capacity(64);
+    let mut emit =
+        |page: &mut Page<'_>, protocol: &str, field: &str, value: &str| -> io::Result<()> {
+            name.clear();
+            name.push_str("node_netstat_");
+            name.push_str(protocol);
+            name.push('_');
+            name.push_str(field);
+            if !NETSTAT_FIELDS.is_match(&name["node_netstat_".len()..]) {
+                return Ok(());
+            }
+            let value: f64 = value.parse().map_err(|_| malformed("netstat value"))?;
+            help.clear();
+            help.push_str("Statistic ");
+            help.push_str(protocol);
+            help.push_str(field);
+            help.push('.');
+            page.family(&name, MetricType::Unknown, &help);
+            page.sample(&name, &[], value);
+            Ok(())
+        };
+    // `Proto: Field Field …` lines, each followed by `Proto: value value …`.
+    for file in ["net/netstat", "net/snmp"] {
+        let text = files.read(&config.proc(file))?;
+        let mut lines = text.lines();
+        while let (Some(keys), Some(values)) = (lines.next(), lines.next()) {
+            let (Some((protocol, keys)), Some((again, values))) =
+                (keys.split_once(':'), values.split_once(':'))
+            else {
+                return Err(malformed(file));
+            };
+            if protocol != again {
+                return Err(malformed(file));
+            }
+            for (field, value) in keys
+                .split_ascii_whitespace()
+                .zip(values.split_ascii_whitespace())
+            {
+                emit(page, protocol, field, value)?;
+            }
+        }
+    }
+    // No IPv6 in the kernel: no snmp6, as for node_exporter.
+    if let Ok(text) = files.read(&config.proc("net/snmp6")) {
+        for line in text.lines() {
+            let mut parts = line.split_ascii_whitespace();
+            let (Some(key), Some(value)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            if let Some(protocol) = SNMP6_PROTOCOLS.iter().find(|p| key.starts_with(*p)) {
+                emit(page, protocol, &key[protocol.len()..], value)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `node_sockstat_<PROTOCOL>_<state>` for each pair of `/proc/net/sockstat`
+/// and `sockstat6`; `mem` (pages) also as `<PROTOCOL>_mem_bytes`; the
+/// `sockets: used` line as `node_sockstat_sockets_used`.
+pub fn sockstat(
+    config: &HostMetricsConfig,
+    page: &mut Page<'_>,
+    files: &mut Files,
+) -> io::Result<()> {
+    // SAFETY: sysconf reads a constant of the system.
+    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as f64;
+    let mut name = String::with_capacity(48);
+    let mut help = String::with_capacity(64);
+    for (file, required) in [("net/sockstat", true), ("net/sockstat6", false)] {
+        let text = match files.read(&config.proc(file)) {
+            Ok(text) => text,
+            Err(_) if !required => continue,
+            Err(e) => return Err(e),
+        };
+        for line in text.lines() {
+            let Some((protocol, rest)) = line.split_once(':') else {
+                continue;
+            };
+            let mut fields = rest.split_ascii_whitespace();
+            while let (Some(state), Some(value)) = (fields.next(), fields.next()) {
+                let value: f64 = value.parse().map_err(|_| malformed(file))?;
+                if protocol == "sockets" {
+                    let name = "node_sockstat_sockets_used";
+                    page.family(name, MetricType::Gauge, "Number of IPv4 sockets in use.");
+                    page.sample(name, &[], value);
+                    continue;
+                }
+                let mut one = |state: &str, value: f64| {
+                    name.clear();
+                    name.push_str("node_sockstat_");
+                    name.push_str(protocol);
+                    name.push('_');
+                    name.push_str(state);
+                    help.clear();
+                    help.push_str("Number of ");
+                    help.push_str(protocol);
+                    help.push_str(" sockets in state ");
+                    help.push_str(state);
+                    help.push('.');
+                    page.family(&name, MetricType::Gauge, &help);
+                    page.sample(&name, &[], value);
+                };
+                one(state, value);
+                if state == "mem" {
+                    one("mem_bytes", value * page_size);
+                }
+            }
+        }
+    }
+    Ok(())
+}
