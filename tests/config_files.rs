@@ -219,12 +219,16 @@ fn the_manifests_are_well_formed_and_least_privileged() {
         host_paths.contains(&"/var/lib/ferro"),
         "positions and queues on the host"
     );
+    assert!(host_paths.contains(&"/"), "the host's / for host_metrics");
     let mounts = container["volumeMounts"].as_sequence().unwrap();
-    assert!(
-        mounts
-            .iter()
-            .any(|m| m["mountPath"] == "/var/log/pods" && m["readOnly"] == true)
-    );
+    for read_only in ["/var/log/pods", "/host"] {
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["mountPath"] == read_only && m["readOnly"] == true),
+            "{read_only} mounted read-only"
+        );
+    }
 
     let sidecar = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
     let pod = &sidecar["spec"]["template"]["spec"];

@@ -339,3 +339,25 @@ fn config_errors_name_the_key() {
     assert_eq!(config.sys_path, Path::new("/host/sys"));
     assert_eq!(config.collectors, Collector::ALL);
 }
+
+#[test]
+fn network_counters_come_from_the_hosts_init_where_they_can() {
+    let dir = tempfile::tempdir().unwrap();
+    host(dir.path());
+    // In a pod, <proc>/net is the pod's namespace; <proc>/1/net the node's.
+    std::fs::create_dir_all(dir.path().join("proc/1/net")).unwrap();
+    std::fs::write(
+        dir.path().join("proc/1/net/sockstat"),
+        "sockets: used 900\nTCP: inuse 40 orphan 0 tw 0 alloc 41 mem 1\n",
+    )
+    .unwrap();
+    let config = config(dir.path(), "collectors = [\"sockstat\"]");
+    let (metrics, failed) = Collection::new(&config).run(&config);
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(value(&metrics, "node_sockstat_sockets_used{}"), Some(900.0));
+    assert_eq!(
+        value(&metrics, "node_sockstat_TCP6_inuse{}"),
+        Some(2.0),
+        "sockstat6 from <proc>/net where <proc>/1/net has none"
+    );
+}

@@ -1,6 +1,12 @@
 //! The kernel's network counters: `/proc/net/{netstat,snmp,snmp6}`
 //! (`node_netstat_*`) and socket use, `/proc/net/sockstat{,6}`
 //! (`node_sockstat_*`).
+//!
+//! They are read from `<proc_path>/1/net/`, the network namespace of the
+//! host's init, where it can be read: in a pod that is not on the host's
+//! network, `<proc_path>/net` would be the pod's own namespace, and the
+//! node's counters are what these series are about. On a host (and in
+//! node_exporter's usual `hostNetwork` pod) the two are the same.
 
 use std::io;
 use std::sync::LazyLock;
@@ -22,6 +28,16 @@ static NETSTAT_FIELDS: LazyLock<regex::Regex> = LazyLock::new(|| {
 /// The IPv6 protocols of `/proc/net/snmp6`, whose keys run protocol and
 /// field together (`Ip6InOctets`); longest first, so `UdpLite6` is not `Udp`.
 const SNMP6_PROTOCOLS: [&str; 4] = ["UdpLite6", "Icmp6", "Udp6", "Ip6"];
+
+/// `<proc_path>/1/net/<file>` if it can be read, else `<proc_path>/net/<file>`.
+fn net_file(config: &HostMetricsConfig, file: &str) -> std::path::PathBuf {
+    let host = config.proc("1/net").join(file);
+    if std::fs::metadata(&host).is_ok() {
+        host
+    } else {
+        config.proc("net").join(file)
+    }
+}
 
 pub fn netstat(
     config: &HostMetricsConfig,
@@ -51,8 +67,8 @@ pub fn netstat(
             Ok(())
         };
     // `Proto: Field Field …` lines, each followed by `Proto: value value …`.
-    for file in ["net/netstat", "net/snmp"] {
-        let text = files.read(&config.proc(file))?;
+    for file in ["netstat", "snmp"] {
+        let text = files.read(&net_file(config, file))?;
         let mut lines = text.lines();
         while let (Some(keys), Some(values)) = (lines.next(), lines.next()) {
             let (Some((protocol, keys)), Some((again, values))) =
@@ -72,7 +88,7 @@ pub fn netstat(
         }
     }
     // No IPv6 in the kernel: no snmp6, as for node_exporter.
-    if let Ok(text) = files.read(&config.proc("net/snmp6")) {
+    if let Ok(text) = files.read(&net_file(config, "snmp6")) {
         for line in text.lines() {
             let mut parts = line.split_ascii_whitespace();
             let (Some(key), Some(value)) = (parts.next(), parts.next()) else {
@@ -98,8 +114,8 @@ pub fn sockstat(
     let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as f64;
     let mut name = String::with_capacity(48);
     let mut help = String::with_capacity(64);
-    for (file, required) in [("net/sockstat", true), ("net/sockstat6", false)] {
-        let text = match files.read(&config.proc(file)) {
+    for (file, required) in [("sockstat", true), ("sockstat6", false)] {
+        let text = match files.read(&net_file(config, file)) {
             Ok(text) => text,
             Err(_) if !required => continue,
             Err(e) => return Err(e),
