@@ -33,6 +33,8 @@ pub enum Collector {
     Sockstat,
     /// `node_os_info`, `node_os_version` (`/etc/os-release`).
     Os,
+    /// `node_filesystem_*` (the mounts of the host's init, `statfs`).
+    Filesystem,
 }
 
 impl Collector {
@@ -51,6 +53,7 @@ impl Collector {
         Self::Netstat,
         Self::Sockstat,
         Self::Os,
+        Self::Filesystem,
     ];
 
     /// Its name in `collectors = [...]`, node_exporter's collector name.
@@ -69,6 +72,7 @@ impl Collector {
             Self::Netstat => "netstat",
             Self::Sockstat => "sockstat",
             Self::Os => "os",
+            Self::Filesystem => "filesystem",
         }
     }
 
@@ -95,6 +99,32 @@ pub struct RawHostMetricsConfig {
     job: Option<String>,
     /// The `instance` label; by default the host name.
     instance: Option<String>,
+    /// Mount points the filesystem collector leaves out (a regex).
+    mount_points_exclude: Option<String>,
+    /// File system types the filesystem collector leaves out (a regex).
+    fs_types_exclude: Option<String>,
+}
+
+/// node_exporter's default `--collector.filesystem.mount-points-exclude`.
+pub const MOUNT_POINTS_EXCLUDE: &str =
+    "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
+/// node_exporter's default `--collector.filesystem.fs-types-exclude`.
+pub const FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$";
+
+/// A checked regex, equal to another of the same text (for reloads).
+#[derive(Clone, Debug)]
+pub struct Pattern(regex::Regex);
+
+impl Pattern {
+    pub fn is_match(&self, text: &str) -> bool {
+        self.0.is_match(text)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
 }
 
 /// A checked host metrics receiver.
@@ -108,6 +138,8 @@ pub struct HostMetricsConfig {
     pub collectors: Vec<Collector>,
     pub job: String,
     pub instance: String,
+    pub mount_points_exclude: Pattern,
+    pub fs_types_exclude: Pattern,
 }
 
 impl Validate for RawHostMetricsConfig {
@@ -165,8 +197,28 @@ impl Validate for RawHostMetricsConfig {
         if instance.is_empty() {
             errors.push(FieldError::new("instance", "must not be empty"));
         }
-        if errors.is_empty() {
+        let mut pattern = |key: &str, written: Option<String>, default: &str| {
+            let text = written.unwrap_or_else(|| default.to_string());
+            match regex::Regex::new(&text) {
+                Ok(regex) => Some(Pattern(regex)),
+                Err(e) => {
+                    errors.push(FieldError::new(key, format!("not a regex: {e}")));
+                    None
+                }
+            }
+        };
+        let mount_points_exclude = pattern(
+            "mount_points_exclude",
+            self.mount_points_exclude,
+            MOUNT_POINTS_EXCLUDE,
+        );
+        let fs_types_exclude = pattern("fs_types_exclude", self.fs_types_exclude, FS_TYPES_EXCLUDE);
+        if let (true, Some(mount_points_exclude), Some(fs_types_exclude)) =
+            (errors.is_empty(), mount_points_exclude, fs_types_exclude)
+        {
             Ok(HostMetricsConfig {
+                mount_points_exclude,
+                fs_types_exclude,
                 collection_interval,
                 root_path: root,
                 proc_path,

@@ -78,6 +78,20 @@ fn host(dir: &Path) {
          VERSION_ID=\"12.4\"\nVERSION=\"12 (bookworm)\"\nID=debian\n",
     );
     write(
+        "proc/1/mounts",
+        "/dev/vda / ext4 rw,relatime 0 0\n\
+         proc /proc proc rw 0 0\n\
+         tmpfs /dev/shm tmpfs rw 0 0\n\
+         overlay /var/lib/docker/overlay2/abc/merged overlay rw 0 0\n\
+         cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n\
+         tmpfs /run/user/1000 tmpfs ro,nosuid 0 0\n\
+         tmpfs /data\\040disk tmpfs rw 0 0\n\
+         tmpfs /gone tmpfs rw 0 0\n\
+         /dev/vda / ext4 rw,relatime 0 0\n",
+    );
+    std::fs::create_dir_all(dir.join("run/user/1000")).unwrap();
+    std::fs::create_dir_all(dir.join("data disk")).unwrap();
+    write(
         "sys/devices/system/clocksource/clocksource0/available_clocksource",
         "tsc hpet acpi_pm \n",
     );
@@ -225,6 +239,34 @@ fn the_collectors_read_a_host_as_node_exporter_does() {
         let got = value(&metrics, series).unwrap_or_else(|| panic!("no {series}"));
         assert!((got - want).abs() < 1e-9, "{series}: {got}, want {want}");
     }
+    // Mounts: excluded by mount point and by type, a mount listed twice
+    // once, an escaped space, and one whose statfs fails.
+    let fs = |mount: &str, fs_type: &str, name: &str| {
+        value(
+            &metrics,
+            &format!(
+                r#"node_filesystem_{name}{{device="{}",fstype="{fs_type}",mountpoint="{mount}"}}"#,
+                if fs_type == "ext4" {
+                    "/dev/vda"
+                } else {
+                    "tmpfs"
+                }
+            ),
+        )
+    };
+    assert!(fs("/", "ext4", "size_bytes").unwrap() > 0.0);
+    assert_eq!(fs("/", "ext4", "readonly"), Some(0.0));
+    assert_eq!(fs("/run/user/1000", "tmpfs", "readonly"), Some(1.0));
+    assert_eq!(fs("/data disk", "tmpfs", "device_error"), Some(0.0));
+    assert_eq!(fs("/gone", "tmpfs", "device_error"), Some(1.0));
+    assert_eq!(fs("/gone", "tmpfs", "size_bytes"), None);
+    assert_eq!(fs("/dev/shm", "tmpfs", "size_bytes"), None);
+    let filesystems = metrics
+        .series
+        .iter()
+        .filter(|s| s.labels.get("__name__") == Some("node_filesystem_device_error"))
+        .count();
+    assert_eq!(filesystems, 4, "/, /run/user/1000, /data disk, /gone");
     let mem_bytes = value(&metrics, "node_sockstat_TCP_mem_bytes{}").unwrap();
     // SAFETY: sysconf has no preconditions.
     let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;

@@ -2,6 +2,7 @@
 //! kept across collections, and writes node_exporter's series to the page.
 
 mod disk;
+mod filesystem;
 mod memory;
 mod network;
 mod os;
@@ -15,10 +16,12 @@ use std::path::Path;
 use super::config::{Collector, HostMetricsConfig};
 use super::page::Page;
 
-/// The buffer files are read into, kept across collections.
+/// The buffer files are read into, and the mount points whose `statfs`
+/// hangs, kept across collections.
 #[derive(Default)]
 pub struct Files {
     buf: Vec<u8>,
+    stuck: filesystem::Stuck,
 }
 
 impl Files {
@@ -74,6 +77,10 @@ pub fn run(
             Collector::Netstat => network::netstat(config, page, files),
             Collector::Sockstat => network::sockstat(config, page, files),
             Collector::Os => os::collect(config, page, files),
+            Collector::Filesystem => {
+                let stuck = files.stuck.clone();
+                filesystem::collect(config, page, files, &stuck)
+            }
         };
         if let Err(e) = result {
             failed.push((collector, e));
