@@ -35,6 +35,8 @@ pub enum Collector {
     Os,
     /// `node_filesystem_*` (the mounts of the host's init, `statfs`).
     Filesystem,
+    /// `node_network_{receive,transmit}_*_total` (`/proc/net/dev`).
+    Netdev,
 }
 
 impl Collector {
@@ -54,6 +56,7 @@ impl Collector {
         Self::Sockstat,
         Self::Os,
         Self::Filesystem,
+        Self::Netdev,
     ];
 
     /// Its name in `collectors = [...]`, node_exporter's collector name.
@@ -73,6 +76,7 @@ impl Collector {
             Self::Sockstat => "sockstat",
             Self::Os => "os",
             Self::Filesystem => "filesystem",
+            Self::Netdev => "netdev",
         }
     }
 
@@ -103,6 +107,9 @@ pub struct RawHostMetricsConfig {
     mount_points_exclude: Option<String>,
     /// File system types the filesystem collector leaves out (a regex).
     fs_types_exclude: Option<String>,
+    /// Network devices the netdev collector leaves out (a regex); none by
+    /// default, as node_exporter.
+    netdev_device_exclude: Option<String>,
 }
 
 /// node_exporter's default `--collector.filesystem.mount-points-exclude`.
@@ -140,6 +147,7 @@ pub struct HostMetricsConfig {
     pub instance: String,
     pub mount_points_exclude: Pattern,
     pub fs_types_exclude: Pattern,
+    pub netdev_device_exclude: Option<Pattern>,
 }
 
 impl Validate for RawHostMetricsConfig {
@@ -213,10 +221,14 @@ impl Validate for RawHostMetricsConfig {
             MOUNT_POINTS_EXCLUDE,
         );
         let fs_types_exclude = pattern("fs_types_exclude", self.fs_types_exclude, FS_TYPES_EXCLUDE);
+        let netdev_device_exclude = self
+            .netdev_device_exclude
+            .map(|text| pattern("netdev_device_exclude", Some(text), ""));
         if let (true, Some(mount_points_exclude), Some(fs_types_exclude)) =
             (errors.is_empty(), mount_points_exclude, fs_types_exclude)
         {
             Ok(HostMetricsConfig {
+                netdev_device_exclude: netdev_device_exclude.flatten(),
                 mount_points_exclude,
                 fs_types_exclude,
                 collection_interval,

@@ -78,6 +78,14 @@ fn host(dir: &Path) {
          VERSION_ID=\"12.4\"\nVERSION=\"12 (bookworm)\"\nID=debian\n",
     );
     write(
+        "proc/net/dev",
+        "Inter-|   Receive                                                |  Transmit\n\
+          face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n\
+             lo: 1000 10 0 0 0 0 0 0 1000 10 0 0 0 0 0 0\n\
+           eth0: 5000 50 1 2 3 4 5 6 7000 70 7 8 9 10 11 12\n",
+    );
+    write("sys/class/net/eth0/statistics/rx_nohandler", "13\n");
+    write(
         "proc/1/mounts",
         "/dev/vda / ext4 rw,relatime 0 0\n\
          proc /proc proc rw 0 0\n\
@@ -221,6 +229,21 @@ fn the_collectors_read_a_host_as_node_exporter_does() {
         ("node_netstat_Icmp6_InMsgs{}", 2.0),
         ("node_netstat_Udp6_InDatagrams{}", 4.0),
         ("node_netstat_UdpLite6_InErrors{}", 0.0),
+        (r#"node_network_receive_bytes_total{device="eth0"}"#, 5000.0),
+        (
+            r#"node_network_receive_multicast_total{device="eth0"}"#,
+            6.0,
+        ),
+        (
+            r#"node_network_receive_nohandler_total{device="eth0"}"#,
+            13.0,
+        ),
+        (r#"node_network_transmit_colls_total{device="eth0"}"#, 10.0),
+        (
+            r#"node_network_transmit_compressed_total{device="eth0"}"#,
+            12.0,
+        ),
+        (r#"node_network_receive_bytes_total{device="lo"}"#, 1000.0),
         ("node_sockstat_sockets_used{}", 17.0),
         ("node_sockstat_TCP_tw{}", 2.0),
         ("node_sockstat_TCP_mem{}", 3.0),
@@ -393,9 +416,20 @@ fn network_counters_come_from_the_hosts_init_where_they_can() {
         "sockets: used 900\nTCP: inuse 40 orphan 0 tw 0 alloc 41 mem 1\n",
     )
     .unwrap();
-    let config = config(dir.path(), "collectors = [\"sockstat\"]");
+    let config = config(
+        dir.path(),
+        "collectors = [\"sockstat\", \"netdev\"]\nnetdev_device_exclude = \"^lo$\"",
+    );
     let (metrics, failed) = Collection::new(&config).run(&config);
     assert!(failed.is_empty(), "{failed:?}");
+    assert!(value(&metrics, r#"node_network_receive_bytes_total{device="lo"}"#).is_none());
+    assert!(
+        value(
+            &metrics,
+            r#"node_network_receive_bytes_total{device="eth0"}"#
+        )
+        .is_some()
+    );
     assert_eq!(value(&metrics, "node_sockstat_sockets_used{}"), Some(900.0));
     assert_eq!(
         value(&metrics, "node_sockstat_TCP6_inuse{}"),

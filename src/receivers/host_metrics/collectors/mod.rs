@@ -77,6 +77,7 @@ pub fn run(
             Collector::Netstat => network::netstat(config, page, files),
             Collector::Sockstat => network::sockstat(config, page, files),
             Collector::Os => os::collect(config, page, files),
+            Collector::Netdev => network::netdev(config, page, files),
             Collector::Filesystem => {
                 let stuck = files.stuck.clone();
                 filesystem::collect(config, page, files, &stuck)

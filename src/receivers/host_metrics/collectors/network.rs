@@ -157,3 +157,91 @@ pub fn sockstat(
     }
     Ok(())
 }
+
+/// `/proc/net/dev`'s columns: receive, then transmit.
+const RECEIVE: [&str; 8] = [
+    "bytes",
+    "packets",
+    "errs",
+    "drop",
+    "fifo",
+    "frame",
+    "compressed",
+    "multicast",
+];
+const TRANSMIT: [&str; 8] = [
+    "bytes",
+    "packets",
+    "errs",
+    "drop",
+    "fifo",
+    "colls",
+    "carrier",
+    "compressed",
+];
+
+/// `node_network_{receive,transmit}_<statistic>_total{device}` from
+/// `/proc/net/dev` (of the host's init, as for netstat), less the devices
+/// `netdev_device_exclude` matches; `receive_nohandler` from
+/// `/sys/class/net/<device>/statistics/rx_nohandler` where the kernel has
+/// it, as node_exporter reads it over netlink.
+pub fn netdev(
+    config: &HostMetricsConfig,
+    page: &mut Page<'_>,
+    files: &mut Files,
+) -> io::Result<()> {
+    let text = files.read(&net_file(config, "dev"))?.to_string();
+    let mut name = String::with_capacity(48);
+    let mut help = String::with_capacity(64);
+    let mut sample =
+        |page: &mut Page<'_>, direction: &str, statistic: &str, device: &str, value: f64| {
+            name.clear();
+            name.push_str("node_network_");
+            name.push_str(direction);
+            name.push('_');
+            name.push_str(statistic);
+            name.push_str("_total");
+            help.clear();
+            help.push_str("Network device statistic ");
+            help.push_str(direction);
+            help.push('_');
+            help.push_str(statistic);
+            help.push('.');
+            page.family(&name, MetricType::Counter, &help);
+            page.sample(&name, &[("device", device)], value);
+        };
+    // Two header lines, then `device: receive… transmit…`.
+    for line in text.lines().skip(2) {
+        let Some((device, counters)) = line.split_once(':') else {
+            return Err(malformed("/proc/net/dev line"));
+        };
+        let device = device.trim();
+        if config
+            .netdev_device_exclude
+            .as_ref()
+            .is_some_and(|p| p.is_match(device))
+        {
+            continue;
+        }
+        let mut values = counters.split_ascii_whitespace().map(str::parse::<f64>);
+        for (direction, statistics) in [("receive", RECEIVE), ("transmit", TRANSMIT)] {
+            for statistic in statistics {
+                let value = values
+                    .next()
+                    .and_then(Result::ok)
+                    .ok_or_else(|| malformed("/proc/net/dev counters"))?;
+                sample(page, direction, statistic, device, value);
+            }
+        }
+        let nohandler = config
+            .sys("class/net")
+            .join(device)
+            .join("statistics/rx_nohandler");
+        if let Ok(text) = files.read(&nohandler)
+            && let Ok(value) = text.trim().parse::<f64>()
+        {
+            sample(page, "receive", "nohandler", device, value);
+        }
+    }
+    Ok(())
+}
