@@ -11,8 +11,8 @@
 
 mod common;
 
-use common::prom::{installed, node_exporter, prometheus};
-use common::{Ferro, WAIT, eventually, eventually_async, http_get, python, python_script};
+use common::prom::{installed, node_exporter, prometheus, query_at, samples_at};
+use common::{Ferro, WAIT, eventually, eventually_async, python, python_script};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -29,26 +29,6 @@ fn now_s() -> f64 {
 fn kill_9(mut ferro: Ferro) {
     ferro.signal("KILL");
     ferro.wait_exit(WAIT);
-}
-
-/// An instant PromQL query at `time` (Unix seconds): the first result's value.
-fn query_at(prometheus: SocketAddr, promql: &str, time: f64) -> Option<f64> {
-    let encoded: String = promql
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let (status, body) = http_get(
-        prometheus,
-        &format!("/api/v1/query?query={encoded}&time={time:.3}"),
-    );
-    assert_eq!(status, 200, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    json["data"]["result"][0]["value"][1]
-        .as_str()
-        .and_then(|v| v.parse().ok())
 }
 
 #[test]
@@ -100,7 +80,7 @@ fn scrapes_queued_during_an_outage_survive_kill_9_and_reach_prometheus() {
     let prometheus = prometheus().unwrap();
     common::forward(held.listen(64).unwrap(), prometheus.addr);
     // Every sample written before the kill: scrapes are a few records each.
-    let before_kill = || samples_before(prometheus.addr, "{job=\"node\"}[10m]", killed_at);
+    let before_kill = || samples_at(prometheus.addr, "{job=\"node\"}[10m]", killed_at);
     let what = common::told(|| {
         format!(
             "{queued} samples from before the kill in Prometheus (has {})",
@@ -127,23 +107,6 @@ fn scrapes_queued_during_an_outage_survive_kill_9_and_reach_prometheus() {
         .unwrap_or(0.0)
     };
     eventually("scrapes after the restart", WAIT, || now() >= ups + 3.0);
-}
-
-/// The samples of the range selector `selector` evaluated at `time`.
-fn samples_before(prometheus: SocketAddr, selector: &str, time: f64) -> f64 {
-    let encoded: String = selector.bytes().map(|b| format!("%{b:02X}")).collect();
-    let (status, body) = http_get(
-        prometheus,
-        &format!("/api/v1/query?query={encoded}&time={time:.3}"),
-    );
-    assert_eq!(status, 200, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    json["data"]["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|series| series["values"].as_array().unwrap().len() as f64)
-        .sum()
 }
 
 /// The items the restarted `ferro` found in its disk queue, from its log.

@@ -346,12 +346,7 @@ impl<T: SignalData> MemoryQueue<T> {
             state.bytes -= oldest.bytes;
             evicted.push(oldest);
         }
-        state.items += items;
-        state.bytes += batch.bytes;
-        state.batches.push_back(batch);
-        self.publish(&state);
-        drop(state);
-        self.not_empty.notify_one();
+        self.enqueue(state, batch, items);
         let dropped = evicted.iter().map(|b| b.items()).sum();
         for batch in evicted {
             batch.drop_with(Outcome::Dropped);
@@ -361,7 +356,7 @@ impl<T: SignalData> MemoryQueue<T> {
 
     #[allow(clippy::result_large_err)]
     fn push_sized(&self, batch: Batch<T>, items: usize, forced: bool) -> Result<(), PushError<T>> {
-        let mut state = self.state.lock().unwrap();
+        let state = self.state.lock().unwrap();
         if state.closed {
             return Err(PushError::Closed(batch));
         }
@@ -372,13 +367,23 @@ impl<T: SignalData> MemoryQueue<T> {
         if !fits {
             return Err(PushError::Full(batch));
         }
+        self.enqueue(state, batch, items);
+        Ok(())
+    }
+
+    /// Adds `batch` of `items` to the queue `state` holds, then wakes a sender.
+    fn enqueue(
+        &self,
+        mut state: std::sync::MutexGuard<'_, State<T>>,
+        batch: Batch<T>,
+        items: usize,
+    ) {
         state.items += items;
         state.bytes += batch.bytes;
         state.batches.push_back(batch);
         self.publish(&state);
         drop(state);
         self.not_empty.notify_one();
-        Ok(())
     }
 
     /// The oldest batch, waiting for one; `None` once closed and empty.

@@ -136,6 +136,37 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
+/// An instant PromQL query evaluated at `time` (Unix seconds): the first
+/// result's value, if there is one.
+pub fn query_at(prometheus: SocketAddr, promql: &str, time: f64) -> Option<f64> {
+    let (status, body) = http_get(
+        prometheus,
+        &format!("/api/v1/query?query={}&time={time:.3}", encode(promql)),
+    );
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    json["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+}
+
+/// How many samples the range selector `selector` (`{job="x"}[10m]`)
+/// holds, evaluated at `time`, over all its series.
+pub fn samples_at(prometheus: SocketAddr, selector: &str, time: f64) -> f64 {
+    let (status, body) = http_get(
+        prometheus,
+        &format!("/api/v1/query?query={}&time={time:.3}", encode(selector)),
+    );
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    json["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|series| series["values"].as_array().unwrap().len() as f64)
+        .sum()
+}
+
 /// Runs a PromQL instant query; returns the result vector as (labels, value).
 pub fn query(
     prometheus: SocketAddr,
