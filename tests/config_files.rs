@@ -176,15 +176,28 @@ fn the_manifests_are_well_formed_and_least_privileged() {
     let docs: Vec<&serde_yaml::Value> = all.iter().flat_map(|(_, _, d)| d).collect();
     let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
     let rules = role["rules"].as_sequence().unwrap();
-    assert_eq!(rules.len(), 1, "one rule: pods only");
+    let verbs_on = |resource: &str| -> Vec<String> {
+        rules
+            .iter()
+            .filter(|r| {
+                r["resources"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x == resource)
+            })
+            .flat_map(|r| r["verbs"].as_sequence().unwrap().clone())
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(verbs_on("pods"), ["get", "list", "watch"]);
+    assert_eq!(verbs_on("nodes"), ["get", "list", "watch"]);
     assert_eq!(
-        rules[0]["resources"],
-        serde_yaml::from_str::<serde_yaml::Value>("[pods]").unwrap()
+        verbs_on("nodes/metrics"),
+        ["get"],
+        "the kubelet's metrics, read only"
     );
-    assert_eq!(
-        rules[0]["verbs"],
-        serde_yaml::from_str::<serde_yaml::Value>("[get, list, watch]").unwrap()
-    );
+    assert_eq!(rules.len(), 3, "pods, nodes, nodes/metrics: nothing else");
     let binding = docs
         .iter()
         .find(|d| d["kind"] == "ClusterRoleBinding")

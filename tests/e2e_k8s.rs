@@ -59,6 +59,7 @@ async fn the_pod_cache_follows_the_node_through_changes_gone_and_outages() {
             node_name: "node-a".into(),
             api_server: Some(api.url().parse().unwrap()),
             namespaces: None,
+            watch_node: false,
         },
         &telemetry,
     )
@@ -178,6 +179,7 @@ async fn a_wrong_node_selector_is_refused_by_the_test_server() {
             node_name: "node-b".into(),
             api_server: Some(api.url().parse().unwrap()),
             namespaces: None,
+            watch_node: false,
         },
         &telemetry,
     )

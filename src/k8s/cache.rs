@@ -11,7 +11,7 @@
 //! what it has.
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::runtime::watcher;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{KubernetesConfig, NamespaceKeys};
 use super::namespace::NamespaceInfo;
+use super::node::NodeInfo;
 use super::pod::PodInfo;
 use crate::telemetry::{CauseLabels, K8sFamilies, Telemetry};
 
@@ -61,6 +62,8 @@ struct Inner {
     store: RwLock<Store>,
     /// Empty unless `config.namespaces` is set.
     namespaces: RwLock<Namespaces>,
+    /// This node, when `config.watch_node` is set and the watch has it.
+    node: RwLock<NodeSlot>,
     /// Bumped on every change a discovery source must see.
     changes: watch::Sender<u64>,
     synced: watch::Sender<bool>,
@@ -92,6 +95,10 @@ impl PodCache {
         // DaemonSet from watching the whole cluster.
         let api: kube::Api<Pod> = kube::Api::all(client.clone());
         tokio::spawn(run(cache.inner.clone(), api));
+        if cache.inner.config.watch_node {
+            let api: kube::Api<Node> = kube::Api::all(client.clone());
+            tokio::spawn(run_node(cache.inner.clone(), api));
+        }
         if cache.inner.config.namespaces.is_some() {
             let api: kube::Api<Namespace> = kube::Api::all(client);
             tokio::spawn(run_namespaces(cache.inner.clone(), api));
@@ -115,6 +122,7 @@ impl PodCache {
                 config,
                 store: RwLock::new(Store::default()),
                 namespaces: RwLock::new(namespaces),
+                node: RwLock::new(NodeSlot::default()),
                 changes: watch::Sender::new(0),
                 synced: watch::Sender::new(false),
                 stop: CancellationToken::new(),
@@ -222,6 +230,28 @@ impl PodCache {
                 self.inner.synced.send_replace(true);
                 t.synced.set(1);
             }
+            self.inner.changes.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// This node, once the node watch has it.
+    pub fn node(&self) -> Option<Arc<NodeInfo>> {
+        self.inner
+            .node
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Applies one event of the node watch (this node only).
+    pub fn apply_node(&self, event: watcher::Event<Node>, relist: &mut Relist) {
+        let t = &self.inner.telemetry.k8s;
+        let changed = {
+            let mut slot = self.inner.node.write().unwrap_or_else(|e| e.into_inner());
+            apply_event(&mut *slot, event, relist, t)
+        };
+        if changed {
             self.inner.changes.send_modify(|v| *v += 1);
         }
     }
@@ -348,6 +378,31 @@ impl Keyed<Pod> for Store {
 
     fn remove(&mut self, uid: &str) {
         Store::remove(self, uid)
+    }
+}
+
+/// The one node a node watch follows.
+#[derive(Default)]
+struct NodeSlot(Option<Arc<NodeInfo>>);
+
+impl Keyed<Node> for NodeSlot {
+    fn upsert(&mut self, node: &Node, _: &K8sFamilies) -> Option<Arc<str>> {
+        let info = NodeInfo::from_node(node)?;
+        let name = info.name.clone();
+        self.0 = Some(Arc::new(info));
+        Some(name)
+    }
+
+    fn key_of(node: &Node) -> Option<&str> {
+        node.metadata.name.as_deref()
+    }
+
+    fn keys(&self) -> Vec<Arc<str>> {
+        self.0.iter().map(|n| n.name.clone()).collect()
+    }
+
+    fn remove(&mut self, _: &str) {
+        self.0 = None;
     }
 }
 
@@ -521,6 +576,26 @@ async fn run(inner: Arc<Inner>, api: kube::Api<Pod>) {
         "pod",
         || cache.len(),
         |event| cache.apply(event, &mut relist),
+    )
+    .await;
+}
+
+/// The node watch, for `role = "node"` discovery: this node's Node object
+/// only (a field selector on its name).
+async fn run_node(inner: Arc<Inner>, api: kube::Api<Node>) {
+    let cache = PodCache {
+        inner: inner.clone(),
+    };
+    let config = watcher::Config::default()
+        .fields(&format!("metadata.name={}", inner.config.node_name))
+        .any_semantic();
+    let mut relist = Relist::default();
+    follow(
+        &inner,
+        watcher(api, config),
+        "node",
+        || usize::from(cache.node().is_some()),
+        |event| cache.apply_node(event, &mut relist),
     )
     .await;
 }

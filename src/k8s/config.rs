@@ -24,6 +24,9 @@ pub struct KubernetesConfig {
     /// annotations are kept: set from the `k8s_attributes` processors that
     /// copy namespace metadata, never written.
     pub namespaces: Option<NamespaceKeys>,
+    /// Whether this node's Node object is watched (for `role = "node"`
+    /// discovery): set from the receivers that discover it, never written.
+    pub watch_node: bool,
 }
 
 /// The namespace labels and annotations some processor copies: all the
@@ -69,6 +72,7 @@ impl Validate for RawKubernetesConfig {
                 node_name,
                 api_server,
                 namespaces: None,
+                watch_node: false,
             })
         } else {
             Err(errors)

@@ -15,14 +15,19 @@
 //! - [`discovery`]: scrape target groups from the cached pods, with
 //!   Prometheus' `__meta_kubernetes_pod_*` labels and annotation opt-in.
 //!
-//! ferro never watches pods cluster-wide, nor ReplicaSets, Jobs or Nodes;
-//! it watches namespaces only when a processor copies their labels or
-//! annotations.
+//! - [`node`]: this node's trimmed object, watched by name when a scrape
+//!   job discovers it (`role = "node"`), and its target group with
+//!   Prometheus' `__meta_kubernetes_node_*` labels.
+//!
+//! ferro never watches pods cluster-wide, nor ReplicaSets, Jobs or other
+//! nodes; it watches namespaces only when a processor copies their labels
+//! or annotations, and its own Node only for node discovery.
 
 pub mod cache;
 mod config;
 pub mod discovery;
 pub mod namespace;
+pub mod node;
 pub mod pod;
 
 pub use cache::{K8sError, PodCache, PodCaches, Relist};

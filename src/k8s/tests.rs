@@ -58,6 +58,7 @@ fn cache() -> PodCache {
             node_name: "node-a".into(),
             api_server: None,
             namespaces: None,
+            watch_node: false,
         },
         &Telemetry::new(),
     )
@@ -103,6 +104,7 @@ pub fn cache_with_namespaces(
                 .map(String::from)
                 .into(),
             }),
+            watch_node: false,
         },
         &Telemetry::new(),
     );

@@ -202,6 +202,7 @@ fn load<'a>(doc: &mut Document<'a>, root: toml::Spanned<toml::de::DeTable<'a>>) 
     check_kubernetes(doc, &globals, &processors, &receivers);
     if let Some(kubernetes) = &mut globals.kubernetes {
         kubernetes.namespaces = namespace_keys(&processors);
+        kubernetes.watch_node = receivers.values().any(|r| r.watches_node());
     }
     if !doc.errors.is_empty() {
         return None;

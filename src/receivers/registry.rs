@@ -90,6 +90,15 @@ impl ReceiverConfig {
         })
     }
 
+    /// Whether the receiver discovers this node (`role = "node"`), so that
+    /// the pod cache watches the node's object too.
+    pub fn watches_node(&self) -> bool {
+        match self {
+            Self::Prometheus(c) => c.watches_node(),
+            _ => false,
+        }
+    }
+
     /// The signals this receiver can feed into pipelines today.
     pub fn signals(&self) -> &'static [Signal] {
         match self {

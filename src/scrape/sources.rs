@@ -30,7 +30,8 @@ pub struct FileSdConfig {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawKubernetesSdConfig {
-    /// Only `pod`: ferro watches its own node's pods and nothing else.
+    /// `pod` (the pods of this node), or `node` (this node itself, for the
+    /// scrape receiver): ferro watches nothing cluster-wide.
     role: String,
     /// The annotation prefix by which pods ask to be scraped
     /// (`PREFIX/scrape: "true"`, `PREFIX/port`, `PREFIX/path`,
@@ -40,6 +41,11 @@ pub struct RawKubernetesSdConfig {
 }
 
 impl RawKubernetesSdConfig {
+    /// Whether this is `role = "node"`: this node, not its pods.
+    pub fn is_node(&self) -> bool {
+        self.role == "node"
+    }
+
     /// The annotation prefix pods ask with (`default` when not set), or
     /// `None` for every container port of every pod; an error at `at` for
     /// a role other than `pod`.
@@ -48,7 +54,7 @@ impl RawKubernetesSdConfig {
             errors.push(FieldError::new(
                 format!("{at}.role"),
                 format!(
-                    "`{}` is not supported: only role = \"pod\" (ferro watches the pods of its own node, nothing cluster-wide)",
+                    "`{}` is not supported here: role = \"pod\" (or, for the prometheus receiver, \"node\"): ferro watches its own node and its pods, nothing cluster-wide",
                     self.role
                 ),
             ));

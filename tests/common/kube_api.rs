@@ -1,5 +1,6 @@
-//! A stand-in Kubernetes API server for pods and namespaces:
-//! `GET /api/v1/pods` and `GET /api/v1/namespaces`, list and watch, with the
+//! A stand-in Kubernetes API server for pods, namespaces and nodes:
+//! `GET /api/v1/pods`, `/api/v1/namespaces` and `/api/v1/nodes`, list and
+//! watch, with the
 //! real wire format (a `PodList`/`NamespaceList` with
 //! `metadata.resourceVersion`; a watch as newline-delimited
 //! `{"type": "ADDED"|"MODIFIED"|"DELETED"|"BOOKMARK"|"ERROR", "object": …}`),
@@ -7,7 +8,8 @@
 //! `410 Gone` (`ERROR` with an `Expired` Status) for a watch from a
 //! compacted resourceVersion, 5xx answers on demand, and an outage mode.
 //! It answers pod requests only when their field selector is
-//! `spec.nodeName=<its node>`, namespace requests only without one (400
+//! `spec.nodeName=<its node>`, node requests only with
+//! `metadata.name=<its node>`, namespace requests only without one (400
 //! otherwise), and records every request.
 //!
 //! Formats: <https://kubernetes.io/docs/reference/using-api/api-concepts/>.
@@ -88,6 +90,10 @@ impl KubeApi {
                 "/api/v1/namespaces",
                 axum::routing::get(|state, query| serve(state, query, "namespaces")),
             )
+            .route(
+                "/api/v1/nodes",
+                axum::routing::get(|state, query| serve(state, query, "nodes")),
+            )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -130,6 +136,10 @@ impl KubeApi {
             .get(uid)
             .cloned();
         self.record("pods", "DELETED", pod.expect("deleting a pod that exists"));
+    }
+
+    pub fn add_node(&self, node: Value) {
+        self.record("nodes", "ADDED", node);
     }
 
     pub fn add_namespace(&self, namespace: Value) {
@@ -206,8 +216,12 @@ async fn serve(
     let watching = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
     let field_selector = q.get("fieldSelector").cloned();
     let mut p = shared.pods.lock().unwrap();
-    // Pods of one node; namespaces are not per node.
-    let wanted = (resource == "pods").then(|| format!("spec.nodeName={}", p.node));
+    // Pods of one node, that node itself; namespaces are not per node.
+    let wanted = match resource {
+        "pods" => Some(format!("spec.nodeName={}", p.node)),
+        "nodes" => Some(format!("metadata.name={}", p.node)),
+        _ => None,
+    };
     let (code, body) = if p.down {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -291,6 +305,7 @@ fn line(value: Value) -> Result<bytes::Bytes, std::convert::Infallible> {
 fn kind_of(resource: &str) -> &'static str {
     match resource {
         "pods" => "Pod",
+        "nodes" => "Node",
         _ => "Namespace",
     }
 }

@@ -4,10 +4,11 @@
 //! `--ready-file`), tests that say "skipped" when a tool is missing
 //! ([`have`]), a recording OTLP server (gRPC and HTTP) that can be told to
 //! refuse or to be slow, and stand-ins for Prometheus remote-write 2.0, Loki
-//! and the Kubernetes API server.
+//! the Kubernetes API server and the kubelet.
 #![allow(dead_code)]
 
 pub mod kube_api;
+pub mod kubelet;
 pub mod loki;
 pub mod prom;
 pub mod pyroscope;

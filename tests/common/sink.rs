@@ -258,8 +258,8 @@ pub fn flatten(
 pub struct TestCert {
     pub cert_file: std::path::PathBuf,
     pub key_file: std::path::PathBuf,
-    cert_der: Vec<u8>,
-    key_der: Vec<u8>,
+    pub cert_der: Vec<u8>,
+    pub key_der: Vec<u8>,
 }
 
 impl TestCert {

@@ -62,11 +62,17 @@ struct RawScrapeConfig {
     metric_relabel_configs: Vec<RawRelabelConfig>,
 }
 
-/// A checked pod discovery source.
+/// A checked Kubernetes discovery source.
 #[derive(Clone, Debug, PartialEq)]
-pub struct KubernetesSdConfig {
-    /// `None`: every container port (Prometheus' pod role).
-    pub annotations: Option<ScrapeAnnotations>,
+pub enum KubernetesSdConfig {
+    /// The pods of this node; `annotations` `None`: every container port
+    /// (Prometheus' pod role).
+    Pods {
+        annotations: Option<ScrapeAnnotations>,
+    },
+    /// This node itself (Prometheus' node role): its kubelet's address and
+    /// `__meta_kubernetes_node_*` labels.
+    Node,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -75,11 +81,19 @@ pub struct PrometheusConfig {
 }
 
 impl PrometheusConfig {
-    /// Whether a scrape config discovers pods (and so needs the pod cache).
+    /// Whether a scrape config discovers pods or the node (and so needs the
+    /// pod cache).
     pub fn uses_pod_cache(&self) -> bool {
         self.scrape_configs
             .iter()
             .any(|c| !c.kubernetes_sd_configs.is_empty())
+    }
+
+    /// Whether a scrape config discovers this node (`role = "node"`).
+    pub fn watches_node(&self) -> bool {
+        self.scrape_configs
+            .iter()
+            .any(|c| c.kubernetes_sd_configs.contains(&KubernetesSdConfig::Node))
     }
 }
 
@@ -213,8 +227,12 @@ impl Validate for RawPrometheusConfig {
             let mut kubernetes_sd_configs = Vec::new();
             for (j, sd) in raw.kubernetes_sd_configs.iter().enumerate() {
                 let at = at(&format!("kubernetes_sd_configs.{j}"));
+                if sd.is_node() {
+                    kubernetes_sd_configs.push(KubernetesSdConfig::Node);
+                    continue;
+                }
                 let prefix = sd.check(at, "prometheus.io", &mut errors);
-                kubernetes_sd_configs.push(KubernetesSdConfig {
+                kubernetes_sd_configs.push(KubernetesSdConfig::Pods {
                     annotations: prefix.map(|p| ScrapeAnnotations::prefixed(&p)),
                 });
             }

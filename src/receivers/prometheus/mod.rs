@@ -14,5 +14,5 @@ mod receiver;
 pub mod scrape;
 pub mod targets;
 
-pub use config::{PrometheusConfig, RawPrometheusConfig, ScrapeConfig};
+pub use config::{KubernetesSdConfig, PrometheusConfig, RawPrometheusConfig, ScrapeConfig};
 pub use receiver::*;

@@ -1,7 +1,7 @@
 //! The scrape receiver at work: one loop per target, kept in step with
 //! discovery.
 
-use super::config::{PrometheusConfig, ScrapeConfig};
+use super::config::{KubernetesSdConfig, PrometheusConfig, ScrapeConfig};
 use crate::scrape::StaticConfig;
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
@@ -110,10 +110,20 @@ pub(super) fn sources(config: &ScrapeConfig, pods: Option<PodCache>) -> Sources 
     let pods = pods
         .filter(|_| !sd_configs.is_empty())
         .map(|cache| -> (PodCache, PodGroups) {
+            let node = cache.clone();
             let groups = move |cached: &[Arc<PodInfo>]| {
                 sd_configs
                     .iter()
-                    .flat_map(|sd| discovery::target_groups(cached, sd.annotations.as_ref()))
+                    .flat_map(|sd| match sd {
+                        KubernetesSdConfig::Pods { annotations } => {
+                            discovery::target_groups(cached, annotations.as_ref())
+                        }
+                        KubernetesSdConfig::Node => node
+                            .node()
+                            .and_then(|n| n.target_group())
+                            .into_iter()
+                            .collect(),
+                    })
                     .map(|g| StaticConfig {
                         targets: g.targets,
                         labels: g.labels,

@@ -91,3 +91,66 @@ fn config_errors_name_the_field() {
     assert!(fields.contains(&"scrape_configs.0.scheme"), "{errors:?}");
     assert!(fields.contains(&"scrape_configs.1.job_name"), "{errors:?}");
 }
+
+#[test]
+fn the_node_role_scrapes_this_nodes_kubelet_as_kube_prometheus_does() {
+    use crate::k8s::{KubernetesConfig, PodCache, Relist};
+    let config = scrape_config(
+        r#"
+        [[scrape_configs]]
+        job_name = "kubelet"
+        scheme = "https"
+        metrics_path = "/metrics/cadvisor"
+        kubernetes_sd_configs = [{ role = "node" }]
+        relabel_configs = [
+          { source_labels = ["__meta_kubernetes_node_name"], target_label = "node" },
+          { source_labels = ["__metrics_path__"], target_label = "metrics_path" },
+        ]
+        "#,
+    );
+    assert_eq!(
+        config.kubernetes_sd_configs,
+        [crate::receivers::prometheus::KubernetesSdConfig::Node]
+    );
+    let cache = PodCache::empty(
+        KubernetesConfig {
+            node_name: "node-a".into(),
+            api_server: None,
+            namespaces: None,
+            watch_node: true,
+        },
+        &crate::telemetry::Telemetry::new(),
+    );
+    let sources = crate::receivers::prometheus::sources(&config, Some(cache.clone()));
+    assert!(sources.groups_now().is_empty(), "no node object yet");
+    let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "node-a"},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": "10.0.0.7"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}
+        }
+    }))
+    .unwrap();
+    cache.apply_node(
+        kube::runtime::watcher::Event::Apply(node),
+        &mut Relist::default(),
+    );
+    let found = targets(&config, &sources.groups_now());
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].url, "https://10.0.0.7:10250/metrics/cadvisor");
+    let labels: Vec<(String, String)> = found[0]
+        .labels
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("instance", "node-a"),
+            ("job", "kubelet"),
+            ("metrics_path", "/metrics/cadvisor"),
+            ("node", "node-a"),
+        ]
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+    );
+}

@@ -1,0 +1,95 @@
+//! A kubelet stand-in: HTTPS on 127.0.0.1 with a test certificate, pages at
+//! the kubelet's metrics paths (`/metrics`, `/metrics/cadvisor`,
+//! `/metrics/probes`), and the kubelet's rule for them: a request without
+//! the right bearer token gets 401 (the real kubelet asks the API server
+//! whether the token may `get nodes/metrics`; here one token is allowed).
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use super::sink::TestCert;
+
+/// One request as the stand-in saw it: path and whether it was allowed.
+pub type Seen = (String, bool);
+
+pub struct Kubelet {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Kubelet {
+    /// Serves `pages` (path → page) to requests with `Bearer <token>`.
+    pub async fn start(
+        cert: &TestCert,
+        token: &str,
+        pages: BTreeMap<&'static str, String>,
+    ) -> Kubelet {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let wanted = format!("Bearer {token}");
+        let pages = Arc::new(pages);
+        let (log, pages2) = (seen.clone(), pages.clone());
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| {
+            let (log, pages, wanted) = (log.clone(), pages2.clone(), wanted.clone());
+            async move {
+                let allowed = headers
+                    .get(axum::http::header::AUTHORIZATION)
+                    .is_some_and(|v| v.as_bytes() == wanted.as_bytes());
+                log.lock().unwrap().push((uri.path().to_string(), allowed));
+                if !allowed {
+                    return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
+                }
+                match pages.get(uri.path()) {
+                    Some(page) => (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        page.clone(),
+                    )
+                        .into_response(),
+                    None => (StatusCode::NOT_FOUND, "404 page not found").into_response(),
+                }
+            }
+        });
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(cert.cert_der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.clone())),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+        let _ = pages;
+        Kubelet { addr, seen }
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
