@@ -124,6 +124,16 @@ async fn kubelet_and_cadvisor_arrive_with_kube_prometheus_labels() {
     });
     let seen = kubelet.seen();
     assert!(seen.iter().any(|(p, ok)| p == "/metrics/cadvisor" && *ok));
+    // The kubelet rotates the service-account token in place: the next
+    // scrapes send the new one.
+    std::fs::write(&token, "rotated-token").unwrap();
+    kubelet.set_token("rotated-token");
+    let rotated_at = kubelet.seen().len();
+    eventually("a scrape allowed with the rotated token", WAIT, || {
+        kubelet.seen()[rotated_at..]
+            .iter()
+            .any(|(p, ok)| p == "/metrics/cadvisor" && *ok)
+    });
     assert!(
         seen.iter()
             .filter(|(p, _)| p == "/metrics")

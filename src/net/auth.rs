@@ -11,7 +11,7 @@ use crate::config::FieldError;
 pub struct BasicAuth {
     pub username: String,
     pub password: Option<String>,
-    /// A file holding the password; read at start and on reload.
+    /// A file holding the password; read at start and again when it changes.
     pub password_file: Option<PathBuf>,
 }
 
@@ -125,6 +125,58 @@ impl Credentials {
     }
 }
 
+/// The `Authorization` header a client sends. One made from a file (a
+/// mounted Secret, or a service-account token the kubelet rotates in
+/// place) is read again whenever the file changes, as Prometheus re-reads
+/// its token files; while the file cannot be read, the last value read is
+/// kept and the failure logged.
+#[derive(Debug)]
+pub struct Authorization {
+    credentials: Credentials,
+    /// The file the value comes from, if any.
+    file: Option<PathBuf>,
+    /// The file's modification time when last read, and the value then.
+    read: std::sync::Mutex<(Option<std::time::SystemTime>, Option<http::HeaderValue>)>,
+}
+
+impl Authorization {
+    /// The header of `credentials`, reading any file now: a file that
+    /// cannot be read at start is an error.
+    pub fn new(credentials: &Credentials) -> Result<Self, ClientError> {
+        let file = credentials
+            .bearer_token_file
+            .clone()
+            .or_else(|| credentials.basic_auth.as_ref()?.password_file.clone());
+        let modified = file.as_deref().and_then(modified);
+        Ok(Self {
+            credentials: credentials.clone(),
+            file,
+            read: std::sync::Mutex::new((modified, credentials.header()?)),
+        })
+    }
+
+    /// The value to send now.
+    pub fn current(&self) -> Option<http::HeaderValue> {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(file) = &self.file {
+            let now = modified(file);
+            if now.is_some() && now != read.0 {
+                match self.credentials.header() {
+                    Ok(value) => *read = (now, value),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the credentials file again; sending the last value read")
+                    }
+                }
+            }
+        }
+        read.1.clone()
+    }
+}
+
+fn modified(file: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(file).and_then(|m| m.modified()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +202,44 @@ mod tests {
         both.check("", &mut errors);
         assert!(errors[0].message.contains("use one of"));
         assert_eq!(Credentials::default().header().unwrap(), None);
+    }
+
+    #[test]
+    fn a_token_file_is_read_again_when_it_changes_and_kept_when_it_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "first\n").unwrap();
+        let credentials = Credentials {
+            bearer_token_file: Some(file.clone()),
+            ..Default::default()
+        };
+        let auth = Authorization::new(&credentials).unwrap();
+        assert_eq!(auth.current().unwrap(), "Bearer first");
+        // Rotated in place, as the kubelet rotates a service-account token.
+        std::fs::write(&file, "second\n").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert_eq!(auth.current().unwrap(), "Bearer second");
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(
+            auth.current().unwrap(),
+            "Bearer second",
+            "the last value read"
+        );
+        let literal = Authorization::new(&Credentials {
+            bearer_token: Some("t".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(literal.current().unwrap(), "Bearer t");
+        assert!(
+            Authorization::new(&credentials).is_err(),
+            "a missing file at start"
+        );
     }
 }

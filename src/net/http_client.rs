@@ -75,8 +75,11 @@ pub fn connector(tls: &TlsConfig, versions: Versions) -> Result<Connector, Clien
 pub fn authorized(
     tls: &TlsConfig,
     credentials: &crate::net::auth::Credentials,
-) -> Result<(HttpClient, Option<http::HeaderValue>), ClientError> {
-    Ok((client(tls)?, credentials.header()?))
+) -> Result<(HttpClient, crate::net::auth::Authorization), ClientError> {
+    Ok((
+        client(tls)?,
+        crate::net::auth::Authorization::new(credentials)?,
+    ))
 }
 
 /// An HTTP client over [`connector`].

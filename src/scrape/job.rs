@@ -18,7 +18,7 @@ use crate::telemetry::{ComponentLabels, TargetLabels, TargetReasonLabels, Teleme
 pub struct Job<C> {
     pub config: C,
     pub client: HttpClient,
-    pub authorization: Option<http::HeaderValue>,
+    pub authorization: crate::net::auth::Authorization,
 }
 
 impl<C> Job<C> {
@@ -49,7 +49,7 @@ impl<C> Job<C> {
             http::header::USER_AGENT,
             concat!("ferro/", env!("CARGO_PKG_VERSION")),
         );
-        if let Some(auth) = &self.authorization {
+        if let Some(auth) = &self.authorization.current() {
             request = request.header(http::header::AUTHORIZATION, auth);
         }
         let request = request

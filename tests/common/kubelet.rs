@@ -18,6 +18,7 @@ pub type Seen = (String, bool);
 pub struct Kubelet {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    token: Arc<Mutex<String>>,
 }
 
 impl Kubelet {
@@ -29,12 +30,13 @@ impl Kubelet {
     ) -> Kubelet {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let wanted = format!("Bearer {token}");
+        let token = Arc::new(Mutex::new(token.to_string()));
         let pages = Arc::new(pages);
-        let (log, pages2) = (seen.clone(), pages.clone());
+        let (log, pages2, wanted) = (seen.clone(), pages.clone(), token.clone());
         let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| {
             let (log, pages, wanted) = (log.clone(), pages2.clone(), wanted.clone());
             async move {
+                let wanted = format!("Bearer {}", wanted.lock().unwrap());
                 let allowed = headers
                     .get(axum::http::header::AUTHORIZATION)
                     .is_some_and(|v| v.as_bytes() == wanted.as_bytes());
@@ -85,7 +87,12 @@ impl Kubelet {
             }
         });
         let _ = pages;
-        Kubelet { addr, seen }
+        Kubelet { addr, seen, token }
+    }
+
+    /// From now on only `token` is allowed (a rotated service-account token).
+    pub fn set_token(&self, token: &str) {
+        *self.token.lock().unwrap() = token.to_string();
     }
 
     /// Every request so far.

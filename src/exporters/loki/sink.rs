@@ -410,7 +410,7 @@ impl Sink<Logs> for PushRequest {
 pub(super) struct LokiSink {
     client: HttpClient,
     config: LokiConfig,
-    authorization: Option<http::HeaderValue>,
+    authorization: crate::net::auth::Authorization,
 }
 
 impl LokiSink {
@@ -429,7 +429,7 @@ impl LokiSink {
             content_type,
             &self.config.http.headers,
             tenant,
-            self.authorization.as_ref(),
+            self.authorization.current().as_ref(),
         )
         .body(Full::new(body))
         .map_err(|e| ExportError::permanent("encode", format!("building the request: {e}")))?;

@@ -184,7 +184,7 @@ pub(super) struct PyroscopeSink {
     client: HttpClient,
     config: PyroscopeConfig,
     url: String,
-    authorization: Option<http::HeaderValue>,
+    authorization: crate::net::auth::Authorization,
     /// Whether the warning about cumulative profiles over `/ingest` was given.
     warned_cumulative: std::sync::atomic::AtomicBool,
 }
@@ -202,7 +202,7 @@ impl PyroscopeSink {
             content_type,
             &self.config.http.headers,
             tenant.or(self.config.http.tenant_id.as_ref()),
-            self.authorization.as_ref(),
+            self.authorization.current().as_ref(),
         )
     }
 

@@ -254,7 +254,7 @@ impl Shard {
 pub(super) struct RemoteWriteSink {
     client: HttpClient,
     config: RemoteWriteConfig,
-    authorization: Option<http::HeaderValue>,
+    authorization: crate::net::auth::Authorization,
     metadata: Mutex<HashMap<String, Metadata>>,
 }
 
@@ -303,7 +303,7 @@ impl RemoteWriteSink {
             content_type,
             &self.config.http.headers,
             tenant,
-            self.authorization.as_ref(),
+            self.authorization.current().as_ref(),
         )
         .header(http::header::CONTENT_ENCODING, "snappy")
         .header("X-Prometheus-Remote-Write-Version", version)
