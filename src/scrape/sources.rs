@@ -54,7 +54,7 @@ impl RawKubernetesSdConfig {
             errors.push(FieldError::new(
                 format!("{at}.role"),
                 format!(
-                    "`{}` is not supported here: role = \"pod\" (or, for the prometheus receiver, \"node\"): ferro watches its own node and its pods, nothing cluster-wide",
+                    "`{}` is not supported here: only role = \"pod\" (the prometheus receiver also takes \"node\"): ferro watches its own node and its pods, nothing cluster-wide",
                     self.role
                 ),
             ));
