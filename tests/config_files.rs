@@ -313,3 +313,54 @@ fn kubectl_takes_the_manifests_in_a_client_dry_run() {
         );
     }
 }
+
+#[test]
+fn a_token_file_is_looked_for_where_ferro_runs_not_where_it_is_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ferro.toml");
+    let missing = dir.path().join("serviceaccount/token");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+            data_dir = "{data}"
+            [telemetry]
+            listen = "127.0.0.1:0"
+            [[receivers.prometheus.kubelet.scrape_configs]]
+            job_name = "kubelet"
+            bearer_token_file = "{missing}"
+            static_configs = [{{ targets = ["127.0.0.1:1"] }}]
+            [exporters.debug.out]
+            [pipelines.metrics]
+            receivers = ["prometheus.kubelet"]
+            exporters = ["debug.out"]
+            "#,
+            data = dir.path().display(),
+            missing = missing.display(),
+        ),
+    )
+    .unwrap();
+    let validated = ferro()
+        .arg("validate")
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        validated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validated.stderr)
+    );
+    // Running it where the file is missing fails at once, naming the file.
+    let run = ferro()
+        .args(["run", "--log-format", "json", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let logs = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        logs.contains("bearer_token_file") && logs.contains("serviceaccount/token"),
+        "{logs}"
+    );
+}

@@ -62,30 +62,18 @@ impl Credentials {
                 "use one of basic_auth, bearer_token and bearer_token_file",
             ));
         }
-        if let Some(auth) = &self.basic_auth {
-            if auth.password.is_some() == auth.password_file.is_some() {
-                errors.push(FieldError::new(
-                    at("basic_auth"),
-                    "set exactly one of password and password_file",
-                ));
-            }
-            if let Some(file) = &auth.password_file
-                && !file.is_file()
-            {
-                errors.push(FieldError::new(
-                    at("basic_auth.password_file"),
-                    format!("{} is not a readable file", file.display()),
-                ));
-            }
-        }
-        if let Some(file) = &self.bearer_token_file
-            && !file.is_file()
+        if let Some(auth) = &self.basic_auth
+            && auth.password.is_some() == auth.password_file.is_some()
         {
             errors.push(FieldError::new(
-                at("bearer_token_file"),
-                format!("{} is not a readable file", file.display()),
+                at("basic_auth"),
+                "set exactly one of password and password_file",
             ));
         }
+        // A credentials file is not looked for here: it often exists only
+        // where ferro runs (a pod's service-account token), not where the
+        // config is validated. Starting the component reads it, and fails
+        // naming the file if it cannot.
     }
 
     /// The `Authorization` header value, reading any file now.
