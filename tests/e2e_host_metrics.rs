@@ -6,9 +6,8 @@
 
 mod common;
 
-use common::prom::{node_exporter, prometheus};
+use common::prom::{node_exporter, page_samples, prometheus, query};
 use common::{Ferro, WAIT, eventually, http_get};
-use ferro::prom::parse::{Entry, Format, Parser};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
@@ -19,48 +18,25 @@ type Page = BTreeMap<Vec<(String, String)>, f64>;
 /// node-exporter's page, as series and values, as Prometheus would store
 /// them.
 fn node_page(addr: SocketAddr) -> Page {
-    let text = http_get(addr, "/metrics").1;
-    let mut out = Page::new();
-    let mut parser = Parser::new(text.as_bytes(), Format::Text004);
-    while let Some(entry) = parser.next() {
-        if let Entry::Sample(sample) = entry.expect("node-exporter's page parses") {
-            // An empty value is an absent label, in Prometheus as in ferro.
-            let mut pairs: Vec<(String, String)> = sample
-                .labels
-                .iter()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect();
-            pairs.push(("__name__".into(), sample.name.to_string()));
-            pairs.sort();
-            out.insert(pairs, sample.value);
-        }
-    }
-    out
+    page_samples(&http_get(addr, "/metrics").1)
+        .into_iter()
+        .collect()
 }
 
 /// What Prometheus has now of `job="node-exporter"`, as series and values.
 fn stored(prometheus: SocketAddr) -> Page {
-    let (status, body) = http_get(
-        prometheus,
-        "/api/v1/query?query=%7Bjob%3D%22node-exporter%22%7D",
-    );
-    assert_eq!(status, 200, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let mut out = Page::new();
-    for result in json["data"]["result"].as_array().unwrap() {
-        let mut pairs: Vec<(String, String)> = result["metric"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(name, _)| *name != "job" && *name != "instance")
-            .map(|(n, v)| (n.clone(), v.as_str().unwrap().to_string()))
-            .collect();
-        pairs.sort();
-        let value = result["value"][1].as_str().unwrap().parse().unwrap();
-        out.insert(pairs, value);
-    }
-    out
+    query(prometheus, r#"{job="node-exporter"}"#)
+        .into_iter()
+        .map(|(labels, value)| {
+            let mut pairs: Vec<(String, String)> = labels
+                .into_iter()
+                .filter(|(name, _)| name != "job" && name != "instance")
+                .map(|(n, v)| (n, v.as_str().unwrap().to_string()))
+                .collect();
+            pairs.sort();
+            (pairs, value)
+        })
+        .collect()
 }
 
 fn name(series: &[(String, String)]) -> &str {

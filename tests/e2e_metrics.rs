@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::prom::{PageServer, node_exporter, prometheus, query, series};
+use common::prom::{PageServer, node_exporter, page_samples, prometheus, query, series};
 use common::{Ferro, WAIT, eventually, http_get};
-use ferro::prom::parse::{Entry, Format, Parser};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -48,26 +47,15 @@ fn ferro_to(prometheus: std::net::SocketAddr, scrape: &str, exporter_extra: &str
 
 /// The label sets of a page as Prometheus would store them for `job`/`instance`.
 fn page_series(page: &str, job: &str, instance: &str) -> BTreeSet<Vec<(String, String)>> {
-    let mut out = BTreeSet::new();
-    let mut parser = Parser::new(page.as_bytes(), Format::Text004);
-    while let Some(entry) = parser.next() {
-        let entry = entry.unwrap_or_else(|e| panic!("node-exporter's page parses: {e}"));
-        if let Entry::Sample(sample) = entry {
-            // An empty value is an absent label in Prometheus.
-            let mut pairs: Vec<(String, String)> = sample
-                .labels
-                .iter()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect();
-            pairs.push(("__name__".into(), sample.name.to_string()));
+    page_samples(page)
+        .into_iter()
+        .map(|(mut pairs, _)| {
             pairs.push(("job".into(), job.into()));
             pairs.push(("instance".into(), instance.into()));
             pairs.sort();
-            out.insert(pairs);
-        }
-    }
-    out
+            pairs
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,13 +28,12 @@ impl Kubelet {
         token: &str,
         pages: BTreeMap<&'static str, String>,
     ) -> Kubelet {
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let token = Arc::new(Mutex::new(token.to_string()));
         let pages = Arc::new(pages);
-        let (log, pages2, wanted) = (seen.clone(), pages.clone(), token.clone());
+        let (log, wanted) = (seen.clone(), token.clone());
         let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| {
-            let (log, pages, wanted) = (log.clone(), pages2.clone(), wanted.clone());
+            let (log, pages, wanted) = (log.clone(), pages.clone(), wanted.clone());
             async move {
                 let wanted = format!("Bearer {}", wanted.lock().unwrap());
                 let allowed = headers
@@ -57,36 +56,7 @@ impl Kubelet {
                 }
             }
         });
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![CertificateDer::from(cert.cert_der.clone())],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.clone())),
-            )
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, app) = (acceptor.clone(), app.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let service = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
-                    )
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
-                });
-            }
-        });
-        let _ = pages;
+        let addr = cert.serve(app).await;
         Kubelet { addr, seen, token }
     }
 

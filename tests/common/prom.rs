@@ -136,16 +136,53 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
+/// The samples of a text-format page (node-exporter's) as Prometheus
+/// stores them: each series' sorted label pairs, `__name__` among them and
+/// labels with an empty value left out (an empty value is an absent
+/// label), with its value.
+pub fn page_samples(page: &str) -> Vec<(Vec<(String, String)>, f64)> {
+    use ferro::prom::parse::{Entry, Format, Parser};
+    let mut out = Vec::new();
+    let mut parser = Parser::new(page.as_bytes(), Format::Text004);
+    while let Some(entry) = parser.next() {
+        let entry = entry.unwrap_or_else(|e| panic!("the page parses: {e}"));
+        if let Entry::Sample(sample) = entry {
+            let mut pairs: Vec<(String, String)> = sample
+                .labels
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            pairs.push(("__name__".into(), sample.name.to_string()));
+            pairs.sort();
+            out.push((pairs, sample.value));
+        }
+    }
+    out
+}
+
+/// `GET path` of Prometheus' HTTP API, which must answer 200: its `data`.
+fn api(prometheus: SocketAddr, path: &str) -> serde_json::Value {
+    let (status, body) = http_get(prometheus, path);
+    assert_eq!(status, 200, "{body}");
+    let mut json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    json["data"].take()
+}
+
+/// The result of the instant query `promql`, now or at `time` (Unix seconds).
+fn query_result(prometheus: SocketAddr, promql: &str, time: Option<f64>) -> serde_json::Value {
+    let at = time.map_or(String::new(), |t| format!("&time={t:.3}"));
+    api(
+        prometheus,
+        &format!("/api/v1/query?query={}{at}", encode(promql)),
+    )["result"]
+        .take()
+}
+
 /// An instant PromQL query evaluated at `time` (Unix seconds): the first
 /// result's value, if there is one.
 pub fn query_at(prometheus: SocketAddr, promql: &str, time: f64) -> Option<f64> {
-    let (status, body) = http_get(
-        prometheus,
-        &format!("/api/v1/query?query={}&time={time:.3}", encode(promql)),
-    );
-    assert_eq!(status, 200, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    json["data"]["result"][0]["value"][1]
+    query_result(prometheus, promql, Some(time))[0]["value"][1]
         .as_str()
         .and_then(|v| v.parse().ok())
 }
@@ -153,13 +190,7 @@ pub fn query_at(prometheus: SocketAddr, promql: &str, time: f64) -> Option<f64> 
 /// How many samples the range selector `selector` (`{job="x"}[10m]`)
 /// holds, evaluated at `time`, over all its series.
 pub fn samples_at(prometheus: SocketAddr, selector: &str, time: f64) -> f64 {
-    let (status, body) = http_get(
-        prometheus,
-        &format!("/api/v1/query?query={}&time={time:.3}", encode(selector)),
-    );
-    assert_eq!(status, 200, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    json["data"]["result"]
+    query_result(prometheus, selector, Some(time))
         .as_array()
         .unwrap()
         .iter()
@@ -172,13 +203,7 @@ pub fn query(
     prometheus: SocketAddr,
     promql: &str,
 ) -> Vec<(serde_json::Map<String, serde_json::Value>, f64)> {
-    let (status, body) = http_get(
-        prometheus,
-        &format!("/api/v1/query?query={}", encode(promql)),
-    );
-    assert_eq!(status, 200, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    json["data"]["result"]
+    query_result(prometheus, promql, None)
         .as_array()
         .unwrap()
         .iter()
@@ -196,13 +221,11 @@ pub fn query(
 
 /// Every series Prometheus has for `selector`, as sorted `name=value` lists.
 pub fn series(prometheus: SocketAddr, selector: &str) -> Vec<Vec<(String, String)>> {
-    let (status, body) = http_get(
+    let data = api(
         prometheus,
         &format!("/api/v1/series?match[]={}", encode(selector)),
     );
-    assert_eq!(status, 200, "{body}");
-    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let mut out: Vec<Vec<(String, String)>> = json["data"]
+    let mut out: Vec<Vec<(String, String)>> = data
         .as_array()
         .unwrap()
         .iter()

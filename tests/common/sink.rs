@@ -258,8 +258,8 @@ pub fn flatten(
 pub struct TestCert {
     pub cert_file: std::path::PathBuf,
     pub key_file: std::path::PathBuf,
-    pub cert_der: Vec<u8>,
-    pub key_der: Vec<u8>,
+    cert_der: Vec<u8>,
+    key_der: Vec<u8>,
 }
 
 impl TestCert {
@@ -282,32 +282,19 @@ impl TestCert {
     }
 }
 
-impl Sink {
-    /// Starts gRPC and HTTP on one TLS port (ALPN h2 and http/1.1).
-    pub async fn start_tls(cert: &TestCert) -> Sink {
+impl TestCert {
+    /// Serves `app` over TLS with this certificate on a port of 127.0.0.1
+    /// (ALPN h2 and http/1.1); the address.
+    pub async fn serve(&self, app: axum::Router) -> std::net::SocketAddr {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-        let state = Arc::new(SinkState {
-            recorded: Mutex::default(),
-            mode: Mutex::new(Mode::Accept),
-        });
-        let grpc_routes = tonic::service::Routes::new(
-            TraceServiceServer::new(Grpc(state.clone()))
-                .accept_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Zstd),
-        )
-        .into_axum_router();
-        let app = axum::Router::new()
-            .route("/v1/traces", axum::routing::post(http_traces))
-            .with_state(state.clone())
-            .merge(grpc_routes);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(
-                vec![CertificateDer::from(cert.cert_der.clone())],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_der.clone())),
+                vec![CertificateDer::from(self.cert_der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone())),
             )
             .unwrap();
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -315,10 +302,7 @@ impl Sink {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
+            while let Ok((tcp, _)) = listener.accept().await {
                 let (acceptor, app) = (acceptor.clone(), app.clone());
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
@@ -333,6 +317,28 @@ impl Sink {
                 });
             }
         });
+        addr
+    }
+}
+
+impl Sink {
+    /// Starts gRPC and HTTP on one TLS port (ALPN h2 and http/1.1).
+    pub async fn start_tls(cert: &TestCert) -> Sink {
+        let state = Arc::new(SinkState {
+            recorded: Mutex::default(),
+            mode: Mutex::new(Mode::Accept),
+        });
+        let grpc_routes = tonic::service::Routes::new(
+            TraceServiceServer::new(Grpc(state.clone()))
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd),
+        )
+        .into_axum_router();
+        let app = axum::Router::new()
+            .route("/v1/traces", axum::routing::post(http_traces))
+            .with_state(state.clone())
+            .merge(grpc_routes);
+        let addr = cert.serve(app).await;
         Sink {
             grpc: addr,
             http: addr,
