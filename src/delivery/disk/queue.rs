@@ -233,10 +233,7 @@ impl<T: SignalData> DiskQueue<T> {
             let forced = force.is_cancelled();
             match self.append(&record, batch.items(), forced) {
                 Ok(end) => {
-                    if self.settings.fsync == Fsync::Batch {
-                        self.sync_to(end).await;
-                    }
-                    self.not_empty.notify_one();
+                    self.written(end).await;
                     return Ok(());
                 }
                 Err(Append::Full) if self.settings.drop_oldest && self.drop_oldest().await => {}
@@ -270,14 +267,20 @@ impl<T: SignalData> DiskQueue<T> {
         let record = record::encode(&batch);
         match self.append(&record, batch.items(), false) {
             Ok(end) => {
-                if self.settings.fsync == Fsync::Batch {
-                    self.sync_to(end).await;
-                }
-                self.not_empty.notify_one();
+                self.written(end).await;
                 Ok(())
             }
             Err(_) => Err(PushError::Full(batch)),
         }
+    }
+
+    /// After a record was appended (the log now `end` bytes long): synced
+    /// first with `fsync = "batch"`, then a sender woken.
+    async fn written(&self, end: u64) {
+        if self.settings.fsync == Fsync::Batch {
+            self.sync_to(end).await;
+        }
+        self.not_empty.notify_one();
     }
 
     /// Appends one framed record to the segment being written, starting a
