@@ -8,7 +8,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Admission, Batch, OnFull, Outcome, PushError, Queue, Reservation};
+use super::{
+    AckWaiter, Admission, Batch, MemoryLimiter, OnFull, Outcome, PushError, Queue, Reservation,
+};
 use crate::config::ComponentId;
 use crate::signal::{Fields, SignalData, SignalFamily};
 
@@ -238,6 +240,50 @@ impl<T: SignalData> PipelineInputs<T> {
         }
         last.send(batch);
         Ok(())
+    }
+
+    /// Offers `data` (`bytes` as the memory limiter counts them) until the
+    /// pipelines take it, for a receiver whose source is its buffer (a log
+    /// file, the journal): it waits while memory or the pipelines are full,
+    /// telling `refused` of each refusal, and never drops. Returns the
+    /// batch's acknowledgement, or `None` if `stop` came (or the pipelines
+    /// closed) first.
+    pub async fn send_patiently(
+        &self,
+        limiter: &Arc<MemoryLimiter>,
+        data: T,
+        bytes: usize,
+        stop: &CancellationToken,
+        mut refused: impl FnMut(Refusal),
+    ) -> Option<AckWaiter> {
+        let mut backoff = Duration::from_millis(10);
+        let ticket = loop {
+            // A batch larger than the whole limit takes all of it.
+            if let Some(ticket) = limiter.try_acquire(bytes.min(limiter.limit())) {
+                break ticket;
+            }
+            refused(Refusal::MemoryLimit);
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        };
+        let (ticket, ack) = ticket.with_ack();
+        let mut batch = Batch::with_size(data, bytes, ticket);
+        loop {
+            match self.send_or_return(batch).await {
+                Ok(()) => return Some(ack),
+                Err((Refusal::ShuttingDown, _)) => return None,
+                Err((refusal, back)) => {
+                    refused(refusal);
+                    if stop.is_cancelled() {
+                        return None;
+                    }
+                    batch = back;
+                }
+            }
+        }
     }
 }
 

@@ -24,7 +24,9 @@
 
 mod batch;
 mod channel;
+pub mod checkpoint;
 pub mod disk;
+mod progress;
 mod queue;
 
 pub use batch::{
@@ -32,4 +34,5 @@ pub use batch::{
     TENANT_RULE, Tenancy, Ticket, valid_tenant,
 };
 pub use channel::{Admitter, ExporterInput, PipelineInputs, Refusal, ToPipelines, deliver_all};
+pub use progress::{Acked, InFlight};
 pub use queue::{OnFull, PushError, Queue, QueueConfig, QueueType, queue_setting};

@@ -3,6 +3,7 @@
 //! answer when they are full.
 
 pub mod host_metrics;
+pub mod journald;
 pub mod otlp;
 pub mod pod_logs;
 pub mod pprof;

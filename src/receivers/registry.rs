@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Inputs, RunningReceiver, host_metrics, otlp, pod_logs, pprof, prometheus};
+use super::{Inputs, RunningReceiver, host_metrics, journald, otlp, pod_logs, pprof, prometheus};
 
 use crate::config::ComponentId;
 use crate::config::document::{Document, Value};
@@ -26,6 +26,7 @@ pub enum ReceiverConfig {
     PodLogs(pod_logs::PodLogsConfig),
     Pprof(pprof::PprofConfig),
     HostMetrics(host_metrics::HostMetricsConfig),
+    Journald(journald::JournaldConfig),
 }
 
 impl ReceiverConfig {
@@ -38,6 +39,7 @@ impl ReceiverConfig {
         ("pprof", keys::<pprof::RawPprofConfig>),
         ("pod_logs", keys::<pod_logs::RawPodLogsConfig>),
         ("host_metrics", keys::<host_metrics::RawHostMetricsConfig>),
+        ("journald", keys::<journald::RawJournaldConfig>),
     ];
 
     /// Reads a `[receivers.TYPE.NAME]` table; `None` for an unknown type.
@@ -68,6 +70,10 @@ impl ReceiverConfig {
                 doc.section::<host_metrics::RawHostMetricsConfig>(path, value)
                     .map(Self::HostMetrics),
             ),
+            "journald" => Some(
+                doc.section::<journald::RawJournaldConfig>(path, value)
+                    .map(Self::Journald),
+            ),
             _ => None,
         }
     }
@@ -82,7 +88,7 @@ impl ReceiverConfig {
         let discovers = match self {
             Self::Prometheus(c) => c.uses_pod_cache(),
             Self::Pprof(c) => c.uses_pod_cache(),
-            Self::Otlp(_) | Self::PodLogs(_) | Self::HostMetrics(_) => false,
+            Self::Otlp(_) | Self::PodLogs(_) | Self::HostMetrics(_) | Self::Journald(_) => false,
         };
         discovers.then_some(PodCacheUse {
             setting: "kubernetes_sd_configs",
@@ -104,7 +110,7 @@ impl ReceiverConfig {
         match self {
             Self::Otlp(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
             Self::Prometheus(_) | Self::HostMetrics(_) => &[Signal::Metrics],
-            Self::PodLogs(_) => &[Signal::Logs],
+            Self::PodLogs(_) | Self::Journald(_) => &[Signal::Logs],
             Self::Pprof(_) => &[Signal::Profiles],
         }
     }
@@ -135,9 +141,9 @@ impl ReceiverConfig {
             // rest of its data and counts it: the next interval scrapes
             // afresh.
             Self::Prometheus(_) => Duration::from_secs(5),
-            // A tailer offered no room waits and offers the same batch
-            // again: the file is its buffer.
-            Self::PodLogs(_) => Duration::from_secs(1),
+            // A tailer (or the journal reader) offered no room waits and
+            // offers the same batch again: the file is its buffer.
+            Self::PodLogs(_) | Self::Journald(_) => Duration::from_secs(1),
             Self::HostMetrics(_) => host_metrics::PIPELINE_WAIT,
         }
     }
@@ -163,6 +169,9 @@ impl ReceiverConfig {
                 pod_logs::start(id, c, inputs, limiter, cx.telemetry, cx.data_dir).await
             }
             Self::HostMetrics(c) => host_metrics::start(id, c, inputs, limiter, cx.telemetry).await,
+            Self::Journald(c) => {
+                journald::start(id, c, inputs, limiter, cx.telemetry, cx.data_dir).await
+            }
         }
     }
 }

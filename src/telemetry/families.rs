@@ -58,6 +58,76 @@ impl HostMetricsFamilies {
     }
 }
 
+/// Figures of the journald receivers (`ferro_journald_*`).
+#[derive(Default)]
+pub struct JournaldFamilies {
+    pub entries_read: Family<ComponentLabels, Counter>,
+    pub bytes_read: Family<ComponentLabels, Counter>,
+    pub entries_skipped: Family<ReasonLabels, Counter>,
+    pub lines_truncated: Family<ComponentLabels, Counter>,
+    pub lines_invalid_utf8: Family<ComponentLabels, Counter>,
+    pub reader_restarts: Family<ReasonLabels, Counter>,
+    pub journalctl_messages: Family<ComponentLabels, Counter>,
+    pub acknowledged: Family<ReasonLabels, Counter>,
+    pub acknowledged_timestamp: Family<ComponentLabels, Gauge<f64, AtomicU64>>,
+    pub awaiting_acks: Family<ComponentLabels, Gauge>,
+}
+
+impl JournaldFamilies {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "ferro_journald_entries_read",
+            "Journal entries a journald receiver read from journalctl",
+            self.entries_read.clone(),
+        );
+        r.register(
+            "ferro_journald_bytes_read",
+            "Bytes of journalctl's export output a journald receiver read",
+            self.bytes_read.clone(),
+        );
+        r.register(
+            "ferro_journald_entries_skipped",
+            "Journal entries not passed on, by reason (no_message: the entry has no MESSAGE field)",
+            self.entries_skipped.clone(),
+        );
+        r.register(
+            "ferro_journald_lines_truncated",
+            "Messages cut to max_line_size and marked truncated=\"true\"",
+            self.lines_truncated.clone(),
+        );
+        r.register(
+            "ferro_journald_lines_invalid_utf8",
+            "Messages whose invalid UTF-8 was replaced with U+FFFD",
+            self.lines_invalid_utf8.clone(),
+        );
+        r.register(
+            "ferro_journald_reader_restarts",
+            "Times journalctl was started again after the last run ended, by reason (exited: it ended or could not open the journal; spawn_failed: it could not be run; malformed: its output was not the export format)",
+            self.reader_restarts.clone(),
+        );
+        r.register(
+            "ferro_journald_journalctl_messages",
+            "Lines journalctl wrote to its standard error (a journal file it skips as corrupt or unsupported, a directory it cannot open); each is logged",
+            self.journalctl_messages.clone(),
+        );
+        r.register(
+            "ferro_journald_acknowledged_entries",
+            "Journal entries whose delivery ended, by outcome (delivered, or dropped by an exporter); the saved cursor advances past both",
+            self.acknowledged.clone(),
+        );
+        r.register(
+            "ferro_journald_acknowledged_timestamp_seconds",
+            "The journal time of the newest entry whose delivery ended: how far the receiver has shipped",
+            self.acknowledged_timestamp.clone(),
+        );
+        r.register(
+            "ferro_journald_awaiting_acks",
+            "1 while the receiver stopped reading until the oldest of its batches in flight is acknowledged (backpressure from the pipeline or the backend)",
+            self.awaiting_acks.clone(),
+        );
+    }
+}
+
 /// Which processor rule a figure is about.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabels {
@@ -226,6 +296,7 @@ pub struct Telemetry {
     pub pod_logs: PodLogsFamilies,
     pub disk_queues: DiskQueueFamilies,
     pub host_metrics: HostMetricsFamilies,
+    pub journald: JournaldFamilies,
     pub k8s: K8sFamilies,
     pub tenants: TenantFamilies,
     pub listeners: ListenerFamilies,
@@ -524,6 +595,7 @@ impl Telemetry {
             pod_logs: PodLogsFamilies::default(),
             disk_queues: DiskQueueFamilies::default(),
             host_metrics: HostMetricsFamilies::default(),
+            journald: JournaldFamilies::default(),
             k8s: K8sFamilies::default(),
             tenants: TenantFamilies::default(),
             listeners: ListenerFamilies::default(),
@@ -599,6 +671,7 @@ impl Telemetry {
             t.pod_logs.register(&mut r);
             t.disk_queues.register(&mut r);
             t.host_metrics.register(&mut r);
+            t.journald.register(&mut r);
             t.k8s.register(&mut r);
             t.tenants.register(&mut r);
             t.listeners.register(&mut r);

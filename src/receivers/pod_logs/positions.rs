@@ -4,13 +4,13 @@
 //! (device, inode, and a fingerprint of its first bytes), the offset up to
 //! which every line has been delivered or given up on by the exporters. It is
 //! replaced atomically (write a temp file, fsync, rename, fsync the
-//! directory), so a crash leaves the previous or the next version, never half
-//! of one.
+//! directory: [`crate::delivery::checkpoint`]), so a crash leaves the
+//! previous or the next version, never half of one.
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -257,18 +257,7 @@ pub fn save(path: &Path, positions: &[Position]) -> io::Result<()> {
     };
     let mut text = serde_json::to_vec_pretty(&doc).map_err(io::Error::other)?;
     text.push(b'\n');
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    {
-        let mut file = File::create(&tmp)?;
-        file.write_all(&text)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    // The rename is durable only once the directory is.
-    File::open(dir)?.sync_all()
+    crate::delivery::checkpoint::replace(path, &text)
 }
 
 #[cfg(test)]

@@ -48,21 +48,13 @@ pub async fn start(
         return Ok(RunningReceiver::new(id.clone(), stop, Vec::new()));
     };
     let path = positions_path(data_dir, &id.name);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("cannot create {} for positions: {e}", dir.display()),
-            )
-        })?;
-    }
+    crate::delivery::checkpoint::create_parent(&path, "positions")?;
     let saved = match super::positions::load(&path) {
         Ok(saved) => saved,
         Err(e) => {
             // A damaged file must not keep ferro from starting; it is kept
             // aside for a person to look at, and files start as on a first start.
-            let aside = path.with_extension("json.corrupt");
-            let _ = std::fs::rename(&path, &aside);
+            let aside = crate::delivery::checkpoint::set_aside(&path);
             tracing::error!(receiver = %id, error = %e, kept = %aside.display(), "positions file unusable; starting as on a first start");
             None
         }

@@ -12,7 +12,6 @@
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -29,7 +28,7 @@ use super::multiline::Multiline;
 use super::positions::{FINGERPRINT_BYTES, FileKey, Fingerprint, Positions};
 use super::reader::LineReader;
 use crate::config::ComponentId;
-use crate::delivery::{AckWaiter, Batch, MemoryLimiter, Outcome};
+use crate::delivery::{Acked, InFlight, MemoryLimiter, Outcome};
 use crate::delivery::{PipelineInputs, Refusal};
 use crate::signal::logs::{Entry, Stream};
 use crate::signal::{Labels, Logs, Signal};
@@ -154,12 +153,6 @@ pub struct Start {
     pub offset: u64,
 }
 
-struct InFlight {
-    ack: AckWaiter,
-    offset: u64,
-    entries: u64,
-}
-
 /// Entries waiting to be sent, per stream: stdout, stderr, none.
 #[derive(Default)]
 struct Pending {
@@ -217,7 +210,8 @@ pub struct Tailer {
     multiline: Option<Multiline>,
     scratch: Vec<Decoded>,
     pending: Pending,
-    in_flight: VecDeque<InFlight>,
+    /// Batches sent, each with the offset its acknowledgement makes safe.
+    in_flight: InFlight<u64>,
     /// The position the last sent batch will set once acknowledged.
     sent_offset: u64,
     deleted: bool,
@@ -225,8 +219,6 @@ pub struct Tailer {
     wake: Arc<Notify>,
     stop: CancellationToken,
     reported: Tally,
-    /// A delivery was interrupted by a shutdown: the position moves no more.
-    interrupted: bool,
 }
 
 impl Tailer {
@@ -255,14 +247,13 @@ impl Tailer {
                 .map(|m| Multiline::new(m, config.max_line_size)),
             scratch: Vec::new(),
             pending: Pending::default(),
-            in_flight: VecDeque::new(),
+            in_flight: InFlight::default(),
             sent_offset: start.offset,
             deleted: false,
             unmatched: control.unmatched.clone(),
             wake: control.wake.clone(),
             stop,
             reported: Tally::default(),
-            interrupted: false,
             shared,
         };
         (tailer, control)
@@ -275,9 +266,9 @@ impl Tailer {
             // Whatever is owed is recorded if it comes soon; the rest is
             // read again at the next start.
             let deadline = tokio::time::Instant::now() + ACK_DRAIN;
-            while let Some(front) = self.in_flight.front_mut() {
-                match tokio::time::timeout_at(deadline, &mut front.ack).await {
-                    Ok(outcome) => self.acknowledged(outcome),
+            while !self.in_flight.is_empty() {
+                match tokio::time::timeout_at(deadline, self.in_flight.next()).await {
+                    Ok(acked) => self.acknowledged(acked),
                     Err(_) => break,
                 }
             }
@@ -301,11 +292,11 @@ impl Tailer {
                 let outcome = tokio::select! {
                     biased;
                     _ = self.stop.cancelled() => None,
-                    outcome = front_ack(&mut self.in_flight) => Some(outcome),
+                    acked = self.in_flight.next() => Some(acked),
                 };
                 awaiting.dec();
                 match outcome {
-                    Some(outcome) => self.acknowledged(outcome),
+                    Some(acked) => self.acknowledged(acked),
                     None => return Ending::Stopped,
                 }
                 continue;
@@ -380,8 +371,8 @@ impl Tailer {
             tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => return Ending::Stopped,
-                outcome = front_ack(&mut self.in_flight) => {
-                    self.acknowledged(outcome);
+                acked = self.in_flight.next() => {
+                    self.acknowledged(acked);
                     continue;
                 }
                 _ = self.wake.notified() => {}
@@ -464,8 +455,8 @@ impl Tailer {
             if offset > self.sent_offset {
                 // Lines that made no entry yet moved the position: it
                 // advances with the batch before it, or now.
-                match self.in_flight.back_mut() {
-                    Some(last) => last.offset = offset,
+                match self.in_flight.newest_progress() {
+                    Some(last) => *last = offset,
                     None => self
                         .shared
                         .positions
@@ -480,55 +471,34 @@ impl Tailer {
         let entries = self.pending.entries as u64;
         let bytes = self.pending.bytes;
         let logs = self.pending.take(&self.labels);
-        let limiter = &self.shared.limiter;
-        let mut backoff = Duration::from_millis(10);
-        let ticket = loop {
-            // A batch larger than the whole limit takes all of it.
-            if let Some(ticket) = limiter.try_acquire(bytes.min(limiter.limit())) {
-                break ticket;
+        let counters = &self.shared.counters;
+        let refused = |refusal| match refusal {
+            Refusal::MemoryLimit => {
+                counters.refused_memory.inc_by(entries);
             }
-            self.shared.counters.refused_memory.inc_by(entries);
-            tokio::select! {
-                _ = self.stop.cancelled() => return false,
-                _ = tokio::time::sleep(backoff) => {}
+            _ => {
+                counters.refused_pipeline.inc_by(entries);
             }
-            backoff = (backoff * 2).min(Duration::from_secs(1));
         };
-        let (ticket, ack) = ticket.with_ack();
-        let mut batch = Batch::with_size(logs, bytes, ticket);
-        loop {
-            match self.shared.inputs.send_or_return(batch).await {
-                Ok(()) => break,
-                Err((Refusal::ShuttingDown, _)) => return false,
-                Err((refusal, back)) => {
-                    if refusal == Refusal::MemoryLimit {
-                        self.shared.counters.refused_memory.inc_by(entries);
-                    } else {
-                        self.shared.counters.refused_pipeline.inc_by(entries);
-                    }
-                    if self.stop.is_cancelled() {
-                        return false;
-                    }
-                    batch = back;
-                }
-            }
-        }
+        let sent = self.shared.inputs.send_patiently(
+            &self.shared.limiter,
+            logs,
+            bytes,
+            &self.stop,
+            refused,
+        );
+        let Some(ack) = sent.await else {
+            return false;
+        };
         self.shared.counters.accepted.inc_by(entries);
-        self.in_flight.push_back(InFlight {
-            ack,
-            offset,
-            entries,
-        });
+        self.in_flight.push(ack, offset, entries);
         self.sent_offset = offset;
         true
     }
 
     fn collect_acks(&mut self) {
-        while let Some(front) = self.in_flight.front_mut() {
-            match front.ack.try_outcome() {
-                Some(outcome) => self.acknowledged(outcome),
-                None => break,
-            }
+        while let Some(acked) = self.in_flight.try_next() {
+            self.acknowledged(acked);
         }
     }
 
@@ -536,27 +506,21 @@ impl Tailer {
     /// position, unless a shutdown interrupted its delivery (or an earlier
     /// batch's): then the position stays, and the next start reads those
     /// lines again.
-    fn acknowledged(&mut self, outcome: Outcome) {
-        let Some(done) = self.in_flight.pop_front() else {
-            return;
-        };
-        match outcome {
-            Outcome::Delivered => {
-                self.shared.counters.delivered.inc_by(done.entries);
-            }
+    fn acknowledged(&mut self, acked: Acked<u64>) {
+        let counters = &self.shared.counters;
+        match acked.outcome {
+            Outcome::Delivered => counters.delivered.inc_by(acked.items),
             // The exporter counted its drop; the position moves on, or the
             // same lines would be dropped again after every restart.
-            Outcome::Dropped => {
-                self.shared.counters.dropped.inc_by(done.entries);
-            }
-            Outcome::Interrupted => self.interrupted = true,
-        }
-        if !self.interrupted {
+            Outcome::Dropped => counters.dropped.inc_by(acked.items),
+            Outcome::Interrupted => 0,
+        };
+        if let Some(offset) = acked.progress {
             self.shared
                 .positions
                 .lock()
                 .unwrap()
-                .set_offset(self.key, done.offset);
+                .set_offset(self.key, offset);
         }
     }
 
@@ -565,7 +529,7 @@ impl Tailer {
             tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => return false,
-                outcome = front_ack(&mut self.in_flight) => self.acknowledged(outcome),
+                acked = self.in_flight.next() => self.acknowledged(acked),
             }
         }
         true
@@ -645,13 +609,6 @@ impl Tailer {
         c.invalid_utf8
             .inc_by(tally.invalid_utf8 - self.reported.invalid_utf8);
         self.reported = tally;
-    }
-}
-
-async fn front_ack(in_flight: &mut VecDeque<InFlight>) -> Outcome {
-    match in_flight.front_mut() {
-        Some(front) => (&mut front.ack).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -1,0 +1,82 @@
+//! A receiver's saved progress (pod log positions, the journal cursor):
+//! a small file replaced atomically and durably after the exporters
+//! acknowledge, so a restart resumes where delivery stood.
+//!
+//! The new content is written to `<name>.tmp`, synced, renamed over the
+//! file, and the directory synced: a crash leaves the previous or the next
+//! version, never half of one.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Replaces `path` with `content`, atomically and durably.
+pub fn replace(path: &Path, content: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    {
+        let mut file = File::create(&tmp)?;
+        file.write_all(content)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    // The rename is durable only once the directory is.
+    File::open(dir)?.sync_all()
+}
+
+/// Creates the directory `path` will be in; the error names it and `what`
+/// the file is for.
+pub fn create_parent(path: &Path, what: &str) -> io::Result<()> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot create {} for {what}: {e}", dir.display()),
+        )
+    })
+}
+
+/// Moves an unusable checkpoint aside (`<path>.corrupt`) for a person to
+/// look at; the receiver then starts as on a first start. Returns where it
+/// went.
+pub fn set_aside(path: &Path) -> std::path::PathBuf {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".corrupt");
+    let aside = std::path::PathBuf::from(aside);
+    let _ = std::fs::rename(path, &aside);
+    aside
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_leaves_only_the_new_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        replace(&path, b"one").unwrap();
+        replace(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state"]);
+    }
+
+    #[test]
+    fn set_aside_keeps_the_file_under_another_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, b"garbage").unwrap();
+        let aside = set_aside(&path);
+        assert_eq!(aside, dir.path().join("state.json.corrupt"));
+        assert_eq!(std::fs::read(&aside).unwrap(), b"garbage");
+        assert!(!path.exists());
+    }
+}
