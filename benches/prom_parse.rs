@@ -1,5 +1,6 @@
 //! Throughput of the Prometheus text and OpenMetrics parser, in samples per
-//! second: a synthetic node-exporter-like page of 100,000 lines, and the
+//! second: a synthetic node-exporter-like page of 100,000 lines, a
+//! cAdvisor-shaped page of 50,000 series (`pages/cadvisor.rs`), and the
 //! real pages under `tests/fixtures/prom/`.
 //!
 //! `cargo bench --bench prom_parse`
@@ -9,6 +10,9 @@ use ferro::prom::parse::{Entry, Format, Parser};
 use std::fmt::Write;
 use std::hint::black_box;
 use std::time::Duration;
+
+#[path = "pages/cadvisor.rs"]
+mod cadvisor;
 
 const NODE_EXPORTER: &[u8] = include_bytes!("../tests/fixtures/prom/node_exporter.txt");
 const PROMETHEUS: &[u8] = include_bytes!("../tests/fixtures/prom/prometheus.txt");
@@ -110,12 +114,18 @@ fn parse(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     let synthetic = synthetic_page(100_000, Format::Text004);
     let synthetic_om = synthetic_page(100_000, Format::OpenMetrics);
-    let pages: [(&str, &[u8], Format); 5] = [
+    let (cadvisor, _) = cadvisor::page(50_000, 1_700_000_000_000);
+    let pages: [(&str, &[u8], Format); 6] = [
         ("synthetic 100k lines, 0.0.4", &synthetic, Format::Text004),
         (
             "synthetic 100k lines, OpenMetrics",
             &synthetic_om,
             Format::OpenMetrics,
+        ),
+        (
+            "cAdvisor-shaped 50k series, 0.0.4",
+            cadvisor.as_bytes(),
+            Format::Text004,
         ),
         (
             "node_exporter fixture, 0.0.4",

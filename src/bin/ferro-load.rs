@@ -15,6 +15,8 @@
 //! spans/s, spans per ferro CPU-second (= per core), idle and peak RSS and
 //! start-up time. Everything stays on loopback and stops by itself.
 
+#[path = "../../benches/pages/cadvisor.rs"]
+mod cadvisor;
 use bytes::Bytes;
 use ferro::otlp::codec::RawCodec;
 use ferro::telemetry::process;
@@ -39,6 +41,9 @@ struct Args {
     rate: u64,
     /// `--mode scrape`: series on the synthetic target, and how often it is scraped.
     series: usize,
+    /// `--mode scrape`: the target's page is shaped like the kubelet's
+    /// cAdvisor page (`--shape cadvisor`) rather than minimal series.
+    cadvisor: bool,
     scrape_interval: Duration,
     /// `--mode pprof`: Go-style pprof targets served in process.
     targets: usize,
@@ -56,6 +61,7 @@ fn parse_args() -> Args {
         spans_per_request: 200,
         rate: 0,
         series: 1_000_000,
+        cadvisor: false,
         scrape_interval: Duration::from_secs(10),
         targets: 100,
         queue: "memory".into(),
@@ -88,6 +94,11 @@ fn parse_args() -> Args {
                     .unwrap_or_else(|_| usage("--rate SPANS_PER_SECOND"))
             }
             "--series" => args.series = value().parse().unwrap_or_else(|_| usage("--series N")),
+            "--shape" => match value().as_str() {
+                "cadvisor" => args.cadvisor = true,
+                "minimal" => args.cadvisor = false,
+                _ => usage("--shape minimal|cadvisor"),
+            },
             "--scrape-interval" => {
                 args.scrape_interval =
                     ferro::config::units::parse_duration(&value()).unwrap_or_else(|e| usage(&e));
@@ -125,7 +136,7 @@ fn usage(problem: &str) -> ! {
         "usage: ferro-load [--mode otlp|blackhole] [--duration 15s] [--connections 4] \
          [--spans-per-request 200] [--rate SPANS_PER_SECOND (0 = as fast as accepted)] \
          [--queue memory|disk|disk-batch|disk-never] [--ferro PATH]\n       \
-         ferro-load --mode scrape [--series 1000000] [--scrape-interval 10s] [--duration 60s]\n       \
+         ferro-load --mode scrape [--series 1000000] [--shape minimal|cadvisor] [--scrape-interval 10s] [--duration 60s]\n       \
          ferro-load --mode pprof [--targets 100] [--scrape-interval 15s] [--duration 60s]"
     );
     std::process::exit(2)
@@ -486,16 +497,24 @@ async fn main() {
 /// ferro's peak RSS per active series.
 async fn scrape_load(args: &Args) {
     use std::fmt::Write as _;
-    let mut page = String::with_capacity(args.series * 80);
-    for i in 0..args.series {
-        let _ = writeln!(
-            page,
-            "load_metric_{}{{pod=\"pod-{}\",container=\"app\",id=\"{i}\"}} {}",
-            i % 20,
-            i % 5000,
-            i as f64 * 0.5
-        );
-    }
+    let (page, series) = if args.cadvisor {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        cadvisor::page(args.series, now_ms)
+    } else {
+        let mut page = String::with_capacity(args.series * 80);
+        for i in 0..args.series {
+            let _ = writeln!(
+                page,
+                "load_metric_{}{{pod=\"pod-{}\",container=\"app\",id=\"{i}\"}} {}",
+                i % 20,
+                i % 5000,
+                i as f64 * 0.5
+            );
+        }
+        (page, args.series)
+    };
     let page = Bytes::from(page);
     let page_len = page.len();
     let scrapes = Arc::new(AtomicU64::new(0));
@@ -539,11 +558,14 @@ async fn scrape_load(args: &Args) {
         "memory_limit = \"512MiB\"\n[telemetry]\nlisten = \"127.0.0.1:0\"\n\
          [receivers.prometheus.load]\n[[receivers.prometheus.load.scrape_configs]]\n\
          job_name = \"load\"\nscrape_interval = \"{}s\"\nscrape_timeout = \"{}s\"\nbody_size_limit = \"512MiB\"\n\
+         honor_timestamps = {}\n\
          static_configs = [{{ targets = [\"{addr}\"] }}]\n\
          [exporters.remote_write.sink]\nendpoint = \"http://{addr}/api/v1/write\"\nmax_shards = 4\n\
          [pipelines.metrics]\nreceivers = [\"prometheus.load\"]\nexporters = [\"remote_write.sink\"]\n",
         args.scrape_interval.as_secs(),
         args.scrape_interval.as_secs().saturating_sub(1).max(1),
+        // As the kubelet job has it: cAdvisor's own timestamps are not used.
+        !args.cadvisor,
     );
     let path = dir.join("scrape.toml");
     std::fs::write(&path, config).unwrap();
@@ -578,9 +600,13 @@ async fn scrape_load(args: &Args) {
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!("mode                      scrape → remote-write");
     println!(
-        "series on the target      {} ({:.1} MiB page)",
-        args.series,
-        mib(page_len as u64)
+        "series on the target      {series} ({:.1} MiB page{})",
+        mib(page_len as u64),
+        if args.cadvisor {
+            ", cAdvisor-shaped"
+        } else {
+            ""
+        }
     );
     println!("scrape interval           {:?}", args.scrape_interval);
     println!(
@@ -596,7 +622,11 @@ async fn scrape_load(args: &Args) {
     println!("ferro peak RSS            {:.1} MiB (VmHWM)", mib(hwm));
     println!(
         "peak RSS per series       {:.3} KiB",
-        hwm as f64 / 1024.0 / args.series as f64
+        hwm as f64 / 1024.0 / series as f64
+    );
+    println!(
+        "ferro CPU per scrape      {:.0} ms (parse, relabel, staleness, remote-write encode)",
+        cpu * 1000.0 / done.max(1) as f64
     );
 }
 
