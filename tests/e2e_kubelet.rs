@@ -8,7 +8,7 @@
 mod common;
 
 use common::kube_api::KubeApi;
-use common::kubelet::Kubelet;
+use common::kubelet::{Failure, Kubelet};
 use common::prom::{prometheus, query};
 use common::sink::TestCert;
 use common::{Ferro, WAIT, eventually};
@@ -152,4 +152,65 @@ async fn kubelet_and_cadvisor_arrive_with_kube_prometheus_labels() {
         "only this node is asked for"
     );
     drop(ferro);
+}
+
+/// A kubelet that answers 500, then hangs, then serves again: each failure
+/// is `up = 0` with its reason, counted; ferro stays up and scrapes again
+/// as soon as the kubelet does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubelet_answering_500_or_hanging_is_up_0_with_its_reason_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = TestCert::new(dir.path());
+    let token = dir.path().join("token");
+    std::fs::write(&token, "sa-token-of-ferro").unwrap();
+    let pages = BTreeMap::from([("/metrics/cadvisor", fixture("cadvisor.txt"))]);
+    let kubelet = Kubelet::start(&cert, "sa-token-of-ferro", pages).await;
+    let api = KubeApi::start("node-a").await;
+    api.add_node(json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "node-a", "uid": "node-a-uid"},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet.addr.port()}}
+        }
+    }));
+    let ferro = Ferro::start(&format!(
+        r#"
+        [telemetry]
+        listen = "127.0.0.1:0"
+        [kubernetes]
+        node_name = "node-a"
+        api_server = "{api}"
+        {cadvisor}
+        [exporters.blackhole.out]
+        [pipelines.metrics]
+        receivers = ["prometheus.kubelet"]
+        exporters = ["blackhole.out"]
+        "#,
+        api = api.url(),
+        cadvisor = kubelet_job("cadvisor", "/metrics/cadvisor", &token, &cert.cert_file),
+    ));
+    let up = ["ferro_scrape_target_up", "job=\"cadvisor\""];
+    let failing = |reason: &str| {
+        ferro.metric(
+            "ferro_scrape_target_last_error",
+            &["job=\"cadvisor\"", &format!("reason=\"{reason}\"")],
+        )
+    };
+    ferro.wait_metric(up[0], &up[1..], |v| v == 1.0);
+    for (failure, reason) in [
+        (Failure::Status500, "http_status"),
+        (Failure::Hang, "timeout"),
+    ] {
+        kubelet.set_failure("/metrics/cadvisor", Some(failure));
+        let what = format!("up = 0 for {reason}");
+        eventually(what, WAIT, || {
+            ferro.metric(up[0], &up[1..]) == 0.0 && failing(reason) == 1.0
+        });
+        kubelet.set_failure("/metrics/cadvisor", None);
+        ferro.wait_metric(up[0], &up[1..], |v| v == 1.0);
+        assert_eq!(failing(reason), 0.0, "the reason goes once scrapes succeed");
+    }
+    assert_eq!(common::http_get(ferro.telemetry, "/-/ready").0, 200);
 }

@@ -3,6 +3,8 @@
 //! `/metrics/probes`), and the kubelet's rule for them: a request without
 //! the right bearer token gets 401 (the real kubelet asks the API server
 //! whether the token may `get nodes/metrics`; here one token is allowed).
+//! A path can be told to fail ([`Failure`]): answer 500, or hang without
+//! answering, as an overloaded kubelet does.
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -15,10 +17,22 @@ use super::sink::TestCert;
 /// One request as the stand-in saw it: path and whether it was allowed.
 pub type Seen = (String, bool);
 
+/// How a path fails.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Failure {
+    /// `500 Internal Server Error` with the kubelet's kind of message.
+    Status500,
+    /// Headers never come (the client's timeout ends it).
+    Hang,
+}
+
+type Failures = Arc<Mutex<BTreeMap<String, Failure>>>;
+
 pub struct Kubelet {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     token: Arc<Mutex<String>>,
+    failures: Failures,
 }
 
 impl Kubelet {
@@ -31,9 +45,11 @@ impl Kubelet {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let token = Arc::new(Mutex::new(token.to_string()));
         let pages = Arc::new(pages);
-        let (log, wanted) = (seen.clone(), token.clone());
+        let failures: Failures = Arc::default();
+        let (log, wanted, failing) = (seen.clone(), token.clone(), failures.clone());
         let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| {
             let (log, pages, wanted) = (log.clone(), pages.clone(), wanted.clone());
+            let failure = failing.lock().unwrap().get(uri.path()).copied();
             async move {
                 let wanted = format!("Bearer {}", wanted.lock().unwrap());
                 let allowed = headers
@@ -42,6 +58,17 @@ impl Kubelet {
                 log.lock().unwrap().push((uri.path().to_string(), allowed));
                 if !allowed {
                     return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
+                }
+                match failure {
+                    Some(Failure::Status500) => {
+                        return (
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "failed to get container stats: context deadline exceeded",
+                        )
+                            .into_response();
+                    }
+                    Some(Failure::Hang) => std::future::pending::<()>().await,
+                    None => {}
                 }
                 match pages.get(uri.path()) {
                     Some(page) => (
@@ -57,7 +84,21 @@ impl Kubelet {
             }
         });
         let addr = cert.serve(app).await;
-        Kubelet { addr, seen, token }
+        Kubelet {
+            addr,
+            seen,
+            token,
+            failures,
+        }
+    }
+
+    /// Makes `path` fail as `failure` says, or (with `None`) serve again.
+    pub fn set_failure(&self, path: &str, failure: Option<Failure>) {
+        let mut failures = self.failures.lock().unwrap();
+        match failure {
+            Some(failure) => failures.insert(path.to_string(), failure),
+            None => failures.remove(path),
+        };
     }
 
     /// From now on only `token` is allowed (a rotated service-account token).
