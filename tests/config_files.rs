@@ -204,6 +204,22 @@ fn the_manifests_are_well_formed_and_least_privileged() {
         .unwrap();
     assert_eq!(binding["roleRef"]["name"], "ferro");
     assert_eq!(binding["subjects"][0]["name"], "ferro");
+    // The leader Lease: a namespaced Role, leases only, no delete or list.
+    let lease_role = docs
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "ferro-leader")
+        .expect("a Role for the leader Lease");
+    assert_eq!(lease_role["metadata"]["namespace"], "ferro");
+    let lease_rules = lease_role["rules"].as_sequence().unwrap();
+    assert_eq!(lease_rules.len(), 1);
+    assert_eq!(lease_rules[0]["resources"][0], "leases");
+    assert_eq!(
+        lease_rules[0]["verbs"],
+        serde_yaml::to_value(["get", "create", "update"]).unwrap()
+    );
+    assert!(docs.iter().any(|d| d["kind"] == "RoleBinding"
+        && d["roleRef"]["name"] == "ferro-leader"
+        && d["subjects"][0]["name"] == "ferro"));
 
     let ds = docs.iter().find(|d| d["kind"] == "DaemonSet").unwrap();
     let pod = &ds["spec"]["template"]["spec"];
@@ -215,6 +231,13 @@ fn the_manifests_are_well_formed_and_least_privileged() {
             && e["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"),
         "NODE_NAME from the downward API"
     );
+    for (name, field) in [("NODE_IP", "status.hostIP"), ("POD_NAME", "metadata.name")] {
+        assert!(
+            env.iter()
+                .any(|e| e["name"] == name && e["valueFrom"]["fieldRef"]["fieldPath"] == field),
+            "{name} from the downward API"
+        );
+    }
     for what in ["requests", "limits"] {
         assert!(
             container["resources"][what]["memory"].is_string(),
@@ -305,6 +328,8 @@ fn kubectl_takes_the_manifests_in_a_client_dry_run() {
         "clusterrole.rbac.authorization.k8s.io/ferro",
         "configmap/ferro",
         "daemonset.apps/ferro",
+        "role.rbac.authorization.k8s.io/ferro-leader",
+        "rolebinding.rbac.authorization.k8s.io/ferro-leader",
         "deployment.apps/shop-web",
     ] {
         assert!(

@@ -60,6 +60,7 @@ async fn the_pod_cache_follows_the_node_through_changes_gone_and_outages() {
             api_server: Some(api.url().parse().unwrap()),
             namespaces: None,
             watch_node: false,
+            leader: None,
         },
         &telemetry,
     )
@@ -180,6 +181,7 @@ async fn a_wrong_node_selector_is_refused_by_the_test_server() {
             api_server: Some(api.url().parse().unwrap()),
             namespaces: None,
             watch_node: false,
+            leader: None,
         },
         &telemetry,
     )

@@ -25,7 +25,9 @@ DOCS = {
     "/apis/rbac.authorization.k8s.io/v1": {"kind": "APIResourceList", "apiVersion": "v1",
         "groupVersion": "rbac.authorization.k8s.io/v1", "resources": [
         res("clusterroles", "ClusterRole", False, "clusterrole"),
-        res("clusterrolebindings", "ClusterRoleBinding", False, "clusterrolebinding")]},
+        res("clusterrolebindings", "ClusterRoleBinding", False, "clusterrolebinding"),
+        res("roles", "Role", True, "role"),
+        res("rolebindings", "RoleBinding", True, "rolebinding")]},
 }
 
 class H(BaseHTTPRequestHandler):

@@ -218,6 +218,9 @@ pub async fn run(source: ConfigSource, config: Config, ready_file: Option<PathBu
         _ = sigterm.recv() => exit_now(),
         _ = sigint.recv() => exit_now(),
     }
+    // The leader-only work has stopped with the topology: the Lease is
+    // released, and another agent takes over at its next try.
+    resources.leader.stop().await;
     telemetry_stop.cancel();
     tracing::info!(
         shutdown_ms = stopping.elapsed().as_millis() as u64,

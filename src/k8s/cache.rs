@@ -50,6 +50,22 @@ pub enum K8sError {
     Client(String),
 }
 
+/// A client of the API server `config` names (explicit `api_server`, else
+/// the in-cluster config, else kubeconfig).
+pub async fn client(config: &KubernetesConfig) -> Result<kube::Client, K8sError> {
+    let mut kube_config = match &config.api_server {
+        Some(uri) => kube::Config::new(uri.clone()),
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| K8sError::NoConfig(e.to_string()))?,
+    };
+    // The client's own retry of 429/503/504 (up to 15 times, waits growing
+    // to minutes) would hide an outage from the error counters and from the
+    // log; the watch loops and the leader election retry, count and back off.
+    kube_config.default_retry = false;
+    kube::Client::try_from(kube_config).map_err(|e| K8sError::Client(e.to_string()))
+}
+
 /// The pods of this node, shared by every processor and discovery source in
 /// the process. Cloning is cheap; all clones see the same cache.
 #[derive(Clone)]
@@ -78,18 +94,7 @@ impl PodCache {
         config: KubernetesConfig,
         telemetry: &Arc<Telemetry>,
     ) -> Result<PodCache, K8sError> {
-        let mut kube_config = match &config.api_server {
-            Some(uri) => kube::Config::new(uri.clone()),
-            None => kube::Config::infer()
-                .await
-                .map_err(|e| K8sError::NoConfig(e.to_string()))?,
-        };
-        // The client's own retry of 429/503/504 (up to 15 times, waits
-        // growing to minutes) would hide an outage from the error counter
-        // and from the log; the watch loop retries, counts and backs off.
-        kube_config.default_retry = false;
-        let client =
-            kube::Client::try_from(kube_config).map_err(|e| K8sError::Client(e.to_string()))?;
+        let client = client(&config).await?;
         let cache = Self::empty(config, telemetry);
         // All namespaces, but one node: the field selector is what keeps a
         // DaemonSet from watching the whole cluster.
@@ -727,6 +732,9 @@ impl PodCaches {
         telemetry: &Arc<Telemetry>,
     ) -> Result<Option<PodCache>, K8sError> {
         let mut slot = self.0.lock().await;
+        // The leader election is not the cache's: a change there keeps it.
+        let config = config.map(KubernetesConfig::without_leader);
+        let config = config.as_ref();
         if let Some(cache) = slot.as_ref()
             && Some(cache.config()) == config
         {

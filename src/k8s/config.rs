@@ -1,6 +1,7 @@
 use serde::Deserialize;
 
-use crate::config::{FieldError, Validate};
+use super::leader::LeaderConfig;
+use crate::config::{FieldError, HumanDuration, Validate};
 
 /// `[kubernetes]` as written: how the process-wide pod cache reaches the
 /// API server.
@@ -13,6 +14,26 @@ pub struct RawKubernetesConfig {
     /// The API server's URL, used without credentials instead of the
     /// in-cluster config or kubeconfig (a local test server, `kubectl proxy`).
     api_server: Option<String>,
+    /// One leader per cluster on a Lease, for the work that belongs to no node.
+    leader: Option<RawLeaderConfig>,
+}
+
+/// `[kubernetes.leader]` as written: client-go's leader election settings.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RawLeaderConfig {
+    /// The Lease's name.
+    lease_name: Option<String>,
+    /// The Lease's namespace; by default the one ferro's service account is in.
+    lease_namespace: Option<String>,
+    /// Who holds the Lease: `"${POD_NAME}"` from the downward API; by default the node's name.
+    identity: Option<String>,
+    /// How long a Lease not renewed stays another agent's.
+    lease_duration: Option<HumanDuration>,
+    /// How long a leader keeps trying to renew before it stops leading.
+    renew_deadline: Option<HumanDuration>,
+    /// How often candidates try to take the Lease and the leader renews it.
+    retry_period: Option<HumanDuration>,
 }
 
 /// A checked `[kubernetes]` section.
@@ -27,6 +48,18 @@ pub struct KubernetesConfig {
     /// Whether this node's Node object is watched (for `role = "node"`
     /// discovery): set from the receivers that discover it, never written.
     pub watch_node: bool,
+    /// `[kubernetes.leader]`, if this agent takes part in leader election.
+    pub leader: Option<LeaderConfig>,
+}
+
+impl KubernetesConfig {
+    /// This config without `[kubernetes.leader]`: what the pod cache runs on.
+    pub fn without_leader(&self) -> KubernetesConfig {
+        KubernetesConfig {
+            leader: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// The namespace labels and annotations some processor copies: all the
@@ -67,15 +100,91 @@ impl Validate for RawKubernetesConfig {
                 }
             },
         };
+        let leader = self.leader.map(|raw| raw.check(&node_name, &mut errors));
         if errors.is_empty() {
             Ok(KubernetesConfig {
                 node_name,
                 api_server,
                 namespaces: None,
                 watch_node: false,
+                leader,
             })
         } else {
             Err(errors)
+        }
+    }
+}
+
+/// A Kubernetes object name (a DNS subdomain: lower-case letters, digits,
+/// `-` and `.`, starting and ending alphanumeric, at most 253).
+fn is_object_name(name: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= 253
+        && name.starts_with(alnum)
+        && name.ends_with(alnum)
+        && name.chars().all(|c| alnum(c) || c == '-' || c == '.')
+}
+
+impl RawLeaderConfig {
+    fn check(self, node_name: &str, errors: &mut Vec<FieldError>) -> LeaderConfig {
+        let lease_name = self.lease_name.unwrap_or_else(|| "ferro-leader".into());
+        if !is_object_name(&lease_name) {
+            errors.push(FieldError::new(
+                "leader.lease_name",
+                format!("`{lease_name}` is not a Kubernetes object name (lower-case letters, digits, - and .)"),
+            ));
+        }
+        if let Some(namespace) = &self.lease_namespace
+            && (!is_object_name(namespace) || namespace.contains('.') || namespace.len() > 63)
+        {
+            errors.push(FieldError::new(
+                "leader.lease_namespace",
+                format!("`{namespace}` is not a namespace name (lower-case letters, digits and -, at most 63)"),
+            ));
+        }
+        let identity = self
+            .identity
+            .filter(|i| !i.is_empty())
+            .unwrap_or_else(|| node_name.to_string());
+        let get = |d: Option<HumanDuration>, default: u64| {
+            d.map_or(std::time::Duration::from_secs(default), |d| d.get())
+        };
+        // client-go's defaults, and its rules between them.
+        let lease_duration = get(self.lease_duration, 15);
+        let renew_deadline = get(self.renew_deadline, 10);
+        let retry_period = get(self.retry_period, 2);
+        if retry_period < std::time::Duration::from_millis(100) {
+            errors.push(FieldError::new(
+                "leader.retry_period",
+                "must be at least 100ms",
+            ));
+        }
+        if lease_duration.as_millis() % 1000 != 0 {
+            errors.push(FieldError::new(
+                "leader.lease_duration",
+                "must be whole seconds (the Lease holds seconds)",
+            ));
+        }
+        if renew_deadline >= lease_duration {
+            errors.push(FieldError::new(
+                "leader.renew_deadline",
+                "must be shorter than lease_duration: a leader stops before others may take over",
+            ));
+        }
+        if renew_deadline.as_secs_f64() <= 1.2 * retry_period.as_secs_f64() {
+            errors.push(FieldError::new(
+                "leader.retry_period",
+                "must be less than renew_deadline / 1.2: a leader tries to renew more than once before it gives up",
+            ));
+        }
+        LeaderConfig {
+            lease_name,
+            lease_namespace: self.lease_namespace,
+            identity,
+            lease_duration,
+            renew_deadline,
+            retry_period,
         }
     }
 }

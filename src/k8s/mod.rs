@@ -15,6 +15,8 @@
 //! - [`discovery`]: scrape target groups from the cached pods, with
 //!   Prometheus' `__meta_kubernetes_pod_*` labels and annotation opt-in.
 //!
+//! - [`leader`]: one leader per cluster on a `coordination.k8s.io/v1`
+//!   Lease, with client-go's semantics, for the work that belongs to no node.
 //! - [`node`]: this node's trimmed object, watched by name when a scrape
 //!   job discovers it (`role = "node"`), and its target group with
 //!   Prometheus' `__meta_kubernetes_node_*` labels.
@@ -26,6 +28,7 @@
 pub mod cache;
 mod config;
 pub mod discovery;
+pub mod leader;
 pub mod namespace;
 pub mod node;
 pub mod pod;

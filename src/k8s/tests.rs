@@ -59,6 +59,7 @@ fn cache() -> PodCache {
             api_server: None,
             namespaces: None,
             watch_node: false,
+            leader: None,
         },
         &Telemetry::new(),
     )
@@ -105,6 +106,7 @@ pub fn cache_with_namespaces(
                 .into(),
             }),
             watch_node: false,
+            leader: None,
         },
         &Telemetry::new(),
     );

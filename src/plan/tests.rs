@@ -467,3 +467,71 @@ grpc = "127.0.0.1:4317"
     assert!(has("sometimes"), "{rendered:#?}");
     assert!(!has("loki.disk"), "{rendered:#?}");
 }
+
+#[test]
+fn the_leader_section_is_checked_and_defaults_to_client_go() {
+    let base = r#"
+[kubernetes]
+node_name = "node-a"
+[kubernetes.leader]
+LEADER
+[receivers.otlp.in]
+grpc = "127.0.0.1:4317"
+[exporters.debug.out]
+[pipelines.traces]
+receivers = ["otlp.in"]
+exporters = ["debug.out"]
+"#;
+    let config = load(&base.replace("LEADER", "")).unwrap_or_else(|e| panic!("{e}"));
+    let leader = config.kubernetes.unwrap().leader.unwrap();
+    assert_eq!(leader.lease_name, "ferro-leader");
+    assert_eq!(leader.identity, "node-a", "the node's name by default");
+    assert_eq!(leader.lease_namespace, None);
+    assert_eq!(
+        (
+            leader.lease_duration,
+            leader.renew_deadline,
+            leader.retry_period
+        ),
+        (
+            std::time::Duration::from_secs(15),
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_secs(2)
+        )
+    );
+    let rendered: Vec<String> = errors(&base.replace(
+        "LEADER",
+        r#"lease_name = "Ferro_Leader"
+lease_namespace = "a.b"
+lease_duration = "1500ms"
+renew_deadline = "20s"
+retry_period = "50ms""#,
+    ))
+    .iter()
+    .map(|e| e.to_string())
+    .collect();
+    for key in [
+        "kubernetes.leader.lease_name",
+        "kubernetes.leader.lease_namespace",
+        "kubernetes.leader.lease_duration",
+        "kubernetes.leader.renew_deadline",
+        "kubernetes.leader.retry_period",
+    ] {
+        assert!(
+            rendered.iter().any(|e| e.contains(key)),
+            "no error for {key}: {rendered:#?}"
+        );
+    }
+    // renew_deadline must leave room for more than one renewal.
+    let rendered: Vec<String> =
+        errors(&base.replace("LEADER", "renew_deadline = \"2s\"\nretry_period = \"2s\""))
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+    assert!(
+        rendered
+            .iter()
+            .any(|e| e.contains("kubernetes.leader.retry_period")),
+        "{rendered:#?}"
+    );
+}

@@ -124,6 +124,8 @@ pub struct Context<'a> {
     pub telemetry: &'a Arc<Telemetry>,
     /// The pod cache, when the config reads it.
     pub pods: Option<&'a PodCache>,
+    /// Whether this agent leads (`[kubernetes.leader]`), for leader-only work.
+    pub leading: Option<&'a tokio::sync::watch::Receiver<bool>>,
     /// The listeners, kept across reloads.
     pub servers: &'a Servers,
     /// Where receivers keep state across restarts (log positions).

@@ -491,6 +491,19 @@ pub struct CauseLabels {
     pub reason: &'static str,
 }
 
+/// Which Lease a figure is about (`namespace/name`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LeaseLabels {
+    pub lease: String,
+}
+
+/// A Lease's figure split by what happened.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LeaseReasonLabels {
+    pub lease: String,
+    pub reason: &'static str,
+}
+
 /// Figures of the process-wide Kubernetes pod cache (`ferro_k8s_*`) and of
 /// the processors that read it.
 #[derive(Default)]
@@ -509,10 +522,29 @@ pub struct K8sFamilies {
     pub namespaces_not_cached: Counter,
     pub associated: Family<ComponentLabels, Counter>,
     pub unassociated: Family<ReasonLabels, Counter>,
+    /// 1 while this agent holds the leader Lease.
+    pub leader: Family<LeaseLabels, Gauge>,
+    pub leader_transitions: Family<LeaseReasonLabels, Counter>,
+    pub lease_errors: Family<LeaseReasonLabels, Counter>,
 }
 
 impl K8sFamilies {
     fn register(&self, r: &mut Registry) {
+        r.register(
+            "ferro_k8s_leader",
+            "1 while this agent holds the leader Lease ([kubernetes.leader]) and does the cluster's leader-only work, else 0",
+            self.leader.clone(),
+        );
+        r.register(
+            "ferro_k8s_leader_transitions",
+            "Changes of this agent's leadership, by reason (acquired, lost: not renewed within renew_deadline, released: on a graceful stop)",
+            self.leader_transitions.clone(),
+        );
+        r.register(
+            "ferro_k8s_lease_errors",
+            "Failed reads or writes of the leader Lease, by reason (conflict: another agent wrote first; api_error; timeout)",
+            self.lease_errors.clone(),
+        );
         r.register(
             "ferro_k8s_pods_cached",
             "Pods of this node in the pod cache",

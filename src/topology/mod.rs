@@ -19,6 +19,7 @@ use crate::delivery::{Admitter, MemoryLimiter, PipelineInputs, QueueType};
 use crate::exporters::RunningExporter;
 use crate::for_signal;
 use crate::k8s::PodCaches;
+use crate::k8s::leader::LeaderSlot;
 use crate::net::server::Servers;
 use crate::plan::{Config, PipelineConfig};
 use crate::processors::Processors;
@@ -114,10 +115,12 @@ fn wire<T: Fields>(
 }
 
 /// What outlives a topology, so that a reload keeps it: the pod cache (warm,
-/// no new list against the API server) and the receivers' servers (no
-/// connection refused or closed while the topology is replaced).
+/// no new list against the API server), the leader election (no Lease
+/// given up and taken again) and the receivers' servers (no connection
+/// refused or closed while the topology is replaced).
 pub struct ProcessResources {
     pub pods: PodCaches,
+    pub leader: LeaderSlot,
     pub servers: Servers,
 }
 
@@ -125,6 +128,7 @@ impl ProcessResources {
     pub fn new(servers: Servers) -> Self {
         Self {
             pods: PodCaches::default(),
+            leader: LeaderSlot::default(),
             servers,
         }
     }
@@ -163,6 +167,7 @@ impl Topology {
     ) -> Result<Topology, (StartError, BTreeMap<ComponentId, RunningExporter>)> {
         let ProcessResources {
             pods: caches,
+            leader,
             servers,
         } = resources;
         limiter.set_limit(config.memory_limit.as_usize());
@@ -182,6 +187,13 @@ impl Topology {
                 "the pod cache has no list of this node's pods yet; starting anyway (records are enriched once it has)"
             );
         }
+
+        // The leader election, when [kubernetes.leader] asks for one; it
+        // outlives this topology too.
+        let leading = match leader.get(config.kubernetes.as_ref(), telemetry).await {
+            Ok(leading) => leading,
+            Err(e) => return Err((StartError::Kubernetes(e), keep)),
+        };
 
         // 1. Exporters.
         let mut exporters = BTreeMap::new();
@@ -245,6 +257,7 @@ impl Topology {
             limiter,
             telemetry,
             pods: pods.as_ref(),
+            leading: leading.as_ref(),
             servers,
             data_dir: &config.data_dir,
         };

@@ -1,16 +1,24 @@
-//! A stand-in Kubernetes API server for pods, namespaces and nodes:
-//! `GET /api/v1/pods`, `/api/v1/namespaces` and `/api/v1/nodes`, list and
-//! watch, with the
+//! A stand-in Kubernetes API server for pods, namespaces, nodes and
+//! Leases: `GET /api/v1/pods`, `/api/v1/namespaces` and `/api/v1/nodes`,
+//! list and watch, with the
 //! real wire format (a `PodList`/`NamespaceList` with
 //! `metadata.resourceVersion`; a watch as newline-delimited
 //! `{"type": "ADDED"|"MODIFIED"|"DELETED"|"BOOKMARK"|"ERROR", "object": …}`),
 //! one resourceVersion sequence for both (as etcd's revision),
 //! `410 Gone` (`ERROR` with an `Expired` Status) for a watch from a
 //! compacted resourceVersion, 5xx answers on demand, and an outage mode.
-//! It answers pod requests only when their field selector is
-//! `spec.nodeName=<its node>`, node requests only with
-//! `metadata.name=<its node>`, namespace requests only without one (400
-//! otherwise), and records every request.
+//! It serves one or several nodes (the agents of a cluster): pod requests
+//! only when their field selector is `spec.nodeName=<one of its nodes>`
+//! (and then only that node's pods), node requests only with
+//! `metadata.name=<one of its nodes>`, namespace requests only without one
+//! (400 otherwise), and records every request.
+//!
+//! Leases (`coordination.k8s.io/v1`, for leader election): get (404
+//! `NotFound` when there is none), create (409 `AlreadyExists`) and
+//! replace, which is refused with 409 `Conflict` unless the body's
+//! `metadata.resourceVersion` is the Lease's current one, as the API
+//! server's optimistic concurrency does; `acquireTime`/`renewTime` must be
+//! RFC 3339 with microseconds (`MicroTime`). Every write is kept in order.
 //!
 //! Formats: <https://kubernetes.io/docs/reference/using-api/api-concepts/>.
 
@@ -28,8 +36,10 @@ use tokio::sync::{broadcast, mpsc, watch};
 /// What a client asked for.
 #[derive(Clone, Debug)]
 pub struct Request {
-    /// `pods` or `namespaces`.
+    /// `pods`, `namespaces`, `nodes` or `leases`.
     pub resource: &'static str,
+    /// `list`, `watch`, `get`, `create` or `update`.
+    pub verb: &'static str,
     pub watch: bool,
     pub field_selector: Option<String>,
     pub resource_version: Option<String>,
@@ -38,7 +48,11 @@ pub struct Request {
 
 #[derive(Default)]
 struct Pods {
-    node: String,
+    nodes: Vec<String>,
+    /// Leases by `(namespace, name)`.
+    leases: BTreeMap<(String, String), Value>,
+    /// Every Lease as written, in order.
+    lease_writes: Vec<Value>,
     /// Current objects by resource (`pods`, `namespaces`), then uid, each
     /// with its `metadata.resourceVersion`.
     current: BTreeMap<&'static str, BTreeMap<String, Value>>,
@@ -71,9 +85,14 @@ pub struct KubeApi {
 impl KubeApi {
     /// Serves the pods of `node` on 127.0.0.1.
     pub async fn start(node: &str) -> KubeApi {
+        Self::start_nodes(&[node]).await
+    }
+
+    /// Serves the pods of each of `nodes`, to the agent of that node.
+    pub async fn start_nodes(nodes: &[&str]) -> KubeApi {
         let shared = Shared {
             pods: Arc::new(Mutex::new(Pods {
-                node: node.to_string(),
+                nodes: nodes.iter().map(|n| n.to_string()).collect(),
                 rv: 1000,
                 ..Default::default()
             })),
@@ -93,6 +112,14 @@ impl KubeApi {
             .route(
                 "/api/v1/nodes",
                 axum::routing::get(|state, query| serve(state, query, "nodes")),
+            )
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases",
+                axum::routing::post(create_lease),
+            )
+            .route(
+                "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}",
+                axum::routing::get(get_lease).put(replace_lease),
             )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -184,6 +211,22 @@ impl KubeApi {
     pub fn requests(&self) -> Vec<Request> {
         self.shared.pods.lock().unwrap().requests.clone()
     }
+
+    /// The Lease `namespace/name` as it is now.
+    pub fn lease(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.shared
+            .pods
+            .lock()
+            .unwrap()
+            .leases
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Every Lease write (create or replace) so far, in order.
+    pub fn lease_writes(&self) -> Vec<Value> {
+        self.shared.pods.lock().unwrap().lease_writes.clone()
+    }
 }
 
 /// A `metav1.Status` body.
@@ -217,10 +260,21 @@ async fn serve(
     let field_selector = q.get("fieldSelector").cloned();
     let mut p = shared.pods.lock().unwrap();
     // Pods of one node, that node itself; namespaces are not per node.
-    let wanted = match resource {
-        "pods" => Some(format!("spec.nodeName={}", p.node)),
-        "nodes" => Some(format!("metadata.name={}", p.node)),
+    let prefix = match resource {
+        "pods" => Some("spec.nodeName="),
+        "nodes" => Some("metadata.name="),
         _ => None,
+    };
+    let node = match (prefix, &field_selector) {
+        (Some(prefix), Some(selector)) => selector
+            .strip_prefix(prefix)
+            .filter(|n| p.nodes.iter().any(|known| known == n))
+            .map(str::to_string),
+        _ => None,
+    };
+    let selector_ok = match prefix {
+        Some(_) => node.is_some(),
+        None => field_selector.is_none(),
     };
     let (code, body) = if p.down {
         (
@@ -241,13 +295,17 @@ async fn serve(
                 "etcdserver: request timed out",
             )),
         )
-    } else if field_selector != wanted {
+    } else if !selector_ok {
         (
             StatusCode::BAD_REQUEST,
             Some(status(
                 400,
                 "BadRequest",
-                &format!("this test server serves {resource} only with fieldSelector={wanted:?}"),
+                &format!(
+                    "this test server serves {resource} only with fieldSelector={}<one of {:?}>",
+                    prefix.unwrap_or("(none)"),
+                    p.nodes
+                ),
             )),
         )
     } else {
@@ -255,6 +313,7 @@ async fn serve(
     };
     p.requests.push(Request {
         resource,
+        verb: if watching { "watch" } else { "list" },
         watch: watching,
         field_selector,
         resource_version: q.get("resourceVersion").cloned(),
@@ -267,7 +326,12 @@ async fn serve(
         let items: Vec<Value> = p
             .current
             .get(resource)
-            .map(|c| c.values().cloned().collect())
+            .map(|c| {
+                c.values()
+                    .filter(|o| on_node(resource, o, node.as_deref()))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let list = json!({
             "kind": format!("{}List", kind_of(resource)),
@@ -284,7 +348,7 @@ async fn serve(
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
     drop(p);
     let (tx, rx) = mpsc::channel::<Result<bytes::Bytes, std::convert::Infallible>>(16);
-    tokio::spawn(stream_watch(shared, resource, from, bookmarks, tx));
+    tokio::spawn(stream_watch(shared, resource, node, from, bookmarks, tx));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }));
@@ -293,6 +357,192 @@ async fn serve(
         .header("content-type", "application/json")
         .body(body)
         .unwrap()
+}
+
+/// Whether `object` belongs to `node`: a pod on it, or the node itself.
+fn on_node(resource: &str, object: &Value, node: Option<&str>) -> bool {
+    match (resource, node) {
+        ("pods", Some(node)) => object["spec"]["nodeName"] == node,
+        ("nodes", Some(node)) => object["metadata"]["name"] == node,
+        _ => true,
+    }
+}
+
+/// An answer other than success: its status and `metav1.Status` body.
+type Refusal = (StatusCode, Value);
+
+/// The state a Lease request sees, or the answer when the server is down
+/// or told to fail; the request is recorded.
+fn lease_gate<'a>(
+    shared: &'a Shared,
+    verb: &'static str,
+) -> Result<std::sync::MutexGuard<'a, Pods>, Refusal> {
+    let mut p = shared.pods.lock().unwrap();
+    let failure = if p.down {
+        Some((
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        ))
+    } else if p.fail_next > 0 {
+        p.fail_next -= 1;
+        Some((500, "InternalError", "etcdserver: request timed out"))
+    } else {
+        None
+    };
+    p.requests.push(Request {
+        resource: "leases",
+        verb,
+        watch: false,
+        field_selector: None,
+        resource_version: None,
+        status: failure.map_or(200, |(code, _, _)| code),
+    });
+    match failure {
+        Some((code, reason, message)) => Err((
+            StatusCode::from_u16(code).unwrap(),
+            status(code, reason, message),
+        )),
+        None => Ok(p),
+    }
+}
+
+/// `MicroTime`'s wire form: `2006-01-02T15:04:05.000000Z`.
+fn is_micro_time(value: &Value) -> bool {
+    value.is_null()
+        || value.as_str().is_some_and(|t| {
+            let b = t.as_bytes();
+            b.len() == 27
+                && b[10] == b'T'
+                && b[19] == b'.'
+                && b[26] == b'Z'
+                && b[20..26].iter().all(u8::is_ascii_digit)
+        })
+}
+
+/// Checks a Lease body; stamps it with the next resourceVersion.
+fn accept_lease(p: &mut Pods, namespace: &str, mut lease: Value) -> Result<Value, Refusal> {
+    let spec = &lease["spec"];
+    if lease["metadata"]["name"].as_str().is_none_or(str::is_empty)
+        || !is_micro_time(&spec["acquireTime"])
+        || !is_micro_time(&spec["renewTime"])
+        || !(spec["leaseDurationSeconds"].is_null()
+            || spec["leaseDurationSeconds"].as_i64().is_some_and(|d| d > 0))
+    {
+        return Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            status(422, "Invalid", &format!("Lease is invalid: {lease}")),
+        ));
+    }
+    p.rv += 1;
+    lease["apiVersion"] = json!("coordination.k8s.io/v1");
+    lease["kind"] = json!("Lease");
+    lease["metadata"]["namespace"] = json!(namespace);
+    lease["metadata"]["resourceVersion"] = json!(p.rv.to_string());
+    p.lease_writes.push(lease.clone());
+    Ok(lease)
+}
+
+async fn get_lease(
+    State(shared): State<Shared>,
+    axum::extract::Path((namespace, name)): axum::extract::Path<(String, String)>,
+) -> Response {
+    let p = match lease_gate(&shared, "get") {
+        Ok(p) => p,
+        Err((code, body)) => return answer(code, body),
+    };
+    match p.leases.get(&(namespace, name.clone())) {
+        Some(lease) => answer(StatusCode::OK, lease.clone()),
+        None => answer(
+            StatusCode::NOT_FOUND,
+            status(
+                404,
+                "NotFound",
+                &format!("leases.coordination.k8s.io \"{name}\" not found"),
+            ),
+        ),
+    }
+}
+
+async fn create_lease(
+    State(shared): State<Shared>,
+    axum::extract::Path(namespace): axum::extract::Path<String>,
+    axum::Json(lease): axum::Json<Value>,
+) -> Response {
+    let mut p = match lease_gate(&shared, "create") {
+        Ok(p) => p,
+        Err((code, body)) => return answer(code, body),
+    };
+    let name = lease["metadata"]["name"].as_str().unwrap_or("").to_string();
+    if p.leases.contains_key(&(namespace.clone(), name.clone())) {
+        return answer(
+            StatusCode::CONFLICT,
+            status(
+                409,
+                "AlreadyExists",
+                &format!("leases.coordination.k8s.io \"{name}\" already exists"),
+            ),
+        );
+    }
+    match accept_lease(&mut p, &namespace, lease) {
+        Ok(lease) => {
+            p.leases.insert((namespace, name), lease.clone());
+            answer(StatusCode::CREATED, lease)
+        }
+        Err((code, body)) => answer(code, body),
+    }
+}
+
+async fn replace_lease(
+    State(shared): State<Shared>,
+    axum::extract::Path((namespace, name)): axum::extract::Path<(String, String)>,
+    axum::Json(lease): axum::Json<Value>,
+) -> Response {
+    let mut p = match lease_gate(&shared, "update") {
+        Ok(p) => p,
+        Err((code, body)) => return answer(code, body),
+    };
+    let key = (namespace.clone(), name.clone());
+    let Some(current) = p.leases.get(&key) else {
+        return answer(
+            StatusCode::NOT_FOUND,
+            status(
+                404,
+                "NotFound",
+                &format!("leases.coordination.k8s.io \"{name}\" not found"),
+            ),
+        );
+    };
+    let sent = lease["metadata"]["resourceVersion"].as_str();
+    if sent.is_some_and(|v| Some(v) != current["metadata"]["resourceVersion"].as_str()) {
+        return answer(
+            StatusCode::CONFLICT,
+            status(
+                409,
+                "Conflict",
+                &format!(
+                    "Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                ),
+            ),
+        );
+    }
+    if lease["metadata"]["name"].as_str() != Some(name.as_str()) {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            status(
+                400,
+                "BadRequest",
+                "the name of the object does not match the name on the URL",
+            ),
+        );
+    }
+    match accept_lease(&mut p, &namespace, lease) {
+        Ok(lease) => {
+            p.leases.insert(key, lease.clone());
+            answer(StatusCode::OK, lease)
+        }
+        Err((code, body)) => answer(code, body),
+    }
 }
 
 fn line(value: Value) -> Result<bytes::Bytes, std::convert::Infallible> {
@@ -314,6 +564,7 @@ fn kind_of(resource: &str) -> &'static str {
 async fn stream_watch(
     shared: Shared,
     resource: &'static str,
+    node: Option<String>,
     from: u64,
     bookmarks: bool,
     tx: mpsc::Sender<Result<bytes::Bytes, std::convert::Infallible>>,
@@ -341,7 +592,9 @@ async fn stream_watch(
             }
             p.history
                 .iter()
-                .filter(|(rv, r, _, _)| *rv > last && *r == resource)
+                .filter(|(rv, r, _, o)| {
+                    *rv > last && *r == resource && on_node(resource, o, node.as_deref())
+                })
                 .map(|(rv, _, kind, object)| (*rv, *kind, object.clone()))
                 .collect()
         };

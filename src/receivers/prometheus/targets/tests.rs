@@ -118,6 +118,7 @@ fn the_node_role_scrapes_this_nodes_kubelet_as_kube_prometheus_does() {
             api_server: None,
             namespaces: None,
             watch_node: true,
+            leader: None,
         },
         &crate::telemetry::Telemetry::new(),
     );
