@@ -257,7 +257,7 @@ pub fn resume_point(
 enum Run {
     /// The receiver is stopping.
     Stopped,
-    /// journalctl ended or could not run; `read` says whether it read anything.
+    /// journalctl ended or could not run; `read` says whether it read an entry.
     Ended { read: bool },
 }
 
@@ -408,12 +408,15 @@ impl Reader {
                     break Run::Ended { read: read_any };
                 }
             };
-            read_any = true;
             self.counters.bytes.inc_by(n as u64);
             let now_ns = now_ns();
             let converter = &mut self.converter;
             let parsed = reader.push(&buf[..n], |fields| converter.push(fields, now_ns));
-            self.counters.add(std::mem::take(&mut self.converter.tally));
+            let tally = std::mem::take(&mut self.converter.tally);
+            // Only whole entries count as progress: a run that fails at the
+            // same place again and again backs off.
+            read_any |= tally.read > 0;
+            self.counters.add(tally);
             if let Err(e) = parsed {
                 tracing::warn!(receiver = %self.id, error = %e, "journalctl's output is not the export format; starting it again after the last entry read");
                 self.counters.restarted_malformed.inc();

@@ -471,3 +471,107 @@ fn priorities_by_name_or_number_and_defaults() {
         ]
     );
 }
+
+/// A stand-in journalctl: the first run prints two entries and then
+/// something that is not the export format, and stays (as a follow
+/// does); a run after a cursor prints a third entry and stays. Each run
+/// writes its arguments to `runs/<n>`.
+fn fake_journalctl(dir: &std::path::Path) -> std::path::PathBuf {
+    let script = dir.join("journalctl");
+    let runs = dir.join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+n=$(ls {runs} | wc -l)
+printf '%s\n' "$@" > {runs}/$n
+entry() {{ printf '__CURSOR=s=ab;i=%s;t=%x\n__REALTIME_TIMESTAMP=%s\nMESSAGE=m%s\n\n' "$1" "$2" "$2" "$1"; }}
+case "$*" in
+  *--after-cursor=*) entry 3 1700000000000003 ;;
+  *) entry 1 1700000000000001; entry 2 1700000000000002; printf 'not the export format\n' ;;
+esac
+exec sleep 30
+"#,
+            runs = runs.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[tokio::test]
+async fn malformed_output_restarts_journalctl_after_the_last_entry_read() {
+    use crate::delivery::{Batch, MemoryLimiter, PipelineInputs};
+    use crate::receivers::Inputs;
+    use crate::signal::Logs;
+    use crate::telemetry::Telemetry;
+    use crate::testing::eventually;
+
+    let dir = tempfile::tempdir().unwrap();
+    let journalctl = fake_journalctl(dir.path());
+    let config = config(&format!(
+        r#"journalctl_path = "{}"
+max_age = "1h""#,
+        journalctl.display()
+    ))
+    .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch<Logs>>(16);
+    let telemetry = Telemetry::new();
+    let inputs = Inputs {
+        logs: Some(PipelineInputs::new(vec![tx], Duration::from_millis(20))),
+        ..Inputs::default()
+    };
+    let id = ComponentId::new("journald", "test");
+    let data = dir.path().join("data");
+    let running = super::start(
+        &id,
+        &config,
+        inputs,
+        MemoryLimiter::new(1 << 30),
+        &telemetry,
+        &data,
+    )
+    .await
+    .unwrap();
+    let mut lines = Vec::new();
+    while lines.len() < 3 {
+        let batch = tokio::time::timeout(crate::testing::WAIT, rx.recv())
+            .await
+            .expect("three entries")
+            .unwrap();
+        for stream in &batch.data.streams {
+            lines.extend(stream.entries.iter().map(|e| e.line_str().to_string()));
+        }
+        // Dropping the batch acknowledges it as delivered.
+    }
+    assert_eq!(lines, ["m1", "m2", "m3"], "each entry once, in order");
+    let page = telemetry.encode();
+    assert!(
+        page.contains(r#"ferro_journald_reader_restarts_total{kind="receiver",component="journald.test",signal="logs",reason="malformed"} 1"#),
+        "{page}"
+    );
+    let runs = |n: usize| std::fs::read_to_string(dir.path().join("runs").join(n.to_string()));
+    let first = runs(0).unwrap();
+    assert!(first.lines().any(|a| a.starts_with("--since=@")), "{first}");
+    let second = runs(1).unwrap();
+    assert!(
+        second
+            .lines()
+            .any(|a| a == format!("--after-cursor=s=ab;i=2;t={:x}", 1_700_000_000_000_002u64)),
+        "the second run starts after the last entry read: {second}"
+    );
+    // Stopping saves the cursor of the last acknowledged entry.
+    running.stop_taking(Duration::from_secs(1)).await;
+    running
+        .finish(tokio::time::Instant::now() + Duration::from_secs(10))
+        .await;
+    let path = super::cursor_path(&data, "test");
+    eventually("the saved cursor", || {
+        std::fs::read_to_string(&path)
+            .is_ok_and(|c| c.trim() == format!("s=ab;i=3;t={:x}", 1_700_000_000_000_003u64))
+    })
+    .await;
+}
