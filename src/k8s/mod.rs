@@ -17,6 +17,8 @@
 //!
 //! - [`leader`]: one leader per cluster on a `coordination.k8s.io/v1`
 //!   Lease, with client-go's semantics, for the work that belongs to no node.
+//! - [`selector`]: label selectors (a `LabelSelector`, a Service's
+//!   selector) checked once and matched as the API server matches them.
 //! - [`node`]: this node's trimmed object, watched by name when a scrape
 //!   job discovers it (`role = "node"`), and its target group with
 //!   Prometheus' `__meta_kubernetes_node_*` labels.
@@ -32,6 +34,7 @@ pub mod leader;
 pub mod namespace;
 pub mod node;
 pub mod pod;
+pub mod selector;
 
 pub use cache::{K8sError, PodCache, PodCaches, Relist};
 pub use config::{KubernetesConfig, NamespaceKeys, RawKubernetesConfig};
