@@ -160,3 +160,48 @@ async fn one_leader_replaced_after_its_lease_expires_or_at_once_when_released() 
         1.0
     );
 }
+
+/// The API server goes away: the leader cannot renew and stops leading
+/// within its renew deadline, and nobody leads while it is away (nobody
+/// can reach the Lease). It comes back: one agent leads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_api_server_is_away_nobody_leads_then_one_does_again() {
+    let api = KubeApi::start_nodes(&NODES[..2]).await;
+    let agents: Vec<Option<Ferro>> = NODES[..2]
+        .iter()
+        .map(|node| Some(Ferro::start(&config(&api, node))))
+        .collect();
+    eventually("one leader", WAIT, || leaders(&agents).len() == 1);
+    api.set_down(true);
+    eventually("the leader to stop leading", WAIT, || {
+        leaders(&agents).is_empty()
+    });
+    let leader_errors = |a: &Option<Ferro>| {
+        a.as_ref()
+            .unwrap()
+            .metric("ferro_k8s_lease_errors_total", &["reason=\"api_error\""])
+    };
+    // Both keep trying, and failing, while it is away.
+    let before: Vec<f64> = agents.iter().map(leader_errors).collect();
+    eventually("both agents to try again", WAIT, || {
+        agents
+            .iter()
+            .zip(&before)
+            .all(|(a, b)| leader_errors(a) > *b)
+    });
+    assert!(
+        leaders(&agents).is_empty(),
+        "nobody leads without the Lease"
+    );
+    let lost: f64 = agents
+        .iter()
+        .map(|a| {
+            a.as_ref()
+                .unwrap()
+                .metric("ferro_k8s_leader_transitions_total", &["reason=\"lost\""])
+        })
+        .sum();
+    assert_eq!(lost, 1.0, "the leader counted losing the Lease");
+    api.set_down(false);
+    eventually("one leader again", WAIT, || leaders(&agents).len() == 1);
+}
