@@ -4,6 +4,7 @@
 
 pub mod host_metrics;
 pub mod journald;
+pub mod kubernetes_events;
 pub mod otlp;
 pub mod pod_logs;
 pub mod pprof;
