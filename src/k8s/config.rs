@@ -143,10 +143,14 @@ impl RawLeaderConfig {
                 format!("`{namespace}` is not a namespace name (lower-case letters, digits and -, at most 63)"),
             ));
         }
+        // The node's name alone would be shared by two agents of one node
+        // (a rollout with maxSurge), and both would "hold" the Lease: a
+        // suffix drawn once per process (as client-go adds a UUID) keeps
+        // them apart and stays the same across reloads.
         let identity = self
             .identity
             .filter(|i| !i.is_empty())
-            .unwrap_or_else(|| node_name.to_string());
+            .unwrap_or_else(|| format!("{node_name}_{}", process_suffix()));
         let get = |d: Option<HumanDuration>, default: u64| {
             d.map_or(std::time::Duration::from_secs(default), |d| d.get())
         };
@@ -158,6 +162,12 @@ impl RawLeaderConfig {
             errors.push(FieldError::new(
                 "leader.retry_period",
                 "must be at least 100ms",
+            ));
+        }
+        if lease_duration > std::time::Duration::from_secs(86_400) {
+            errors.push(FieldError::new(
+                "leader.lease_duration",
+                "must be at most 24h",
             ));
         }
         if lease_duration.as_millis() % 1000 != 0 {
@@ -187,4 +197,10 @@ impl RawLeaderConfig {
             retry_period,
         }
     }
+}
+
+/// Eight hex digits drawn once per process.
+fn process_suffix() -> &'static str {
+    static SUFFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SUFFIX.get_or_init(|| format!("{:08x}", fastrand::u32(..)))
 }

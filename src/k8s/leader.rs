@@ -221,6 +221,17 @@ impl Leader {
     }
 }
 
+/// What one try at the Lease found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attempt {
+    /// This agent holds it.
+    Held,
+    /// Another agent's hold has not expired.
+    Taken,
+    /// The API server could not be asked, or another write came first.
+    Failed,
+}
+
 struct Elector<S> {
     store: S,
     config: LeaderConfig,
@@ -313,6 +324,7 @@ impl<S: LeaseStore> Elector<S> {
 
     async fn run(mut self, stop: CancellationToken) {
         let mut first = true;
+        let mut won_at;
         loop {
             // A candidate: tries now, then every retry_period.
             loop {
@@ -324,12 +336,15 @@ impl<S: LeaseStore> Elector<S> {
                     }
                 }
                 first = false;
+                // The renewal deadline counts from before the winning
+                // write: others count the lease from when they see it.
+                won_at = Instant::now();
                 let attempt = self.attempt(self.config.renew_deadline);
-                let acquired = tokio::select! {
+                let outcome = tokio::select! {
                     _ = stop.cancelled() => return,
-                    acquired = attempt => acquired,
+                    outcome = attempt => outcome,
                 };
-                if acquired {
+                if outcome == Attempt::Held {
                     break;
                 }
             }
@@ -338,7 +353,7 @@ impl<S: LeaseStore> Elector<S> {
             tracing::info!(lease = %self.lease, identity = %self.config.identity, "leading");
             // The leader: renews every retry_period, until it cannot for
             // renew_deadline, or it stops.
-            let mut renewed = Instant::now();
+            let mut renewed = won_at;
             loop {
                 let deadline = renewed + self.config.renew_deadline;
                 let wake = (Instant::now() + self.config.retry_period).min(deadline);
@@ -354,8 +369,12 @@ impl<S: LeaseStore> Elector<S> {
                 if started >= deadline {
                     break;
                 }
-                if self.attempt(deadline - started).await {
-                    renewed = started;
+                match self.attempt(deadline - started).await {
+                    Attempt::Held => renewed = started,
+                    // Someone else holds it (the Lease was deleted and
+                    // taken, or written by hand): stop now, not at the deadline.
+                    Attempt::Taken => break,
+                    Attempt::Failed => {}
                 }
             }
             self.set_leading(false);
@@ -370,32 +389,34 @@ impl<S: LeaseStore> Elector<S> {
     }
 
     /// One try to take or renew the Lease, within `limit`.
-    async fn attempt(&mut self, limit: Duration) -> bool {
+    async fn attempt(&mut self, limit: Duration) -> Attempt {
         match tokio::time::timeout(limit, self.try_acquire_or_renew()).await {
-            Ok(Ok(held)) => held,
+            Ok(Ok(true)) => Attempt::Held,
+            Ok(Ok(false)) => Attempt::Taken,
             Ok(Err(StoreError::Conflict)) => {
                 self.metrics.conflicts.inc();
                 tracing::debug!(lease = %self.lease, "lease conflict; trying again");
-                false
+                Attempt::Failed
             }
             Ok(Err(StoreError::Api(e))) => {
                 self.metrics.api_errors.inc();
                 tracing::warn!(lease = %self.lease, error = %e, "cannot read or write the lease");
-                false
+                Attempt::Failed
             }
             Err(_) => {
                 self.metrics.timeouts.inc();
                 tracing::warn!(lease = %self.lease, waited = ?limit, "the API server did not answer about the lease in time");
-                false
+                Attempt::Failed
             }
         }
     }
 
     /// client-go's `tryAcquireOrRenew`: true if this agent holds the Lease
-    /// afterwards.
+    /// afterwards, false if another agent's unexpired hold stands.
     async fn try_acquire_or_renew(&mut self) -> Result<bool, StoreError> {
         let now = Timestamp::now();
-        let duration_s = self.config.lease_duration.as_secs().max(1) as i32;
+        let duration_s =
+            i32::try_from(self.config.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX);
         let Some((old, version)) = self.store.get().await? else {
             let record = Record {
                 holder: self.config.identity.clone(),

@@ -485,7 +485,18 @@ exporters = ["debug.out"]
     let config = load(&base.replace("LEADER", "")).unwrap_or_else(|e| panic!("{e}"));
     let leader = config.kubernetes.unwrap().leader.unwrap();
     assert_eq!(leader.lease_name, "ferro-leader");
-    assert_eq!(leader.identity, "node-a", "the node's name by default");
+    // The node's name and a suffix drawn once per process, by default.
+    assert!(
+        leader.identity.starts_with("node-a_"),
+        "{}",
+        leader.identity
+    );
+    assert_eq!(leader.identity.len(), "node-a_".len() + 8);
+    let again = load(&base.replace("LEADER", "")).unwrap();
+    assert_eq!(
+        again.kubernetes.unwrap().leader.unwrap().identity,
+        leader.identity
+    );
     assert_eq!(leader.lease_namespace, None);
     assert_eq!(
         (

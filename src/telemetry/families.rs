@@ -87,7 +87,7 @@ impl JournaldFamilies {
         );
         r.register(
             "ferro_journald_entries_skipped",
-            "Journal entries not passed on, by reason (no_message: the entry has no MESSAGE field)",
+            "Journal entries not passed on, by reason (no_message: the entry has no MESSAGE field; malformed: journalctl wrote it in a form that is not the export format)",
             self.entries_skipped.clone(),
         );
         r.register(

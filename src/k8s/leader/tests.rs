@@ -254,3 +254,31 @@ async fn of_two_racing_to_create_one_wins_and_the_other_counts_a_conflict() {
         "{page}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_finds_another_holder_stops_at_its_next_renewal() {
+    let telemetry = Telemetry::new();
+    let shared = Shared::default();
+    let a = candidate(&shared, "a", &telemetry);
+    run_for(&[&a], 5).await;
+    assert!(a.leader.is_leader());
+    // The Lease is deleted and someone else creates it.
+    *shared.lease.lock().unwrap() = Some((
+        Record {
+            holder: "intruder".into(),
+            lease_duration_seconds: 15,
+            acquire_time: None,
+            renew_time: None,
+            transitions: 0,
+        },
+        100,
+    ));
+    // Within a retry period (2 s) and its jitter, not the 10 s deadline.
+    let mut steps = 0;
+    while a.leader.is_leader() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        steps += 1;
+        assert!(steps <= 25, "still leading after {steps} steps");
+    }
+    assert_eq!(holder(&shared).holder, "intruder", "left as it is");
+}

@@ -175,11 +175,13 @@ impl Converter {
             .map(|p| usize::from(p[0] - b'0'));
         self.key.clear();
         self.key.push(level.map_or(u8::MAX, |l| l as u8));
+        // Each value length-prefixed: values are bytes, any separator
+        // could occur in one.
         for (_, slot) in &self.label_slots {
-            self.key.push(0xff);
-            if let Some(value) = fields.get(*slot) {
-                self.key.extend_from_slice(value);
-            }
+            let value = fields.get(*slot).map(label_value);
+            let len = value.map_or(u32::MAX, |v| v.len() as u32);
+            self.key.extend_from_slice(&len.to_le_bytes());
+            self.key.extend_from_slice(value.unwrap_or_default());
         }
         if let Some(labels) = self.label_sets.get(&self.key) {
             return labels.clone();
@@ -190,7 +192,8 @@ impl Converter {
         }
         for (name, slot) in &self.label_slots {
             if let Some(value) = fields.get(*slot) {
-                self.builder.set(name, &String::from_utf8_lossy(value));
+                self.builder
+                    .set(name, &String::from_utf8_lossy(label_value(value)));
             }
         }
         if let Some(level) = level {
@@ -203,6 +206,12 @@ impl Converter {
         self.label_sets.insert(self.key.clone(), labels.clone());
         labels
     }
+}
+
+/// A label's value, cut to what Loki takes: a field read for structured
+/// metadata too (or `MESSAGE`) is read with a larger cap.
+fn label_value(value: &[u8]) -> &[u8] {
+    &value[..value.len().min(MAX_LABEL_VALUE)]
 }
 
 /// The batch being filled: streams by label set, and the cursor of the

@@ -123,6 +123,15 @@ impl ExportReader {
         }
     }
 
+    /// The `__CURSOR` of the entry being read, if it came already (it is
+    /// the first field journalctl writes) and is wanted at slot 0.
+    pub fn current_cursor(&self) -> Option<&str> {
+        self.fields
+            .get(0)
+            .filter(|_| self.wanted.first().is_some_and(|w| w == b"__CURSOR"))
+            .and_then(|c| std::str::from_utf8(c).ok())
+    }
+
     /// Reads `chunk`, calling `entry` for each entry it completes. On an
     /// error the reader is left unusable; entries before it were handed out.
     pub fn push(

@@ -117,6 +117,7 @@ struct Counters {
     entries: Counter,
     bytes: Counter,
     no_message: Counter,
+    malformed: Counter,
     truncated: Counter,
     invalid_utf8: Counter,
     restarted_exited: Counter,
@@ -140,6 +141,7 @@ impl Counters {
             entries: Telemetry::counter(&j.entries_read, &labels),
             bytes: Telemetry::counter(&j.bytes_read, &labels),
             no_message: Telemetry::reason_counter(&j.entries_skipped, &labels, "no_message"),
+            malformed: Telemetry::reason_counter(&j.entries_skipped, &labels, "malformed"),
             truncated: Telemetry::counter(&j.lines_truncated, &labels),
             invalid_utf8: Telemetry::counter(&j.lines_invalid_utf8, &labels),
             restarted_exited: Telemetry::reason_counter(&j.reader_restarts, &labels, "exited"),
@@ -418,7 +420,19 @@ impl Reader {
             read_any |= tally.read > 0;
             self.counters.add(tally);
             if let Err(e) = parsed {
-                tracing::warn!(receiver = %self.id, error = %e, "journalctl's output is not the export format; starting it again after the last entry read");
+                // An entry whose cursor was read before the bad field is
+                // skipped (counted), or the next run would stop at it again.
+                match reader.current_cursor().and_then(Cursor::parse) {
+                    Some(cursor) => {
+                        tracing::warn!(receiver = %self.id, error = %e, cursor = %cursor.as_str(), "a journal entry is not in the export format; skipping it and starting journalctl again after it");
+                        self.counters.malformed.inc();
+                        self.converter.pending.cursor = Some(cursor);
+                        read_any = true;
+                    }
+                    None => {
+                        tracing::warn!(receiver = %self.id, error = %e, "journalctl's output is not the export format; starting it again after the last entry read");
+                    }
+                }
                 self.counters.restarted_malformed.inc();
                 break Run::Ended { read: read_any };
             }
@@ -566,7 +580,7 @@ fn spawn(program: &Path, args: &[OsString]) -> std::io::Result<tokio::process::C
         .kill_on_drop(true);
     let parent = std::process::id();
     // SAFETY: between fork and exec only async-signal-safe calls are made
-    // (prctl, getppid), and nothing is allocated.
+    // (prctl, getppid), and nothing is allocated (errors are errno values).
     unsafe {
         command.pre_exec(move || {
             // A ferro killed with SIGKILL takes journalctl along, instead
@@ -577,9 +591,8 @@ fn spawn(program: &Path, args: &[OsString]) -> std::io::Result<tokio::process::C
                 return Err(std::io::Error::last_os_error());
             }
             if libc::getppid() as u32 != parent {
-                return Err(std::io::Error::other(
-                    "ferro ended before journalctl started",
-                ));
+                // ferro ended before journalctl started (no allocation here).
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });

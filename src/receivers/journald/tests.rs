@@ -474,8 +474,9 @@ fn priorities_by_name_or_number_and_defaults() {
 
 /// A stand-in journalctl: the first run prints two entries and then
 /// something that is not the export format, and stays (as a follow
-/// does); a run after a cursor prints a third entry and stays. Each run
-/// writes its arguments to `runs/<n>`.
+/// does); a run after entry 2 prints entry 3, then an entry whose cursor
+/// comes before a bad field; a run after that one prints entry 5. Each
+/// run writes its arguments to `runs/<n>`.
 fn fake_journalctl(dir: &std::path::Path) -> std::path::PathBuf {
     let script = dir.join("journalctl");
     let runs = dir.join("runs");
@@ -488,7 +489,8 @@ n=$(ls {runs} | wc -l)
 printf '%s\n' "$@" > {runs}/$n
 entry() {{ printf '__CURSOR=s=ab;i=%s;t=%x\n__REALTIME_TIMESTAMP=%s\nMESSAGE=m%s\n\n' "$1" "$2" "$2" "$1"; }}
 case "$*" in
-  *--after-cursor=*) entry 3 1700000000000003 ;;
+  *--after-cursor=s=ab\;i=4*) entry 5 1700000000000005 ;;
+  *--after-cursor=*) entry 3 1700000000000003; printf '__CURSOR=s=ab;i=4;t=%x\nbad name=1\n' 1700000000000004 ;;
   *) entry 1 1700000000000001; entry 2 1700000000000002; printf 'not the export format\n' ;;
 esac
 exec sleep 30
@@ -537,32 +539,43 @@ max_age = "1h""#,
     .await
     .unwrap();
     let mut lines = Vec::new();
-    while lines.len() < 3 {
+    while lines.len() < 4 {
         let batch = tokio::time::timeout(crate::testing::WAIT, rx.recv())
             .await
-            .expect("three entries")
+            .expect("four entries")
             .unwrap();
         for stream in &batch.data.streams {
             lines.extend(stream.entries.iter().map(|e| e.line_str().to_string()));
         }
         // Dropping the batch acknowledges it as delivered.
     }
-    assert_eq!(lines, ["m1", "m2", "m3"], "each entry once, in order");
-    let page = telemetry.encode();
-    assert!(
-        page.contains(r#"ferro_journald_reader_restarts_total{kind="receiver",component="journald.test",signal="logs",reason="malformed"} 1"#),
-        "{page}"
+    assert_eq!(
+        lines,
+        ["m1", "m2", "m3", "m5"],
+        "each entry once, in order; the bad one skipped"
     );
+    let page = telemetry.encode();
+    let labels = r#"kind="receiver",component="journald.test",signal="logs""#;
+    for expected in [
+        format!(r#"ferro_journald_reader_restarts_total{{{labels},reason="malformed"}} 2"#),
+        format!(r#"ferro_journald_entries_skipped_total{{{labels},reason="malformed"}} 1"#),
+    ] {
+        assert!(page.contains(&expected), "{expected} in {page}");
+    }
     let runs = |n: usize| std::fs::read_to_string(dir.path().join("runs").join(n.to_string()));
     let first = runs(0).unwrap();
     assert!(first.lines().any(|a| a.starts_with("--since=@")), "{first}");
-    let second = runs(1).unwrap();
-    assert!(
-        second
-            .lines()
-            .any(|a| a == format!("--after-cursor=s=ab;i=2;t={:x}", 1_700_000_000_000_002u64)),
-        "the second run starts after the last entry read: {second}"
-    );
+    for (run, after) in [(1, 2u64), (2, 4)] {
+        let args = runs(run).unwrap();
+        let want = format!(
+            "--after-cursor=s=ab;i={after};t={:x}",
+            1_700_000_000_000_000u64 + after
+        );
+        assert!(
+            args.lines().any(|a| a == want),
+            "run {run} starts after entry {after}: {args}"
+        );
+    }
     // Stopping saves the cursor of the last acknowledged entry.
     running.stop_taking(Duration::from_secs(1)).await;
     running
@@ -571,7 +584,24 @@ max_age = "1h""#,
     let path = super::cursor_path(&data, "test");
     eventually("the saved cursor", || {
         std::fs::read_to_string(&path)
-            .is_ok_and(|c| c.trim() == format!("s=ab;i=3;t={:x}", 1_700_000_000_000_003u64))
+            .is_ok_and(|c| c.trim() == format!("s=ab;i=5;t={:x}", 1_700_000_000_000_005u64))
     })
     .await;
+}
+
+#[test]
+fn a_label_value_is_cut_to_what_loki_takes_even_when_read_for_metadata_too() {
+    let config = config(r#"structured_metadata = { hostname = "_HOSTNAME" }"#).unwrap();
+    let long = "h".repeat(5000);
+    let mut converter = convert(
+        &config,
+        &[export_entry(&[
+            ("_HOSTNAME", long.as_bytes()),
+            ("MESSAGE", b"m"),
+        ])],
+    );
+    let taken = converter.pending.take().unwrap();
+    let stream = &taken.logs.streams[0];
+    assert_eq!(stream.labels.get("host").unwrap().len(), 2048);
+    assert_eq!(stream.entries[0].metadata[0].1.len(), 5000);
 }
