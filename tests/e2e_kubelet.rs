@@ -49,33 +49,63 @@ fn kubelet_job(name: &str, path: &str, token: &std::path::Path, ca: &std::path::
     )
 }
 
+/// Node `node-a` as both tests see it: its kubelet stand-in (TLS, serving
+/// `pages` to the service account token in `token`) and the Kubernetes API
+/// stand-in serving the node with its InternalIP and the kubelet's port.
+struct NodeA {
+    dir: tempfile::TempDir,
+    cert: TestCert,
+    token: std::path::PathBuf,
+    kubelet: Kubelet,
+    api: KubeApi,
+}
+
+impl NodeA {
+    async fn start(pages: BTreeMap<&'static str, String>) -> NodeA {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = TestCert::new(dir.path());
+        let token = dir.path().join("token");
+        std::fs::write(&token, "sa-token-of-ferro").unwrap();
+        let kubelet = Kubelet::start(&cert, "sa-token-of-ferro", pages).await;
+        let api = KubeApi::start("node-a").await;
+        api.add_node(json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": "node-a", "uid": "node-a-uid", "labels": {"kubernetes.io/os": "linux"}},
+            "status": {
+                "addresses": [
+                    {"type": "InternalIP", "address": "127.0.0.1"},
+                    {"type": "Hostname", "address": "node-a"}
+                ],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet.addr.port()}}
+            }
+        }));
+        NodeA {
+            dir,
+            cert,
+            token,
+            kubelet,
+            api,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubelet_and_cadvisor_arrive_with_kube_prometheus_labels() {
     let Some(prom) = prometheus() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let cert = TestCert::new(dir.path());
-    let token = dir.path().join("token");
-    std::fs::write(&token, "sa-token-of-ferro").unwrap();
-    let wrong = dir.path().join("wrong-token");
-    std::fs::write(&wrong, "someone-else").unwrap();
-    let pages = BTreeMap::from([
+    let NodeA {
+        dir,
+        cert,
+        token,
+        kubelet,
+        api,
+    } = NodeA::start(BTreeMap::from([
         ("/metrics/cadvisor", fixture("cadvisor.txt")),
         ("/metrics/probes", fixture("probes.txt")),
-    ]);
-    let kubelet = Kubelet::start(&cert, "sa-token-of-ferro", pages).await;
-    let api = KubeApi::start("node-a").await;
-    api.add_node(json!({
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": "node-a", "uid": "node-a-uid", "labels": {"kubernetes.io/os": "linux"}},
-        "status": {
-            "addresses": [
-                {"type": "InternalIP", "address": "127.0.0.1"},
-                {"type": "Hostname", "address": "node-a"}
-            ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet.addr.port()}}
-        }
-    }));
+    ]))
+    .await;
+    let wrong = dir.path().join("wrong-token");
+    std::fs::write(&wrong, "someone-else").unwrap();
     let config = format!(
         r#"
         [telemetry]
@@ -159,22 +189,17 @@ async fn kubelet_and_cadvisor_arrive_with_kube_prometheus_labels() {
 /// as soon as the kubelet does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kubelet_answering_500_or_hanging_is_up_0_with_its_reason_then_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let cert = TestCert::new(dir.path());
-    let token = dir.path().join("token");
-    std::fs::write(&token, "sa-token-of-ferro").unwrap();
-    let pages = BTreeMap::from([("/metrics/cadvisor", fixture("cadvisor.txt"))]);
-    let kubelet = Kubelet::start(&cert, "sa-token-of-ferro", pages).await;
-    let api = KubeApi::start("node-a").await;
-    api.add_node(json!({
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": "node-a", "uid": "node-a-uid"},
-        "status": {
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet.addr.port()}}
-        }
-    }));
+    let NodeA {
+        dir: _dir,
+        cert,
+        token,
+        kubelet,
+        api,
+    } = NodeA::start(BTreeMap::from([(
+        "/metrics/cadvisor",
+        fixture("cadvisor.txt"),
+    )]))
+    .await;
     let ferro = Ferro::start(&format!(
         r#"
         [telemetry]
