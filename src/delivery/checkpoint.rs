@@ -26,24 +26,37 @@ pub fn replace(path: &Path, content: &[u8]) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Creates the directory `path` will be in; the error names it and `what`
-/// the file is for.
-pub fn create_parent(path: &Path, what: &str) -> io::Result<()> {
-    let Some(dir) = path.parent() else {
-        return Ok(());
-    };
-    std::fs::create_dir_all(dir).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot create {} for {what}: {e}", dir.display()),
-        )
+/// A receiver's checkpoint at `path`, read with `load` (`Ok(None)`: none
+/// yet, a first start), its directory created first (the error names it
+/// and `what` the file is). A checkpoint that cannot be used must not keep
+/// ferro from starting: it is moved aside (`<path>.corrupt`) for a person
+/// to look at, logged, and the receiver starts as on a first start.
+pub fn open<T, E: std::fmt::Display>(
+    path: &Path,
+    what: &str,
+    receiver: &crate::config::ComponentId,
+    load: impl FnOnce(&Path) -> Result<Option<T>, E>,
+) -> io::Result<Option<T>> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot create {} for {what}: {e}", dir.display()),
+            )
+        })?;
+    }
+    Ok(match load(path) {
+        Ok(saved) => saved,
+        Err(e) => {
+            let aside = set_aside(path);
+            tracing::error!(%receiver, error = %e, kept = %aside.display(), "{what} unusable; starting as on a first start");
+            None
+        }
     })
 }
 
-/// Moves an unusable checkpoint aside (`<path>.corrupt`) for a person to
-/// look at; the receiver then starts as on a first start. Returns where it
-/// went.
-pub fn set_aside(path: &Path) -> std::path::PathBuf {
+/// Moves an unusable checkpoint aside (`<path>.corrupt`); where it went.
+fn set_aside(path: &Path) -> std::path::PathBuf {
     let mut aside = path.as_os_str().to_owned();
     aside.push(".corrupt");
     let aside = std::path::PathBuf::from(aside);
@@ -70,12 +83,21 @@ mod tests {
     }
 
     #[test]
-    fn set_aside_keeps_the_file_under_another_name() {
+    fn open_sets_a_damaged_checkpoint_aside_and_starts_afresh() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
+        let path = dir.path().join("sub/state.json");
+        let id = crate::config::ComponentId::new("pod_logs", "x");
+        let load = |p: &Path| match std::fs::read(p) {
+            Ok(bytes) if bytes == b"good" => Ok(Some(1)),
+            Ok(_) => Err("garbage"),
+            Err(_) => Ok(None),
+        };
+        assert_eq!(open(&path, "positions", &id, load).unwrap(), None);
+        std::fs::write(&path, b"good").unwrap();
+        assert_eq!(open(&path, "positions", &id, load).unwrap(), Some(1));
         std::fs::write(&path, b"garbage").unwrap();
-        let aside = set_aside(&path);
-        assert_eq!(aside, dir.path().join("state.json.corrupt"));
+        assert_eq!(open(&path, "positions", &id, load).unwrap(), None);
+        let aside = dir.path().join("sub/state.json.corrupt");
         assert_eq!(std::fs::read(&aside).unwrap(), b"garbage");
         assert!(!path.exists());
     }

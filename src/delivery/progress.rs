@@ -86,6 +86,16 @@ impl<P> InFlight<P> {
         self.finish(outcome)
     }
 
+    /// The oldest batch once it finishes, if that is before `deadline`;
+    /// `None` when none is in flight or the deadline passed first (what a
+    /// stopping receiver records of what it is owed).
+    pub async fn next_until(&mut self, deadline: tokio::time::Instant) -> Option<Acked<P>> {
+        if self.is_empty() {
+            return None;
+        }
+        tokio::time::timeout_at(deadline, self.next()).await.ok()
+    }
+
     fn finish(&mut self, outcome: Outcome) -> Acked<P> {
         let done = self
             .sent
@@ -141,5 +151,14 @@ mod tests {
         assert_eq!(last.progress, None);
         assert!(in_flight.interrupted());
         assert!(in_flight.is_empty());
+        let soon = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        assert_eq!(in_flight.next_until(soon).await, None, "none in flight");
+        let (_pending, ack) = waiter(&limiter);
+        in_flight.push(ack, 40, 1);
+        assert_eq!(
+            in_flight.next_until(soon).await,
+            None,
+            "not before the deadline"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! pipelines through [`Inputs`], and refuses with its protocol's retryable
 //! answer when they are full.
 
+pub mod acks;
 pub mod host_metrics;
 pub mod journald;
 pub mod kubernetes_events;

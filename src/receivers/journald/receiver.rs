@@ -31,7 +31,8 @@ use super::cursor::{self, Cursor};
 use super::entries::{Converter, Tally};
 use super::export::ExportReader;
 use crate::config::ComponentId;
-use crate::delivery::{Acked, InFlight, MemoryLimiter, Outcome, PipelineInputs, Refusal};
+use crate::delivery::{Acked, InFlight, MemoryLimiter, PipelineInputs};
+use crate::receivers::acks::AckCounters;
 use crate::receivers::{Inputs, RunningReceiver};
 use crate::signal::{Logs, Signal};
 use crate::telemetry::Telemetry;
@@ -124,11 +125,7 @@ struct Counters {
     restarted_spawn_failed: Counter,
     restarted_malformed: Counter,
     journalctl_messages: Counter,
-    accepted: Counter,
-    refused_pipeline: Counter,
-    refused_memory: Counter,
-    delivered: Counter,
-    dropped: Counter,
+    acks: AckCounters,
     acknowledged_timestamp: Gauge<f64, AtomicU64>,
     awaiting_acks: Gauge,
 }
@@ -156,19 +153,7 @@ impl Counters {
                 "malformed",
             ),
             journalctl_messages: Telemetry::counter(&j.journalctl_messages, &labels),
-            accepted: Telemetry::counter(&telemetry.accepted, &labels),
-            refused_pipeline: Telemetry::reason_counter(
-                &telemetry.refused,
-                &labels,
-                Refusal::PipelineFull.reason(),
-            ),
-            refused_memory: Telemetry::reason_counter(
-                &telemetry.refused,
-                &labels,
-                Refusal::MemoryLimit.reason(),
-            ),
-            delivered: Telemetry::reason_counter(&j.acknowledged, &labels, "delivered"),
-            dropped: Telemetry::reason_counter(&j.acknowledged, &labels, "dropped"),
+            acks: AckCounters::new(telemetry, &labels, &j.acknowledged),
             acknowledged_timestamp: j.acknowledged_timestamp.get_or_create(&labels).clone(),
             awaiting_acks: j.awaiting_acks.get_or_create(&labels).clone(),
         }
@@ -195,17 +180,7 @@ pub async fn start(
         return Ok(RunningReceiver::new(id.clone(), stop, Vec::new()));
     };
     let path = cursor::cursor_path(data_dir, &id.name);
-    crate::delivery::checkpoint::create_parent(&path, "the journal cursor")?;
-    let saved = match cursor::load(&path) {
-        Ok(saved) => saved,
-        Err(e) => {
-            // A damaged file must not keep ferro from starting; it is kept
-            // aside for a person to look at.
-            let aside = crate::delivery::checkpoint::set_aside(&path);
-            tracing::error!(receiver = %id, error = %e, kept = %aside.display(), "journal cursor unusable; starting max_age back");
-            None
-        }
-    };
+    let saved = crate::delivery::checkpoint::open(&path, "journal cursor", id, cursor::load)?;
     let resume = resume_point(id, config, saved, SystemTime::now());
     let reader = Reader {
         id: id.clone(),
@@ -306,11 +281,8 @@ impl Reader {
         // Whatever is owed is recorded if it comes soon; the rest is read
         // again at the next start.
         let deadline = tokio::time::Instant::now() + ACK_DRAIN;
-        while !self.in_flight.is_empty() {
-            match tokio::time::timeout_at(deadline, self.in_flight.next()).await {
-                Ok(acked) => self.acknowledged(acked),
-                Err(_) => break,
-            }
+        while let Some(acked) = self.in_flight.next_until(deadline).await {
+            self.acknowledged(acked);
         }
         self.save_cursor().await;
         tracing::info!(receiver = %self.id, "journald receiver stopped");
@@ -482,23 +454,16 @@ impl Reader {
             }
             return true;
         };
-        let counters = &self.counters;
+        let acks = &self.counters.acks;
         let entries = taken.entries;
-        let refused = |refusal| match refusal {
-            Refusal::MemoryLimit => {
-                counters.refused_memory.inc_by(entries);
-            }
-            _ => {
-                counters.refused_pipeline.inc_by(entries);
-            }
-        };
+        let refused = |refusal| acks.refused(refusal, entries);
         let sent =
             self.inputs
                 .send_patiently(&self.limiter, taken.logs, taken.bytes, &self.stop, refused);
         let Some(ack) = sent.await else {
             return false;
         };
-        self.counters.accepted.inc_by(entries);
+        self.counters.acks.accepted(entries);
         self.in_flight.push(ack, cursor, entries);
         true
     }
@@ -514,13 +479,9 @@ impl Reader {
     /// batch's): then the cursor stays, and the next start reads those
     /// entries again.
     fn acknowledged(&mut self, acked: Acked<Option<Cursor>>) {
-        match acked.outcome {
-            Outcome::Delivered => self.counters.delivered.inc_by(acked.items),
-            // The exporter counted its drop; the cursor moves on, or the
-            // same entries would be dropped again after every restart.
-            Outcome::Dropped => self.counters.dropped.inc_by(acked.items),
-            Outcome::Interrupted => 0,
-        };
+        // A drop moves the cursor on too, or the same entries would be
+        // dropped again after every restart.
+        self.counters.acks.acknowledged(acked.outcome, acked.items);
         if let Some(Some(cursor)) = acked.progress {
             self.set_acked(cursor);
         }

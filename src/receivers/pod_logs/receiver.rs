@@ -48,17 +48,8 @@ pub async fn start(
         return Ok(RunningReceiver::new(id.clone(), stop, Vec::new()));
     };
     let path = positions_path(data_dir, &id.name);
-    crate::delivery::checkpoint::create_parent(&path, "positions")?;
-    let saved = match super::positions::load(&path) {
-        Ok(saved) => saved,
-        Err(e) => {
-            // A damaged file must not keep ferro from starting; it is kept
-            // aside for a person to look at, and files start as on a first start.
-            let aside = crate::delivery::checkpoint::set_aside(&path);
-            tracing::error!(receiver = %id, error = %e, kept = %aside.display(), "positions file unusable; starting as on a first start");
-            None
-        }
-    };
+    let saved =
+        crate::delivery::checkpoint::open(&path, "positions file", id, super::positions::load)?;
     let shared = Arc::new(Shared {
         id: id.clone(),
         config: config.clone(),

@@ -28,8 +28,9 @@ use super::multiline::Multiline;
 use super::positions::{FINGERPRINT_BYTES, FileKey, Fingerprint, Positions};
 use super::reader::LineReader;
 use crate::config::ComponentId;
-use crate::delivery::{Acked, InFlight, MemoryLimiter, Outcome};
-use crate::delivery::{PipelineInputs, Refusal};
+use crate::delivery::PipelineInputs;
+use crate::delivery::{Acked, InFlight, MemoryLimiter};
+use crate::receivers::acks::AckCounters;
 use crate::signal::logs::{Entry, Stream};
 use crate::signal::{Labels, Logs, Signal};
 use crate::telemetry::Telemetry;
@@ -82,11 +83,7 @@ pub struct Counters {
     /// Files whose [`MAX_IN_FLIGHT`] batches all wait for acknowledgement.
     pub files_awaiting_acks: Gauge,
     pub rescans: Counter,
-    pub accepted: Counter,
-    pub refused_pipeline: Counter,
-    pub refused_memory: Counter,
-    pub delivered: Counter,
-    pub dropped: Counter,
+    pub acks: AckCounters,
 }
 
 impl Counters {
@@ -104,19 +101,7 @@ impl Counters {
             files_open: p.files_open.get_or_create(&labels).clone(),
             files_awaiting_acks: p.files_awaiting_acks.get_or_create(&labels).clone(),
             rescans: Telemetry::counter(&p.rescans, &labels),
-            accepted: Telemetry::counter(&telemetry.accepted, &labels),
-            refused_pipeline: Telemetry::reason_counter(
-                &telemetry.refused,
-                &labels,
-                Refusal::PipelineFull.reason(),
-            ),
-            refused_memory: Telemetry::reason_counter(
-                &telemetry.refused,
-                &labels,
-                Refusal::MemoryLimit.reason(),
-            ),
-            delivered: Telemetry::reason_counter(&p.acknowledged, &labels, "delivered"),
-            dropped: Telemetry::reason_counter(&p.acknowledged, &labels, "dropped"),
+            acks: AckCounters::new(telemetry, &labels, &p.acknowledged),
         }
     }
 }
@@ -266,11 +251,8 @@ impl Tailer {
             // Whatever is owed is recorded if it comes soon; the rest is
             // read again at the next start.
             let deadline = tokio::time::Instant::now() + ACK_DRAIN;
-            while !self.in_flight.is_empty() {
-                match tokio::time::timeout_at(deadline, self.in_flight.next()).await {
-                    Ok(acked) => self.acknowledged(acked),
-                    Err(_) => break,
-                }
+            while let Some(acked) = self.in_flight.next_until(deadline).await {
+                self.acknowledged(acked);
             }
         }
         self.report();
@@ -471,15 +453,8 @@ impl Tailer {
         let entries = self.pending.entries as u64;
         let bytes = self.pending.bytes;
         let logs = self.pending.take(&self.labels);
-        let counters = &self.shared.counters;
-        let refused = |refusal| match refusal {
-            Refusal::MemoryLimit => {
-                counters.refused_memory.inc_by(entries);
-            }
-            _ => {
-                counters.refused_pipeline.inc_by(entries);
-            }
-        };
+        let acks = &self.shared.counters.acks;
+        let refused = |refusal| acks.refused(refusal, entries);
         let sent = self.shared.inputs.send_patiently(
             &self.shared.limiter,
             logs,
@@ -490,7 +465,7 @@ impl Tailer {
         let Some(ack) = sent.await else {
             return false;
         };
-        self.shared.counters.accepted.inc_by(entries);
+        self.shared.counters.acks.accepted(entries);
         self.in_flight.push(ack, offset, entries);
         self.sent_offset = offset;
         true
@@ -507,14 +482,12 @@ impl Tailer {
     /// batch's): then the position stays, and the next start reads those
     /// lines again.
     fn acknowledged(&mut self, acked: Acked<u64>) {
-        let counters = &self.shared.counters;
-        match acked.outcome {
-            Outcome::Delivered => counters.delivered.inc_by(acked.items),
-            // The exporter counted its drop; the position moves on, or the
-            // same lines would be dropped again after every restart.
-            Outcome::Dropped => counters.dropped.inc_by(acked.items),
-            Outcome::Interrupted => 0,
-        };
+        // A drop moves the position on too, or the same lines would be
+        // dropped again after every restart.
+        self.shared
+            .counters
+            .acks
+            .acknowledged(acked.outcome, acked.items);
         if let Some(offset) = acked.progress {
             self.shared
                 .positions
