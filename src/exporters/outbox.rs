@@ -124,9 +124,13 @@ impl<T: SignalData> Outbox<T> {
         let dropped_before = shutdown_drops.get();
         self.queue.close();
         let mut consumers = self.consumers;
+        // A consumer that has ended is let go at once: after the deadline,
+        // only those still running are awaited (a JoinHandle awaited again
+        // after it completed panics).
         let finished = tokio::time::timeout_at(deadline, async {
-            for consumer in &mut consumers {
+            while let Some(consumer) = consumers.last_mut() {
                 let _ = consumer.await;
+                consumers.pop();
             }
         })
         .await;
@@ -305,5 +309,41 @@ impl Delivery {
             self.count_dropped("shutdown", items);
         }
         batch.drop_with(Outcome::Interrupted);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::Logs;
+    use std::time::Duration;
+
+    /// One sender has ended, another is still at work when the deadline
+    /// passes: the shutdown stops the one at work and finishes, without
+    /// awaiting the ended one twice (which panics).
+    #[tokio::test]
+    async fn a_shutdown_past_its_deadline_awaits_only_the_senders_still_running() {
+        let telemetry = Telemetry::new();
+        let dir = tempfile::tempdir().unwrap();
+        let queue = QueueConfig::default();
+        let site = Site {
+            queue: &queue,
+            data_dir: dir.path(),
+            telemetry: &telemetry,
+        };
+        let id = ComponentId::new("debug", "test");
+        let outbox = Outbox::<Logs>::start_with(&id, &site, |_, delivery| {
+            let abort = delivery.abort.clone();
+            vec![
+                tokio::spawn(async {}),
+                tokio::spawn(async move { abort.cancelled().await }),
+            ]
+        })
+        .unwrap();
+        tokio::task::yield_now().await;
+        let deadline = Instant::now() + Duration::from_millis(50);
+        tokio::time::timeout(Duration::from_secs(10), outbox.shutdown(deadline))
+            .await
+            .expect("the shutdown ends once the deadline stopped the sender at work");
     }
 }
