@@ -20,6 +20,7 @@ fn every_example_in_config_validates() {
                 .arg("-c")
                 .arg(&path)
                 .env("NODE_NAME", "node-a")
+                .env("POD_NAME", "ferro-x7k2p")
                 .output()
                 .unwrap();
             assert!(
@@ -134,6 +135,7 @@ fn every_configmap_in_deploy_holds_a_valid_config() {
                 .env("PYROSCOPE_ENDPOINT", "http://pyroscope:4040")
                 .env("OTLP_UPSTREAM", "http://tempo:4317")
                 .env("NODE_NAME", "node-a")
+                .env("POD_NAME", "ferro-x7k2p")
                 .output()
                 .unwrap();
             assert!(
@@ -197,7 +199,16 @@ fn the_manifests_are_well_formed_and_least_privileged() {
         ["get"],
         "the kubelet's metrics, read only"
     );
-    assert_eq!(rules.len(), 3, "pods, nodes, nodes/metrics: nothing else");
+    assert_eq!(
+        verbs_on("events"),
+        ["list", "watch"],
+        "the cluster's events, for the leader"
+    );
+    assert_eq!(
+        rules.len(),
+        4,
+        "pods, nodes, nodes/metrics, events: nothing else"
+    );
     let binding = docs
         .iter()
         .find(|d| d["kind"] == "ClusterRoleBinding")
@@ -211,11 +222,18 @@ fn the_manifests_are_well_formed_and_least_privileged() {
         .expect("a Role for the leader Lease");
     assert_eq!(lease_role["metadata"]["namespace"], "ferro");
     let lease_rules = lease_role["rules"].as_sequence().unwrap();
-    assert_eq!(lease_rules.len(), 1);
+    assert_eq!(lease_rules.len(), 3);
     assert_eq!(lease_rules[0]["resources"][0], "leases");
     assert_eq!(
         lease_rules[0]["verbs"],
         serde_yaml::to_value(["get", "create", "update"]).unwrap()
+    );
+    // The events' state ConfigMap: read and written by name only.
+    assert_eq!(lease_rules[2]["resources"][0], "configmaps");
+    assert_eq!(lease_rules[2]["resourceNames"][0], "ferro-events-cluster");
+    assert_eq!(
+        lease_rules[2]["verbs"],
+        serde_yaml::to_value(["get", "update"]).unwrap()
     );
     assert!(docs.iter().any(|d| d["kind"] == "RoleBinding"
         && d["roleRef"]["name"] == "ferro-leader"

@@ -117,13 +117,19 @@ impl Validate for RawKubernetesConfig {
 
 /// A Kubernetes object name (a DNS subdomain: lower-case letters, digits,
 /// `-` and `.`, starting and ending alphanumeric, at most 253).
-fn is_object_name(name: &str) -> bool {
+/// A Kubernetes object name (a DNS subdomain: RFC 1123).
+pub fn is_object_name(name: &str) -> bool {
     let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
     !name.is_empty()
         && name.len() <= 253
         && name.starts_with(alnum)
         && name.ends_with(alnum)
         && name.chars().all(|c| alnum(c) || c == '-' || c == '.')
+}
+
+/// A namespace name (a DNS label: RFC 1123, at most 63 characters).
+pub fn is_namespace_name(name: &str) -> bool {
+    is_object_name(name) && !name.contains('.') && name.len() <= 63
 }
 
 impl RawLeaderConfig {
@@ -136,7 +142,7 @@ impl RawLeaderConfig {
             ));
         }
         if let Some(namespace) = &self.lease_namespace
-            && (!is_object_name(namespace) || namespace.contains('.') || namespace.len() > 63)
+            && !is_namespace_name(namespace)
         {
             errors.push(FieldError::new(
                 "leader.lease_namespace",

@@ -37,7 +37,9 @@ pub mod pod;
 pub mod selector;
 
 pub use cache::{K8sError, PodCache, PodCaches, Relist};
-pub use config::{KubernetesConfig, NamespaceKeys, RawKubernetesConfig};
+pub use config::{
+    KubernetesConfig, NamespaceKeys, RawKubernetesConfig, is_namespace_name, is_object_name,
+};
 pub use pod::PodInfo;
 
 /// What in a component's config reads the pod cache: named in the error

@@ -97,6 +97,24 @@ pub(super) fn check_kubernetes(
     processors: &BTreeMap<ComponentId, ProcessorConfig>,
     receivers: &BTreeMap<ComponentId, ReceiverConfig>,
 ) {
+    for (id, config) in receivers {
+        let Some((what, needs_leader)) = config.api_use() else {
+            continue;
+        };
+        match &globals.kubernetes {
+            None => doc.push(
+                format!("receivers.{id}"),
+                None,
+                format!("{what} needs a [kubernetes] section (node_name = \"${{NODE_NAME}}\"; api_server or the in-cluster config)"),
+            ),
+            Some(k) if needs_leader && k.leader.is_none() => doc.push(
+                format!("receivers.{id}.leader_only"),
+                None,
+                format!("{what} ships only on the cluster's leader: add [kubernetes.leader], or set leader_only = false where a single agent runs it"),
+            ),
+            Some(_) => {}
+        }
+    }
     if globals.kubernetes.is_some() {
         return;
     }

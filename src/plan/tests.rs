@@ -546,3 +546,51 @@ retry_period = "50ms""#,
         "{rendered:#?}"
     );
 }
+
+#[test]
+fn kubernetes_events_need_the_api_and_by_default_the_leader() {
+    let pipeline = r#"
+[exporters.loki.out]
+endpoint = "http://loki:3100/loki/api/v1/push"
+[pipelines.logs]
+receivers = ["kubernetes_events.cluster"]
+exporters = ["loki.out"]
+"#;
+    let rendered =
+        |text: String| -> Vec<String> { errors(&text).iter().map(|e| e.to_string()).collect() };
+    let no_api = rendered(format!("[receivers.kubernetes_events.cluster]\n{pipeline}"));
+    assert!(
+        no_api.iter().any(
+            |e| e.contains("receivers.kubernetes_events.cluster") && e.contains("[kubernetes]")
+        ),
+        "{no_api:#?}"
+    );
+    let kubernetes = "[kubernetes]\nnode_name = \"node-a\"\n";
+    let no_leader = rendered(format!(
+        "{kubernetes}[receivers.kubernetes_events.cluster]\n{pipeline}"
+    ));
+    assert!(
+        no_leader
+            .iter()
+            .any(|e| e.contains("leader_only") && e.contains("[kubernetes.leader]")),
+        "{no_leader:#?}"
+    );
+    // One agent on its own, or with the leader: fine.
+    load(&format!(
+        "{kubernetes}[receivers.kubernetes_events.cluster]\nleader_only = false\n{pipeline}"
+    ))
+    .unwrap();
+    load(&format!(
+        "{kubernetes}[kubernetes.leader]\n[receivers.kubernetes_events.cluster]\n{pipeline}"
+    ))
+    .unwrap();
+    // A receiver name that cannot name a ConfigMap asks for one.
+    let bad_name = rendered(format!(
+        "{kubernetes}[kubernetes.leader]\n[receivers.kubernetes_events.Cluster]\n{}",
+        pipeline.replace("kubernetes_events.cluster", "kubernetes_events.Cluster")
+    ));
+    assert!(
+        bad_name.iter().any(|e| e.contains("state_configmap")),
+        "{bad_name:#?}"
+    );
+}

@@ -6,6 +6,7 @@ pub mod acks;
 pub mod host_metrics;
 pub mod journald;
 pub mod kubernetes_events;
+pub mod log_batch;
 pub mod otlp;
 pub mod pod_logs;
 pub mod pprof;

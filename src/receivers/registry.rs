@@ -7,13 +7,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Inputs, RunningReceiver, host_metrics, journald, otlp, pod_logs, pprof, prometheus};
+use super::{
+    Inputs, RunningReceiver, host_metrics, journald, kubernetes_events, otlp, pod_logs, pprof,
+    prometheus,
+};
 
 use crate::config::ComponentId;
 use crate::config::document::{Document, Value};
 use crate::config::keys::{TypeKeys, keys};
 use crate::delivery::MemoryLimiter;
-use crate::k8s::{PodCache, PodCacheUse};
+use crate::k8s::{KubernetesConfig, PodCache, PodCacheUse};
 use crate::net::server::Servers;
 use crate::signal::Signal;
 use crate::telemetry::Telemetry;
@@ -27,6 +30,7 @@ pub enum ReceiverConfig {
     Pprof(pprof::PprofConfig),
     HostMetrics(host_metrics::HostMetricsConfig),
     Journald(journald::JournaldConfig),
+    KubernetesEvents(kubernetes_events::KubernetesEventsConfig),
 }
 
 impl ReceiverConfig {
@@ -40,6 +44,10 @@ impl ReceiverConfig {
         ("pod_logs", keys::<pod_logs::RawPodLogsConfig>),
         ("host_metrics", keys::<host_metrics::RawHostMetricsConfig>),
         ("journald", keys::<journald::RawJournaldConfig>),
+        (
+            "kubernetes_events",
+            keys::<kubernetes_events::RawKubernetesEventsConfig>,
+        ),
     ];
 
     /// Reads a `[receivers.TYPE.NAME]` table; `None` for an unknown type.
@@ -74,6 +82,23 @@ impl ReceiverConfig {
                 doc.section::<journald::RawJournaldConfig>(path, value)
                     .map(Self::Journald),
             ),
+            "kubernetes_events" => {
+                let span = value.span();
+                let config =
+                    doc.section::<kubernetes_events::RawKubernetesEventsConfig>(path, value);
+                // The default ConfigMap is named after the receiver.
+                let name = path.rsplit('.').next().unwrap_or_default();
+                if let Some(map) = config.as_ref().and_then(|c| c.configmap_for(name))
+                    && !crate::k8s::is_object_name(&map)
+                {
+                    doc.push(
+                        format!("{path}.state_configmap"),
+                        Some(span),
+                        format!("the default ConfigMap name `{map}` (from the receiver's name) is not a Kubernetes object name; set state_configmap"),
+                    );
+                }
+                Some(config.map(Self::KubernetesEvents))
+            }
             _ => None,
         }
     }
@@ -88,12 +113,25 @@ impl ReceiverConfig {
         let discovers = match self {
             Self::Prometheus(c) => c.uses_pod_cache(),
             Self::Pprof(c) => c.uses_pod_cache(),
-            Self::Otlp(_) | Self::PodLogs(_) | Self::HostMetrics(_) | Self::Journald(_) => false,
+            Self::Otlp(_)
+            | Self::PodLogs(_)
+            | Self::HostMetrics(_)
+            | Self::Journald(_)
+            | Self::KubernetesEvents(_) => false,
         };
         discovers.then_some(PodCacheUse {
             setting: "kubernetes_sd_configs",
             otherwise: None,
         })
+    }
+
+    /// What in its config needs `[kubernetes]` to reach the API server,
+    /// and whether it needs `[kubernetes.leader]` too.
+    pub fn api_use(&self) -> Option<(&'static str, bool)> {
+        match self {
+            Self::KubernetesEvents(c) => Some(("kubernetes_events", c.leader_only)),
+            _ => None,
+        }
     }
 
     /// Whether the receiver discovers this node (`role = "node"`), so that
@@ -110,7 +148,7 @@ impl ReceiverConfig {
         match self {
             Self::Otlp(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
             Self::Prometheus(_) | Self::HostMetrics(_) => &[Signal::Metrics],
-            Self::PodLogs(_) | Self::Journald(_) => &[Signal::Logs],
+            Self::PodLogs(_) | Self::Journald(_) | Self::KubernetesEvents(_) => &[Signal::Logs],
             Self::Pprof(_) => &[Signal::Profiles],
         }
     }
@@ -130,6 +168,8 @@ pub struct Context<'a> {
     pub servers: &'a Servers,
     /// Where receivers keep state across restarts (log positions).
     pub data_dir: &'a Path,
+    /// `[kubernetes]`, for receivers that read the API server themselves.
+    pub kubernetes: Option<&'a KubernetesConfig>,
 }
 
 impl ReceiverConfig {
@@ -146,6 +186,9 @@ impl ReceiverConfig {
             // A tailer (or the journal reader) offered no room waits and
             // offers the same batch again: the file is its buffer.
             Self::PodLogs(_) | Self::Journald(_) => Duration::from_secs(1),
+            // Events wait in the API server (an hour): the watch is not
+            // read while the pipelines are full.
+            Self::KubernetesEvents(_) => Duration::from_secs(1),
             Self::HostMetrics(_) => host_metrics::PIPELINE_WAIT,
         }
     }
@@ -173,6 +216,14 @@ impl ReceiverConfig {
             Self::HostMetrics(c) => host_metrics::start(id, c, inputs, limiter, cx.telemetry).await,
             Self::Journald(c) => {
                 journald::start(id, c, inputs, limiter, cx.telemetry, cx.data_dir).await
+            }
+            Self::KubernetesEvents(c) => {
+                let start = kubernetes_events::Start {
+                    kubernetes: cx.kubernetes,
+                    leading: cx.leading,
+                    data_dir: cx.data_dir,
+                };
+                kubernetes_events::start(id, c, inputs, limiter, cx.telemetry, start).await
             }
         }
     }

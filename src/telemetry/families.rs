@@ -128,6 +128,64 @@ impl JournaldFamilies {
     }
 }
 
+/// Figures of the kubernetes_events receivers (`ferro_kubernetes_events_*`).
+#[derive(Default)]
+pub struct KubernetesEventsFamilies {
+    pub received: Family<ComponentLabels, Counter>,
+    pub skipped: Family<ReasonLabels, Counter>,
+    pub relists: Family<ReasonLabels, Counter>,
+    pub api_errors: Family<ReasonLabels, Counter>,
+    pub acknowledged: Family<ReasonLabels, Counter>,
+    pub acknowledged_timestamp: Family<ComponentLabels, Gauge<f64, AtomicU64>>,
+    pub shipping: Family<ComponentLabels, Gauge>,
+    pub remembered: Family<ComponentLabels, Gauge>,
+}
+
+impl KubernetesEventsFamilies {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "ferro_kubernetes_events_received",
+            "Event objects a kubernetes_events receiver read from the API server (lists and watches, new and changed)",
+            self.received.clone(),
+        );
+        r.register(
+            "ferro_kubernetes_events_skipped",
+            "Events not shipped, by reason (shipped: this event with this count was shipped before, by this agent or an earlier leader; before_horizon: older than the events remembered, taken as shipped; malformed: not an events.k8s.io/v1 Event; no_object: it names no object)",
+            self.skipped.clone(),
+        );
+        r.register(
+            "ferro_kubernetes_events_relists",
+            "Times a kubernetes_events receiver listed the events afresh, by reason (start: no resourceVersion to resume from; expired: the API server answered 410 Gone)",
+            self.relists.clone(),
+        );
+        r.register(
+            "ferro_kubernetes_events_api_errors",
+            "Failed requests of a kubernetes_events receiver, by what it was doing (list, watch, state_read, state_write, state_conflict); each is retried",
+            self.api_errors.clone(),
+        );
+        r.register(
+            "ferro_kubernetes_events_acknowledged_entries",
+            "Events whose delivery ended, by outcome (delivered, or dropped by an exporter); both count as shipped",
+            self.acknowledged.clone(),
+        );
+        r.register(
+            "ferro_kubernetes_events_acknowledged_timestamp_seconds",
+            "The time of the newest event whose delivery ended",
+            self.acknowledged_timestamp.clone(),
+        );
+        r.register(
+            "ferro_kubernetes_events_shipping",
+            "1 while this receiver ships events (it leads, or is not leader_only)",
+            self.shipping.clone(),
+        );
+        r.register(
+            "ferro_kubernetes_events_remembered",
+            "Events remembered as shipped (bounded; older ones are covered by the horizon)",
+            self.remembered.clone(),
+        );
+    }
+}
+
 /// Which processor rule a figure is about.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabels {
@@ -297,6 +355,7 @@ pub struct Telemetry {
     pub disk_queues: DiskQueueFamilies,
     pub host_metrics: HostMetricsFamilies,
     pub journald: JournaldFamilies,
+    pub kubernetes_events: KubernetesEventsFamilies,
     pub k8s: K8sFamilies,
     pub tenants: TenantFamilies,
     pub listeners: ListenerFamilies,
@@ -628,6 +687,7 @@ impl Telemetry {
             disk_queues: DiskQueueFamilies::default(),
             host_metrics: HostMetricsFamilies::default(),
             journald: JournaldFamilies::default(),
+            kubernetes_events: KubernetesEventsFamilies::default(),
             k8s: K8sFamilies::default(),
             tenants: TenantFamilies::default(),
             listeners: ListenerFamilies::default(),
@@ -704,6 +764,7 @@ impl Telemetry {
             t.disk_queues.register(&mut r);
             t.host_metrics.register(&mut r);
             t.journald.register(&mut r);
+            t.kubernetes_events.register(&mut r);
             t.k8s.register(&mut r);
             t.tenants.register(&mut r);
             t.listeners.register(&mut r);

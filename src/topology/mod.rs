@@ -260,6 +260,7 @@ impl Topology {
             leading: leading.as_ref(),
             servers,
             data_dir: &config.data_dir,
+            kubernetes: config.kubernetes.as_ref(),
         };
         for (id, receiver_config) in &config.receivers {
             let inputs = inputs_of(&mut wiring, id, receiver_config.pipeline_wait());

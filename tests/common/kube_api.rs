@@ -13,6 +13,11 @@
 //! `metadata.name=<one of its nodes>`, namespace requests only without one
 //! (400 otherwise), and records every request.
 //!
+//! Events (`events.k8s.io/v1`, all namespaces or one): list (with
+//! `limit`/`continue` pages) and watch. ConfigMaps: get, create and
+//! replace with the Lease's conflict rules, data of strings only and at
+//! most 1 MiB, or 403 on demand (as without the RBAC rule).
+//!
 //! Leases (`coordination.k8s.io/v1`, for leader election): get (404
 //! `NotFound` when there is none), create (409 `AlreadyExists`) and
 //! replace, which is refused with 409 `Conflict` unless the body's
@@ -49,6 +54,10 @@ pub struct Request {
 #[derive(Default)]
 struct Pods {
     nodes: Vec<String>,
+    /// ConfigMaps by `(namespace, name)`.
+    config_maps: BTreeMap<(String, String), Value>,
+    /// ConfigMaps may not be read or written (403), as without RBAC.
+    config_maps_forbidden: bool,
     /// Leases by `(namespace, name)`.
     leases: BTreeMap<(String, String), Value>,
     /// Every Lease as written, in order.
@@ -114,12 +123,40 @@ impl KubeApi {
                 axum::routing::get(|state, query| serve(state, query, "nodes")),
             )
             .route(
+                "/apis/events.k8s.io/v1/events",
+                axum::routing::get(|state, query| serve(state, query, "events")),
+            )
+            .route(
+                "/apis/events.k8s.io/v1/namespaces/{namespace}/events",
+                axum::routing::get(
+                    |state, axum::extract::Path(namespace): axum::extract::Path<String>, query| {
+                        serve_in(state, query, "events", Some(namespace))
+                    },
+                ),
+            )
+            .route(
+                "/api/v1/namespaces/{namespace}/configmaps",
+                axum::routing::post(|state, path, axum::Json(body)| {
+                    create_one(state, path, One::ConfigMap, body)
+                }),
+            )
+            .route(
+                "/api/v1/namespaces/{namespace}/configmaps/{name}",
+                axum::routing::get(|state, path| get_one(state, path, One::ConfigMap)).put(
+                    |state, path, axum::Json(body)| replace_one(state, path, One::ConfigMap, body),
+                ),
+            )
+            .route(
                 "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases",
-                axum::routing::post(create_lease),
+                axum::routing::post(|state, path, axum::Json(body)| {
+                    create_one(state, path, One::Lease, body)
+                }),
             )
             .route(
                 "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}",
-                axum::routing::get(get_lease).put(replace_lease),
+                axum::routing::get(|state, path| get_one(state, path, One::Lease)).put(
+                    |state, path, axum::Json(body)| replace_one(state, path, One::Lease, body),
+                ),
             )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -223,6 +260,54 @@ impl KubeApi {
             .cloned()
     }
 
+    pub fn add_event(&self, event: Value) {
+        self.record("events", "ADDED", event);
+    }
+
+    pub fn modify_event(&self, event: Value) {
+        self.record("events", "MODIFIED", event);
+    }
+
+    pub fn delete_event(&self, uid: &str) {
+        let event = self.shared.pods.lock().unwrap().current["events"]
+            .get(uid)
+            .cloned();
+        self.record(
+            "events",
+            "DELETED",
+            event.expect("deleting an event that exists"),
+        );
+    }
+
+    /// Compacts history and cuts every watch: a watch resumed from an
+    /// earlier resourceVersion gets `410 Gone`.
+    pub fn compact(&self) {
+        {
+            let mut p = self.shared.pods.lock().unwrap();
+            // A change that only the compacted history had.
+            p.rv += 1;
+            p.compacted = p.rv;
+            p.history.clear();
+        }
+        self.shared.close.send_modify(|g| *g += 1);
+    }
+
+    /// The ConfigMap `namespace/name` as it is now.
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.shared
+            .pods
+            .lock()
+            .unwrap()
+            .config_maps
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// ConfigMaps answer 403 (as without the RBAC rule) or not.
+    pub fn forbid_config_maps(&self, forbidden: bool) {
+        self.shared.pods.lock().unwrap().config_maps_forbidden = forbidden;
+    }
+
     /// Every Lease write (create or replace) so far, in order.
     pub fn lease_writes(&self) -> Vec<Value> {
         self.shared.pods.lock().unwrap().lease_writes.clone()
@@ -252,9 +337,19 @@ fn answer(code: StatusCode, body: Value) -> Response {
 }
 
 async fn serve(
+    state: State<Shared>,
+    query: Query<HashMap<String, String>>,
+    resource: &'static str,
+) -> Response {
+    serve_in(state, query, resource, None).await
+}
+
+/// A list or watch of `resource`, of one namespace or of all.
+async fn serve_in(
     State(shared): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
     resource: &'static str,
+    namespace: Option<String>,
 ) -> Response {
     let watching = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
     let field_selector = q.get("fieldSelector").cloned();
@@ -322,22 +417,43 @@ async fn serve(
     if let Some(body) = body {
         return answer(code, body);
     }
+    let scope = Scope {
+        node,
+        namespace: namespace.clone(),
+    };
     if !watching {
         let items: Vec<Value> = p
             .current
             .get(resource)
             .map(|c| {
                 c.values()
-                    .filter(|o| on_node(resource, o, node.as_deref()))
+                    .filter(|o| scope.holds(resource, o))
                     .cloned()
                     .collect()
             })
             .unwrap_or_default();
+        // Pages (`limit`, `continue`): the token is the offset into the
+        // list (the objects do not change between pages in these tests).
+        let offset: usize = q
+            .get("continue")
+            .and_then(|c| c.strip_prefix("offset-"))
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0);
+        let limit: usize = q
+            .get("limit")
+            .and_then(|l| l.parse().ok())
+            .filter(|l| *l > 0)
+            .unwrap_or(usize::MAX);
+        let end = offset.saturating_add(limit).min(items.len());
+        let mut metadata = json!({"resourceVersion": p.rv.to_string()});
+        if end < items.len() {
+            metadata["continue"] = json!(format!("offset-{end}"));
+        }
         let list = json!({
             "kind": format!("{}List", kind_of(resource)),
-            "apiVersion": "v1",
-            "metadata": {"resourceVersion": p.rv.to_string()},
-            "items": items
+            "apiVersion": api_version_of(resource),
+            "metadata": metadata,
+            "items": items[offset.min(end)..end]
         });
         return answer(StatusCode::OK, list);
     }
@@ -348,7 +464,7 @@ async fn serve(
     let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
     drop(p);
     let (tx, rx) = mpsc::channel::<Result<bytes::Bytes, std::convert::Infallible>>(16);
-    tokio::spawn(stream_watch(shared, resource, node, from, bookmarks, tx));
+    tokio::spawn(stream_watch(shared, resource, scope, from, bookmarks, tx));
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }));
@@ -359,22 +475,117 @@ async fn serve(
         .unwrap()
 }
 
-/// Whether `object` belongs to `node`: a pod on it, or the node itself.
-fn on_node(resource: &str, object: &Value, node: Option<&str>) -> bool {
-    match (resource, node) {
-        ("pods", Some(node)) => object["spec"]["nodeName"] == node,
-        ("nodes", Some(node)) => object["metadata"]["name"] == node,
-        _ => true,
+/// What a list or a watch covers: a node's pods or the node itself, and
+/// one namespace's objects or all.
+#[derive(Clone)]
+struct Scope {
+    node: Option<String>,
+    namespace: Option<String>,
+}
+
+impl Scope {
+    fn holds(&self, resource: &str, object: &Value) -> bool {
+        let on_node = match (resource, &self.node) {
+            ("pods", Some(node)) => object["spec"]["nodeName"] == node.as_str(),
+            ("nodes", Some(node)) => object["metadata"]["name"] == node.as_str(),
+            _ => true,
+        };
+        let in_namespace = self
+            .namespace
+            .as_ref()
+            .is_none_or(|ns| object["metadata"]["namespace"] == ns.as_str());
+        on_node && in_namespace
     }
 }
 
 /// An answer other than success: its status and `metav1.Status` body.
 type Refusal = (StatusCode, Value);
 
-/// The state a Lease request sees, or the answer when the server is down
-/// or told to fail; the request is recorded.
-fn lease_gate<'a>(
+/// Objects read and written one at a time: Leases and ConfigMaps.
+#[derive(Clone, Copy)]
+enum One {
+    Lease,
+    ConfigMap,
+}
+
+impl One {
+    fn resource(self) -> &'static str {
+        match self {
+            One::Lease => "leases",
+            One::ConfigMap => "configmaps",
+        }
+    }
+
+    /// How the API server names it in messages.
+    fn what(self) -> &'static str {
+        match self {
+            One::Lease => "leases.coordination.k8s.io",
+            One::ConfigMap => "configmaps",
+        }
+    }
+
+    fn map(self, p: &mut Pods) -> &mut BTreeMap<(String, String), Value> {
+        match self {
+            One::Lease => &mut p.leases,
+            One::ConfigMap => &mut p.config_maps,
+        }
+    }
+
+    /// Checks a body as the API server validates it.
+    fn invalid(self, object: &Value) -> Option<String> {
+        if object["metadata"]["name"]
+            .as_str()
+            .is_none_or(str::is_empty)
+        {
+            return Some("metadata.name: Required value".into());
+        }
+        match self {
+            One::Lease => {
+                let spec = &object["spec"];
+                let ok = is_micro_time(&spec["acquireTime"])
+                    && is_micro_time(&spec["renewTime"])
+                    && (spec["leaseDurationSeconds"].is_null()
+                        || spec["leaseDurationSeconds"].as_i64().is_some_and(|d| d > 0));
+                (!ok).then(|| format!("Lease is invalid: {object}"))
+            }
+            One::ConfigMap => {
+                let strings = object["data"]
+                    .as_object()
+                    .is_none_or(|d| d.values().all(Value::is_string));
+                if !strings {
+                    Some("ConfigMap is invalid: data values must be strings".into())
+                } else if object["data"].to_string().len() > 1024 * 1024 {
+                    Some(
+                        "ConfigMap is invalid: []: Too long: must have at most 1048576 bytes"
+                            .into(),
+                    )
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    fn api_version(self) -> &'static str {
+        match self {
+            One::Lease => "coordination.k8s.io/v1",
+            One::ConfigMap => "v1",
+        }
+    }
+
+    fn kind(self) -> &'static str {
+        match self {
+            One::Lease => "Lease",
+            One::ConfigMap => "ConfigMap",
+        }
+    }
+}
+
+/// The state a request for `one` sees, or the answer when the server is
+/// down, told to fail, or (ConfigMaps) forbidden; the request is recorded.
+fn gate<'a>(
     shared: &'a Shared,
+    one: One,
     verb: &'static str,
 ) -> Result<std::sync::MutexGuard<'a, Pods>, Refusal> {
     let mut p = shared.pods.lock().unwrap();
@@ -382,26 +593,34 @@ fn lease_gate<'a>(
         Some((
             503,
             "ServiceUnavailable",
-            "the server is currently unable to handle the request",
+            "the server is currently unable to handle the request".to_string(),
         ))
     } else if p.fail_next > 0 {
         p.fail_next -= 1;
-        Some((500, "InternalError", "etcdserver: request timed out"))
+        Some((500, "InternalError", "etcdserver: request timed out".into()))
+    } else if matches!(one, One::ConfigMap) && p.config_maps_forbidden {
+        Some((
+            403,
+            "Forbidden",
+            format!(
+                "configmaps is forbidden: User \"system:serviceaccount:ferro:ferro\" cannot {verb} resource \"configmaps\" in API group \"\""
+            ),
+        ))
     } else {
         None
     };
     p.requests.push(Request {
-        resource: "leases",
+        resource: one.resource(),
         verb,
         watch: false,
         field_selector: None,
         resource_version: None,
-        status: failure.map_or(200, |(code, _, _)| code),
+        status: failure.as_ref().map_or(200, |(code, _, _)| *code),
     });
     match failure {
         Some((code, reason, message)) => Err((
             StatusCode::from_u16(code).unwrap(),
-            status(code, reason, message),
+            status(code, reason, &message),
         )),
         None => Ok(p),
     }
@@ -420,113 +639,106 @@ fn is_micro_time(value: &Value) -> bool {
         })
 }
 
-/// Checks a Lease body; stamps it with the next resourceVersion.
-fn accept_lease(p: &mut Pods, namespace: &str, mut lease: Value) -> Result<Value, Refusal> {
-    let spec = &lease["spec"];
-    if lease["metadata"]["name"].as_str().is_none_or(str::is_empty)
-        || !is_micro_time(&spec["acquireTime"])
-        || !is_micro_time(&spec["renewTime"])
-        || !(spec["leaseDurationSeconds"].is_null()
-            || spec["leaseDurationSeconds"].as_i64().is_some_and(|d| d > 0))
-    {
+/// Checks a body; stamps it with the next resourceVersion, keeps it, and
+/// keeps every Lease write in order.
+fn accept(p: &mut Pods, one: One, namespace: &str, mut object: Value) -> Result<Value, Refusal> {
+    if let Some(message) = one.invalid(&object) {
         return Err((
             StatusCode::UNPROCESSABLE_ENTITY,
-            status(422, "Invalid", &format!("Lease is invalid: {lease}")),
+            status(422, "Invalid", &message),
         ));
     }
     p.rv += 1;
-    lease["apiVersion"] = json!("coordination.k8s.io/v1");
-    lease["kind"] = json!("Lease");
-    lease["metadata"]["namespace"] = json!(namespace);
-    lease["metadata"]["resourceVersion"] = json!(p.rv.to_string());
-    p.lease_writes.push(lease.clone());
-    Ok(lease)
+    object["apiVersion"] = json!(one.api_version());
+    object["kind"] = json!(one.kind());
+    object["metadata"]["namespace"] = json!(namespace);
+    object["metadata"]["resourceVersion"] = json!(p.rv.to_string());
+    if matches!(one, One::Lease) {
+        p.lease_writes.push(object.clone());
+    }
+    let name = object["metadata"]["name"].as_str().unwrap().to_string();
+    one.map(p)
+        .insert((namespace.to_string(), name), object.clone());
+    Ok(object)
 }
 
-async fn get_lease(
+fn not_found(one: One, name: &str) -> Response {
+    answer(
+        StatusCode::NOT_FOUND,
+        status(
+            404,
+            "NotFound",
+            &format!("{} \"{name}\" not found", one.what()),
+        ),
+    )
+}
+
+async fn get_one(
     State(shared): State<Shared>,
     axum::extract::Path((namespace, name)): axum::extract::Path<(String, String)>,
+    one: One,
 ) -> Response {
-    let p = match lease_gate(&shared, "get") {
+    let mut p = match gate(&shared, one, "get") {
         Ok(p) => p,
         Err((code, body)) => return answer(code, body),
     };
-    match p.leases.get(&(namespace, name.clone())) {
-        Some(lease) => answer(StatusCode::OK, lease.clone()),
-        None => answer(
-            StatusCode::NOT_FOUND,
-            status(
-                404,
-                "NotFound",
-                &format!("leases.coordination.k8s.io \"{name}\" not found"),
-            ),
-        ),
+    match one.map(&mut p).get(&(namespace, name.clone())) {
+        Some(object) => answer(StatusCode::OK, object.clone()),
+        None => not_found(one, &name),
     }
 }
 
-async fn create_lease(
+async fn create_one(
     State(shared): State<Shared>,
     axum::extract::Path(namespace): axum::extract::Path<String>,
-    axum::Json(lease): axum::Json<Value>,
+    one: One,
+    object: Value,
 ) -> Response {
-    let mut p = match lease_gate(&shared, "create") {
+    let mut p = match gate(&shared, one, "create") {
         Ok(p) => p,
         Err((code, body)) => return answer(code, body),
     };
-    let name = lease["metadata"]["name"].as_str().unwrap_or("").to_string();
-    if p.leases.contains_key(&(namespace.clone(), name.clone())) {
-        return answer(
-            StatusCode::CONFLICT,
-            status(
-                409,
-                "AlreadyExists",
-                &format!("leases.coordination.k8s.io \"{name}\" already exists"),
-            ),
-        );
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if one
+        .map(&mut p)
+        .contains_key(&(namespace.clone(), name.clone()))
+    {
+        let message = format!("{} \"{name}\" already exists", one.what());
+        return answer(StatusCode::CONFLICT, status(409, "AlreadyExists", &message));
     }
-    match accept_lease(&mut p, &namespace, lease) {
-        Ok(lease) => {
-            p.leases.insert((namespace, name), lease.clone());
-            answer(StatusCode::CREATED, lease)
-        }
+    match accept(&mut p, one, &namespace, object) {
+        Ok(object) => answer(StatusCode::CREATED, object),
         Err((code, body)) => answer(code, body),
     }
 }
 
-async fn replace_lease(
+/// Replaces an object, refused with 409 `Conflict` unless the body's
+/// `metadata.resourceVersion` is the current one.
+async fn replace_one(
     State(shared): State<Shared>,
     axum::extract::Path((namespace, name)): axum::extract::Path<(String, String)>,
-    axum::Json(lease): axum::Json<Value>,
+    one: One,
+    object: Value,
 ) -> Response {
-    let mut p = match lease_gate(&shared, "update") {
+    let mut p = match gate(&shared, one, "update") {
         Ok(p) => p,
         Err((code, body)) => return answer(code, body),
     };
-    let key = (namespace.clone(), name.clone());
-    let Some(current) = p.leases.get(&key) else {
-        return answer(
-            StatusCode::NOT_FOUND,
-            status(
-                404,
-                "NotFound",
-                &format!("leases.coordination.k8s.io \"{name}\" not found"),
-            ),
-        );
+    let Some(current) = one.map(&mut p).get(&(namespace.clone(), name.clone())) else {
+        return not_found(one, &name);
     };
-    let sent = lease["metadata"]["resourceVersion"].as_str();
+    let sent = object["metadata"]["resourceVersion"].as_str();
     if sent.is_some_and(|v| Some(v) != current["metadata"]["resourceVersion"].as_str()) {
-        return answer(
-            StatusCode::CONFLICT,
-            status(
-                409,
-                "Conflict",
-                &format!(
-                    "Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
-                ),
-            ),
+        let message = format!(
+            "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+            one.what()
         );
+        return answer(StatusCode::CONFLICT, status(409, "Conflict", &message));
     }
-    if lease["metadata"]["name"].as_str() != Some(name.as_str()) {
+    if object["metadata"]["name"].as_str() != Some(name.as_str()) {
         return answer(
             StatusCode::BAD_REQUEST,
             status(
@@ -536,11 +748,8 @@ async fn replace_lease(
             ),
         );
     }
-    match accept_lease(&mut p, &namespace, lease) {
-        Ok(lease) => {
-            p.leases.insert(key, lease.clone());
-            answer(StatusCode::OK, lease)
-        }
+    match accept(&mut p, one, &namespace, object) {
+        Ok(object) => answer(StatusCode::OK, object),
         Err((code, body)) => answer(code, body),
     }
 }
@@ -556,7 +765,15 @@ fn kind_of(resource: &str) -> &'static str {
     match resource {
         "pods" => "Pod",
         "nodes" => "Node",
+        "events" => "Event",
         _ => "Namespace",
+    }
+}
+
+fn api_version_of(resource: &str) -> &'static str {
+    match resource {
+        "events" => "events.k8s.io/v1",
+        _ => "v1",
     }
 }
 
@@ -564,7 +781,7 @@ fn kind_of(resource: &str) -> &'static str {
 async fn stream_watch(
     shared: Shared,
     resource: &'static str,
-    node: Option<String>,
+    scope: Scope,
     from: u64,
     bookmarks: bool,
     tx: mpsc::Sender<Result<bytes::Bytes, std::convert::Infallible>>,
@@ -592,9 +809,7 @@ async fn stream_watch(
             }
             p.history
                 .iter()
-                .filter(|(rv, r, _, o)| {
-                    *rv > last && *r == resource && on_node(resource, o, node.as_deref())
-                })
+                .filter(|(rv, r, _, o)| *rv > last && *r == resource && scope.holds(resource, o))
                 .map(|(rv, _, kind, object)| (*rv, *kind, object.clone()))
                 .collect()
         };
@@ -616,7 +831,7 @@ async fn stream_watch(
                 if bookmarks {
                     // A bookmark says "everything up to here was sent".
                     let mark = json!({"type": "BOOKMARK", "object": {
-                        "kind": kind_of(resource), "apiVersion": "v1",
+                        "kind": kind_of(resource), "apiVersion": api_version_of(resource),
                         "metadata": {"resourceVersion": last.to_string()}
                     }});
                     if tx.send(line(mark)).await.is_err() {
@@ -681,6 +896,53 @@ pub fn pod(node: &str, namespace: &str, name: &str, uid: &str, ip: &str) -> Valu
                 "containerID": "containerd://abc", "started": true, "state": {"running": {"startedAt": "2025-06-01T10:00:04Z"}}}]
         }
     })
+}
+
+/// An `events.k8s.io/v1` Event as the API server returns it: about a pod
+/// of `namespace`, reported by the kubelet of `node`, seen `count` times
+/// (a `series` past the first), last at `last` (RFC 3339, seconds).
+pub fn event(
+    namespace: &str,
+    uid: &str,
+    reason: &str,
+    note: &str,
+    count: i32,
+    last: &str,
+) -> Value {
+    let event = json!({
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {
+            "name": format!("web-0.{uid}"),
+            "namespace": namespace,
+            "uid": uid,
+            "resourceVersion": "1",
+            "creationTimestamp": "2025-06-01T10:00:00Z",
+            "managedFields": [{"manager": "kubelet", "operation": "Update", "apiVersion": "v1",
+                "time": "2025-06-01T10:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:count": {}}}]
+        },
+        "eventTime": null,
+        "reportingController": "kubelet",
+        "reportingInstance": "node-a",
+        "action": "",
+        "reason": reason,
+        "regarding": {
+            "kind": "Pod",
+            "namespace": namespace,
+            "name": "web-0",
+            "uid": "pod-uid-web-0",
+            "apiVersion": "v1",
+            "resourceVersion": "4711",
+            "fieldPath": "spec.containers{app}"
+        },
+        "note": note,
+        "type": if reason.starts_with("Failed") || reason == "BackOff" { "Warning" } else { "Normal" },
+        "deprecatedSource": {"component": "kubelet", "host": "node-a"},
+        "deprecatedFirstTimestamp": "2025-06-01T10:00:00Z",
+        "deprecatedLastTimestamp": last,
+        "deprecatedCount": count
+    });
+    event
 }
 
 /// A namespace as the API server returns it.

@@ -20,6 +20,10 @@
 //!   duplicate, as Loki does; the same timestamp with another line → stored.
 //! - like Loki, valid entries of a request are stored even when others are
 //!   refused, and the answer is 400 with the last error.
+//! - with [`Limits::unordered_writes`] (Loki's default), entries may come
+//!   in any order within an hour of the stream's newest ("entry too far
+//!   behind" past it), and one with the timestamp and line of any stored
+//!   entry is dropped as a duplicate.
 //! - `X-Scope-OrgID` is recorded per request; with `require_tenant` a request
 //!   without it gets 401 "no org id", else it goes to tenant `fake`.
 //!
@@ -55,6 +59,12 @@ pub struct Limits {
     pub max_line_size: usize,
     /// Answer 401 to requests without `X-Scope-OrgID` (Loki with `auth_enabled`).
     pub require_tenant: bool,
+    /// Loki's `unordered_writes` (its default since 2.4): an entry older
+    /// than the stream's newest is stored unless more than an hour older
+    /// (`max_chunk_age / 2`, "entry too far behind"); the same timestamp
+    /// and line as any stored entry is a duplicate. Off here by default,
+    /// so that ordering bugs show.
+    pub unordered_writes: bool,
 }
 
 impl Default for Limits {
@@ -62,9 +72,13 @@ impl Default for Limits {
         Self {
             max_line_size: 256 * 1024,
             require_tenant: false,
+            unordered_writes: false,
         }
     }
 }
+
+/// How far behind a stream's newest entry an unordered write may be.
+const UNORDERED_WINDOW_NS: i64 = 3600 * 1_000_000_000;
 
 /// A stored entry.
 #[derive(Clone, Debug, PartialEq)]
@@ -322,6 +336,20 @@ fn store(
     let mut failed = Vec::new();
     let mut duplicates = 0;
     for entry in valid {
+        if limits.unordered_writes {
+            let newest = stored.iter().map(|e| e.timestamp_ns).max();
+            if newest.is_some_and(|n| entry.timestamp_ns < n - UNORDERED_WINDOW_NS) {
+                failed.push(entry.timestamp_ns);
+            } else if stored
+                .iter()
+                .any(|e| e.timestamp_ns == entry.timestamp_ns && e.line == entry.line)
+            {
+                duplicates += 1;
+            } else {
+                stored.push(entry);
+            }
+            continue;
+        }
         if let Some(last) = stored.last() {
             if entry.timestamp_ns < last.timestamp_ns {
                 failed.push(entry.timestamp_ns);

@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use super::config::{JournaldConfig, PRIORITIES};
 use super::cursor::Cursor;
 use super::export::Fields;
+use crate::receivers::log_batch::{LogBatch, Taken};
+use crate::signal::Labels;
 use crate::signal::labels::LabelsBuilder;
-use crate::signal::logs::{Entry, Stream};
-use crate::signal::{Labels, Logs};
+use crate::signal::logs::Entry;
 
 /// Entries in one batch.
 pub const MAX_BATCH_ENTRIES: usize = 1000;
@@ -214,63 +215,25 @@ fn label_value(value: &[u8]) -> &[u8] {
     &value[..value.len().min(MAX_LABEL_VALUE)]
 }
 
-/// The batch being filled: streams by label set, and the cursor of the
-/// last entry read into it (or skipped after it).
+/// The batch being filled, and the cursor of the last entry read into it
+/// (or skipped after it).
 #[derive(Default)]
 pub struct Pending {
-    streams: Vec<Stream>,
-    index: HashMap<Labels, usize>,
-    pub entries: usize,
-    pub bytes: usize,
+    batch: LogBatch,
     pub cursor: Option<Cursor>,
-}
-
-/// A batch taken out to be sent.
-pub struct Taken {
-    pub logs: Logs,
-    pub entries: u64,
-    pub bytes: usize,
 }
 
 impl Pending {
     fn push(&mut self, labels: Labels, entry: Entry) {
-        self.bytes += entry.line.len()
-            + entry
-                .metadata
-                .iter()
-                .map(|(n, v)| n.len() + v.len() + 4)
-                .sum::<usize>()
-            + 24;
-        self.entries += 1;
-        let i = match self.index.get(&labels) {
-            Some(&i) => i,
-            None => {
-                self.bytes += labels.heap_size();
-                self.streams.push(Stream::new(labels.clone()));
-                self.index.insert(labels, self.streams.len() - 1);
-                self.streams.len() - 1
-            }
-        };
-        self.streams[i].entries.push(entry);
+        self.batch.push(labels, entry);
     }
 
     pub fn is_full(&self) -> bool {
-        self.entries >= MAX_BATCH_ENTRIES || self.bytes >= MAX_BATCH_BYTES
+        self.batch.entries >= MAX_BATCH_ENTRIES || self.batch.bytes >= MAX_BATCH_BYTES
     }
 
     /// The entries gathered, if any (the cursor stays to be taken with them).
     pub fn take(&mut self) -> Option<Taken> {
-        if self.entries == 0 {
-            return None;
-        }
-        self.index.clear();
-        let taken = Taken {
-            logs: Logs::new(std::mem::take(&mut self.streams)),
-            entries: self.entries as u64,
-            bytes: self.bytes,
-        };
-        self.entries = 0;
-        self.bytes = 0;
-        Some(taken)
+        self.batch.take()
     }
 }

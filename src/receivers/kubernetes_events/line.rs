@@ -137,6 +137,22 @@ impl EventFields {
     }
 }
 
+/// The entry's time, in microseconds since the epoch: when the event last
+/// happened (`deprecatedLastTimestamp`, core/v1's `lastTimestamp`, which
+/// Alloy uses), else its series' last observation, else `eventTime`, else
+/// when the object was created (Alloy drops an event with neither of its
+/// two; ferro ships it at its creation). 0 if it has none of these.
+pub fn event_time_us(event: &Event) -> i64 {
+    event
+        .deprecated_last_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| event.series.as_ref().map(|s| s.last_observed_time.0))
+        .or_else(|| event.event_time.as_ref().map(|t| t.0))
+        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .map_or(0, |t| t.as_microsecond())
+}
+
 /// `text` quoted as Go's `strconv.Quote` (`%q`) quotes it: in double
 /// quotes, `"` and `\` escaped, printable characters as they are, the
 /// usual control escapes (`\n`, `\t`, …), and other non-printable
