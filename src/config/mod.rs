@@ -16,4 +16,4 @@ pub mod units;
 pub use component::ComponentId;
 pub use document::{ConfigError, ConfigErrors, FieldError, Validate};
 pub use sections::MAX_CONFIG_BYTES;
-pub use units::{ByteSize, HumanDuration};
+pub use units::{ByteSize, HumanDuration, parse_byte_size, parse_duration};

@@ -289,7 +289,7 @@ impl PodCache {
 
 /// A store one watch's objects go into, by key (a pod's uid, a
 /// namespace's name).
-trait Keyed<K> {
+pub(super) trait Keyed<K> {
     /// Takes or replaces `object`: its key, or `None` if it was not taken
     /// (incomplete, or the store is full; counted).
     fn upsert(&mut self, object: &K, t: &K8sFamilies) -> Option<Arc<str>>;
@@ -301,7 +301,7 @@ trait Keyed<K> {
 /// Applies one watch event to `store`: a (re)list replaces the contents
 /// only once complete, so lookups keep working throughout. Whether what
 /// the store holds may have changed.
-fn apply_event<K, S: Keyed<K>>(
+pub(super) fn apply_event<K, S: Keyed<K>>(
     store: &mut S,
     event: watcher::Event<K>,
     relist: &mut Relist,
@@ -576,7 +576,8 @@ async fn run(inner: Arc<Inner>, api: kube::Api<Pod>) {
         .any_semantic();
     let mut relist = Relist::default();
     follow(
-        &inner,
+        &inner.stop,
+        &inner.telemetry,
         watcher(api, config),
         "pod",
         || cache.len(),
@@ -596,7 +597,8 @@ async fn run_node(inner: Arc<Inner>, api: kube::Api<Node>) {
         .any_semantic();
     let mut relist = Relist::default();
     follow(
-        &inner,
+        &inner.stop,
+        &inner.telemetry,
         watcher(api, config),
         "node",
         || usize::from(cache.node().is_some()),
@@ -614,7 +616,8 @@ async fn run_namespaces(inner: Arc<Inner>, api: kube::Api<Namespace>) {
     let config = watcher::Config::default().any_semantic();
     let mut relist = Relist::default();
     follow(
-        &inner,
+        &inner.stop,
+        &inner.telemetry,
         watcher(api, config),
         "namespace",
         || cache.namespace_count(),
@@ -625,8 +628,9 @@ async fn run_namespaces(inner: Arc<Inner>, api: kube::Api<Namespace>) {
 
 /// A watch loop: events into `apply`, errors counted and backed off while
 /// the cache keeps serving what it has (`cached` of them).
-async fn follow<K>(
-    inner: &Inner,
+pub(super) async fn follow<K>(
+    stop: &CancellationToken,
+    telemetry: &Telemetry,
     stream: impl futures_util::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
     what: &'static str,
     cached: impl Fn() -> usize,
@@ -637,7 +641,7 @@ async fn follow<K>(
     let mut failing = false;
     loop {
         let next = tokio::select! {
-            _ = inner.stop.cancelled() => return,
+            _ = stop.cancelled() => return,
             next = stream.next() => next,
         };
         match next {
@@ -652,8 +656,7 @@ async fn follow<K>(
             }
             Some(Err(error)) => {
                 let reason = error_reason(&error);
-                inner
-                    .telemetry
+                telemetry
                     .k8s
                     .api_errors
                     .get_or_create(&CauseLabels { reason })
@@ -682,7 +685,7 @@ async fn follow<K>(
                 let wait = jitter(backoff);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 tokio::select! {
-                    _ = inner.stop.cancelled() => return,
+                    _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(wait) => {}
                 }
             }

@@ -98,10 +98,10 @@ pub fn target_groups(
                 for c in &pod.containers {
                     if c.ports.is_empty() {
                         // Prometheus' anonymous target: the user adds a port by relabelling.
-                        out.push(group(&base, ip.to_string(), c, None));
+                        out.push(container_group(&base, ip.to_string(), c, None));
                     }
                     for p in &c.ports {
-                        out.push(group(&base, address(ip, p.number), c, Some(p)));
+                        out.push(container_group(&base, address(ip, p.number), c, Some(p)));
                     }
                 }
             }
@@ -135,7 +135,7 @@ pub fn target_groups(
                         });
                         match named {
                             Some((c, p)) => {
-                                out.push(group(&base, address(ip, p.number), c, Some(p)))
+                                out.push(container_group(&base, address(ip, p.number), c, Some(p)))
                             }
                             None => tracing::debug!(
                                 namespace = %pod.namespace,
@@ -152,7 +152,7 @@ pub fn target_groups(
                             c.ports.iter().find(|p| p.number == port).map(|p| (c, p))
                         });
                         let mut g = match declared {
-                            Some((c, p)) => group(&base, address(ip, port), c, Some(p)),
+                            Some((c, p)) => container_group(&base, address(ip, port), c, Some(p)),
                             None => TargetGroup {
                                 targets: vec![address(ip, port)],
                                 labels: base.clone(),
@@ -169,7 +169,7 @@ pub fn target_groups(
                     (None, None) => {
                         for c in pod.containers.iter().filter(|c| !c.init) {
                             for p in c.ports.iter().filter(|p| &*p.protocol == "TCP") {
-                                out.push(group(&base, address(ip, p.number), c, Some(p)));
+                                out.push(container_group(&base, address(ip, p.number), c, Some(p)));
                             }
                         }
                     }
@@ -189,7 +189,9 @@ fn address(ip: IpAddr, port: u16) -> String {
     SocketAddr::new(ip, port).to_string()
 }
 
-fn group(
+/// The target `address` of container `c` (on `port`, if declared), with
+/// the pod's labels `base` and the container's.
+pub fn container_group(
     base: &BTreeMap<String, String>,
     address: String,
     c: &ContainerInfo,

@@ -28,13 +28,16 @@
 //! or annotations, and its own Node only for node discovery.
 
 pub mod cache;
+pub mod cluster;
 mod config;
 pub mod discovery;
 pub mod leader;
+pub mod monitor;
 pub mod namespace;
 pub mod node;
 pub mod pod;
 pub mod selector;
+pub mod service;
 
 pub use cache::{K8sError, PodCache, PodCaches, Relist};
 pub use config::{

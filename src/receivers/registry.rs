@@ -16,6 +16,7 @@ use crate::config::ComponentId;
 use crate::config::document::{Document, Value};
 use crate::config::keys::{TypeKeys, keys};
 use crate::delivery::MemoryLimiter;
+use crate::k8s::cluster::ClusterObjects;
 use crate::k8s::{KubernetesConfig, PodCache, PodCacheUse};
 use crate::net::server::Servers;
 use crate::signal::Signal;
@@ -119,8 +120,13 @@ impl ReceiverConfig {
             | Self::Journald(_)
             | Self::KubernetesEvents(_) => false,
         };
+        let setting = if self.follows_monitors() {
+            "monitors"
+        } else {
+            "kubernetes_sd_configs"
+        };
         discovers.then_some(PodCacheUse {
-            setting: "kubernetes_sd_configs",
+            setting,
             otherwise: None,
         })
     }
@@ -132,6 +138,12 @@ impl ReceiverConfig {
             Self::KubernetesEvents(c) => Some(("kubernetes_events", c.leader_only)),
             _ => None,
         }
+    }
+
+    /// Whether the receiver follows ServiceMonitors or PodMonitors (and so
+    /// needs the cluster's monitors and Services watched).
+    pub fn follows_monitors(&self) -> bool {
+        matches!(self, Self::Prometheus(c) if !c.monitors.is_empty())
     }
 
     /// Whether the receiver discovers this node (`role = "node"`), so that
@@ -170,6 +182,8 @@ pub struct Context<'a> {
     pub data_dir: &'a Path,
     /// `[kubernetes]`, for receivers that read the API server themselves.
     pub kubernetes: Option<&'a KubernetesConfig>,
+    /// The cluster's monitors and Services, when a receiver follows monitors.
+    pub cluster: Option<&'a ClusterObjects>,
 }
 
 impl ReceiverConfig {
@@ -204,7 +218,8 @@ impl ReceiverConfig {
         match self {
             Self::Otlp(c) => otlp::start(id, c, inputs, limiter, cx.telemetry, cx.servers).await,
             Self::Prometheus(c) => {
-                prometheus::start(id, c, inputs, limiter, cx.telemetry, cx.pods.cloned()).await
+                let (pods, cluster) = (cx.pods.cloned(), cx.cluster.cloned());
+                prometheus::start(id, c, inputs, limiter, cx.telemetry, pods, cluster).await
             }
             Self::Pprof(c) => {
                 let pods = cx.pods.cloned();

@@ -31,6 +31,9 @@ pub struct Sources {
     pub file_sd: Vec<FileSdConfig>,
     /// The pod cache and how its pods become groups, for Kubernetes discovery.
     pub pods: Option<(PodCache, PodGroups)>,
+    /// Changes of something else `pods`' groups read (the cluster's
+    /// Services, for a ServiceMonitor's job).
+    pub also_changes: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl Sources {
@@ -82,12 +85,14 @@ pub async fn reconcile<T, R, S>(
     let mut file_sd: Vec<FileSd> = sources.file_sd.iter().map(|_| FileSd::default()).collect();
     let mut check = tokio::time::interval(FILE_SD_CHECK);
     let mut pod_changes = sources.pods.as_ref().map(|(cache, _)| cache.changes());
+    let mut also_changes = sources.also_changes.clone();
     let mut first = true;
     loop {
         let mut changed = first;
         tokio::select! {
             _ = check.tick() => {}
             _ = pods_changed(&mut pod_changes) => changed = true,
+            _ = pods_changed(&mut also_changes) => changed = true,
             _ = stop.cancelled() => break,
         }
         first = false;
@@ -123,7 +128,8 @@ pub async fn reconcile<T, R, S>(
     }
 }
 
-/// Resolves when the pod cache changed; never without a cache.
+/// Resolves when the pod cache (or what `changes` follows) changed; never
+/// without one.
 async fn pods_changed(changes: &mut Option<tokio::sync::watch::Receiver<u64>>) {
     let Some(rx) = changes else {
         return std::future::pending().await;

@@ -186,6 +186,29 @@ impl KubernetesEventsFamilies {
     }
 }
 
+/// Figures of the ServiceMonitors and PodMonitors a Prometheus receiver
+/// honours (`ferro_prometheus_monitor_*`).
+#[derive(Default)]
+pub struct MonitorFamilies {
+    pub jobs: Family<ComponentLabels, Gauge>,
+    pub problems: Family<ReasonLabels, Counter>,
+}
+
+impl MonitorFamilies {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "ferro_prometheus_monitor_jobs",
+            "Scrape jobs a Prometheus receiver runs for ServiceMonitor and PodMonitor endpoints",
+            self.jobs.clone(),
+        );
+        r.register(
+            "ferro_prometheus_monitor_problems",
+            "Monitors or their endpoints ferro could not follow as written, by reason (invalid: the monitor cannot be read, e.g. a bad selector; invalid_endpoint: an endpoint's job is refused, e.g. a bad regex or duration; unsupported_field: a field ferro does not act on is set). Each is logged once per version of the monitor",
+            self.problems.clone(),
+        );
+    }
+}
+
 /// Which processor rule a figure is about.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabels {
@@ -356,6 +379,7 @@ pub struct Telemetry {
     pub host_metrics: HostMetricsFamilies,
     pub journald: JournaldFamilies,
     pub kubernetes_events: KubernetesEventsFamilies,
+    pub monitors: MonitorFamilies,
     pub k8s: K8sFamilies,
     pub tenants: TenantFamilies,
     pub listeners: ListenerFamilies,
@@ -688,6 +712,7 @@ impl Telemetry {
             host_metrics: HostMetricsFamilies::default(),
             journald: JournaldFamilies::default(),
             kubernetes_events: KubernetesEventsFamilies::default(),
+            monitors: MonitorFamilies::default(),
             k8s: K8sFamilies::default(),
             tenants: TenantFamilies::default(),
             listeners: ListenerFamilies::default(),
@@ -765,6 +790,7 @@ impl Telemetry {
             t.host_metrics.register(&mut r);
             t.journald.register(&mut r);
             t.kubernetes_events.register(&mut r);
+            t.monitors.register(&mut r);
             t.k8s.register(&mut r);
             t.tenants.register(&mut r);
             t.listeners.register(&mut r);

@@ -19,6 +19,7 @@ use crate::delivery::{Admitter, MemoryLimiter, PipelineInputs, QueueType};
 use crate::exporters::RunningExporter;
 use crate::for_signal;
 use crate::k8s::PodCaches;
+use crate::k8s::cluster::ClusterCaches;
 use crate::k8s::leader::LeaderSlot;
 use crate::net::server::Servers;
 use crate::plan::{Config, PipelineConfig};
@@ -120,6 +121,8 @@ fn wire<T: Fields>(
 /// refused or closed while the topology is replaced).
 pub struct ProcessResources {
     pub pods: PodCaches,
+    /// The cluster's monitors and Services, when a receiver follows monitors.
+    pub cluster: ClusterCaches,
     pub leader: LeaderSlot,
     pub servers: Servers,
 }
@@ -128,6 +131,7 @@ impl ProcessResources {
     pub fn new(servers: Servers) -> Self {
         Self {
             pods: PodCaches::default(),
+            cluster: ClusterCaches::default(),
             leader: LeaderSlot::default(),
             servers,
         }
@@ -167,6 +171,7 @@ impl Topology {
     ) -> Result<Topology, (StartError, BTreeMap<ComponentId, RunningExporter>)> {
         let ProcessResources {
             pods: caches,
+            cluster,
             leader,
             servers,
         } = resources;
@@ -187,6 +192,17 @@ impl Topology {
                 "the pod cache has no list of this node's pods yet; starting anyway (records are enriched once it has)"
             );
         }
+
+        // The cluster's monitors and Services, when a receiver follows
+        // monitors; kept across reloads too.
+        let follows_monitors = config.receivers.values().any(|r| r.follows_monitors());
+        let cluster = match cluster
+            .get(config.kubernetes.as_ref(), follows_monitors, telemetry)
+            .await
+        {
+            Ok(cluster) => cluster,
+            Err(e) => return Err((StartError::Kubernetes(e), keep)),
+        };
 
         // The leader election, when [kubernetes.leader] asks for one; it
         // outlives this topology too.
@@ -261,6 +277,7 @@ impl Topology {
             servers,
             data_dir: &config.data_dir,
             kubernetes: config.kubernetes.as_ref(),
+            cluster: cluster.as_ref(),
         };
         for (id, receiver_config) in &config.receivers {
             let inputs = inputs_of(&mut wiring, id, receiver_config.pipeline_wait());

@@ -123,6 +123,18 @@ impl KubeApi {
                 axum::routing::get(|state, query| serve(state, query, "nodes")),
             )
             .route(
+                "/api/v1/services",
+                axum::routing::get(|state, query| serve(state, query, "services")),
+            )
+            .route(
+                "/apis/monitoring.coreos.com/v1/servicemonitors",
+                axum::routing::get(|state, query| serve(state, query, "servicemonitors")),
+            )
+            .route(
+                "/apis/monitoring.coreos.com/v1/podmonitors",
+                axum::routing::get(|state, query| serve(state, query, "podmonitors")),
+            )
+            .route(
                 "/apis/events.k8s.io/v1/events",
                 axum::routing::get(|state, query| serve(state, query, "events")),
             )
@@ -258,6 +270,27 @@ impl KubeApi {
             .leases
             .get(&(namespace.to_string(), name.to_string()))
             .cloned()
+    }
+
+    /// Adds an object of `resource` (`services`, `servicemonitors`,
+    /// `podmonitors`, …).
+    pub fn add_object(&self, resource: &'static str, object: Value) {
+        self.record(resource, "ADDED", object);
+    }
+
+    pub fn modify_object(&self, resource: &'static str, object: Value) {
+        self.record(resource, "MODIFIED", object);
+    }
+
+    pub fn delete_object(&self, resource: &'static str, uid: &str) {
+        let object = self.shared.pods.lock().unwrap().current[resource]
+            .get(uid)
+            .cloned();
+        self.record(
+            resource,
+            "DELETED",
+            object.expect("deleting an object that exists"),
+        );
     }
 
     pub fn add_event(&self, event: Value) {
@@ -766,6 +799,9 @@ fn kind_of(resource: &str) -> &'static str {
         "pods" => "Pod",
         "nodes" => "Node",
         "events" => "Event",
+        "services" => "Service",
+        "servicemonitors" => "ServiceMonitor",
+        "podmonitors" => "PodMonitor",
         _ => "Namespace",
     }
 }
@@ -773,6 +809,7 @@ fn kind_of(resource: &str) -> &'static str {
 fn api_version_of(resource: &str) -> &'static str {
     match resource {
         "events" => "events.k8s.io/v1",
+        "servicemonitors" | "podmonitors" => "monitoring.coreos.com/v1",
         _ => "v1",
     }
 }
@@ -943,6 +980,51 @@ pub fn event(
         "deprecatedCount": count
     });
     event
+}
+
+/// A Service as the API server returns it: `selector` (a map, or null for
+/// none) and `ports` (`[{"name", "port", "targetPort", "protocol"}]`).
+pub fn service(namespace: &str, name: &str, labels: Value, selector: Value, ports: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": format!("svc-{namespace}-{name}"),
+            "resourceVersion": "1",
+            "creationTimestamp": "2025-05-01T08:00:00Z",
+            "labels": labels,
+            "annotations": {"meta.helm.sh/release-name": name}
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": "10.96.0.10",
+            "clusterIPs": ["10.96.0.10"],
+            "selector": selector,
+            "ports": ports,
+            "sessionAffinity": "None"
+        },
+        "status": {"loadBalancer": {}}
+    })
+}
+
+/// A ServiceMonitor or PodMonitor (`kind`) as the API server returns it.
+pub fn monitor(kind: &str, namespace: &str, name: &str, labels: Value, spec: Value) -> Value {
+    json!({
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": format!("{kind}-{namespace}-{name}"),
+            "resourceVersion": "1",
+            "generation": 1,
+            "creationTimestamp": "2025-05-01T08:00:00Z",
+            "labels": labels
+        },
+        "spec": spec
+    })
 }
 
 /// A namespace as the API server returns it.

@@ -2,6 +2,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use super::monitors::{MonitorSource, MonitorsConfig, RawMonitorsConfig};
 use crate::config::{ByteSize, FieldError, HumanDuration, Validate};
 use crate::k8s::discovery::ScrapeAnnotations;
 use crate::net::auth::BasicAuth;
@@ -19,47 +20,50 @@ pub struct RawPrometheusConfig {
     scrape_timeout: Option<HumanDuration>,
     #[serde(default)]
     scrape_configs: Vec<RawScrapeConfig>,
+    /// Which ServiceMonitors and PodMonitors to scrape the targets of.
+    #[serde(default)]
+    monitors: Vec<RawMonitorsConfig>,
 }
 
 /// One `[[receivers.prometheus.NAME.scrape_configs]]`, named as Prometheus'
 /// `scrape_config` so that a `prometheus.yml` ports by translating syntax.
-#[derive(Deserialize)]
-struct RawScrapeConfig {
-    job_name: String,
-    scrape_interval: Option<HumanDuration>,
-    scrape_timeout: Option<HumanDuration>,
-    metrics_path: Option<String>,
-    scheme: Option<String>,
+#[derive(Deserialize, Default)]
+pub(super) struct RawScrapeConfig {
+    pub(super) job_name: String,
+    pub(super) scrape_interval: Option<HumanDuration>,
+    pub(super) scrape_timeout: Option<HumanDuration>,
+    pub(super) metrics_path: Option<String>,
+    pub(super) scheme: Option<String>,
     #[serde(default)]
-    params: BTreeMap<String, Vec<String>>,
-    basic_auth: Option<BasicAuth>,
-    bearer_token: Option<String>,
-    bearer_token_file: Option<PathBuf>,
+    pub(super) params: BTreeMap<String, Vec<String>>,
+    pub(super) basic_auth: Option<BasicAuth>,
+    pub(super) bearer_token: Option<String>,
+    pub(super) bearer_token_file: Option<PathBuf>,
     #[serde(default)]
-    tls_config: TlsConfig,
+    pub(super) tls_config: TlsConfig,
     #[serde(default)]
-    honor_labels: bool,
-    honor_timestamps: Option<bool>,
+    pub(super) honor_labels: bool,
+    pub(super) honor_timestamps: Option<bool>,
     #[serde(default)]
-    sample_limit: usize,
+    pub(super) sample_limit: usize,
     #[serde(default)]
-    label_limit: usize,
+    pub(super) label_limit: usize,
     #[serde(default)]
-    label_name_length_limit: usize,
+    pub(super) label_name_length_limit: usize,
     #[serde(default)]
-    label_value_length_limit: usize,
-    body_size_limit: Option<ByteSize>,
-    enable_compression: Option<bool>,
+    pub(super) label_value_length_limit: usize,
+    pub(super) body_size_limit: Option<ByteSize>,
+    pub(super) enable_compression: Option<bool>,
     #[serde(default)]
-    static_configs: Vec<StaticConfig>,
+    pub(super) static_configs: Vec<StaticConfig>,
     #[serde(default)]
-    file_sd_configs: Vec<FileSdConfig>,
+    pub(super) file_sd_configs: Vec<FileSdConfig>,
     #[serde(default)]
-    kubernetes_sd_configs: Vec<RawKubernetesSdConfig>,
+    pub(super) kubernetes_sd_configs: Vec<RawKubernetesSdConfig>,
     #[serde(default)]
-    relabel_configs: Vec<RawRelabelConfig>,
+    pub(super) relabel_configs: Vec<RawRelabelConfig>,
     #[serde(default)]
-    metric_relabel_configs: Vec<RawRelabelConfig>,
+    pub(super) metric_relabel_configs: Vec<RawRelabelConfig>,
 }
 
 /// A checked Kubernetes discovery source.
@@ -78,15 +82,20 @@ pub enum KubernetesSdConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PrometheusConfig {
     pub scrape_configs: Vec<ScrapeConfig>,
+    /// The ServiceMonitors and PodMonitors honoured (`[[...monitors]]`).
+    pub monitors: Vec<MonitorsConfig>,
+    pub defaults: Defaults,
 }
 
 impl PrometheusConfig {
     /// Whether a scrape config discovers pods or the node (and so needs the
     /// pod cache).
     pub fn uses_pod_cache(&self) -> bool {
-        self.scrape_configs
-            .iter()
-            .any(|c| !c.kubernetes_sd_configs.is_empty())
+        !self.monitors.is_empty()
+            || self
+                .scrape_configs
+                .iter()
+                .any(|c| !c.kubernetes_sd_configs.is_empty())
     }
 
     /// Whether a scrape config discovers this node (`role = "node"`).
@@ -114,6 +123,9 @@ pub struct ScrapeConfig {
     pub enable_compression: bool,
     pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
     pub metric_relabel_configs: Vec<RelabelConfig>,
+    /// For a job made from a ServiceMonitor or PodMonitor: where its
+    /// targets come from.
+    pub monitor: Option<MonitorSource>,
     /// The section as written, for deciding whether a reload changed it.
     fingerprint: String,
 }
@@ -178,18 +190,27 @@ struct RawOwn {
     metric_relabel_configs: Vec<RawRelabelConfig>,
 }
 
-impl Validate for RawPrometheusConfig {
-    type Valid = PrometheusConfig;
+/// The receiver's rules for a job's interval, timeout and body, from its
+/// `scrape_interval` and `scrape_timeout` (Prometheus' `global`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Defaults {
+    pub scrape_interval: std::time::Duration,
+    pub scrape_timeout: std::time::Duration,
+}
 
-    fn validate(self) -> Result<PrometheusConfig, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let default_timeout = self
-            .scrape_timeout
-            .map_or(std::time::Duration::from_secs(10), |d| d.get());
+impl Defaults {
+    /// Checks one raw scrape config by these defaults; `jobs` holds the job
+    /// names seen so far (each must be unique), `at` names a field.
+    pub(super) fn check(
+        &self,
+        raw: RawScrapeConfig,
+        jobs: &mut Vec<String>,
+        at: &dyn Fn(&str) -> String,
+        errors: &mut Vec<FieldError>,
+    ) -> ScrapeConfig {
+        let default_timeout = self.scrape_timeout;
         let defaults = JobDefaults {
-            scrape_interval: self
-                .scrape_interval
-                .map_or(std::time::Duration::from_secs(60), |d| d.get()),
+            scrape_interval: self.scrape_interval,
             scrape_timeout: &|interval| default_timeout.min(interval),
             check_times: &|interval, timeout, at, errors| {
                 if interval.is_zero() {
@@ -207,64 +228,89 @@ impl Validate for RawPrometheusConfig {
             },
             body_size_limit: DEFAULT_BODY_SIZE_LIMIT,
         };
-        if self.scrape_configs.is_empty() {
+        let (raw_job, raw) = raw.split();
+        let written = format!("{raw_job:?}|{raw:?}");
+        let job = JobSettings::check(raw_job, &defaults, jobs, at, errors);
+        let metrics_path = raw.metrics_path.unwrap_or_else(|| "/metrics".into());
+        if !metrics_path.starts_with('/') {
+            errors.push(FieldError::new(at("metrics_path"), "must start with /"));
+        }
+        let mut kubernetes_sd_configs = Vec::new();
+        for (j, sd) in raw.kubernetes_sd_configs.iter().enumerate() {
+            let at = at(&format!("kubernetes_sd_configs.{j}"));
+            if sd.is_node() {
+                kubernetes_sd_configs.push(KubernetesSdConfig::Node);
+                continue;
+            }
+            let prefix = sd.check(at, "prometheus.io", errors);
+            kubernetes_sd_configs.push(KubernetesSdConfig::Pods {
+                annotations: prefix.map(|p| ScrapeAnnotations::prefixed(&p)),
+            });
+        }
+        let metric_relabel_configs =
+            relabel::validate_all(raw.metric_relabel_configs, &at("metric_relabel_configs"))
+                .unwrap_or_else(|found| {
+                    errors.extend(found);
+                    Vec::new()
+                });
+        let fingerprint = format!(
+            "{written}|{:?}|{:?}|{}",
+            job.scrape_interval, job.scrape_timeout, job.body_size_limit
+        );
+        ScrapeConfig {
+            job,
+            metrics_path,
+            params: raw.params,
+            honor_labels: raw.honor_labels,
+            honor_timestamps: raw.honor_timestamps.unwrap_or(true),
+            sample_limit: raw.sample_limit,
+            label_limit: raw.label_limit,
+            label_name_length_limit: raw.label_name_length_limit,
+            label_value_length_limit: raw.label_value_length_limit,
+            enable_compression: raw.enable_compression.unwrap_or(true),
+            kubernetes_sd_configs,
+            metric_relabel_configs,
+            monitor: None,
+            fingerprint,
+        }
+    }
+}
+
+impl Validate for RawPrometheusConfig {
+    type Valid = PrometheusConfig;
+
+    fn validate(self) -> Result<PrometheusConfig, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let defaults = Defaults {
+            scrape_interval: self
+                .scrape_interval
+                .map_or(std::time::Duration::from_secs(60), |d| d.get()),
+            scrape_timeout: self
+                .scrape_timeout
+                .map_or(std::time::Duration::from_secs(10), |d| d.get()),
+        };
+        if self.scrape_configs.is_empty() && self.monitors.is_empty() {
             errors.push(FieldError::new(
                 "scrape_configs",
-                "add at least one [[...scrape_configs]] with a job_name",
+                "add at least one [[...scrape_configs]] with a job_name, or [[...monitors]]",
             ));
         }
         let mut jobs = Vec::new();
         let mut out = Vec::new();
         for (i, raw) in self.scrape_configs.into_iter().enumerate() {
             let at = |field: &str| format!("scrape_configs.{i}.{field}");
-            let (raw_job, raw) = raw.split();
-            let written = format!("{raw_job:?}|{raw:?}");
-            let job = JobSettings::check(raw_job, &defaults, &mut jobs, &at, &mut errors);
-            let metrics_path = raw.metrics_path.unwrap_or_else(|| "/metrics".into());
-            if !metrics_path.starts_with('/') {
-                errors.push(FieldError::new(at("metrics_path"), "must start with /"));
-            }
-            let mut kubernetes_sd_configs = Vec::new();
-            for (j, sd) in raw.kubernetes_sd_configs.iter().enumerate() {
-                let at = at(&format!("kubernetes_sd_configs.{j}"));
-                if sd.is_node() {
-                    kubernetes_sd_configs.push(KubernetesSdConfig::Node);
-                    continue;
-                }
-                let prefix = sd.check(at, "prometheus.io", &mut errors);
-                kubernetes_sd_configs.push(KubernetesSdConfig::Pods {
-                    annotations: prefix.map(|p| ScrapeAnnotations::prefixed(&p)),
-                });
-            }
-            let metric_relabel_configs =
-                relabel::validate_all(raw.metric_relabel_configs, &at("metric_relabel_configs"))
-                    .unwrap_or_else(|found| {
-                        errors.extend(found);
-                        Vec::new()
-                    });
-            let fingerprint = format!(
-                "{written}|{:?}|{:?}|{}",
-                job.scrape_interval, job.scrape_timeout, job.body_size_limit
-            );
-            out.push(ScrapeConfig {
-                job,
-                metrics_path,
-                params: raw.params,
-                honor_labels: raw.honor_labels,
-                honor_timestamps: raw.honor_timestamps.unwrap_or(true),
-                sample_limit: raw.sample_limit,
-                label_limit: raw.label_limit,
-                label_name_length_limit: raw.label_name_length_limit,
-                label_value_length_limit: raw.label_value_length_limit,
-                enable_compression: raw.enable_compression.unwrap_or(true),
-                kubernetes_sd_configs,
-                metric_relabel_configs,
-                fingerprint,
-            });
+            out.push(defaults.check(raw, &mut jobs, &at, &mut errors));
+        }
+        let mut monitors = Vec::new();
+        for (i, raw) in self.monitors.into_iter().enumerate() {
+            let at = |field: &str| format!("monitors.{i}.{field}");
+            monitors.push(raw.check(&at, &mut errors));
         }
         if errors.is_empty() {
             Ok(PrometheusConfig {
                 scrape_configs: out,
+                monitors,
+                defaults,
             })
         } else {
             Err(errors)

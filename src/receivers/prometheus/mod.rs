@@ -10,9 +10,12 @@
 //! (`receivers::discovery`).
 
 mod config;
+pub mod monitors;
 mod receiver;
 pub mod scrape;
 pub mod targets;
 
-pub use config::{KubernetesSdConfig, PrometheusConfig, RawPrometheusConfig, ScrapeConfig};
+pub use config::{
+    Defaults, KubernetesSdConfig, PrometheusConfig, RawPrometheusConfig, ScrapeConfig,
+};
 pub use receiver::*;

@@ -7,9 +7,12 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use tokio_util::sync::CancellationToken;
 
+use super::monitors;
 use super::scrape::{Job, Sender};
 use crate::config::ComponentId;
 use crate::delivery::MemoryLimiter;
+use crate::k8s::cluster::ClusterObjects;
+use crate::k8s::monitor::MonitorKind;
 use crate::k8s::{PodCache, PodInfo, discovery};
 use crate::receivers::{Inputs, ReceiverConfig, RunningReceiver};
 use crate::scrape::Target;
@@ -24,6 +27,7 @@ pub async fn start(
     limiter: Arc<MemoryLimiter>,
     telemetry: &Arc<Telemetry>,
     pods: Option<PodCache>,
+    cluster: Option<ClusterObjects>,
 ) -> std::io::Result<RunningReceiver> {
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -58,11 +62,30 @@ pub async fn start(
             job,
             sender.clone(),
             pods.clone(),
+            None,
             Stops {
                 receiver: stop.clone(),
                 next,
             },
         )));
+    }
+    if !config.monitors.is_empty() {
+        // The plan asks for [kubernetes] with monitors: both are there.
+        let (Some(cluster), Some(pods)) = (cluster, pods.clone()) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "monitors need [kubernetes]",
+            ));
+        };
+        tasks.push(tokio::spawn(monitors::manage(monitors::Manager {
+            id: id.clone(),
+            configs: config.monitors.clone(),
+            cluster,
+            pods,
+            sender: sender.clone(),
+            telemetry: telemetry.clone(),
+            stop: stop.clone(),
+        })));
     }
     tracing::info!(receiver = %id, jobs = config.scrape_configs.len(), "Prometheus scrape receiver started");
     let hook = move |next: Option<&ReceiverConfig>| {
@@ -76,7 +99,7 @@ pub async fn start(
             // What the next job will scrape, found as it will find it.
             let targets = next_job
                 .map(|config| {
-                    let groups = sources(config, pods.clone()).groups_now();
+                    let groups = sources(config, pods.clone(), None).groups_now();
                     super::targets::targets(config, &groups)
                         .into_iter()
                         .collect()
@@ -104,8 +127,30 @@ pub struct Stops {
 }
 
 /// Where `config`'s target groups come from: its static groups, its
-/// `file_sd` files and, with `kubernetes_sd_configs`, the pods of this node.
-pub(super) fn sources(config: &ScrapeConfig, pods: Option<PodCache>) -> Sources {
+/// `file_sd` files and, with `kubernetes_sd_configs`, the pods of this
+/// node; for a monitor's job, the monitor's pods (and Services) instead.
+pub(super) fn sources(
+    config: &ScrapeConfig,
+    pods: Option<PodCache>,
+    cluster: Option<ClusterObjects>,
+) -> Sources {
+    if let (Some(source), Some(pods), Some(cluster)) = (&config.monitor, &pods, &cluster) {
+        let monitor = source.monitor.clone();
+        let services = cluster.clone();
+        let groups = move |cached: &[Arc<PodInfo>]| {
+            let services = match monitor.kind {
+                MonitorKind::ServiceMonitor => services.services(),
+                MonitorKind::PodMonitor => Vec::new(),
+            };
+            monitors::targets::groups(&monitor, &services, cached)
+        };
+        return Sources {
+            pods: Some((pods.clone(), Arc::new(groups))),
+            also_changes: (source.monitor.kind == MonitorKind::ServiceMonitor)
+                .then(|| cluster.service_changes()),
+            ..Sources::default()
+        };
+    }
     let sd_configs = config.kubernetes_sd_configs.clone();
     let pods = pods
         .filter(|_| !sd_configs.is_empty())
@@ -136,6 +181,7 @@ pub(super) fn sources(config: &ScrapeConfig, pods: Option<PodCache>) -> Sources 
         static_groups: config.job.static_configs.clone(),
         file_sd: config.job.file_sd_configs.clone(),
         pods,
+        also_changes: None,
     }
 }
 
@@ -146,9 +192,10 @@ pub(super) async fn manage(
     job: Arc<Job>,
     sender: Arc<Sender>,
     pods: Option<PodCache>,
+    cluster: Option<ClusterObjects>,
     stops: Stops,
 ) {
-    let sources = sources(&job.config, pods);
+    let sources = sources(&job.config, pods, cluster);
     let spawn = |target, token| {
         tokio::spawn(super::scrape::run(
             job.clone(),

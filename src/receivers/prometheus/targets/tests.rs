@@ -122,7 +122,7 @@ fn the_node_role_scrapes_this_nodes_kubelet_as_kube_prometheus_does() {
         },
         &crate::telemetry::Telemetry::new(),
     );
-    let sources = crate::receivers::prometheus::sources(&config, Some(cache.clone()));
+    let sources = crate::receivers::prometheus::sources(&config, Some(cache.clone()), None);
     assert!(sources.groups_now().is_empty(), "no node object yet");
     let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "node-a"},

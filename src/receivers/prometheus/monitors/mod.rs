@@ -1,0 +1,362 @@
+//! ServiceMonitors and PodMonitors in the Prometheus receiver
+//! (`[[receivers.prometheus.NAME.monitors]]`): the monitors the config
+//! honours become scrape jobs as the Prometheus Operator would write them
+//! ([`generate`]), whose targets are this node's pods ([`targets`]); the
+//! jobs follow the monitors as they are added, changed and deleted
+//! ([`manage`]), each job alone, so the other scrapes go on.
+
+pub mod generate;
+pub mod targets;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use prometheus_client::metrics::counter::Counter;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{Defaults, ScrapeConfig};
+use super::receiver::Stops;
+use super::scrape::{Job, Sender};
+use crate::config::{ComponentId, FieldError, HumanDuration};
+use crate::k8s::PodCache;
+use crate::k8s::cluster::ClusterObjects;
+use crate::k8s::monitor::{Monitor, MonitorKind};
+use crate::k8s::selector::Selector;
+use crate::signal::Signal;
+use crate::telemetry::Telemetry;
+
+/// `[[receivers.prometheus.NAME.monitors]]` as written.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonitorsConfig {
+    /// `ServiceMonitor`, `PodMonitor`; both when absent.
+    kinds: Option<Vec<String>>,
+    /// Only monitors in these namespaces; all when empty.
+    #[serde(default)]
+    namespaces: Vec<String>,
+    /// Only monitors with these labels (a Kubernetes label selector).
+    selector: Option<RawSelector>,
+    /// The interval of endpoints that set none (the Operator's default).
+    scrape_interval: Option<HumanDuration>,
+    /// The timeout of endpoints that set none.
+    scrape_timeout: Option<HumanDuration>,
+}
+
+/// A label selector in the config: `match_labels` and `match_expressions`.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSelector {
+    #[serde(default)]
+    match_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    match_expressions: Vec<RawRequirement>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct RawRequirement {
+    key: String,
+    operator: String,
+    #[serde(default)]
+    values: Vec<String>,
+}
+
+/// A checked `monitors` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MonitorsConfig {
+    pub kinds: Vec<MonitorKind>,
+    pub namespaces: Vec<String>,
+    pub selector: Selector,
+    /// The job defaults of the endpoints: 30 s and 10 s unless set.
+    pub defaults: Defaults,
+}
+
+impl RawMonitorsConfig {
+    pub(super) fn check(
+        self,
+        at: &dyn Fn(&str) -> String,
+        errors: &mut Vec<FieldError>,
+    ) -> MonitorsConfig {
+        let mut kinds = Vec::new();
+        for (i, kind) in self
+            .kinds
+            .unwrap_or_else(|| vec!["ServiceMonitor".into(), "PodMonitor".into()])
+            .iter()
+            .enumerate()
+        {
+            match kind.as_str() {
+                "ServiceMonitor" => kinds.push(MonitorKind::ServiceMonitor),
+                "PodMonitor" => kinds.push(MonitorKind::PodMonitor),
+                other => errors.push(FieldError::new(
+                    at(&format!("kinds.{i}")),
+                    format!("`{other}` is not ServiceMonitor or PodMonitor"),
+                )),
+            }
+        }
+        for (i, namespace) in self.namespaces.iter().enumerate() {
+            if !crate::k8s::is_namespace_name(namespace) {
+                errors.push(FieldError::new(
+                    at(&format!("namespaces.{i}")),
+                    format!("`{namespace}` is not a namespace name"),
+                ));
+            }
+        }
+        let raw = self.selector.unwrap_or_default();
+        let selector = LabelSelector {
+            match_labels: Some(raw.match_labels),
+            match_expressions: Some(
+                raw.match_expressions
+                    .into_iter()
+                    .map(|r| LabelSelectorRequirement {
+                        key: r.key,
+                        operator: r.operator,
+                        values: Some(r.values),
+                    })
+                    .collect(),
+            ),
+        };
+        let selector = Selector::from_label_selector(&selector).unwrap_or_else(|e| {
+            errors.push(FieldError::new(at("selector"), e.to_string()));
+            Selector::everything()
+        });
+        let scrape_interval = self
+            .scrape_interval
+            .map_or(Duration::from_secs(30), |d| d.get());
+        let scrape_timeout = self
+            .scrape_timeout
+            .map_or(Duration::from_secs(10), |d| d.get());
+        if scrape_interval.is_zero() {
+            errors.push(FieldError::new(
+                at("scrape_interval"),
+                "must be more than 0",
+            ));
+        }
+        MonitorsConfig {
+            kinds,
+            namespaces: self.namespaces,
+            selector,
+            defaults: Defaults {
+                scrape_interval,
+                scrape_timeout,
+            },
+        }
+    }
+}
+
+impl MonitorsConfig {
+    /// Whether this entry honours `monitor`.
+    pub fn honours(&self, monitor: &Monitor) -> bool {
+        self.kinds.contains(&monitor.kind)
+            && (self.namespaces.is_empty() || self.namespaces.contains(&monitor.namespace))
+            && self.selector.matches(&monitor.labels)
+    }
+}
+
+/// Where a monitor's job finds its targets: endpoint `endpoint` of
+/// `monitor`.
+#[derive(Clone, Debug)]
+pub struct MonitorSource {
+    pub monitor: Arc<Monitor>,
+    pub endpoint: usize,
+}
+
+/// The receiver's counters for monitors.
+struct Counters {
+    jobs: prometheus_client::metrics::gauge::Gauge,
+    invalid: Counter,
+    invalid_endpoint: Counter,
+    unsupported: Counter,
+}
+
+impl Counters {
+    fn new(telemetry: &Telemetry, id: &ComponentId) -> Self {
+        let labels = Telemetry::labels("receiver", id, Signal::Metrics);
+        let m = &telemetry.monitors;
+        Self {
+            jobs: m.jobs.get_or_create(&labels).clone(),
+            invalid: Telemetry::reason_counter(&m.problems, &labels, "invalid"),
+            invalid_endpoint: Telemetry::reason_counter(&m.problems, &labels, "invalid_endpoint"),
+            unsupported: Telemetry::reason_counter(&m.problems, &labels, "unsupported_field"),
+        }
+    }
+}
+
+/// A job running for a monitor's endpoint.
+struct Running {
+    config: ScrapeConfig,
+    stop: CancellationToken,
+    next: Arc<OnceLock<BTreeSet<crate::scrape::Target>>>,
+    task: JoinHandle<()>,
+}
+
+/// What [`manage`] needs.
+pub struct Manager {
+    pub id: ComponentId,
+    pub configs: Vec<MonitorsConfig>,
+    pub cluster: ClusterObjects,
+    pub pods: PodCache,
+    pub sender: Arc<Sender>,
+    pub telemetry: Arc<Telemetry>,
+    pub stop: CancellationToken,
+}
+
+/// How long monitor changes are gathered before the jobs follow: an
+/// `kubectl apply` of a chart writes several at once.
+const SETTLE: Duration = Duration::from_millis(500);
+
+/// Keeps one job per honoured monitor endpoint running, in step with the
+/// monitors; stops them all with the receiver.
+pub async fn manage(m: Manager) {
+    let counters = Counters::new(&m.telemetry, &m.id);
+    let mut changes = m.cluster.monitor_changes();
+    let mut running: BTreeMap<String, Running> = BTreeMap::new();
+    // What was said about each monitor version, so it is said once.
+    let mut told: HashSet<(String, String)> = HashSet::new();
+    loop {
+        let wanted = wanted_jobs(&m, &counters, &mut told);
+        let names: Vec<String> = running.keys().cloned().collect();
+        for name in names {
+            let keep = wanted
+                .get(&name)
+                .is_some_and(|w| *w == running[&name].config);
+            if !keep {
+                let old = running.remove(&name).expect("listed");
+                // Its targets are gone (or belong to the job that replaces
+                // it): each ends its series.
+                let _ = old.next.set(BTreeSet::new());
+                old.stop.cancel();
+                let _ = old.task.await;
+                tracing::info!(receiver = %m.id, job = %name, "monitor job stopped");
+            }
+        }
+        for (name, config) in wanted {
+            if running.contains_key(&name) {
+                continue;
+            }
+            match start_job(&m, config.clone()) {
+                Ok((stop, next, task)) => {
+                    tracing::info!(receiver = %m.id, job = %name, "monitor job started");
+                    running.insert(
+                        name,
+                        Running {
+                            config,
+                            stop,
+                            next,
+                            task,
+                        },
+                    );
+                }
+                Err(e) => {
+                    counters.invalid_endpoint.inc();
+                    tracing::warn!(receiver = %m.id, job = %name, error = %e, "cannot start the monitor's job");
+                }
+            }
+        }
+        counters.jobs.set(running.len() as i64);
+        tokio::select! {
+            _ = m.stop.cancelled() => break,
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    m.stop.cancelled().await;
+                    break;
+                }
+                tokio::select! {
+                    _ = m.stop.cancelled() => break,
+                    _ = tokio::time::sleep(SETTLE) => {}
+                }
+            }
+        }
+    }
+    for job in running.values() {
+        job.stop.cancel();
+    }
+    for (_, job) in running {
+        let _ = job.task.await;
+    }
+}
+
+/// The jobs the honoured monitors ask for now, by job name; problems
+/// logged (once per monitor version) and counted.
+fn wanted_jobs(
+    m: &Manager,
+    counters: &Counters,
+    told: &mut HashSet<(String, String)>,
+) -> BTreeMap<String, ScrapeConfig> {
+    let mut wanted = BTreeMap::new();
+    let mut kinds: Vec<MonitorKind> = m.configs.iter().flat_map(|c| c.kinds.clone()).collect();
+    kinds.sort();
+    kinds.dedup();
+    for kind in kinds {
+        for entry in m.cluster.monitors(kind) {
+            let first_time = told.insert((entry.key.clone(), entry.resource_version.clone()));
+            let monitor = match &entry.monitor {
+                Ok(monitor) => monitor,
+                Err(error) => {
+                    if first_time {
+                        counters.invalid.inc();
+                        tracing::warn!(receiver = %m.id, kind = kind.as_str(), monitor = %entry.key, %error, "monitor cannot be read; its targets are not scraped");
+                    }
+                    continue;
+                }
+            };
+            let Some(config) = m.configs.iter().find(|c| c.honours(monitor)) else {
+                continue;
+            };
+            if first_time && !monitor.unsupported.is_empty() {
+                counters
+                    .unsupported
+                    .inc_by(monitor.unsupported.len() as u64);
+                tracing::warn!(receiver = %m.id, kind = kind.as_str(), monitor = %entry.key, fields = ?monitor.unsupported, "monitor sets fields ferro does not act on; scraping without them");
+            }
+            for index in 0..monitor.endpoints.len() {
+                match generate::scrape_config(monitor, index, &config.defaults) {
+                    Ok(job) => {
+                        wanted.insert(job.job.job_name.clone(), job);
+                    }
+                    Err(errors) => {
+                        if first_time {
+                            counters.invalid_endpoint.inc();
+                            let errors: Vec<String> = errors
+                                .iter()
+                                .map(|e| format!("{}: {}", e.field, e.message))
+                                .collect();
+                            tracing::warn!(receiver = %m.id, kind = kind.as_str(), monitor = %entry.key, endpoint = index, ?errors, "monitor endpoint refused; the monitor's other endpoints are scraped");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    wanted
+}
+
+type Started = (
+    CancellationToken,
+    Arc<OnceLock<BTreeSet<crate::scrape::Target>>>,
+    JoinHandle<()>,
+);
+
+fn start_job(m: &Manager, config: ScrapeConfig) -> std::io::Result<Started> {
+    let job = Arc::new(Job::new(
+        config.clone(),
+        &config.job.tls,
+        &config.job.credentials,
+    )?);
+    let stop = m.stop.child_token();
+    let next = Arc::new(OnceLock::new());
+    let stops = Stops {
+        receiver: stop.clone(),
+        next: next.clone(),
+    };
+    let task = tokio::spawn(super::receiver::manage(
+        job,
+        m.sender.clone(),
+        Some(m.pods.clone()),
+        Some(m.cluster.clone()),
+        stops,
+    ));
+    Ok((stop, next, task))
+}
