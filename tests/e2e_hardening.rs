@@ -834,6 +834,11 @@ async fn scrape_failures_say_why() {
         [[receivers.prometheus.scrape.scrape_configs]]
         job_name = "refused"
         static_configs = [{ targets = ["127.0.0.1:9"] }]
+        # Two targets over a limit of one: both fail unscraped.
+        [[receivers.prometheus.scrape.scrape_configs]]
+        job_name = "crowded"
+        target_limit = 1
+        static_configs = [{ targets = ["127.0.0.1:9", "127.0.0.2:9"] }]
         [exporters.blackhole.null]
         [pipelines.metrics]
         receivers = ["prometheus.scrape"]
@@ -849,12 +854,14 @@ async fn scrape_failures_say_why() {
         ("big", "body_too_large"),
         ("huge", "memory_limit"),
         ("refused", "connection_refused"),
+        ("crowded", "target_limit"),
     ];
     tokio::task::block_in_place(|| {
         for (job, reason) in expected {
             let labels = [format!("job=\"{job}\""), format!("reason=\"{reason}\"")];
             let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
-            ferro.wait_metric("ferro_scrape_target_last_error", &labels, |n| n == 1.0);
+            // One per target (two for the crowded job).
+            ferro.wait_metric("ferro_scrape_target_last_error", &labels, |n| n >= 1.0);
             assert_eq!(
                 ferro.metric("ferro_scrape_target_up", &[&format!("job=\"{job}\"")]),
                 0.0

@@ -309,8 +309,13 @@ async fn monitors_take_effect_while_running_and_bad_ones_are_counted_alone() {
         .map(str::to_string)
         .collect();
     assert_eq!(stopped.len(), 1, "{stopped:?}");
-    assert!(stopped[0].contains("podMonitor/shop/worker/0"), "{stopped:?}");
-    eventually("the web pod scraped on", WAIT, || web.scrapes() > web_scrapes + 1);
+    assert!(
+        stopped[0].contains("podMonitor/shop/worker/0"),
+        "{stopped:?}"
+    );
+    eventually("the web pod scraped on", WAIT, || {
+        web.scrapes() > web_scrapes + 1
+    });
 
     // A monitor with an invalid regex: counted and logged, the others go on.
     let mut bad = pod_monitor.clone();
@@ -357,4 +362,231 @@ async fn monitors_take_effect_while_running_and_bad_ones_are_counted_alone() {
         1.0,
         "the PodMonitor's"
     );
+}
+
+/// Two agents with a leader: a Service without a selector whose endpoint
+/// is no pod (as the API server's own) is scraped by the leader alone, from
+/// its EndpointSlice; the slice's pod endpoint is left to the pod's node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_scrapes_endpoints_that_are_not_pods() {
+    let nodes = ["node-a", "node-b"];
+    let api = KubeApi::start_nodes(&nodes).await;
+    let external = PodServer::start("127.0.0.31", "external").await;
+    api.add_object(
+        "services",
+        kube_api::service(
+            "default",
+            "kubernetes",
+            json!({"component": "apiserver", "provider": "kubernetes"}),
+            Value::Null,
+            json!([{"name": "https", "port": 443, "targetPort": external.addr.port(), "protocol": "TCP"}]),
+        ),
+    );
+    api.add_object(
+        "endpointslices",
+        kube_api::endpoint_slice(
+            "default",
+            "kubernetes",
+            "slice-kubernetes",
+            json!([{"name": "https", "port": external.addr.port(), "protocol": "TCP"}]),
+            json!([
+                {"addresses": ["127.0.0.31"], "conditions": {"ready": true}},
+                {"addresses": ["127.0.0.32"], "conditions": {"ready": true},
+                 "targetRef": {"kind": "Pod", "name": "elsewhere", "namespace": "default", "uid": "u-elsewhere"}}
+            ]),
+        ),
+    );
+    // A slice of a Service no monitor selects: not watched.
+    api.add_object(
+        "endpointslices",
+        kube_api::endpoint_slice("default", "other", "slice-other", json!([]), json!([])),
+    );
+    api.add_object(
+        "servicemonitors",
+        kube_api::monitor(
+            "ServiceMonitor",
+            "default",
+            "apiserver",
+            json!({"release": "prom"}),
+            json!({"selector": {"matchLabels": {"component": "apiserver"}},
+                   "namespaceSelector": {"matchNames": ["default"]},
+                   "endpoints": [{"port": "https", "interval": "1s", "scrapeTimeout": "900ms"}]}),
+        ),
+    );
+    let config = |node: &str| {
+        let sink = "127.0.0.1:9"; // remote-write goes nowhere: only targets are checked
+        config_with_leader(&api, node, sink)
+    };
+    let mut agents: Vec<Option<Ferro>> = nodes
+        .iter()
+        .map(|n| Some(Ferro::start(&config(n))))
+        .collect();
+    let external_target = vec![external.addr.to_string()];
+    let scraping = |agents: &[Option<Ferro>]| -> Vec<usize> {
+        (0..agents.len())
+            .filter(|i| {
+                agents[*i]
+                    .as_ref()
+                    .is_some_and(|a| targets(a) == external_target)
+            })
+            .collect()
+    };
+    let mut leader = Vec::new();
+    eventually("the leader to scrape the endpoint", WAIT, || {
+        leader = scraping(&agents);
+        leader.len() == 1
+    });
+    let leader = leader[0];
+    assert_eq!(
+        agents[leader]
+            .as_ref()
+            .unwrap()
+            .metric("ferro_k8s_leader", &[]),
+        1.0
+    );
+    eventually_async("scraped", WAIT, || external.scrapes() >= 2).await;
+    // The EndpointSlice watch is the leader's alone, narrowed to the
+    // monitored Service.
+    let slice_watches: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "endpointslices")
+        .collect();
+    assert!(!slice_watches.is_empty());
+    assert!(
+        slice_watches
+            .iter()
+            .all(|r| r.label_selector.as_deref()
+                == Some("kubernetes.io/service-name in (kubernetes)"))
+    );
+    // The leader goes: the other takes the endpoint over.
+    agents[leader].as_mut().unwrap().signal("TERM");
+    assert!(agents[leader].as_mut().unwrap().wait_exit(WAIT).success());
+    agents[leader] = None;
+    eventually("the other agent to scrape it", WAIT, || {
+        scraping(&agents) == [1 - leader]
+    });
+}
+
+fn config_with_leader(api: &KubeApi, node: &str, prometheus: &str) -> String {
+    format!(
+        r#"
+        [telemetry]
+        listen = "127.0.0.1:0"
+        [kubernetes]
+        node_name = "{node}"
+        api_server = "{api}"
+        [kubernetes.leader]
+        lease_namespace = "ferro"
+        identity = "ferro-{node}"
+        lease_duration = "4s"
+        renew_deadline = "3s"
+        retry_period = "500ms"
+        [[receivers.prometheus.k8s.monitors]]
+        selector = {{ match_labels = {{ release = "prom" }} }}
+        [exporters.remote_write.prom]
+        endpoint = "http://{prometheus}/api/v1/write"
+        [pipelines.metrics]
+        receivers = ["prometheus.k8s"]
+        exporters = ["remote_write.prom"]
+        "#,
+        api = api.url(),
+    )
+}
+
+/// What one agent asked of the API server and was sent, by resource.
+#[derive(Debug, PartialEq)]
+struct Load {
+    requests: std::collections::BTreeMap<&'static str, usize>,
+    objects: std::collections::BTreeMap<&'static str, usize>,
+}
+
+/// One agent of node-a following a ServiceMonitor and a PodMonitor over
+/// `local` pods of its own and `elsewhere` pods on ten other nodes, until
+/// each of its pods was scraped five times: what it read.
+async fn load(local: usize, elsewhere: usize) -> Load {
+    let mut nodes = vec!["node-a".to_string()];
+    nodes.extend((0..10).map(|i| format!("node-{i}")));
+    let node_refs: Vec<&str> = nodes.iter().map(String::as_str).collect();
+    let api = KubeApi::start_nodes(&node_refs).await;
+    let mut servers = Vec::new();
+    for i in 0..local {
+        let server = PodServer::start(&format!("127.0.1.{}", 10 + i), &format!("web-{i}")).await;
+        api.add(pod("node-a", &format!("web-{i}"), "web", &server));
+        servers.push(server);
+    }
+    for i in 0..elsewhere {
+        let node = &nodes[1 + i % 10];
+        let ip = format!("10.1.{}.{}", i / 200, i % 200 + 10);
+        let mut p = kube_api::pod(
+            node,
+            "shop",
+            &format!("far-{i}"),
+            &format!("uid-far-{i}"),
+            &ip,
+        );
+        p["metadata"]["labels"] = json!({"app": "web"});
+        api.add(p);
+    }
+    api.add_object("services", web_service());
+    api.add_object("servicemonitors", web_monitor(json!({})));
+    api.add_object(
+        "podmonitors",
+        kube_api::monitor(
+            "PodMonitor",
+            "shop",
+            "web-pods",
+            json!({"release": "prom"}),
+            json!({"selector": {"matchLabels": {"app": "web"}},
+                   "podMetricsEndpoints": [{"port": "http", "interval": "1s", "scrapeTimeout": "900ms"}]}),
+        ),
+    );
+    let ferro = Ferro::start(&config(&api, "node-a", "127.0.0.1:9".parse().unwrap()));
+    eventually("both jobs' targets", WAIT, || {
+        targets(&ferro).len() == 2 * local
+    });
+    eventually_async("five scrapes of every pod by each job", WAIT, || {
+        servers.iter().all(|s| s.scrapes() >= 10)
+    })
+    .await;
+    let mut requests = std::collections::BTreeMap::new();
+    for r in api.requests() {
+        *requests.entry(r.resource).or_default() += 1;
+    }
+    let objects = [
+        "pods",
+        "services",
+        "servicemonitors",
+        "podmonitors",
+        "endpointslices",
+    ]
+    .into_iter()
+    .map(|r| (r, api.objects_sent(r)))
+    .collect();
+    Load { requests, objects }
+}
+
+/// API-server load: what an agent reads grows with its own node's pods,
+/// not with the cluster's. 200 pods on other nodes, behind the same
+/// Service and monitors, change nothing it asks or is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_api_reads_follow_its_own_node_not_the_cluster() {
+    let alone = load(20, 0).await;
+    let in_a_crowd = load(20, 200).await;
+    eprintln!("20 pods here, none elsewhere: {alone:?}");
+    eprintln!("20 pods here, 200 elsewhere: {in_a_crowd:?}");
+    assert_eq!(in_a_crowd.objects, alone.objects);
+    assert_eq!(
+        in_a_crowd.objects["pods"], 20,
+        "this node's pods, once each"
+    );
+    assert_eq!(
+        in_a_crowd.objects["endpointslices"], 0,
+        "no leader: no slices"
+    );
+    // One list and one watch of each (a watch renewed at most once).
+    for (resource, n) in &in_a_crowd.requests {
+        assert!(*n <= 4, "{resource}: {n} requests");
+        assert!(n.abs_diff(alone.requests[resource]) <= 1, "{resource}");
+    }
 }

@@ -38,6 +38,7 @@ pub mod node;
 pub mod pod;
 pub mod selector;
 pub mod service;
+pub mod slices;
 
 pub use cache::{K8sError, PodCache, PodCaches, Relist};
 pub use config::{

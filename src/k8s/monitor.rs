@@ -150,6 +150,7 @@ struct Spec {
     #[serde(default)]
     pod_target_labels: Vec<String>,
     sample_limit: Option<u64>,
+    target_limit: Option<u64>,
     label_limit: Option<u64>,
     label_name_length_limit: Option<u64>,
     label_value_length_limit: Option<u64>,
@@ -181,6 +182,8 @@ pub struct Monitor {
     pub target_labels: Vec<String>,
     pub pod_target_labels: Vec<String>,
     pub sample_limit: Option<u64>,
+    /// Per agent: the limit applies to the targets on its node.
+    pub target_limit: Option<u64>,
     pub label_limit: Option<u64>,
     pub label_name_length_limit: Option<u64>,
     pub label_value_length_limit: Option<u64>,
@@ -201,6 +204,7 @@ const SPEC_FIELDS: &[&str] = &[
     "targetLabels",
     "podTargetLabels",
     "sampleLimit",
+    "targetLimit",
     "labelLimit",
     "labelNameLengthLimit",
     "labelValueLengthLimit",
@@ -304,6 +308,7 @@ impl Monitor {
             target_labels: spec.target_labels,
             pod_target_labels: spec.pod_target_labels,
             sample_limit: spec.sample_limit,
+            target_limit: spec.target_limit,
             label_limit: spec.label_limit,
             label_name_length_limit: spec.label_name_length_limit,
             label_value_length_limit: spec.label_value_length_limit,

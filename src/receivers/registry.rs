@@ -219,7 +219,9 @@ impl ReceiverConfig {
             Self::Otlp(c) => otlp::start(id, c, inputs, limiter, cx.telemetry, cx.servers).await,
             Self::Prometheus(c) => {
                 let (pods, cluster) = (cx.pods.cloned(), cx.cluster.cloned());
-                prometheus::start(id, c, inputs, limiter, cx.telemetry, pods, cluster).await
+                let leading = cx.leading.cloned();
+                prometheus::start(id, c, inputs, limiter, cx.telemetry, pods, cluster, leading)
+                    .await
             }
             Self::Pprof(c) => {
                 let pods = cx.pods.cloned();

@@ -31,9 +31,9 @@ pub struct Sources {
     pub file_sd: Vec<FileSdConfig>,
     /// The pod cache and how its pods become groups, for Kubernetes discovery.
     pub pods: Option<(PodCache, PodGroups)>,
-    /// Changes of something else `pods`' groups read (the cluster's
-    /// Services, for a ServiceMonitor's job).
-    pub also_changes: Option<tokio::sync::watch::Receiver<u64>>,
+    /// Changes of what else `pods`' groups read (the cluster's Services and
+    /// the leader's EndpointSlices, for a ServiceMonitor's job).
+    pub also_changes: Vec<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl Sources {
@@ -85,14 +85,14 @@ pub async fn reconcile<T, R, S>(
     let mut file_sd: Vec<FileSd> = sources.file_sd.iter().map(|_| FileSd::default()).collect();
     let mut check = tokio::time::interval(FILE_SD_CHECK);
     let mut pod_changes = sources.pods.as_ref().map(|(cache, _)| cache.changes());
-    let mut also_changes = sources.also_changes.clone();
+    let mut also_changes: Vec<_> = sources.also_changes.iter().cloned().map(Some).collect();
     let mut first = true;
     loop {
         let mut changed = first;
         tokio::select! {
             _ = check.tick() => {}
             _ = pods_changed(&mut pod_changes) => changed = true,
-            _ = pods_changed(&mut also_changes) => changed = true,
+            _ = any_changed(&mut also_changes) => changed = true,
             _ = stop.cancelled() => break,
         }
         first = false;
@@ -126,6 +126,15 @@ pub async fn reconcile<T, R, S>(
     for (_, (_, handle)) in running {
         let _ = handle.await;
     }
+}
+
+/// Resolves when one of `changes` changed; never without one.
+async fn any_changed(changes: &mut [Option<tokio::sync::watch::Receiver<u64>>]) {
+    if changes.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = changes.iter_mut().map(|c| Box::pin(pods_changed(c)));
+    futures_util::future::select_all(waits).await;
 }
 
 /// Resolves when the pod cache (or what `changes` follows) changed; never

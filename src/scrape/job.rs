@@ -19,6 +19,10 @@ pub struct Job<C> {
     pub config: C,
     pub client: HttpClient,
     pub authorization: crate::net::auth::Authorization,
+    /// Set by discovery while the job has more targets than its
+    /// `target_limit`: its targets then fail without being scraped, as in
+    /// Prometheus.
+    pub over_target_limit: std::sync::atomic::AtomicBool,
 }
 
 impl<C> Job<C> {
@@ -30,6 +34,7 @@ impl<C> Job<C> {
             config,
             client,
             authorization,
+            over_target_limit: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

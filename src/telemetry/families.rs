@@ -325,7 +325,7 @@ impl ScrapeFamilies {
         );
         r.register(
             "ferro_scrape_target_last_error",
-            "1 for the reason the target's scrapes are failing (timeout, connection_refused, connection_failed, http_status, body_too_large, memory_limit, body_failed, parse_error, sample_limit, label_limit, malformed_profile, bad_compression, profile_too_large, empty_profile); absent while they succeed",
+            "1 for the reason the target's scrapes are failing (timeout, connection_refused, connection_failed, http_status, body_too_large, memory_limit, body_failed, parse_error, sample_limit, label_limit, target_limit, malformed_profile, bad_compression, profile_too_large, empty_profile); absent while they succeed",
             self.last_error.clone(),
         );
     }

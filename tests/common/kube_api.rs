@@ -47,6 +47,7 @@ pub struct Request {
     pub verb: &'static str,
     pub watch: bool,
     pub field_selector: Option<String>,
+    pub label_selector: Option<String>,
     pub resource_version: Option<String>,
     pub status: u16,
 }
@@ -73,6 +74,8 @@ struct Pods {
     down: bool,
     fail_next: usize,
     requests: Vec<Request>,
+    /// Objects sent, by resource: list items and watch events.
+    sent: BTreeMap<&'static str, usize>,
 }
 
 #[derive(Clone)]
@@ -121,6 +124,10 @@ impl KubeApi {
             .route(
                 "/api/v1/nodes",
                 axum::routing::get(|state, query| serve(state, query, "nodes")),
+            )
+            .route(
+                "/apis/discovery.k8s.io/v1/endpointslices",
+                axum::routing::get(|state, query| serve(state, query, "endpointslices")),
             )
             .route(
                 "/api/v1/services",
@@ -259,6 +266,18 @@ impl KubeApi {
 
     pub fn requests(&self) -> Vec<Request> {
         self.shared.pods.lock().unwrap().requests.clone()
+    }
+
+    /// Objects of `resource` sent so far (list items and watch events).
+    pub fn objects_sent(&self, resource: &str) -> usize {
+        self.shared
+            .pods
+            .lock()
+            .unwrap()
+            .sent
+            .get(resource)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The Lease `namespace/name` as it is now.
@@ -444,15 +463,31 @@ async fn serve_in(
         verb: if watching { "watch" } else { "list" },
         watch: watching,
         field_selector,
+        label_selector: q.get("labelSelector").cloned(),
         resource_version: q.get("resourceVersion").cloned(),
         status: code.as_u16(),
     });
     if let Some(body) = body {
         return answer(code, body);
     }
+    let labels = match q.get("labelSelector").map(|t| label_selector(t)) {
+        Some(Ok(parsed)) => Some(parsed),
+        Some(Err(text)) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                status(
+                    400,
+                    "BadRequest",
+                    &format!("unable to parse requirement: {text}"),
+                ),
+            );
+        }
+        None => None,
+    };
     let scope = Scope {
         node,
         namespace: namespace.clone(),
+        labels,
     };
     if !watching {
         let items: Vec<Value> = p
@@ -478,6 +513,7 @@ async fn serve_in(
             .filter(|l| *l > 0)
             .unwrap_or(usize::MAX);
         let end = offset.saturating_add(limit).min(items.len());
+        *p.sent.entry(resource).or_default() += end.saturating_sub(offset);
         let mut metadata = json!({"resourceVersion": p.rv.to_string()});
         if end < items.len() {
             metadata["continue"] = json!(format!("offset-{end}"));
@@ -514,6 +550,25 @@ async fn serve_in(
 struct Scope {
     node: Option<String>,
     namespace: Option<String>,
+    /// `key=value` or `key in (a,b)`, as a label selector.
+    labels: Option<(String, Vec<String>)>,
+}
+
+/// The two label selector forms the stand-in takes; `Err` for others.
+fn label_selector(text: &str) -> Result<(String, Vec<String>), String> {
+    if let Some((key, rest)) = text.split_once(" in (") {
+        let values = rest.strip_suffix(')').ok_or_else(|| text.to_string())?;
+        return Ok((
+            key.trim().to_string(),
+            values.split(',').map(|v| v.trim().to_string()).collect(),
+        ));
+    }
+    match text.split_once('=') {
+        Some((key, value)) if !key.contains(['!', ' ']) => {
+            Ok((key.to_string(), vec![value.to_string()]))
+        }
+        _ => Err(text.to_string()),
+    }
 }
 
 impl Scope {
@@ -527,7 +582,12 @@ impl Scope {
             .namespace
             .as_ref()
             .is_none_or(|ns| object["metadata"]["namespace"] == ns.as_str());
-        on_node && in_namespace
+        let labelled = self.labels.as_ref().is_none_or(|(key, values)| {
+            object["metadata"]["labels"][key]
+                .as_str()
+                .is_some_and(|v| values.iter().any(|w| w == v))
+        });
+        on_node && in_namespace && labelled
     }
 }
 
@@ -647,6 +707,7 @@ fn gate<'a>(
         verb,
         watch: false,
         field_selector: None,
+        label_selector: None,
         resource_version: None,
         status: failure.as_ref().map_or(200, |(code, _, _)| *code),
     });
@@ -802,6 +863,7 @@ fn kind_of(resource: &str) -> &'static str {
         "services" => "Service",
         "servicemonitors" => "ServiceMonitor",
         "podmonitors" => "PodMonitor",
+        "endpointslices" => "EndpointSlice",
         _ => "Namespace",
     }
 }
@@ -810,6 +872,7 @@ fn api_version_of(resource: &str) -> &'static str {
     match resource {
         "events" => "events.k8s.io/v1",
         "servicemonitors" | "podmonitors" => "monitoring.coreos.com/v1",
+        "endpointslices" => "discovery.k8s.io/v1",
         _ => "v1",
     }
 }
@@ -851,6 +914,13 @@ async fn stream_watch(
                 .collect()
         };
         for (rv, kind, object) in pending {
+            *shared
+                .pods
+                .lock()
+                .unwrap()
+                .sent
+                .entry(resource)
+                .or_default() += 1;
             if tx
                 .send(line(json!({"type": kind, "object": object})))
                 .await
@@ -1024,6 +1094,34 @@ pub fn monitor(kind: &str, namespace: &str, name: &str, labels: Value, spec: Val
             "labels": labels
         },
         "spec": spec
+    })
+}
+
+/// An EndpointSlice of Service `service` as the endpointslice controller
+/// writes it: `endpoints` as `[{"addresses", "targetRef"?, "nodeName"?}]`.
+pub fn endpoint_slice(
+    namespace: &str,
+    service: &str,
+    uid: &str,
+    ports: Value,
+    endpoints: Value,
+) -> Value {
+    json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": format!("{service}-{uid}"),
+            "namespace": namespace,
+            "uid": uid,
+            "resourceVersion": "1",
+            "labels": {
+                "kubernetes.io/service-name": service,
+                "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"
+            }
+        },
+        "addressType": "IPv4",
+        "ports": ports,
+        "endpoints": endpoints
     })
 }
 

@@ -218,7 +218,7 @@ pub(super) async fn manage(
         static_groups: job.config.job.static_configs.clone(),
         file_sd: job.config.job.file_sd_configs.clone(),
         pods,
-        also_changes: None,
+        also_changes: Vec::new(),
     };
     let spawn = |target, token| {
         tokio::spawn(super::scrape::run(

@@ -47,6 +47,8 @@ pub(super) struct RawScrapeConfig {
     #[serde(default)]
     pub(super) sample_limit: usize,
     #[serde(default)]
+    pub(super) target_limit: usize,
+    #[serde(default)]
     pub(super) label_limit: usize,
     #[serde(default)]
     pub(super) label_name_length_limit: usize,
@@ -117,6 +119,9 @@ pub struct ScrapeConfig {
     pub honor_labels: bool,
     pub honor_timestamps: bool,
     pub sample_limit: usize,
+    /// More targets than this (after relabelling) and every target of the
+    /// job fails unscraped; 0: no limit.
+    pub target_limit: usize,
     pub label_limit: usize,
     pub label_name_length_limit: usize,
     pub label_value_length_limit: usize,
@@ -163,6 +168,7 @@ impl RawScrapeConfig {
             honor_labels: self.honor_labels,
             honor_timestamps: self.honor_timestamps,
             sample_limit: self.sample_limit,
+            target_limit: self.target_limit,
             label_limit: self.label_limit,
             label_name_length_limit: self.label_name_length_limit,
             label_value_length_limit: self.label_value_length_limit,
@@ -182,6 +188,7 @@ struct RawOwn {
     honor_labels: bool,
     honor_timestamps: Option<bool>,
     sample_limit: usize,
+    target_limit: usize,
     label_limit: usize,
     label_name_length_limit: usize,
     label_value_length_limit: usize,
@@ -264,6 +271,7 @@ impl Defaults {
             honor_labels: raw.honor_labels,
             honor_timestamps: raw.honor_timestamps.unwrap_or(true),
             sample_limit: raw.sample_limit,
+            target_limit: raw.target_limit,
             label_limit: raw.label_limit,
             label_name_length_limit: raw.label_name_length_limit,
             label_value_length_limit: raw.label_value_length_limit,

@@ -28,6 +28,7 @@ pub async fn start(
     telemetry: &Arc<Telemetry>,
     pods: Option<PodCache>,
     cluster: Option<ClusterObjects>,
+    leading: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> std::io::Result<RunningReceiver> {
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -81,6 +82,7 @@ pub async fn start(
             id: id.clone(),
             configs: config.monitors.clone(),
             cluster,
+            leading,
             pods,
             sender: sender.clone(),
             telemetry: telemetry.clone(),
@@ -132,22 +134,33 @@ pub struct Stops {
 pub(super) fn sources(
     config: &ScrapeConfig,
     pods: Option<PodCache>,
-    cluster: Option<ClusterObjects>,
+    cluster: Option<monitors::World>,
 ) -> Sources {
-    if let (Some(source), Some(pods), Some(cluster)) = (&config.monitor, &pods, &cluster) {
+    if let (Some(source), Some(pods), Some(world)) = (&config.monitor, &pods, &cluster) {
         let monitor = source.monitor.clone();
-        let services = cluster.clone();
+        let world = world.clone();
+        let mut also_changes = Vec::new();
+        if monitor.kind == MonitorKind::ServiceMonitor {
+            also_changes.push(world.cluster.service_changes());
+            also_changes.extend(world.slices.as_ref().map(|s| s.changes()));
+        }
         let groups = move |cached: &[Arc<PodInfo>]| {
-            let services = match monitor.kind {
-                MonitorKind::ServiceMonitor => services.services(),
-                MonitorKind::PodMonitor => Vec::new(),
-            };
-            monitors::targets::groups(&monitor, &services, cached)
+            if monitor.kind == MonitorKind::PodMonitor {
+                return monitors::targets::groups(&monitor, &[], cached);
+            }
+            let services = world.cluster.services();
+            let mut groups = monitors::targets::groups(&monitor, &services, cached);
+            if let Some(slices) = &world.slices {
+                let slices = slices.slices();
+                groups.extend(monitors::targets::leader_groups(
+                    &monitor, &services, &slices,
+                ));
+            }
+            groups
         };
         return Sources {
             pods: Some((pods.clone(), Arc::new(groups))),
-            also_changes: (source.monitor.kind == MonitorKind::ServiceMonitor)
-                .then(|| cluster.service_changes()),
+            also_changes,
             ..Sources::default()
         };
     }
@@ -181,7 +194,7 @@ pub(super) fn sources(
         static_groups: config.job.static_configs.clone(),
         file_sd: config.job.file_sd_configs.clone(),
         pods,
-        also_changes: None,
+        also_changes: Vec::new(),
     }
 }
 
@@ -192,7 +205,7 @@ pub(super) async fn manage(
     job: Arc<Job>,
     sender: Arc<Sender>,
     pods: Option<PodCache>,
-    cluster: Option<ClusterObjects>,
+    cluster: Option<monitors::World>,
     stops: Stops,
 ) {
     let sources = sources(&job.config, pods, cluster);
@@ -205,7 +218,18 @@ pub(super) async fn manage(
             stops.clone(),
         ))
     };
-    let resolve = |groups: &[StaticConfig]| super::targets::targets(&job.config, groups);
+    let resolve = |groups: &[StaticConfig]| {
+        let targets = super::targets::targets(&job.config, groups);
+        let limit = job.config.target_limit;
+        let over = limit > 0 && targets.len() > limit;
+        let was = job
+            .over_target_limit
+            .swap(over, std::sync::atomic::Ordering::Relaxed);
+        if over && !was {
+            tracing::warn!(job = %job.config.job.job_name, targets = targets.len(), limit, "the job has more targets than its target_limit: none is scraped until it has no more");
+        }
+        targets
+    };
     reconcile(
         &job.config.job.job_name,
         sources,

@@ -56,6 +56,8 @@ pub enum ScrapeError {
     LabelLimit(String),
     #[error("scrape timed out after {0:?}")]
     Timeout(Duration),
+    #[error("target_limit exceeded (the job has more than {0} targets)")]
+    TargetLimit(usize),
 }
 
 impl ScrapeError {
@@ -67,6 +69,7 @@ impl ScrapeError {
             Self::SampleLimit(_) => "sample_limit",
             Self::LabelLimit(_) => "label_limit",
             Self::Timeout(_) => "timeout",
+            Self::TargetLimit(_) => "target_limit",
         }
     }
 }
@@ -151,10 +154,17 @@ pub async fn run(
 async fn scrape_once(job: &Job, target: &Target, state: &mut State, sender: &Sender) {
     let started = Instant::now();
     let timestamp = now_ms();
-    let fetched = fetch(job, target, &sender.limiter);
-    let result = match tokio::time::timeout(job.config.job.scrape_timeout, fetched).await {
-        Ok(result) => result,
-        Err(_) => Err(ScrapeError::Timeout(job.config.job.scrape_timeout)),
+    let result = if job
+        .over_target_limit
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        Err(ScrapeError::TargetLimit(job.config.target_limit))
+    } else {
+        let fetched = fetch(job, target, &sender.limiter);
+        match tokio::time::timeout(job.config.job.scrape_timeout, fetched).await {
+            Ok(result) => result,
+            Err(_) => Err(ScrapeError::Timeout(job.config.job.scrape_timeout)),
+        }
     };
     let mut out = Out::new(sender, job.config.sample_limit > 0);
     let outcome = match result {

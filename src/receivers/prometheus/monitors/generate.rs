@@ -90,6 +90,7 @@ pub fn scrape_config(
         honor_labels: endpoint.honor_labels,
         honor_timestamps: endpoint.honor_timestamps,
         sample_limit: limit(monitor.sample_limit),
+        target_limit: limit(monitor.target_limit),
         label_limit: limit(monitor.label_limit),
         label_name_length_limit: limit(monitor.label_name_length_limit),
         label_value_length_limit: limit(monitor.label_value_length_limit),

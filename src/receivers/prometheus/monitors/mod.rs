@@ -25,6 +25,7 @@ use crate::k8s::PodCache;
 use crate::k8s::cluster::ClusterObjects;
 use crate::k8s::monitor::{Monitor, MonitorKind};
 use crate::k8s::selector::Selector;
+use crate::k8s::slices::EndpointSlices;
 use crate::signal::Signal;
 use crate::telemetry::Telemetry;
 
@@ -192,11 +193,23 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+/// What a monitor's job reads besides this node's pods: the cluster's
+/// Services and, on the leader, the EndpointSlices of the endpoints that
+/// are not pods.
+#[derive(Clone)]
+pub struct World {
+    pub cluster: ClusterObjects,
+    pub slices: Option<EndpointSlices>,
+}
+
 /// What [`manage`] needs.
 pub struct Manager {
     pub id: ComponentId,
     pub configs: Vec<MonitorsConfig>,
     pub cluster: ClusterObjects,
+    /// Whether this agent leads (`[kubernetes.leader]`): the leader also
+    /// scrapes the monitored Services' endpoints that are not pods.
+    pub leading: Option<tokio::sync::watch::Receiver<bool>>,
     pub pods: PodCache,
     pub sender: Arc<Sender>,
     pub telemetry: Arc<Telemetry>,
@@ -209,14 +222,44 @@ const SETTLE: Duration = Duration::from_millis(500);
 
 /// Keeps one job per honoured monitor endpoint running, in step with the
 /// monitors; stops them all with the receiver.
-pub async fn manage(m: Manager) {
+pub async fn manage(mut m: Manager) {
     let counters = Counters::new(&m.telemetry, &m.id);
     let mut changes = m.cluster.monitor_changes();
+    let mut service_changes = m.cluster.service_changes();
+    let services_monitored = m
+        .configs
+        .iter()
+        .any(|c| c.kinds.contains(&MonitorKind::ServiceMonitor));
+    let slices = match &m.leading {
+        Some(_) if services_monitored => {
+            match EndpointSlices::new(m.cluster.config(), &m.telemetry).await {
+                Ok(slices) => Some(slices),
+                Err(e) => {
+                    tracing::warn!(receiver = %m.id, error = %e, "cannot read EndpointSlices; endpoints that are not pods are not scraped");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let world = World {
+        cluster: m.cluster.clone(),
+        slices: slices.clone(),
+    };
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
     // What was said about each monitor version, so it is said once.
     let mut told: HashSet<(String, String)> = HashSet::new();
     loop {
         let wanted = wanted_jobs(&m, &counters, &mut told);
+        if let Some(slices) = &slices {
+            let leads = m.leading.as_ref().is_some_and(|l| *l.borrow());
+            let names = if leads {
+                monitored_services(&wanted, &m.cluster)
+            } else {
+                BTreeSet::new()
+            };
+            slices.follow(names);
+        }
         let names: Vec<String> = running.keys().cloned().collect();
         for name in names {
             let keep = wanted
@@ -236,7 +279,7 @@ pub async fn manage(m: Manager) {
             if running.contains_key(&name) {
                 continue;
             }
-            match start_job(&m, config.clone()) {
+            match start_job(&m, &world, config.clone()) {
                 Ok((stop, next, task)) => {
                     tracing::info!(receiver = %m.id, job = %name, "monitor job started");
                     running.insert(
@@ -256,19 +299,37 @@ pub async fn manage(m: Manager) {
             }
         }
         counters.jobs.set(running.len() as i64);
+        let leading = async {
+            match m.leading.as_mut() {
+                Some(leading) if slices.is_some() => leading.changed().await.is_ok(),
+                _ => std::future::pending().await,
+            }
+        };
+        let services_changed = async {
+            match &slices {
+                Some(_) => service_changes.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        let going_on = tokio::select! {
+            _ = m.stop.cancelled() => false,
+            changed = changes.changed() => changed.is_ok(),
+            changed = leading => changed,
+            changed = services_changed => changed,
+        };
+        if !going_on {
+            if !m.stop.is_cancelled() {
+                m.stop.cancelled().await;
+            }
+            break;
+        }
         tokio::select! {
             _ = m.stop.cancelled() => break,
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    m.stop.cancelled().await;
-                    break;
-                }
-                tokio::select! {
-                    _ = m.stop.cancelled() => break,
-                    _ = tokio::time::sleep(SETTLE) => {}
-                }
-            }
+            _ = tokio::time::sleep(SETTLE) => {}
         }
+    }
+    if let Some(slices) = &slices {
+        slices.follow(BTreeSet::new());
     }
     for job in running.values() {
         job.stop.cancel();
@@ -333,13 +394,36 @@ fn wanted_jobs(
     wanted
 }
 
+/// The names of the Services the ServiceMonitor jobs in `jobs` select.
+fn monitored_services(
+    jobs: &BTreeMap<String, ScrapeConfig>,
+    cluster: &ClusterObjects,
+) -> BTreeSet<String> {
+    let monitors: Vec<&Arc<Monitor>> = jobs
+        .values()
+        .filter_map(|j| j.monitor.as_ref())
+        .map(|s| &s.monitor)
+        .filter(|m| m.kind == MonitorKind::ServiceMonitor)
+        .collect();
+    cluster
+        .services()
+        .iter()
+        .filter(|s| {
+            monitors
+                .iter()
+                .any(|m| m.namespaces.contains(&s.namespace) && m.selects.matches(&s.labels))
+        })
+        .map(|s| s.name.clone())
+        .collect()
+}
+
 type Started = (
     CancellationToken,
     Arc<OnceLock<BTreeSet<crate::scrape::Target>>>,
     JoinHandle<()>,
 );
 
-fn start_job(m: &Manager, config: ScrapeConfig) -> std::io::Result<Started> {
+fn start_job(m: &Manager, world: &World, config: ScrapeConfig) -> std::io::Result<Started> {
     let job = Arc::new(Job::new(
         config.clone(),
         &config.job.tls,
@@ -355,7 +439,7 @@ fn start_job(m: &Manager, config: ScrapeConfig) -> std::io::Result<Started> {
         job,
         m.sender.clone(),
         Some(m.pods.clone()),
-        Some(m.cluster.clone()),
+        Some(world.clone()),
         stops,
     ));
     Ok((stop, next, task))

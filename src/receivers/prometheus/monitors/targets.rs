@@ -22,6 +22,7 @@ use crate::k8s::PodInfo;
 use crate::k8s::discovery::{container_group, pod_labels, sanitize, target_groups};
 use crate::k8s::monitor::{IntOrString, Monitor, MonitorKind};
 use crate::k8s::service::ServiceInfo;
+use crate::k8s::slices::SliceInfo;
 use crate::scrape::StaticConfig;
 
 const META: &str = "__meta_kubernetes_";
@@ -72,6 +73,61 @@ pub fn groups(
             out
         }
     }
+}
+
+/// The leader's targets of a ServiceMonitor: the endpoints of the
+/// Services it selects that are not pods (from their EndpointSlices), with
+/// the same labels as Prometheus' `endpoints` role gives them.
+pub fn leader_groups(
+    monitor: &Monitor,
+    services: &[Arc<ServiceInfo>],
+    slices: &[Arc<SliceInfo>],
+) -> Vec<StaticConfig> {
+    let mut out = Vec::new();
+    for service in services
+        .iter()
+        .filter(|s| monitor.namespaces.contains(&s.namespace) && monitor.selects.matches(&s.labels))
+    {
+        let mut shared = BTreeMap::new();
+        shared.insert(format!("{META}namespace"), service.namespace.clone());
+        service_labels(service, &mut shared);
+        let theirs = slices
+            .iter()
+            .filter(|s| s.namespace == service.namespace && s.service == service.name);
+        for slice in theirs {
+            for endpoint in &slice.endpoints {
+                for address in &endpoint.addresses {
+                    let Ok(ip) = address.parse::<std::net::IpAddr>() else {
+                        continue;
+                    };
+                    for port in &slice.ports {
+                        let mut labels = shared.clone();
+                        let mut set = |name: &str, value: &str| {
+                            labels.insert(format!("{META}{name}"), value.to_string());
+                        };
+                        set("endpoint_port_name", &port.name);
+                        set("endpoint_port_protocol", &port.protocol);
+                        set(
+                            "endpoint_ready",
+                            if endpoint.ready { "true" } else { "false" },
+                        );
+                        if let Some(node) = &endpoint.node_name {
+                            set("endpoint_node_name", node);
+                        }
+                        if let Some((kind, name)) = &endpoint.target {
+                            set("endpoint_address_target_kind", kind);
+                            set("endpoint_address_target_name", name);
+                        }
+                        out.push(StaticConfig {
+                            targets: vec![SocketAddr::new(ip, port.port).to_string()],
+                            labels,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 fn label_map(pod: &PodInfo) -> BTreeMap<String, String> {
