@@ -218,10 +218,12 @@ impl ReceiverConfig {
         match self {
             Self::Otlp(c) => otlp::start(id, c, inputs, limiter, cx.telemetry, cx.servers).await,
             Self::Prometheus(c) => {
-                let (pods, cluster) = (cx.pods.cloned(), cx.cluster.cloned());
-                let leading = cx.leading.cloned();
-                prometheus::start(id, c, inputs, limiter, cx.telemetry, pods, cluster, leading)
-                    .await
+                let kubernetes = prometheus::Cluster {
+                    pods: cx.pods.cloned(),
+                    objects: cx.cluster.cloned(),
+                    leading: cx.leading.cloned(),
+                };
+                prometheus::start(id, c, inputs, limiter, cx.telemetry, kubernetes).await
             }
             Self::Pprof(c) => {
                 let pods = cx.pods.cloned();

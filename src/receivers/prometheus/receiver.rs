@@ -20,16 +20,29 @@ use crate::scrape::{PodGroups, Sources, reconcile};
 use crate::signal::Signal;
 use crate::telemetry::Telemetry;
 
+/// What the receiver reads of Kubernetes, when the config has it.
+pub struct Cluster {
+    /// This node's pods.
+    pub pods: Option<PodCache>,
+    /// The cluster's monitors and Services, when the receiver has `monitors`.
+    pub objects: Option<ClusterObjects>,
+    /// Whether this agent leads (`[kubernetes.leader]`).
+    pub leading: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
 pub async fn start(
     id: &ComponentId,
     config: &PrometheusConfig,
     inputs: Inputs,
     limiter: Arc<MemoryLimiter>,
     telemetry: &Arc<Telemetry>,
-    pods: Option<PodCache>,
-    cluster: Option<ClusterObjects>,
-    leading: Option<tokio::sync::watch::Receiver<bool>>,
+    kubernetes: Cluster,
 ) -> std::io::Result<RunningReceiver> {
+    let Cluster {
+        pods,
+        objects: cluster,
+        leading,
+    } = kubernetes;
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
     let Some(inputs) = inputs.metrics else {
