@@ -204,10 +204,18 @@ fn the_manifests_are_well_formed_and_least_privileged() {
         ["list", "watch"],
         "the cluster's events, for the leader"
     );
+    assert_eq!(verbs_on("services"), ["get", "list", "watch"]);
+    assert_eq!(verbs_on("servicemonitors"), ["get", "list", "watch"]);
+    assert_eq!(verbs_on("podmonitors"), ["get", "list", "watch"]);
+    assert_eq!(
+        verbs_on("endpointslices"),
+        ["list", "watch"],
+        "the leader's non-pod targets"
+    );
     assert_eq!(
         rules.len(),
-        4,
-        "pods, nodes, nodes/metrics, events: nothing else"
+        7,
+        "pods, nodes, nodes/metrics, events, services, monitors, endpointslices: nothing else"
     );
     let binding = docs
         .iter()
