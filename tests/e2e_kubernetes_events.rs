@@ -39,29 +39,13 @@ async fn setup(nodes: &[&str]) -> Setup {
 /// ferro of `node` shipping events; `leader` adds `[kubernetes.leader]`
 /// (else the receiver is not leader-only).
 fn config(s: &Setup, node: &str, leader: bool) -> String {
-    let leader_section = if leader {
-        format!(
-            r#"
-        [kubernetes.leader]
-        lease_namespace = "{NAMESPACE}"
-        identity = "ferro-{node}"
-        lease_duration = "4s"
-        renew_deadline = "3s"
-        retry_period = "500ms"
-        "#
-        )
-    } else {
-        String::new()
-    };
+    let kubernetes = kube_api::kubernetes_toml(&s.api, node, leader.then_some(NAMESPACE));
     format!(
         r#"
         data_dir = "{data}"
         [telemetry]
         listen = "127.0.0.1:0"
-        [kubernetes]
-        node_name = "{node}"
-        api_server = "{api}"
-        {leader_section}
+        {kubernetes}
         [receivers.kubernetes_events.cluster]
         leader_only = {leader}
         state_namespace = "{NAMESPACE}"
@@ -76,7 +60,6 @@ fn config(s: &Setup, node: &str, leader: bool) -> String {
         exporters = ["loki.out"]
         "#,
         data = s.data.join(node).display(),
-        api = s.api.url(),
         loki = s.loki.url(),
     )
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::kube_api::KubeApi;
+use common::kube_api::{self, KubeApi};
 use common::{Ferro, WAIT, eventually};
 use serde_json::Value;
 
@@ -20,16 +20,7 @@ fn config(api: &KubeApi, node: &str) -> String {
         r#"
         [telemetry]
         listen = "127.0.0.1:0"
-        [kubernetes]
-        node_name = "{node}"
-        api_server = "{api}"
-        [kubernetes.leader]
-        lease_name = "ferro-leader"
-        lease_namespace = "monitoring"
-        identity = "ferro-{node}"
-        lease_duration = "4s"
-        renew_deadline = "3s"
-        retry_period = "500ms"
+        {kubernetes}
         [receivers.otlp.in]
         grpc = "127.0.0.1:0"
         [exporters.blackhole.out]
@@ -37,7 +28,7 @@ fn config(api: &KubeApi, node: &str) -> String {
         receivers = ["otlp.in"]
         exporters = ["blackhole.out"]
         "#,
-        api = api.url(),
+        kubernetes = kube_api::kubernetes_toml(api, node, Some("monitoring")),
     )
 }
 

@@ -71,13 +71,17 @@ fn pod(node: &str, name: &str, app: &str, server: &PodServer) -> Value {
 }
 
 fn config(api: &KubeApi, node: &str, prometheus: SocketAddr) -> String {
+    config_of(api, node, &prometheus.to_string(), None)
+}
+
+/// An agent of `node` following the monitors labelled `release=prom`, with
+/// a leader Lease in `lease_namespace` if given.
+fn config_of(api: &KubeApi, node: &str, prometheus: &str, lease_namespace: Option<&str>) -> String {
     format!(
         r#"
         [telemetry]
         listen = "127.0.0.1:0"
-        [kubernetes]
-        node_name = "{node}"
-        api_server = "{api}"
+        {kubernetes}
         [[receivers.prometheus.k8s.monitors]]
         selector = {{ match_labels = {{ release = "prom" }} }}
         scrape_interval = "1s"
@@ -89,7 +93,7 @@ fn config(api: &KubeApi, node: &str, prometheus: SocketAddr) -> String {
         receivers = ["prometheus.k8s"]
         exporters = ["remote_write.prom"]
         "#,
-        api = api.url(),
+        kubernetes = kube_api::kubernetes_toml(api, node, lease_namespace),
     )
 }
 
@@ -415,7 +419,7 @@ async fn the_leader_scrapes_endpoints_that_are_not_pods() {
     );
     let config = |node: &str| {
         let sink = "127.0.0.1:9"; // remote-write goes nowhere: only targets are checked
-        config_with_leader(&api, node, sink)
+        config_of(&api, node, sink, Some("ferro"))
     };
     let mut agents: Vec<Option<Ferro>> = nodes
         .iter()
@@ -466,32 +470,6 @@ async fn the_leader_scrapes_endpoints_that_are_not_pods() {
     eventually("the other agent to scrape it", WAIT, || {
         scraping(&agents) == [1 - leader]
     });
-}
-
-fn config_with_leader(api: &KubeApi, node: &str, prometheus: &str) -> String {
-    format!(
-        r#"
-        [telemetry]
-        listen = "127.0.0.1:0"
-        [kubernetes]
-        node_name = "{node}"
-        api_server = "{api}"
-        [kubernetes.leader]
-        lease_namespace = "ferro"
-        identity = "ferro-{node}"
-        lease_duration = "4s"
-        renew_deadline = "3s"
-        retry_period = "500ms"
-        [[receivers.prometheus.k8s.monitors]]
-        selector = {{ match_labels = {{ release = "prom" }} }}
-        [exporters.remote_write.prom]
-        endpoint = "http://{prometheus}/api/v1/write"
-        [pipelines.metrics]
-        receivers = ["prometheus.k8s"]
-        exporters = ["remote_write.prom"]
-        "#,
-        api = api.url(),
-    )
 }
 
 /// What one agent asked of the API server and was sent, by resource.
