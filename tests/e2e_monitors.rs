@@ -568,3 +568,82 @@ async fn an_agents_api_reads_follow_its_own_node_not_the_cluster() {
         assert!(n.abs_diff(alone.requests[resource]) <= 1, "{resource}");
     }
 }
+
+/// An endpoint whose `tlsConfig` names its CA by ConfigMap key: ferro
+/// reads it and scrapes over HTTPS; one that names a Secret ferro may not
+/// read is counted and logged, and not scraped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_from_configmaps_and_secrets_where_rbac_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = common::sink::TestCert::new(dir.path());
+    let scrapes = Arc::new(AtomicUsize::new(0));
+    let counted = scrapes.clone();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+            async { "# TYPE secure_up gauge\nsecure_up 1\n" }
+        }),
+    );
+    let addr = cert.serve(app).await;
+    let api = KubeApi::start("node-a").await;
+    let mut secure = kube_api::pod("node-a", "shop", "secure-0", "uid-secure-0", "127.0.0.1");
+    secure["metadata"]["labels"] = json!({"app": "secure"});
+    secure["spec"]["containers"][0]["ports"] =
+        json!([{"name": "https", "containerPort": addr.port(), "protocol": "TCP"}]);
+    api.add(secure);
+    api.add_object(
+        "services",
+        kube_api::service(
+            "shop",
+            "secure",
+            json!({"app": "secure"}),
+            json!({"app": "secure"}),
+            json!([{"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}]),
+        ),
+    );
+    let pem = std::fs::read_to_string(&cert.cert_file).unwrap();
+    api.put_config_map("shop", "secure-ca", json!({"ca.crt": pem}));
+    api.forbid_secrets(true);
+    let endpoint = |ca: Value| {
+        json!([{"port": "https", "scheme": "https", "interval": "1s", "scrapeTimeout": "900ms",
+                "tlsConfig": {"ca": ca, "serverName": "localhost"}}])
+    };
+    api.add_object(
+        "servicemonitors",
+        kube_api::monitor(
+            "ServiceMonitor",
+            "shop",
+            "secure",
+            json!({"release": "prom"}),
+            json!({"selector": {"matchLabels": {"app": "secure"}},
+                   "endpoints": endpoint(json!({"configMap": {"name": "secure-ca", "key": "ca.crt"}}))}),
+        ),
+    );
+    api.add_object(
+        "servicemonitors",
+        kube_api::monitor(
+            "ServiceMonitor",
+            "shop",
+            "secret-ca",
+            json!({"release": "prom"}),
+            json!({"selector": {"matchLabels": {"app": "secure"}},
+                   "endpoints": endpoint(json!({"secret": {"name": "secure-ca", "key": "ca.crt"}}))}),
+        ),
+    );
+    let ferro = Ferro::start(&config(&api, "node-a", "127.0.0.1:9".parse().unwrap()));
+    let target = format!("https://127.0.0.1:{}/metrics", addr.port());
+    let up = ["job=\"serviceMonitor/shop/secure/0\""];
+    ferro.wait_metric("ferro_scrape_target_up", &up, |v| v == 1.0);
+    assert!(ferro.metrics().contains(&target));
+    assert!(scrapes.load(Ordering::Relaxed) >= 1);
+    ferro.wait_for_log("may not read it (RBAC: get on secrets in shop)", WAIT);
+    assert_eq!(
+        ferro.metric(
+            "ferro_prometheus_monitor_problems_total",
+            &["reason=\"tls_unreadable\""]
+        ),
+        1.0
+    );
+    assert!(!ferro.metrics().contains("serviceMonitor/shop/secret-ca/0"));
+}

@@ -93,14 +93,32 @@ pub struct Relabeling {
     pub action: Option<String>,
 }
 
-/// The TLS settings ferro honours: files in ferro's own file system and
-/// names; the Secret and ConfigMap references are not read.
+/// A key of a Secret or a ConfigMap in the monitor's namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
+pub struct KeyRef {
+    pub name: String,
+    pub key: String,
+}
+
+/// `SecretOrConfigMap`: one of the two.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretOrConfigMap {
+    pub secret: Option<KeyRef>,
+    pub config_map: Option<KeyRef>,
+}
+
+/// The TLS settings ferro honours: files in ferro's own file system, keys
+/// of Secrets and ConfigMaps (read where RBAC lets ferro), and names.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointTls {
     pub ca_file: Option<String>,
     pub cert_file: Option<String>,
     pub key_file: Option<String>,
+    pub ca: Option<SecretOrConfigMap>,
+    pub cert: Option<SecretOrConfigMap>,
+    pub key_secret: Option<KeyRef>,
     pub server_name: Option<String>,
     #[serde(default)]
     pub insecure_skip_verify: bool,
@@ -241,6 +259,9 @@ const TLS_FIELDS: &[&str] = &[
     "caFile",
     "certFile",
     "keyFile",
+    "ca",
+    "cert",
+    "keySecret",
     "serverName",
     "insecureSkipVerify",
 ];
@@ -420,11 +441,21 @@ mod tests {
         );
         assert_eq!(
             m.unsupported,
-            [
-                "spec.attachMetadata",
-                "spec.endpoints[0].basicAuth",
-                "spec.endpoints[0].tlsConfig.ca"
-            ]
+            ["spec.attachMetadata", "spec.endpoints[0].basicAuth"]
+        );
+        let ca = m.endpoints[0]
+            .tls_config
+            .as_ref()
+            .unwrap()
+            .ca
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            ca.secret,
+            Some(KeyRef {
+                name: "ca".into(),
+                key: "ca.crt".into()
+            })
         );
     }
 

@@ -222,6 +222,7 @@ impl ReceiverConfig {
                     pods: cx.pods.cloned(),
                     objects: cx.cluster.cloned(),
                     leading: cx.leading.cloned(),
+                    tls_dir: cx.data_dir.join("monitors").join(&id.name),
                 };
                 prometheus::start(id, c, inputs, limiter, cx.telemetry, kubernetes).await
             }

@@ -203,7 +203,7 @@ impl MonitorFamilies {
         );
         r.register(
             "ferro_prometheus_monitor_problems",
-            "Monitors or their endpoints ferro could not follow as written, by reason (invalid: the monitor cannot be read, e.g. a bad selector; invalid_endpoint: an endpoint's job is refused, e.g. a bad regex or duration; unsupported_field: a field ferro does not act on is set). Each is logged once per version of the monitor",
+            "Monitors or their endpoints ferro could not follow as written, by reason (invalid: the monitor cannot be read, e.g. a bad selector; invalid_endpoint: an endpoint's job is refused, e.g. a bad regex or duration; unsupported_field: a field ferro does not act on is set; tls_unreadable: a Secret or ConfigMap key its tlsConfig names cannot be read, and the endpoint is not scraped). Each is logged once per version of the monitor",
             self.problems.clone(),
         );
     }

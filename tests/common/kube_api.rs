@@ -13,6 +13,9 @@
 //! `metadata.name=<one of its nodes>`, namespace requests only without one
 //! (400 otherwise), and records every request.
 //!
+//! Secrets: get (403 on demand, as ferro's default RBAC has no rule for
+//! them).
+//!
 //! Events (`events.k8s.io/v1`, all namespaces or one): list (with
 //! `limit`/`continue` pages) and watch. ConfigMaps: get, create and
 //! replace with the Lease's conflict rules, data of strings only and at
@@ -59,6 +62,9 @@ struct Pods {
     config_maps: BTreeMap<(String, String), Value>,
     /// ConfigMaps may not be read or written (403), as without RBAC.
     config_maps_forbidden: bool,
+    /// Secrets by `(namespace, name)`, and whether reading them is refused.
+    secrets: BTreeMap<(String, String), Value>,
+    secrets_forbidden: bool,
     /// Leases by `(namespace, name)`.
     leases: BTreeMap<(String, String), Value>,
     /// Every Lease as written, in order.
@@ -164,6 +170,10 @@ impl KubeApi {
                 axum::routing::get(|state, path| get_one(state, path, One::ConfigMap)).put(
                     |state, path, axum::Json(body)| replace_one(state, path, One::ConfigMap, body),
                 ),
+            )
+            .route(
+                "/api/v1/namespaces/{namespace}/secrets/{name}",
+                axum::routing::get(|state, path| get_one(state, path, One::Secret)),
             )
             .route(
                 "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases",
@@ -353,6 +363,26 @@ impl KubeApi {
             .config_maps
             .get(&(namespace.to_string(), name.to_string()))
             .cloned()
+    }
+
+    /// Creates or replaces the ConfigMap `namespace/name` with `data`.
+    pub fn put_config_map(&self, namespace: &str, name: &str, data: Value) {
+        let map = json!({"metadata": {"name": name}, "data": data});
+        let mut p = self.shared.pods.lock().unwrap();
+        accept(&mut p, One::ConfigMap, namespace, map).expect("a valid ConfigMap");
+    }
+
+    /// Creates or replaces the Secret `namespace/name` with `data` (its
+    /// values as written: base64).
+    pub fn put_secret(&self, namespace: &str, name: &str, data: Value) {
+        let secret = json!({"metadata": {"name": name}, "type": "Opaque", "data": data});
+        let mut p = self.shared.pods.lock().unwrap();
+        accept(&mut p, One::Secret, namespace, secret).expect("a valid Secret");
+    }
+
+    /// Secrets answer 403 (as without an RBAC rule for them) or not.
+    pub fn forbid_secrets(&self, forbidden: bool) {
+        self.shared.pods.lock().unwrap().secrets_forbidden = forbidden;
     }
 
     /// ConfigMaps answer 403 (as without the RBAC rule) or not.
@@ -615,6 +645,7 @@ type Refusal = (StatusCode, Value);
 enum One {
     Lease,
     ConfigMap,
+    Secret,
 }
 
 impl One {
@@ -622,6 +653,7 @@ impl One {
         match self {
             One::Lease => "leases",
             One::ConfigMap => "configmaps",
+            One::Secret => "secrets",
         }
     }
 
@@ -630,6 +662,7 @@ impl One {
         match self {
             One::Lease => "leases.coordination.k8s.io",
             One::ConfigMap => "configmaps",
+            One::Secret => "secrets",
         }
     }
 
@@ -637,6 +670,7 @@ impl One {
         match self {
             One::Lease => &mut p.leases,
             One::ConfigMap => &mut p.config_maps,
+            One::Secret => &mut p.secrets,
         }
     }
 
@@ -657,6 +691,7 @@ impl One {
                         || spec["leaseDurationSeconds"].as_i64().is_some_and(|d| d > 0));
                 (!ok).then(|| format!("Lease is invalid: {object}"))
             }
+            One::Secret => None,
             One::ConfigMap => {
                 let strings = object["data"]
                     .as_object()
@@ -678,7 +713,7 @@ impl One {
     fn api_version(self) -> &'static str {
         match self {
             One::Lease => "coordination.k8s.io/v1",
-            One::ConfigMap => "v1",
+            One::ConfigMap | One::Secret => "v1",
         }
     }
 
@@ -686,6 +721,7 @@ impl One {
         match self {
             One::Lease => "Lease",
             One::ConfigMap => "ConfigMap",
+            One::Secret => "Secret",
         }
     }
 }
@@ -707,12 +743,15 @@ fn gate<'a>(
     } else if p.fail_next > 0 {
         p.fail_next -= 1;
         Some((500, "InternalError", "etcdserver: request timed out".into()))
-    } else if matches!(one, One::ConfigMap) && p.config_maps_forbidden {
+    } else if (matches!(one, One::ConfigMap) && p.config_maps_forbidden)
+        || (matches!(one, One::Secret) && p.secrets_forbidden)
+    {
+        let resource = one.resource();
         Some((
             403,
             "Forbidden",
             format!(
-                "configmaps is forbidden: User \"system:serviceaccount:ferro:ferro\" cannot {verb} resource \"configmaps\" in API group \"\""
+                "{resource} is forbidden: User \"system:serviceaccount:ferro:ferro\" cannot {verb} resource \"{resource}\" in API group \"\""
             ),
         ))
     } else {

@@ -28,6 +28,8 @@ pub struct Cluster {
     pub objects: Option<ClusterObjects>,
     /// Whether this agent leads (`[kubernetes.leader]`).
     pub leading: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Where the TLS files of monitors are written (under `data_dir`).
+    pub tls_dir: std::path::PathBuf,
 }
 
 pub async fn start(
@@ -42,6 +44,7 @@ pub async fn start(
         pods,
         objects: cluster,
         leading,
+        tls_dir,
     } = kubernetes;
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -99,6 +102,7 @@ pub async fn start(
             pods,
             sender: sender.clone(),
             telemetry: telemetry.clone(),
+            tls_dir,
             stop: stop.clone(),
         })));
     }

@@ -26,6 +26,7 @@ pub fn scrape_config(
     monitor: &std::sync::Arc<Monitor>,
     index: usize,
     defaults: &Defaults,
+    files: &super::tls::Files,
 ) -> Result<ScrapeConfig, Vec<FieldError>> {
     let endpoint = &monitor.endpoints[index];
     let field = |name: &str| {
@@ -81,9 +82,9 @@ pub fn scrape_config(
         params: endpoint.params.clone(),
         bearer_token_file: endpoint.bearer_token_file.as_ref().map(PathBuf::from),
         tls_config: TlsConfig {
-            ca_file: tls.ca_file.map(PathBuf::from),
-            cert_file: tls.cert_file.map(PathBuf::from),
-            key_file: tls.key_file.map(PathBuf::from),
+            ca_file: files.ca_file.clone().or(tls.ca_file.map(PathBuf::from)),
+            cert_file: files.cert_file.clone().or(tls.cert_file.map(PathBuf::from)),
+            key_file: files.key_file.clone().or(tls.key_file.map(PathBuf::from)),
             insecure_skip_verify: tls.insecure_skip_verify,
             server_name: tls.server_name,
         },
@@ -441,7 +442,7 @@ mod tests {
             scrape_interval: std::time::Duration::from_secs(60),
             scrape_timeout: std::time::Duration::from_secs(10),
         };
-        let job = scrape_config(&m, 0, &defaults).unwrap();
+        let job = scrape_config(&m, 0, &defaults, &Default::default()).unwrap();
         assert_eq!(
             job.job.job_name,
             "serviceMonitor/default/testservicemonitor1/0"
@@ -542,7 +543,7 @@ mod tests {
             scrape_timeout: std::time::Duration::from_secs(10),
         };
         let fields = |i| -> Vec<String> {
-            scrape_config(&m, i, &defaults)
+            scrape_config(&m, i, &defaults, &Default::default())
                 .unwrap_err()
                 .into_iter()
                 .map(|e| e.field)

@@ -7,6 +7,7 @@
 
 pub mod generate;
 pub mod targets;
+pub mod tls;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use prometheus_client::metrics::counter::Counter;
@@ -170,6 +171,7 @@ struct Counters {
     invalid: Counter,
     invalid_endpoint: Counter,
     unsupported: Counter,
+    tls_unreadable: Counter,
 }
 
 impl Counters {
@@ -181,6 +183,7 @@ impl Counters {
             invalid: Telemetry::reason_counter(&m.problems, &labels, "invalid"),
             invalid_endpoint: Telemetry::reason_counter(&m.problems, &labels, "invalid_endpoint"),
             unsupported: Telemetry::reason_counter(&m.problems, &labels, "unsupported_field"),
+            tls_unreadable: Telemetry::reason_counter(&m.problems, &labels, "tls_unreadable"),
         }
     }
 }
@@ -213,6 +216,9 @@ pub struct Manager {
     pub pods: PodCache,
     pub sender: Arc<Sender>,
     pub telemetry: Arc<Telemetry>,
+    /// Where the Secret and ConfigMap keys of monitors' `tlsConfig` are
+    /// written for the jobs to read.
+    pub tls_dir: std::path::PathBuf,
     pub stop: CancellationToken,
 }
 
@@ -246,11 +252,21 @@ pub async fn manage(mut m: Manager) {
         cluster: m.cluster.clone(),
         slices: slices.clone(),
     };
+    let mut tls = match crate::k8s::cache::client(m.cluster.config()).await {
+        Ok(client) => Some(tls::TlsFiles::new(client, &m.tls_dir)),
+        Err(e) => {
+            tracing::warn!(receiver = %m.id, error = %e, "cannot read Secrets and ConfigMaps; monitor endpoints whose tlsConfig names them are not scraped");
+            None
+        }
+    };
+    let mut refresh = tokio::time::interval(tls::REFRESH);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    refresh.tick().await;
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
     // What was said about each monitor version, so it is said once.
     let mut told: HashSet<(String, String)> = HashSet::new();
     loop {
-        let wanted = wanted_jobs(&m, &counters, &mut told);
+        let wanted = wanted_jobs(&m, &counters, &mut told, tls.as_mut()).await;
         if let Some(slices) = &slices {
             let leads = m.leading.as_ref().is_some_and(|l| *l.borrow());
             let names = if leads {
@@ -313,6 +329,8 @@ pub async fn manage(mut m: Manager) {
         };
         let going_on = tokio::select! {
             _ = m.stop.cancelled() => false,
+            // Secrets and ConfigMaps read again (a rotated certificate).
+            _ = refresh.tick() => true,
             changed = changes.changed() => changed.is_ok(),
             changed = leading => changed,
             changed = services_changed => changed,
@@ -341,10 +359,11 @@ pub async fn manage(mut m: Manager) {
 
 /// The jobs the honoured monitors ask for now, by job name; problems
 /// logged (once per monitor version) and counted.
-fn wanted_jobs(
+async fn wanted_jobs(
     m: &Manager,
     counters: &Counters,
     told: &mut HashSet<(String, String)>,
+    mut tls: Option<&mut tls::TlsFiles>,
 ) -> BTreeMap<String, ScrapeConfig> {
     let mut wanted = BTreeMap::new();
     let mut kinds: Vec<MonitorKind> = m.configs.iter().flat_map(|c| c.kinds.clone()).collect();
@@ -372,8 +391,29 @@ fn wanted_jobs(
                     .inc_by(monitor.unsupported.len() as u64);
                 tracing::warn!(receiver = %m.id, kind = kind.as_str(), monitor = %entry.key, fields = ?monitor.unsupported, "monitor sets fields ferro does not act on; scraping without them");
             }
-            for index in 0..monitor.endpoints.len() {
-                match generate::scrape_config(monitor, index, &config.defaults) {
+            for (index, endpoint) in monitor.endpoints.iter().enumerate() {
+                let files = match (&endpoint.tls_config, tls.as_deref_mut()) {
+                    (Some(endpoint_tls), Some(reader)) => {
+                        reader.files(&monitor.namespace, endpoint_tls).await
+                    }
+                    (Some(t), None)
+                        if t.ca.is_some() || t.cert.is_some() || t.key_secret.is_some() =>
+                    {
+                        Err("Secrets and ConfigMaps cannot be read".to_string())
+                    }
+                    _ => Ok(tls::Files::default()),
+                };
+                let files = match files {
+                    Ok(files) => files,
+                    Err(error) => {
+                        if first_time {
+                            counters.tls_unreadable.inc();
+                            tracing::warn!(receiver = %m.id, kind = kind.as_str(), monitor = %entry.key, endpoint = index, %error, "the endpoint's tlsConfig cannot be read; it is not scraped until it can");
+                        }
+                        continue;
+                    }
+                };
+                match generate::scrape_config(monitor, index, &config.defaults, &files) {
                     Ok(job) => {
                         wanted.insert(job.job.job_name.clone(), job);
                     }
