@@ -353,7 +353,7 @@ async fn a_new_leader_ships_what_the_killed_one_had_not_and_nothing_twice() {
     ));
     expect_lines(&s.loki, 11);
     eprintln!(
-        "the new leader shipped the events of the leaderless time {:.2} s after the leader was killed (lease duration 4 s)",
+        "the new leader shipped the events of the leaderless time {:.2} s after the leader was killed (lease duration 4 s; Loki exporter batch_wait 1 s)",
         killed.elapsed().as_secs_f64()
     );
     let other = agents[1 - leader].as_ref().unwrap();
