@@ -391,3 +391,28 @@ async fn without_rbac_for_its_configmap_it_says_so_and_ships_anyway() {
             .is_none()
     );
 }
+
+/// A first start lists the events in pages of 500 (the API server's
+/// `limit`/`continue`) and ships every one of them once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_lists_in_pages_and_ships_each_event_once() {
+    let s = setup(&["node-a"]).await;
+    for i in 0..1201 {
+        s.api.add_event(event(
+            &format!("ev-{i}"),
+            "Pulled",
+            &format!("pulled image {i}"),
+            1,
+            &format!("2025-06-01T10:{:02}:{:02}Z", i / 60 % 60, i % 60),
+        ));
+    }
+    let _ferro = Ferro::start(&config(&s, "node-a", false));
+    expect_lines(&s.loki, 1201);
+    let lists: Vec<_> = s
+        .api
+        .requests()
+        .into_iter()
+        .filter(|r| r.resource == "events" && r.verb == "list")
+        .collect();
+    assert_eq!(lists.len(), 3, "three pages: {lists:?}");
+}
