@@ -11,6 +11,7 @@ fn main() {
         "perftools/profiles/profile.proto",
         "types/v1/types.proto",
         "push/v1/push.proto",
+        "zipkin/zipkin.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed=proto/{file}");

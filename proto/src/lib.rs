@@ -48,3 +48,8 @@ pub mod push {
 }
 
 pub use prost_types;
+
+/// Zipkin's v2 span model: `zipkin.proto3.ListOfSpans`.
+pub mod zipkin {
+    include!(concat!(env!("OUT_DIR"), "/zipkin.proto3.rs"));
+}

@@ -4,6 +4,7 @@
 
 pub mod acks;
 pub mod host_metrics;
+pub(crate) mod intake;
 pub mod journald;
 pub mod kubernetes_events;
 pub mod log_batch;
@@ -14,6 +15,7 @@ pub mod prometheus;
 mod registry;
 mod running;
 pub mod tenancy;
+pub mod zipkin;
 
 pub use registry::{Context, ReceiverConfig};
 pub use running::{ReloadHook, RunningReceiver};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{
     Inputs, RunningReceiver, host_metrics, journald, kubernetes_events, otlp, pod_logs, pprof,
-    prometheus,
+    prometheus, zipkin,
 };
 
 use crate::config::ComponentId;
@@ -32,6 +32,7 @@ pub enum ReceiverConfig {
     HostMetrics(host_metrics::HostMetricsConfig),
     Journald(journald::JournaldConfig),
     KubernetesEvents(kubernetes_events::KubernetesEventsConfig),
+    Zipkin(zipkin::ZipkinConfig),
 }
 
 impl ReceiverConfig {
@@ -49,6 +50,7 @@ impl ReceiverConfig {
             "kubernetes_events",
             keys::<kubernetes_events::RawKubernetesEventsConfig>,
         ),
+        ("zipkin", keys::<zipkin::RawZipkinConfig>),
     ];
 
     /// Reads a `[receivers.TYPE.NAME]` table; `None` for an unknown type.
@@ -100,6 +102,10 @@ impl ReceiverConfig {
                 }
                 Some(config.map(Self::KubernetesEvents))
             }
+            "zipkin" => Some(
+                doc.section::<zipkin::RawZipkinConfig>(path, value)
+                    .map(Self::Zipkin),
+            ),
             _ => None,
         }
     }
@@ -118,7 +124,8 @@ impl ReceiverConfig {
             | Self::PodLogs(_)
             | Self::HostMetrics(_)
             | Self::Journald(_)
-            | Self::KubernetesEvents(_) => false,
+            | Self::KubernetesEvents(_)
+            | Self::Zipkin(_) => false,
         };
         let setting = if self.follows_monitors() {
             "monitors"
@@ -159,6 +166,7 @@ impl ReceiverConfig {
     pub fn signals(&self) -> &'static [Signal] {
         match self {
             Self::Otlp(_) => &[Signal::Traces, Signal::Metrics, Signal::Logs],
+            Self::Zipkin(_) => &[Signal::Traces],
             Self::Prometheus(_) | Self::HostMetrics(_) => &[Signal::Metrics],
             Self::PodLogs(_) | Self::Journald(_) | Self::KubernetesEvents(_) => &[Signal::Logs],
             Self::Pprof(_) => &[Signal::Profiles],
@@ -192,6 +200,7 @@ impl ReceiverConfig {
     pub fn pipeline_wait(&self) -> Duration {
         match self {
             Self::Otlp(c) => c.pipeline_wait,
+            Self::Zipkin(c) => c.pipeline_wait,
             Self::Pprof(c) => c.pipeline_wait,
             // A scrape that finds the pipeline full waits, then skips the
             // rest of its data and counts it: the next interval scrapes
@@ -217,6 +226,9 @@ impl ReceiverConfig {
         let limiter = cx.limiter.clone();
         match self {
             Self::Otlp(c) => otlp::start(id, c, inputs, limiter, cx.telemetry, cx.servers).await,
+            Self::Zipkin(c) => {
+                zipkin::start(id, c, inputs, limiter, cx.telemetry, cx.servers).await
+            }
             Self::Prometheus(c) => {
                 let kubernetes = prometheus::Cluster {
                     pods: cx.pods.cloned(),

@@ -13,15 +13,14 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use prost::Message;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::{Partial, RETRY_AFTER, Rejection, Shared, retry_after_secs};
 use crate::delivery::Refusal;
 use crate::delivery::Ticket;
-use crate::net::body::{BodyError, content_encoding, decode_capped};
 use crate::otlp::{self as wire, status};
+use crate::receivers::intake::Compression;
 use crate::receivers::tenancy;
 use crate::signal::Signal;
 
@@ -135,67 +134,16 @@ async fn export(
     }
 }
 
-/// Reads the body under the receiver's limits, undoes `Content-Encoding`,
-/// and enforces the size cap on both the compressed and the decompressed
-/// size; the ticket holds the memory of what is returned.
+/// Reads the body under the receiver's limits and undoes gzip or zstd.
 async fn read_body(
     body: Body,
     headers: &HeaderMap,
     shared: &Shared,
 ) -> Result<(Bytes, Ticket), Rejection> {
-    let rules = &shared.config.server.body;
-    let max = rules.max;
-    let too_large = || Rejection::Invalid {
-        reason: "too_large",
-        message: format!("request body is larger than max_recv_msg_size ({max} bytes)"),
-    };
-    let body_error = |e: BodyError, failed: &'static str| match e {
-        BodyError::TooLarge => too_large(),
-        BodyError::MemoryLimit => Rejection::Refused(Refusal::MemoryLimit),
-        BodyError::TooSlow => Rejection::Invalid {
-            reason: "too_slow",
-            message: "the request body arrived too slowly".into(),
-        },
-        BodyError::Failed(e) => Rejection::Invalid {
-            reason: failed,
-            message: format!("reading the body failed: {e}"),
-        },
-    };
-    let (raw, mut ticket) = crate::net::body::read_body(body, headers, rules, &shared.limiter)
+    let accepted = [("gzip", Compression::Gzip), ("zstd", Compression::Zstd)];
+    shared
+        .read_body(body, headers, &accepted, "use gzip, zstd or none")
         .await
-        .map_err(|e| body_error(e, "truncated"))?;
-    let encoding = content_encoding(headers);
-    let decoder: Box<dyn Read> = match encoding.as_str() {
-        "" | "identity" => return Ok((raw, ticket)),
-        "gzip" => Box::new(flate2::read::GzDecoder::new(std::io::Cursor::new(raw))),
-        "zstd" => match zstd::stream::read::Decoder::new(std::io::Cursor::new(raw)) {
-            Ok(decoder) => Box::new(decoder),
-            Err(e) => {
-                return Err(Rejection::Invalid {
-                    reason: "bad_compression",
-                    message: format!("zstd: {e}"),
-                });
-            }
-        },
-        other => {
-            return Err(Rejection::Invalid {
-                reason: "unsupported_encoding",
-                message: format!(
-                    "Content-Encoding {other:?} is not supported (use gzip, zstd or none)"
-                ),
-            });
-        }
-    };
-    let plain = decode_capped(decoder, max, &mut ticket).map_err(|e| match e {
-        BodyError::Failed(e) => Rejection::Invalid {
-            reason: "bad_compression",
-            message: format!("the body is not valid {encoding}: {e}"),
-        },
-        other => body_error(other, "bad_compression"),
-    })?;
-    // The compressed bytes are gone: the ticket holds what is kept.
-    ticket.try_resize(plain.len());
-    Ok((plain, ticket))
 }
 
 fn success(format: Format, signal: Signal, partial: Option<Partial>) -> Response {
