@@ -7,6 +7,7 @@
 //! target/release/ferro-load --mode blackhole                # ferro's blackhole exporter
 //! target/release/ferro-load --mode otlp --rate 10000        # RSS at a steady 10k spans/s
 //! target/release/ferro-load --mode pprof --targets 100 --duration 60s   # pprof scrape → Pyroscope
+//! target/release/ferro-load --mode zipkin --duration 20s    # Zipkin v2 JSON in → OTLP out to a gRPC sink
 //! ```
 //!
 //! It starts the `ferro` binary next to itself on 127.0.0.1 ports, sends
@@ -112,9 +113,9 @@ fn parse_args() -> Args {
     }
     if !matches!(
         args.mode.as_str(),
-        "otlp" | "blackhole" | "scrape" | "pprof"
+        "otlp" | "blackhole" | "scrape" | "pprof" | "zipkin"
     ) {
-        usage("--mode is otlp, blackhole, scrape or pprof");
+        usage("--mode is otlp, blackhole, scrape, pprof or zipkin");
     }
     if !matches!(
         args.queue.as_str(),
@@ -133,7 +134,7 @@ fn usage(problem: &str) -> ! {
         eprintln!("ferro-load: {problem}");
     }
     eprintln!(
-        "usage: ferro-load [--mode otlp|blackhole] [--duration 15s] [--connections 4] \
+        "usage: ferro-load [--mode otlp|blackhole|zipkin] [--duration 15s] [--connections 4] \
          [--spans-per-request 200] [--rate SPANS_PER_SECOND (0 = as fast as accepted)] \
          [--queue memory|disk|disk-batch|disk-never] [--ferro PATH]\n       \
          ferro-load --mode scrape [--series 1000000] [--shape minimal|cadvisor] [--scrape-interval 10s] [--duration 60s]\n       \
@@ -148,6 +149,63 @@ fn requests(count: usize, spans: usize) -> Vec<Bytes> {
         .iter()
         .map(|r| r.encode_to_vec().into())
         .collect()
+}
+
+/// Zipkin v2 JSON bodies of `spans` spans each, 10 tags per span (as the
+/// OTLP requests have 10 attributes).
+fn zipkin_requests(count: usize, spans: usize) -> Vec<Bytes> {
+    use std::fmt::Write as _;
+    (0..count)
+        .map(|r| {
+            let mut body = String::from("[");
+            for s in 0..spans {
+                if s > 0 {
+                    body.push(',');
+                }
+                let _ = write!(
+                    body,
+                    r#"{{"traceId":"{:032x}","id":"{:016x}","parentId":"{:016x}","kind":"SERVER","name":"GET /api/orders/{s}","timestamp":1700000000{:06},"duration":1250,"localEndpoint":{{"serviceName":"orders","ipv4":"10.0.0.{}","port":8080}},"remoteEndpoint":{{"serviceName":"frontend","ipv4":"10.0.1.7"}},"tags":{{"http.method":"GET","http.route":"/api/orders/:id","http.status_code":"200","net.peer.name":"frontend","component":"http","user.tier":"gold","region":"eu-west-1","az":"eu-west-1a","retry":"0","cache":"miss"}}}}"#,
+                    (r * spans + s + 1) as u128 * 0x9e37_79b9_7f4a_7c15,
+                    (r * spans + s + 1) as u64 * 0x2545_f491,
+                    (r * spans + s + 7) as u64 * 0x2545_f491,
+                    s % 1_000_000,
+                    s % 250 + 1,
+                );
+            }
+            body.push(']');
+            Bytes::from(body)
+        })
+        .collect()
+}
+
+type Counters = (Arc<AtomicU64>, Arc<AtomicU64>, Arc<AtomicBool>);
+
+/// One connection POSTing `bodies` to ferro's Zipkin receiver as fast as it
+/// answers.
+async fn zipkin_client(
+    url: String,
+    bodies: Arc<Vec<Bytes>>,
+    first: usize,
+    spans: u64,
+    (accepted, refused, stop): Counters,
+) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_max_idle_per_host(1)
+        .build_http::<http_body_util::Full<Bytes>>();
+    let mut i = first;
+    while !stop.load(Ordering::Relaxed) {
+        let request = http::Request::post(&url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bodies[i % bodies.len()].clone()))
+            .unwrap();
+        i += 1;
+        match client.request(request).await {
+            Ok(response) if response.status() == http::StatusCode::ACCEPTED => {
+                accepted.fetch_add(spans, Ordering::Relaxed)
+            }
+            _ => refused.fetch_add(spans, Ordering::Relaxed),
+        };
+    }
 }
 
 /// Counts the spans in an encoded ExportTraceServiceRequest without decoding
@@ -229,6 +287,8 @@ impl tonic::server::UnaryService<Bytes> for Export {
 
 struct Started {
     child: std::process::Child,
+    /// Where load goes: the OTLP receiver's gRPC address, or the Zipkin
+    /// receiver's HTTP address with `--mode zipkin`.
     grpc: SocketAddr,
     telemetry: SocketAddr,
     startup: Duration,
@@ -274,12 +334,28 @@ fn start_ferro(args: &Args, sink: Option<SocketAddr>, dir: &std::path::Path) -> 
         ),
         None => "[exporters.blackhole.out]\n".into(),
     };
+    let (receiver, listening) = if args.mode == "zipkin" {
+        (
+            "[receivers.zipkin.in]\nhttp = \"127.0.0.1:0\"\nmax_recv_msg_size = \"16MiB\"\n",
+            "Zipkin receiver listening",
+        )
+    } else {
+        (
+            "[receivers.otlp.in]\ngrpc = \"127.0.0.1:0\"\nmax_recv_msg_size = \"16MiB\"\n",
+            "OTLP receiver listening",
+        )
+    };
     let config = format!(
         "data_dir = \"{}\"\nmemory_limit = \"128MiB\"\n[telemetry]\nlisten = \"127.0.0.1:0\"\n\
-         [receivers.otlp.in]\ngrpc = \"127.0.0.1:0\"\nmax_recv_msg_size = \"16MiB\"\n\
+         {receiver}\
          [processors.batch.b]\nsend_batch_size = 8192\nsend_batch_max_size = 8192\ntimeout = \"200ms\"\n{exporter}\
-         [pipelines.traces]\nreceivers = [\"otlp.in\"]\nprocessors = [\"batch.b\"]\nexporters = [\"{}.out\"]\n",
+         [pipelines.traces]\nreceivers = [\"{}.in\"]\nprocessors = [\"batch.b\"]\nexporters = [\"{}.out\"]\n",
         dir.display(),
+        if args.mode == "zipkin" {
+            "zipkin"
+        } else {
+            "otlp"
+        },
         if sink.is_some() { "otlp" } else { "blackhole" }
     );
     let path = dir.join("load.toml");
@@ -303,7 +379,7 @@ fn start_ferro(args: &Args, sink: Option<SocketAddr>, dir: &std::path::Path) -> 
     for line in lines.by_ref() {
         let line = line.unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["message"] == "OTLP receiver listening" {
+        if v["message"] == listening {
             grpc = v["addr"].as_str().and_then(|a| a.parse().ok());
         }
         if v["message"] == "self-telemetry listening" {
@@ -336,7 +412,7 @@ async fn main() {
     std::fs::create_dir_all(&dir).unwrap();
 
     let delivered = Arc::new(AtomicU64::new(0));
-    let sink = if args.mode == "otlp" {
+    let sink = if matches!(args.mode.as_str(), "otlp" | "zipkin") {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let service = SinkService(delivered.clone());
@@ -355,7 +431,11 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = process::read_pid(&pid).map(|s| s.rss_bytes).unwrap_or(0);
 
-    let bodies = Arc::new(requests(64, args.spans_per_request));
+    let bodies = Arc::new(if args.mode == "zipkin" {
+        zipkin_requests(64, args.spans_per_request)
+    } else {
+        requests(64, args.spans_per_request)
+    });
     let request_bytes: usize = bodies.iter().map(|b| b.len()).sum::<usize>() / bodies.len();
     let accepted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
@@ -376,6 +456,17 @@ async fn main() {
         let endpoint = format!("http://{}", ferro.grpc);
         let per_connection_rate = args.rate as f64 / args.connections as f64;
         let spans_per_request = args.spans_per_request as f64;
+        if args.mode == "zipkin" {
+            let url = format!("{endpoint}/api/v2/spans");
+            clients.push(tokio::spawn(zipkin_client(
+                url,
+                bodies,
+                c,
+                args.spans_per_request as u64,
+                (accepted, refused, stop),
+            )));
+            continue;
+        }
         clients.push(tokio::spawn(async move {
             let channel = tonic::transport::Endpoint::from_shared(endpoint)
                 .unwrap()
@@ -442,7 +533,7 @@ async fn main() {
     println!("mode                      {}", args.mode);
     println!("connections               {}", args.connections);
     println!(
-        "spans per request         {} (10 attributes each, {} bytes per request)",
+        "spans per request         {} (10 attributes or tags each, {} bytes per request)",
         args.spans_per_request, request_bytes
     );
     println!(
