@@ -159,16 +159,19 @@ impl EndpointSlices {
         if let Some((_, stop)) = watching.take() {
             stop.cancel();
         }
-        self.inner
-            .store
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_uid
-            .clear();
-        self.inner.changes.send_modify(|n| *n += 1);
         if services.is_empty() {
+            // Not leading (or nothing monitored): forget the slices.
+            self.inner
+                .store
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .by_uid
+                .clear();
+            self.inner.changes.send_modify(|n| *n += 1);
             return;
         }
+        // Another set of Services: the new watch's list replaces what is
+        // kept once it is complete, so the targets that stay do not blink.
         let stop = CancellationToken::new();
         let names: Vec<&str> = services.iter().map(String::as_str).collect();
         let selector = format!("kubernetes.io/service-name in ({})", names.join(","));
@@ -209,6 +212,8 @@ async fn run(slices: EndpointSlices, selector: String, stop: CancellationToken) 
                 return;
             }
             let mut store = inner.store.write().unwrap_or_else(|e| e.into_inner());
+            // Slices of Services no longer followed are kept until the new
+            // list is complete, then dropped (`InitDone`).
             if apply_event(&mut *store, event, &mut relist, &inner.telemetry.k8s) {
                 inner.changes.send_modify(|n| *n += 1);
             }

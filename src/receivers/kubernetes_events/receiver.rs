@@ -50,8 +50,12 @@ const MAX_IN_FLIGHT: usize = 16;
 const MAX_BATCH: usize = 500;
 /// How long a batch that is not full waits for more events.
 const LINGER: Duration = Duration::from_millis(200);
-/// How often the acknowledged state is written out.
+/// How often the acknowledged state is written to the file.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often at most it is written to the ConfigMap (and when shipping
+/// stops): each write is a new object version in etcd, watched by every
+/// ConfigMap watcher of the cluster.
+const STORE_EVERY: Duration = Duration::from_secs(10);
 /// How long a receiver that stops shipping waits for what it is owed.
 pub const ACK_DRAIN: Duration = Duration::from_secs(3);
 /// Events read from a list per request.
@@ -182,7 +186,10 @@ struct Session {
     /// if there is none yet.
     store_version: Option<String>,
     store_usable: bool,
+    /// The file, and the ConfigMap, are behind the acknowledged state.
     dirty: bool,
+    store_dirty: bool,
+    store_written: Option<Instant>,
     failing_since: Option<Instant>,
     /// The labels of each stream, by namespace and kind.
     labels: HashMap<(String, String), Labels>,
@@ -239,6 +246,8 @@ impl<S: StateStore> Shipper<S> {
             store_version: None,
             store_usable: self.store.is_some(),
             dirty: false,
+            store_dirty: false,
+            store_written: None,
             failing_since: None,
             labels: HashMap::new(),
         };
@@ -278,7 +287,7 @@ impl<S: StateStore> Shipper<S> {
                 biased;
                 _ = shipping.cancelled() => break,
                 acked = session.in_flight.next() => self.acknowledged(&mut session, acked),
-                _ = flush.tick() => self.save(&mut session).await,
+                _ = flush.tick() => self.save(&mut session, false).await,
                 _ = sleep_until(linger) => {
                     linger = None;
                     if !self.send(&mut session, &shipping).await {
@@ -321,7 +330,7 @@ impl<S: StateStore> Shipper<S> {
         }
         // Written even when the API server is the reason leading ended:
         // the file at least.
-        let _ = tokio::time::timeout(ACK_DRAIN, self.save(&mut session)).await;
+        let _ = tokio::time::timeout(ACK_DRAIN, self.save(&mut session, true)).await;
         if self.stop.is_cancelled() {
             Ended::Stopped
         } else {
@@ -514,13 +523,15 @@ impl<S: StateStore> Shipper<S> {
         session.dirty = true;
     }
 
-    /// Writes the acknowledged state to the file and the ConfigMap, if it
-    /// changed.
-    async fn save(&mut self, session: &mut Session) {
-        if !session.dirty {
+    /// Writes the acknowledged state to the file, and to the ConfigMap when
+    /// [`STORE_EVERY`] has passed (or `finally`), if it changed.
+    async fn save(&mut self, session: &mut Session, finally: bool) {
+        if session.dirty {
+            session.dirty = false;
+            session.store_dirty = true;
+        } else if !(finally && session.store_dirty) {
             return;
         }
-        session.dirty = false;
         self.counters.remembered.set(session.working.len() as i64);
         let path = self.file.clone();
         let file_text = self.acked.encode();
@@ -533,18 +544,31 @@ impl<S: StateStore> Shipper<S> {
             Ok(Err(e)) => Some(e.to_string()),
             Err(e) => Some(e.to_string()),
         };
-        let store_error = match (&self.store, session.store_usable) {
+        let store_due = session.store_dirty
+            && (finally
+                || session
+                    .store_written
+                    .is_none_or(|at| at.elapsed() >= STORE_EVERY));
+        let store_error = match (&self.store, session.store_usable && store_due) {
             (Some(store), true) => {
                 let written = write_state(
                     store,
-                    &self.acked,
+                    &mut self.acked,
                     &mut session.store_version,
                     &self.counters.state_conflicts,
                 )
                 .await;
-                written.err().inspect(|_| {
-                    self.counters.state_write_errors.inc();
-                })
+                session.store_written = Some(Instant::now());
+                match written {
+                    Ok(()) => {
+                        session.store_dirty = false;
+                        None
+                    }
+                    Err(e) => {
+                        self.counters.state_write_errors.inc();
+                        Some(e)
+                    }
+                }
             }
             _ => None,
         };

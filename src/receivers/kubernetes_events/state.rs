@@ -31,9 +31,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-/// Events remembered at most: about 55 bytes each in the text form, so
+/// Events remembered at most: about 64 bytes each in the text form, so
 /// the ConfigMap stays well under the API server's 1 MiB.
-pub const MAX_SHIPPED: usize = 12_000;
+pub const MAX_SHIPPED: usize = 10_000;
 
 const HEADER: &str = "# ferro kubernetes_events state 1";
 

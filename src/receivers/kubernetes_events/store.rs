@@ -133,10 +133,10 @@ impl StateStore for KubeConfigMap {
 
 /// Writes `state` to the store at `version` (the resourceVersion last
 /// read or written, kept up to date); on a conflict, merges what another
-/// agent wrote (counted in `conflicts`) and writes again.
+/// agent wrote into `state` (counted in `conflicts`) and writes again.
 pub async fn write_state<S: StateStore>(
     store: &S,
-    state: &Shipped,
+    state: &mut Shipped,
     version: &mut Option<String>,
     conflicts: &Counter,
 ) -> Result<(), String> {
@@ -158,9 +158,8 @@ pub async fn write_state<S: StateStore>(
                         *version = Some(at);
                         // Theirs unreadable: overwritten with ours.
                         if let Ok(theirs) = Shipped::parse(&theirs) {
-                            let mut merged = state.clone();
-                            merged.merge(&theirs);
-                            text = merged.encode();
+                            state.merge(&theirs);
+                            text = state.encode();
                         }
                     }
                     None => *version = None,

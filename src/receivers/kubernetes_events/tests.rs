@@ -88,13 +88,23 @@ async fn the_state_is_created_then_replaced_at_its_version() {
     let store = Arc::new(FakeStore::default());
     let conflicts = Counter::default();
     let mut version = None;
-    write_state(&store, &state(&[("a", 1, 10)]), &mut version, &conflicts)
-        .await
-        .unwrap();
+    write_state(
+        &store,
+        &mut state(&[("a", 1, 10)]),
+        &mut version,
+        &conflicts,
+    )
+    .await
+    .unwrap();
     assert_eq!(version.as_deref(), Some("1"));
-    write_state(&store, &state(&[("a", 2, 20)]), &mut version, &conflicts)
-        .await
-        .unwrap();
+    write_state(
+        &store,
+        &mut state(&[("a", 2, 20)]),
+        &mut version,
+        &conflicts,
+    )
+    .await
+    .unwrap();
     assert_eq!(version.as_deref(), Some("2"));
     assert_eq!(conflicts.get(), 0);
     let stored = Shipped::parse(&store.text().unwrap()).unwrap();
@@ -107,24 +117,31 @@ async fn a_conflict_merges_the_other_writers_state_and_loses_neither() {
     let conflicts = Counter::default();
     // Agent A writes; agent B, which read nothing, writes after it.
     let mut version_a = None;
-    write_state(&store, &state(&[("a", 1, 10)]), &mut version_a, &conflicts)
-        .await
-        .unwrap();
-    let mut version_b = None;
-    write_state(&store, &state(&[("b", 1, 11)]), &mut version_b, &conflicts)
-        .await
-        .unwrap();
-    assert_eq!(conflicts.get(), 1, "B's create found A's");
-    // A writes again from its old version: conflict, merge, write.
     write_state(
         &store,
-        &state(&[("a", 1, 10), ("c", 1, 12)]),
+        &mut state(&[("a", 1, 10)]),
         &mut version_a,
         &conflicts,
     )
     .await
     .unwrap();
+    let mut version_b = None;
+    write_state(
+        &store,
+        &mut state(&[("b", 1, 11)]),
+        &mut version_b,
+        &conflicts,
+    )
+    .await
+    .unwrap();
+    assert_eq!(conflicts.get(), 1, "B's create found A's");
+    // A writes again from its old version: conflict, merge, write.
+    let mut a = state(&[("a", 1, 10), ("c", 1, 12)]);
+    write_state(&store, &mut a, &mut version_a, &conflicts)
+        .await
+        .unwrap();
     assert_eq!(conflicts.get(), 2);
+    assert_eq!(a.skip("b", 1, 11), Some(Skip::Shipped), "the merge sticks");
     let stored = Shipped::parse(&store.text().unwrap()).unwrap();
     for uid in ["a", "b", "c"] {
         assert_eq!(stored.skip(uid, 1, 10), Some(Skip::Shipped), "{uid}");
@@ -136,13 +153,23 @@ async fn a_store_that_fails_says_why_and_keeps_its_version() {
     let store = Arc::new(FakeStore::default());
     let conflicts = Counter::default();
     let mut version = None;
-    write_state(&store, &state(&[("a", 1, 10)]), &mut version, &conflicts)
-        .await
-        .unwrap();
+    write_state(
+        &store,
+        &mut state(&[("a", 1, 10)]),
+        &mut version,
+        &conflicts,
+    )
+    .await
+    .unwrap();
     store.down.store(true, std::sync::atomic::Ordering::SeqCst);
-    let error = write_state(&store, &state(&[("a", 2, 20)]), &mut version, &conflicts)
-        .await
-        .unwrap_err();
+    let error = write_state(
+        &store,
+        &mut state(&[("a", 2, 20)]),
+        &mut version,
+        &conflicts,
+    )
+    .await
+    .unwrap_err();
     assert!(error.contains("503"), "{error}");
     assert_eq!(version.as_deref(), Some("1"));
 }

@@ -135,6 +135,15 @@ pub struct ScrapeConfig {
     fingerprint: String,
 }
 
+impl ScrapeConfig {
+    /// Adds what else decides the job's targets to what tells two
+    /// configs apart (a monitor's selector and namespaces).
+    pub(super) fn extend_fingerprint(&mut self, extra: &str) {
+        self.fingerprint.push('|');
+        self.fingerprint.push_str(extra);
+    }
+}
+
 impl PartialEq for ScrapeConfig {
     fn eq(&self, other: &Self) -> bool {
         self.fingerprint == other.fingerprint

@@ -125,6 +125,13 @@ pub fn scrape_config(
     if !errors.is_empty() {
         return Err(errors);
     }
+    // What the job scrapes depends on the monitor beyond its scrape
+    // config (its selector and namespaces): a change there is a change of
+    // the job.
+    config.extend_fingerprint(&format!(
+        "{:?}|{:?}|{:?}",
+        monitor.kind, monitor.selector, monitor.namespaces
+    ));
     config.monitor = Some(MonitorSource {
         monitor: monitor.clone(),
         endpoint: index,
@@ -252,7 +259,7 @@ fn relabel_configs(monitor: &Monitor, endpoint: &Endpoint) -> Vec<RawRelabelConf
                 sanitize(label)
             )],
             Some("(.+)"),
-            Some(label),
+            Some(&sanitize(label)),
             Some("${1}"),
         )
     };
@@ -483,7 +490,7 @@ mod tests {
             MonitorKind::PodMonitor,
             json!({"selector": {"matchLabels": {"app": "web"}},
                    "jobLabel": "team",
-                   "podTargetLabels": ["version"],
+                   "podTargetLabels": ["version", "app.kubernetes.io/name"],
                    "podMetricsEndpoints": [{"port": "metrics", "filterRunning": false,
                                             "relabelings": [{"action": "Drop", "sourceLabels": ["__meta_kubernetes_pod_label_canary"], "regex": "true"}]},
                                            {"portNumber": 9102}]}),
@@ -502,6 +509,7 @@ mod tests {
                 "source_labels=__meta_kubernetes_pod_container_name target_label=container",
                 "source_labels=__meta_kubernetes_pod_name target_label=pod",
                 "source_labels=__meta_kubernetes_pod_label_version regex=(.+) replacement=${1} target_label=version",
+                "source_labels=__meta_kubernetes_pod_label_app_kubernetes_io_name regex=(.+) replacement=${1} target_label=app_kubernetes_io_name",
                 "replacement=default/testservicemonitor1 target_label=job",
                 "source_labels=__meta_kubernetes_pod_label_team regex=(.+) replacement=${1} target_label=job",
                 "replacement=metrics target_label=endpoint",

@@ -267,6 +267,14 @@ pub async fn manage(mut m: Manager) {
     let mut told: HashSet<(String, String)> = HashSet::new();
     loop {
         let wanted = wanted_jobs(&m, &counters, &mut told, tls.as_mut()).await;
+        // Only the monitor versions that exist are remembered.
+        let current: HashSet<(String, String)> =
+            [MonitorKind::ServiceMonitor, MonitorKind::PodMonitor]
+                .into_iter()
+                .flat_map(|kind| m.cluster.monitors(kind))
+                .map(|e| (e.key, e.resource_version))
+                .collect();
+        told.retain(|k| current.contains(k));
         if let Some(slices) = &slices {
             let leads = m.leading.as_ref().is_some_and(|l| *l.borrow());
             let names = if leads {

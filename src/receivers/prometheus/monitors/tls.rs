@@ -95,7 +95,13 @@ impl TlsFiles {
         {
             return value.clone();
         }
-        let value = self.fetch(kind, namespace, key).await;
+        let mut value = self.fetch(kind, namespace, key).await;
+        if let (Err(error), Some((_, Ok(last)))) = (&value, self.read.get(&cache_key)) {
+            // Read before, not now (the API server away, RBAC changed):
+            // the last value read goes on being used, and that is said.
+            tracing::warn!(%error, file = %last.display(), "cannot read a monitor's TLS key again; using the value read before");
+            value = Ok(last.clone());
+        }
         self.read.insert(cache_key, (Instant::now(), value.clone()));
         value
     }
