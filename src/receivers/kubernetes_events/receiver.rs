@@ -639,6 +639,8 @@ impl Watch {
             self.counters.relist_start.inc();
         }
         loop {
+            let began = tokio::time::Instant::now();
+            let watching = self.version.is_some();
             let result = match self.version.clone() {
                 None => self.list().await,
                 Some(version) => self.watch(version).await,
@@ -650,6 +652,11 @@ impl Watch {
                     tracing::info!(receiver = %self.id, "the events' resourceVersion is too old (410 Gone); listing them afresh");
                     self.version = None;
                     backoff = BACKOFF_MIN;
+                }
+                // A watch that ends as soon as it starts (a proxy cutting
+                // it) is not asked for again at once.
+                Break::Ended if watching && began.elapsed() < BACKOFF_MIN => {
+                    tokio::time::sleep(jitter(BACKOFF_MIN)).await;
                 }
                 Break::Ended => backoff = BACKOFF_MIN,
                 Break::Failed => {

@@ -323,6 +323,17 @@ pub async fn manage(mut m: Manager) {
             }
         }
         counters.jobs.set(running.len() as i64);
+        if let Some(tls) = tls.as_mut() {
+            let keep: HashSet<std::path::PathBuf> = running
+                .values()
+                .flat_map(|r| {
+                    let t = &r.config.job.tls;
+                    [t.ca_file.clone(), t.cert_file.clone(), t.key_file.clone()]
+                })
+                .flatten()
+                .collect();
+            tls.prune(&keep);
+        }
         let leading = async {
             match m.leading.as_mut() {
                 Some(leading) if slices.is_some() => leading.changed().await.is_ok(),

@@ -69,6 +69,28 @@ impl TlsFiles {
         Ok(files)
     }
 
+    /// Deletes the files no running job reads (`keep`): those of deleted
+    /// monitors and rotated keys; private keys do not linger on disk.
+    pub fn prune(&mut self, keep: &std::collections::HashSet<PathBuf>) {
+        // Failed reads stay (they are not asked again before REFRESH).
+        self.read.retain(|_, (_, value)| match value {
+            Ok(path) => keep.contains(path),
+            Err(_) => true,
+        });
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "pem")
+                && !keep.contains(&path)
+                && let Err(e) = std::fs::remove_file(&path)
+            {
+                tracing::warn!(file = %path.display(), error = %e, "cannot delete a monitor's TLS file no job reads");
+            }
+        }
+    }
+
     async fn either(
         &mut self,
         namespace: &str,
@@ -175,4 +197,27 @@ fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         file.sync_all()?;
     }
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn files_no_job_reads_are_deleted_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        let mut files = TlsFiles::new(kube::Client::try_from(config).unwrap(), dir.path());
+        for name in ["kept.pem", "rotated.pem", "notes.txt"] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        let keep = std::collections::HashSet::from([dir.path().join("kept.pem")]);
+        files.prune(&keep);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["kept.pem", "notes.txt"]);
+    }
 }
