@@ -291,9 +291,23 @@ pub async fn manage(mut m: Manager) {
                 .is_some_and(|w| *w == running[&name].config);
             if !keep {
                 let old = running.remove(&name).expect("listed");
-                // Its targets are gone (or belong to the job that replaces
-                // it): each ends its series.
-                let _ = old.next.set(BTreeSet::new());
+                // A target the job that replaces it still scrapes goes on
+                // (its series are not ended); the others end theirs, as a
+                // reload does.
+                let next: BTreeSet<crate::scrape::Target> = match wanted.get(&name) {
+                    Some(config) => {
+                        let sources = super::receiver::sources(
+                            config,
+                            Some(m.pods.clone()),
+                            Some(world.clone()),
+                        );
+                        super::targets::targets(config, &sources.groups_now())
+                            .into_iter()
+                            .collect()
+                    }
+                    None => BTreeSet::new(),
+                };
+                let _ = old.next.set(next);
                 old.stop.cancel();
                 let _ = old.task.await;
                 tracing::info!(receiver = %m.id, job = %name, "monitor job stopped");
