@@ -58,6 +58,77 @@ impl From<InvalidOrgId> for Rejection {
     }
 }
 
+/// How a refusal is answered: the HTTP status, the gRPC code, the
+/// message, and how long to wait before a retry (for `Retry-After`).
+pub(crate) struct Answer {
+    pub(crate) http: http::StatusCode,
+    pub(crate) grpc: i32,
+    pub(crate) message: String,
+    pub(crate) retry: Option<std::time::Duration>,
+}
+
+impl Rejection {
+    /// How receiver `id` answers this refusal.
+    pub(crate) fn answer(self, id: &ComponentId) -> Answer {
+        use http::StatusCode;
+        let retryable = |http, grpc, message: &str, wait| Answer {
+            http,
+            grpc,
+            message: message.to_string(),
+            retry: Some(wait),
+        };
+        match self {
+            Rejection::Refused(Refusal::MemoryLimit) => retryable(
+                StatusCode::TOO_MANY_REQUESTS,
+                8,
+                "ferro is at its memory limit; retry later",
+                RETRY_AFTER,
+            ),
+            Rejection::Refused(Refusal::PipelineFull) => retryable(
+                StatusCode::SERVICE_UNAVAILABLE,
+                14,
+                "the pipeline is full; retry later",
+                RETRY_AFTER,
+            ),
+            Rejection::Refused(Refusal::ShuttingDown) => retryable(
+                StatusCode::SERVICE_UNAVAILABLE,
+                14,
+                "ferro is shutting down or reloading; retry",
+                RETRY_AFTER,
+            ),
+            Rejection::Refused(Refusal::TenantLimit(wait)) => retryable(
+                StatusCode::TOO_MANY_REQUESTS,
+                8,
+                "the tenant is over its rate limit; retry later",
+                wait,
+            ),
+            Rejection::Invalid { reason, message } => {
+                let http = match reason {
+                    "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_slow" => StatusCode::REQUEST_TIMEOUT,
+                    "unsupported_media_type" | "unsupported_encoding" => {
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE
+                    }
+                    "unsupported_api" => StatusCode::NOT_FOUND,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                Answer {
+                    http,
+                    grpc: 3,
+                    message,
+                    retry: None,
+                }
+            }
+            Rejection::NoPipeline(signal) => Answer {
+                http: StatusCode::NOT_FOUND,
+                grpc: 12,
+                message: format!("receiver {id} feeds no {signal} pipeline"),
+                retry: None,
+            },
+        }
+    }
+}
+
 /// What an export answer reports as refused: spans, metric data points or
 /// log records.
 #[derive(Debug, Clone, PartialEq)]

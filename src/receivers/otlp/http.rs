@@ -16,11 +16,10 @@ use prost::Message;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use super::{Partial, RETRY_AFTER, Rejection, Shared, retry_after_secs};
-use crate::delivery::Refusal;
+use super::{Partial, Rejection, Shared, retry_after_secs};
 use crate::delivery::Ticket;
 use crate::otlp::{self as wire, status};
-use crate::receivers::intake::Compression;
+use crate::receivers::intake::{Answer, Compression};
 use crate::receivers::tenancy;
 use crate::signal::Signal;
 
@@ -188,49 +187,12 @@ fn content_type(format: Format) -> &'static str {
 }
 
 fn error_response(format: Format, rejection: Rejection, shared: &Shared) -> Response {
-    let (code, grpc_code, message, retry) = match rejection {
-        Rejection::Refused(Refusal::MemoryLimit) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            8,
-            "ferro is at its memory limit; retry later".to_string(),
-            Some(RETRY_AFTER),
-        ),
-        Rejection::Refused(Refusal::PipelineFull) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            14,
-            "the pipeline is full; retry later".to_string(),
-            Some(RETRY_AFTER),
-        ),
-        Rejection::Refused(Refusal::ShuttingDown) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            14,
-            "ferro is shutting down or reloading; retry".to_string(),
-            Some(RETRY_AFTER),
-        ),
-        Rejection::Refused(Refusal::TenantLimit(wait)) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            8,
-            "the tenant is over its rate limit; retry later".to_string(),
-            Some(wait),
-        ),
-        Rejection::Invalid { reason, message } => {
-            let code = match reason {
-                "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-                "too_slow" => StatusCode::REQUEST_TIMEOUT,
-                "unsupported_media_type" | "unsupported_encoding" => {
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE
-                }
-                _ => StatusCode::BAD_REQUEST,
-            };
-            (code, 3, message, None)
-        }
-        Rejection::NoPipeline(signal) => (
-            StatusCode::NOT_FOUND,
-            12,
-            format!("receiver {} feeds no {signal} pipeline", shared.id),
-            None,
-        ),
-    };
+    let Answer {
+        http: code,
+        grpc: grpc_code,
+        message,
+        retry,
+    } = rejection.answer(&shared.id);
     let body: Vec<u8> = match format {
         Format::Protobuf => status::encode_status(grpc_code, &message, None).to_vec(),
         Format::Json => serde_json::json!({"code": grpc_code, "message": message})

@@ -28,11 +28,9 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ComponentId;
-use crate::delivery::{MemoryLimiter, Refusal, Ticket};
+use crate::delivery::{MemoryLimiter, Ticket};
 use crate::net::server::{Protocol, Servers};
-use crate::receivers::intake::{
-    Compression, Intake, Origin, RETRY_AFTER, Rejection, retry_after_secs,
-};
+use crate::receivers::intake::{Answer, Compression, Intake, Origin, Rejection, retry_after_secs};
 use crate::receivers::{Inputs, RunningReceiver, tenancy};
 use crate::signal::Signal;
 use crate::telemetry::Telemetry;
@@ -81,7 +79,10 @@ async fn v1(State(receiver): State<Arc<Receiver>>) -> Response {
         reason: "unsupported_api",
         message: "Zipkin's v1 span API is not supported; send v2 spans to /api/v2/spans".into(),
     };
-    answer(receiver.intake.rejected(Signal::Traces, rejection))
+    answer(
+        receiver.intake.rejected(Signal::Traces, rejection),
+        &receiver.intake.id,
+    )
 }
 
 async fn spans(
@@ -132,7 +133,7 @@ async fn spans(
     };
     match taken.await {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
-        Err(rejection) => answer(rejection),
+        Err(rejection) => answer(rejection, &receiver.intake.id),
     }
 }
 
@@ -155,39 +156,13 @@ async fn read_body(
 
 /// A refusal as Zipkin clients read it: the status (retryable ones with
 /// `Retry-After`) and the reason as text.
-fn answer(rejection: Rejection) -> Response {
-    let (code, message, retry) = match rejection {
-        Rejection::Refused(Refusal::MemoryLimit) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            "ferro is at its memory limit; retry later".to_string(),
-            Some(RETRY_AFTER),
-        ),
-        Rejection::Refused(Refusal::TenantLimit(wait)) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            "the tenant is over its rate limit; retry later".to_string(),
-            Some(wait),
-        ),
-        Rejection::Refused(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the pipeline is full, or ferro is stopping; retry".to_string(),
-            Some(RETRY_AFTER),
-        ),
-        Rejection::Invalid { reason, message } => {
-            let code = match reason {
-                "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-                "too_slow" => StatusCode::REQUEST_TIMEOUT,
-                "unsupported_encoding" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_api" => StatusCode::NOT_FOUND,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            (code, message, None)
-        }
-        Rejection::NoPipeline(signal) => (
-            StatusCode::NOT_FOUND,
-            format!("this receiver feeds no {signal} pipeline"),
-            None,
-        ),
-    };
+fn answer(rejection: Rejection, id: &ComponentId) -> Response {
+    let Answer {
+        http: code,
+        message,
+        retry,
+        ..
+    } = rejection.answer(id);
     let mut response = (
         code,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
