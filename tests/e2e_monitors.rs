@@ -634,10 +634,14 @@ async fn tls_from_configmaps_and_secrets_where_rbac_allows() {
     let ferro = Ferro::start(&config(&api, "node-a", "127.0.0.1:9".parse().unwrap()));
     let target = format!("https://127.0.0.1:{}/metrics", addr.port());
     let up = ["job=\"serviceMonitor/shop/secure/0\""];
-    ferro.wait_metric("ferro_scrape_target_up", &up, |v| v == 1.0);
+    // The waits block this thread: off the runtime's workers, so that the
+    // stand-ins' tasks (the API server, the HTTPS target) keep running.
+    tokio::task::block_in_place(|| {
+        ferro.wait_metric("ferro_scrape_target_up", &up, |v| v == 1.0);
+        ferro.wait_for_log("may not read it (RBAC: get on secrets in shop)", WAIT);
+    });
     assert!(ferro.metrics().contains(&target));
     assert!(scrapes.load(Ordering::Relaxed) >= 1);
-    ferro.wait_for_log("may not read it (RBAC: get on secrets in shop)", WAIT);
     assert_eq!(
         ferro.metric(
             "ferro_prometheus_monitor_problems_total",
